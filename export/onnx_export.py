@@ -1,0 +1,164 @@
+"""`screentime export`: one ONNX file the stream side needs nothing else to use.
+
+The graph takes uint8 frames (N, H, W, 3) in OpenCV's BGR order and does the preprocessing
+itself; the model card (classes, input size, channel order, training metrics, version) rides in
+the file's metadata. Conversion goes through `tf2onnx.convert.from_function` on a tf.function
+wrapping the Keras 3 functional model, and is checked against Keras on real frames.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stream.atomic import check_writable
+from stream.errors import BadInputError, ModelError
+from stream.modelcard import ModelCard
+from stream.version import __version__
+
+log = logging.getLogger(__name__)
+
+PARITY_TOLERANCE = 1e-4
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    max_abs_diff: float
+    parity_frames: int
+    int8_path: Path | None = None
+    int8_agreement: float | None = None
+
+
+def load_keras(model_path: Path):
+    """Load a model `screentime train` wrote (its custom preprocessing layer registered)."""
+    import keras
+
+    import training.model  # noqa: F401  registers CaffePreprocess for deserialisation
+
+    if not model_path.is_file():
+        raise BadInputError(f"{model_path}: no such model file")
+    try:
+        return keras.models.load_model(str(model_path), compile=False)
+    except Exception as exc:
+        raise ModelError(f"{model_path}: not a Keras model screentime can load ({type(exc).__name__})") from None
+
+
+def read_metrics(model_path: Path) -> dict:
+    from training.train import metrics_path_for
+
+    path = metrics_path_for(model_path)
+    if not path.is_file():
+        raise ModelError(f"{path}: missing; it is written by 'screentime train' beside the model")
+    return json.loads(path.read_text())
+
+
+def card_for(model, metrics: dict) -> ModelCard:
+    _, height, width, _ = model.input_shape
+    return ModelCard(
+        classes=tuple(metrics["classes"]),
+        input_width=int(width),
+        input_height=int(height),
+        background=metrics.get("background", 0),
+        backbone=metrics.get("backbone", {}),
+        metrics={k: metrics[k] for k in ("validation", "validation_split", "class_counts", "seed") if k in metrics},
+        screentime_version=__version__,
+    )
+
+
+def convert(model, output: Path) -> None:
+    """tf2onnx on a tf.function: uint8 in, cast inside the graph, probabilities out."""
+    import tensorflow as tf
+    import tf2onnx
+
+    _, height, width, channels = model.input_shape
+
+    @tf.function(input_signature=[tf.TensorSpec((None, height, width, channels), tf.uint8, name="frames")])
+    def serve(frames):
+        return {"probs": model(tf.cast(frames, tf.float32), training=False)}
+
+    tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=OPSET, output_path=str(output))
+
+
+def write_card(path: Path, card: ModelCard) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in card.to_metadata().items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "screentime"
+    model.doc_string = f"screentime classifier: {', '.join(card.classes)}"
+    tmp = path.with_suffix(".tmp.onnx")
+    onnx.save(model, str(tmp))
+    tmp.replace(path)
+
+
+def sample_frames(directory: Path | None, size: tuple[int, int], limit: int = 16, seed: int = 0) -> np.ndarray:
+    """Up to `limit` real frames from `directory`, evenly spread; synthetic ones if there are none."""
+    from training.features import load_images
+
+    paths = sorted(directory.glob("*.jpg")) + sorted(directory.glob("*.png")) if directory else []
+    if paths:
+        pick = np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int)
+        return load_images([paths[i] for i in pick], size)
+    log.warning("no frames for the parity check; using random frames")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (limit, size[1], size[0], 3), dtype=np.uint8)
+
+
+def onnx_probs(path: Path, frames: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: frames})[0]
+
+
+def export(
+    model_path: str | Path,
+    output: str | Path,
+    frames: str | Path | None = None,
+    int8: bool = False,
+    calibration: str | Path | None = None,
+) -> ExportResult:
+    """Convert, stamp the model card, check parity; optionally write a static INT8 twin."""
+    model_path, output = Path(model_path), Path(output)
+    if output.suffix != ".onnx":
+        raise BadInputError(f"{output}: the output must end in .onnx")
+    try:
+        check_writable(output)
+    except OSError as exc:
+        raise BadInputError(f"{output}: cannot write ({exc})") from None
+    if int8 and calibration is None:
+        raise BadInputError("--int8 needs --calibration DIR (frames like the ones it will see)")
+    metrics = read_metrics(model_path)
+    model = load_keras(model_path)
+    card = card_for(model, metrics)
+    convert(model, output)
+    write_card(output, card)
+
+    frames_dir = Path(frames) if frames else Path(calibration) if calibration else _training_frames(metrics)
+    batch = sample_frames(frames_dir, card.input_size)
+    expected = model.predict(batch.astype(np.float32), verbose=0)
+    diff = float(np.max(np.abs(onnx_probs(output, batch) - expected)))
+    if diff > PARITY_TOLERANCE:
+        output.unlink(missing_ok=True)
+        raise ModelError(f"ONNX output differs from Keras by {diff:.2e} (> {PARITY_TOLERANCE:g}); export refused")
+    result = ExportResult(output, diff, len(batch))
+    if int8:
+        from export.quantize import quantize_int8
+
+        int8_path = output.with_name(output.stem + ".int8.onnx")
+        agreement = quantize_int8(output, int8_path, Path(calibration), card)
+        result = ExportResult(output, diff, len(batch), int8_path, agreement)
+    return result
+
+
+def _training_frames(metrics: dict) -> Path | None:
+    directory = metrics.get("frames_dir")
+    return Path(directory) if directory and Path(directory).is_dir() else None

@@ -1,0 +1,204 @@
+"""`screentime`: the one CLI, thin over the library.
+
+The only module that knows all three wings. Heavy ones (training/, export/: TensorFlow) are
+imported inside the subcommand that needs them, so `screentime watch` never loads TensorFlow.
+Library errors become one line on stderr and a non-zero exit; nothing else prints tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from stream.errors import BadInputError, ScreentimeError
+from stream.version import __version__
+
+log = logging.getLogger("screentime")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    return width, height
+
+
+def _classes(text: str) -> tuple[str, ...]:
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="screentime", description="Measure who is on screen, and for how long.")
+    parser.add_argument("--version", action="version", version=f"screentime {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("extract", help="sample frames from a video for labelling")
+    p.add_argument("video")
+    p.add_argument("-o", "--output", required=True, type=Path, help="directory for frames and CSVs")
+    p.add_argument("--every", type=float, default=1.0, help="seconds between frames (default 1.0)")
+
+    p = sub.add_parser("train", help="train the classifier on labelled frames")
+    p.add_argument("--frames", required=True, type=Path)
+    p.add_argument("--labels", required=True, type=Path, help="CSV Image_ID,Class")
+    p.add_argument("-o", "--output", required=True, type=Path, help="MODEL.keras")
+    p.add_argument("--classes", type=_classes, default=None, help="names by class id (default neither,jerry,tom)")
+    p.add_argument("--backbone-weights", default=None, help="VGG16 weights file, 'imagenet' or 'random'")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--input-size", type=_size, default=(224, 224), help="WIDTHxHEIGHT (default 224x224)")
+
+    p = sub.add_parser("export", help="convert a trained model to a self-describing ONNX file")
+    p.add_argument("model", type=Path, help="MODEL.keras")
+    p.add_argument("-o", "--output", required=True, type=Path, help="MODEL.onnx")
+    p.add_argument("--frames", type=Path, default=None, help="frames for the parity check (default: training frames)")
+    p.add_argument("--int8", action="store_true", help="also write MODEL.int8.onnx (static QDQ)")
+    p.add_argument("--calibration", type=Path, default=None, help="frames to calibrate INT8 on")
+
+    p = sub.add_parser("evaluate", help="accuracy and screen time of an ONNX model on labelled frames")
+    p.add_argument("model", type=Path)
+    p.add_argument("--frames", required=True, type=Path)
+    p.add_argument("--labels", required=True, type=Path)
+    p.add_argument("--json", type=Path, default=None, help="write the numbers here")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+
+    p = sub.add_parser("watch", help="measure screen time on a file, webcam or stream, live")
+    p.add_argument("source", help="video file, webcam index (0) or rtsp:// / http(s):// URL")
+    p.add_argument("--model", required=True, type=Path)
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--every", type=float, default=None, help="seconds between analysed frames (default 1)")
+    rate.add_argument("--fps", type=float, default=None, help="analysed frames per second")
+    p.add_argument("--report", type=Path, default=None, help="JSON report")
+    p.add_argument("--csv", type=Path, default=None, help="timeline CSV")
+    p.add_argument("--output", type=Path, default=None, help="overlaid video (.mp4)")
+    p.add_argument("--no-dashboard", action="store_true")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+
+    p = sub.add_parser("demo", help="end to end on a synthetic cartoon whose truth is known")
+    p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
+    p.add_argument("--backbone-weights", default=None, help="VGG16 weights file (default: env, then download)")
+    p.add_argument("--no-dashboard", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.quiet)
+    try:
+        return COMMANDS[args.command](args) or 0
+    except ScreentimeError as exc:
+        print(f"screentime: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("screentime: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"screentime: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _setup_logging(quiet: bool) -> None:
+    from rich.logging import RichHandler
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ banner is not for users
+    handler = RichHandler(show_time=False, show_path=False, markup=False)
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler], format="%(message)s")
+    for noisy in ("tensorflow", "tf2onnx", "absl", "h5py", "onnx", "onnxruntime"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from training.extract import extract
+
+    result = extract(args.video, args.output, every_s=args.every, progress=sys.stderr.isatty())
+    print(f"{result.frames} frames from {result.duration_s:.1f} s of video -> {result.directory}")
+    print(f"label them in {result.directory / 'labels.csv'} (Image_ID,Class)")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from training.train import DEFAULT_CLASSES, TrainConfig, train
+
+    started = time.monotonic()
+    config = TrainConfig(
+        frames=args.frames,
+        labels=args.labels,
+        output=args.output,
+        classes=args.classes or DEFAULT_CLASSES,
+        backbone_weights=args.backbone_weights,
+        epochs=args.epochs,
+        seed=args.seed,
+        input_size=args.input_size,
+        progress=sys.stderr.isatty(),
+    )
+    result = train(config)
+    val = result.metrics["validation"]
+    print(
+        f"time-block validation accuracy {val['accuracy']:.3f} on {val['samples']} frames "
+        f"(best epoch {result.metrics['best_epoch']}/{result.metrics['epochs_run']}, "
+        f"{time.monotonic() - started:.0f} s)"
+    )
+    print(f"model -> {result.model_path}\nmetrics -> {result.metrics_path}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from export.onnx_export import export
+
+    result = export(args.model, args.output, frames=args.frames, int8=args.int8, calibration=args.calibration)
+    print(
+        f"ONNX -> {result.path} (parity with Keras: max |diff| {result.max_abs_diff:.1e} on {result.parity_frames} frames)"
+    )
+    if result.int8_path:
+        print(f"INT8 -> {result.int8_path} (agrees with fp32 on {result.int8_agreement:.1%} of calibration frames)")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from stream.report_table import screen_time_table
+    from training.evaluate import evaluate
+
+    result = evaluate(args.model, args.frames, args.labels, device=args.device)
+    if args.json:
+        from stream.atomic import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
+    console = Console()
+    console.print(f"accuracy {result.metrics['accuracy']:.3f} on {result.metrics['samples']} frames")
+    console.print(screen_time_table(result.screen_time_s["predicted"], result.screen_time_s["true"]))
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from stream.api import WatchConfig, run_cli_watch
+
+    config = WatchConfig.from_args(args)
+    return run_cli_watch(config)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from training.demo import run_demo
+
+    return run_demo(args.output, backbone_weights=args.backbone_weights, dashboard=not args.no_dashboard)
+
+
+COMMANDS = {
+    "extract": cmd_extract,
+    "train": cmd_train,
+    "export": cmd_export,
+    "evaluate": cmd_evaluate,
+    "watch": cmd_watch,
+    "demo": cmd_demo,
+}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+__all__ = ["BadInputError", "build_parser", "main"]

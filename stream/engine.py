@@ -1,0 +1,149 @@
+"""ONNX inference: one onnxruntime session, providers chosen by `--device`, batches as given.
+
+The engine knows nothing of sources or sinks; it reads its model card from the file so the
+caller never repeats class names or input sizes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from stream.errors import ModelError
+from stream.modelcard import ModelCard
+from stream.preprocess import batch_frames
+
+log = logging.getLogger(__name__)
+
+
+class Device(str, Enum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    TENSORRT = "tensorrt"
+
+
+_PROVIDER = {
+    Device.TENSORRT: "TensorrtExecutionProvider",
+    Device.CUDA: "CUDAExecutionProvider",
+    Device.CPU: "CPUExecutionProvider",
+}
+
+
+def cuda_driver_present() -> bool:
+    """True if the NVIDIA driver library loads; without it GPU providers cannot work."""
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[list[str]]:
+    """Swallow what onnxruntime's C++ and Python print while it tries providers that fail.
+
+    Its fall-back messages are many lines on stdout and stderr; the engine logs one instead.
+    """
+    captured: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            for fd in (1, 2):
+                os.dup2(sink.fileno(), fd)
+            yield captured
+        finally:
+            for fd, old in zip((1, 2), saved, strict=True):
+                os.dup2(old, fd)
+                os.close(old)
+            sink.seek(0)
+            captured.append(sink.read().decode(errors="replace"))
+
+
+def provider_chain(device: Device, available: list[str], cache_dir: Path, gpu: bool = True) -> list:
+    """Providers to ask onnxruntime for, best first; CPU is always last as the safety net."""
+    wanted = [Device.TENSORRT, Device.CUDA] if device is Device.AUTO else [device]
+    if device is Device.AUTO and not gpu:
+        wanted = []
+    chain: list = []
+    for dev in wanted:
+        name = _PROVIDER[dev]
+        if dev is not Device.CPU and name not in available:
+            continue
+        if dev is Device.TENSORRT:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            chain.append(
+                (
+                    name,
+                    {
+                        "trt_fp16_enable": True,
+                        "trt_engine_cache_enable": True,
+                        "trt_engine_cache_path": str(cache_dir),
+                        "trt_timing_cache_enable": True,
+                    },
+                )
+            )
+        elif dev is not Device.CPU:
+            chain.append(name)
+    chain.append(_PROVIDER[Device.CPU])
+    return chain
+
+
+class Engine:
+    """Classify frames with a screentime ONNX model."""
+
+    def __init__(self, model_path: str | Path, device: Device | str = Device.AUTO, threads: int = 0) -> None:
+        self.path = Path(model_path)
+        device = Device(device)
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: no such model file")
+        ort.set_default_logger_severity(3)  # provider fall-back noise is summarised below instead
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        cache = Path.home() / ".cache" / "screentime" / "tensorrt"
+        gpu = cuda_driver_present()
+        chain = provider_chain(device, ort.get_available_providers(), cache, gpu=gpu)
+        if device is Device.AUTO and not gpu:
+            log.info("device auto: no CUDA driver found, running on CPU")
+        try:
+            if len(chain) > 1:
+                with _captured_output():
+                    self.session = ort.InferenceSession(str(self.path), options, providers=chain)
+            else:
+                self.session = ort.InferenceSession(str(self.path), options, providers=chain)
+        except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{self.path}: not a readable ONNX model ({first[:200]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.card = ModelCard.from_metadata(meta, source=str(self.path))
+        self.providers = self.session.get_providers()
+        self._check_device(device, chain)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _check_device(self, device: Device, chain: list) -> None:
+        asked = [p if isinstance(p, str) else p[0] for p in chain]
+        if device is Device.AUTO:
+            if asked[0] != self.providers[0]:
+                log.info("device auto: %s not usable here, running on %s", asked[0], self.providers[0])
+        elif self.providers[0] != _PROVIDER[device]:
+            raise ModelError(f"--device {device.value}: {_PROVIDER[device]} is not usable on this machine")
+
+    @property
+    def device_name(self) -> str:
+        return self.providers[0].removesuffix("ExecutionProvider")
+
+    def predict(self, images: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities (N, classes) for BGR frames of any size."""
+        if not images:
+            return np.zeros((0, len(self.card.classes)), np.float32)
+        batch = batch_frames(images, self.card.input_size)
+        return self.session.run(None, {self.input_name: batch})[0]

@@ -1,0 +1,72 @@
+"""The model card: what the ONNX file tells the stream side about itself.
+
+The ONNX file is the contract between `export/` and `stream/`. Everything the stream needs
+(class names, input size, channel order, training metrics) travels in one JSON metadata entry
+under `METADATA_KEY`; this module is the only place that spells it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from stream.errors import ModelError
+
+METADATA_KEY = "screentime.card"
+FORMAT_VERSION = 1
+CHANNEL_ORDER = "BGR"  # what OpenCV gives; the graph expects frames exactly as decoded
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Self-description of a screentime classifier, stored inside its ONNX file."""
+
+    classes: tuple[str, ...]
+    input_width: int
+    input_height: int
+    background: int | None = 0
+    channel_order: str = CHANNEL_ORDER
+    multi_label: bool = False
+    preprocessing: str = "uint8 BGR frame, resized by the caller; mean subtraction in the graph"
+    backbone: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    smoothing: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)  # empty for fp32
+    screentime_version: str = ""
+    format: int = FORMAT_VERSION
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height), the order OpenCV's resize takes."""
+        return (self.input_width, self.input_height)
+
+    @property
+    def characters(self) -> tuple[str, ...]:
+        """Class names that count as on-screen characters (all but the background)."""
+        return tuple(c for i, c in enumerate(self.classes) if i != self.background)
+
+    def to_metadata(self) -> dict[str, str]:
+        return {METADATA_KEY: json.dumps(asdict(self), sort_keys=True)}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str], source: str = "model") -> ModelCard:
+        """Parse the card; a file without one was not made by screentime."""
+        raw = metadata.get(METADATA_KEY)
+        if raw is None:
+            raise ModelError(f"{source}: not a screentime model (no '{METADATA_KEY}' metadata)")
+        try:
+            data = json.loads(raw)
+            data["classes"] = tuple(data["classes"])
+            known = cls.__dataclass_fields__
+            card = cls(**{k: v for k, v in data.items() if k in known})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelError(f"{source}: screentime metadata is unreadable ({exc})") from None
+        if card.format > FORMAT_VERSION:
+            raise ModelError(
+                f"{source}: model card format {card.format} is newer than this screentime "
+                f"understands ({FORMAT_VERSION}); upgrade screentime"
+            )
+        if not card.classes or card.input_width < 1 or card.input_height < 1:
+            raise ModelError(f"{source}: screentime metadata has no classes or input size")
+        return card

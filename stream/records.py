@@ -1,0 +1,57 @@
+"""Records that flow through the pipeline. Times are seconds: media clock for files, monotonic for live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What is known about a source once it is open."""
+
+    width: int
+    height: int
+    fps: float | None  # as reported; may be 0 or absurd for files, and is only used for output rate
+    frame_count: int | None  # as reported; None for live sources
+    live: bool
+
+    @property
+    def duration_s(self) -> float | None:
+        """Approximate length from reported count and rate (progress and ETA only, never accounting)."""
+        if self.live or not self.frame_count or not self.fps:
+            return None
+        return self.frame_count / self.fps
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded frame. `image` is None for a frame that was grabbed but not decoded."""
+
+    image: np.ndarray | None
+    t_s: float
+    index: int
+    captured_at: float = 0.0  # time.monotonic() when the reader got it, for latency
+    sampled: bool = True
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classifier's verdict on one sampled frame."""
+
+    t_s: float
+    label: str
+    confidence: float
+    probs: dict[str, float] = field(default_factory=dict)
+    present: tuple[str, ...] = ()  # classes counted on screen (one, or several for multi-label)
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of consecutive samples of one class."""
+
+    label: str
+    start_s: float
+    end_s: float

@@ -1,0 +1,22 @@
+"""A rich table of screen time, predicted beside true where the truth is known."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def screen_time_table(
+    predicted: dict[str, float], true: dict[str, float] | None = None, title: str = "screen time"
+) -> Table:
+    table = Table(title=title)
+    table.add_column("class")
+    table.add_column("predicted s", justify="right")
+    if true is not None:
+        table.add_column("true s", justify="right")
+        table.add_column("error s", justify="right")
+    for name, seconds in predicted.items():
+        row = [name, f"{seconds:.1f}"]
+        if true is not None:
+            row += [f"{true.get(name, 0.0):.1f}", f"{seconds - true.get(name, 0.0):+.1f}"]
+        table.add_row(*row)
+    return table

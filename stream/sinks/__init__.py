@@ -1,0 +1,45 @@
+"""Where results go. Every sink has the same small interface and is a context manager.
+
+`start(info, card)` once, `update(prediction, frame, stats)` per analysed frame, `frame(frame,
+prediction)` for every frame in order (only the overlay video uses it), `close(report)` once.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from stream.modelcard import ModelCard
+from stream.records import Frame, Prediction, VideoInfo
+from stream.report import Report
+
+
+class Sink(Protocol):
+    def start(self, info: VideoInfo, card: ModelCard) -> None: ...
+
+    def update(self, prediction: Prediction, frame: Frame, stats) -> None: ...
+
+    def frame(self, frame: Frame, prediction: Prediction | None) -> None: ...
+
+    def close(self, report: Report | None) -> None: ...
+
+
+class BaseSink:
+    """No-op defaults so each sink implements only what it uses."""
+
+    def start(self, info: VideoInfo, card: ModelCard) -> None:
+        pass
+
+    def update(self, prediction: Prediction, frame: Frame, stats) -> None:
+        pass
+
+    def frame(self, frame: Frame, prediction: Prediction | None) -> None:
+        pass
+
+    def close(self, report: Report | None) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close(None)

@@ -1,0 +1,93 @@
+"""The live terminal dashboard (rich). `render` is a pure function of `RunStats`, so it is tested
+by rendering to a string; the sink only owns the `Live` display that refreshes it."""
+
+from __future__ import annotations
+
+from rich.bar import Bar
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from stream.modelcard import ModelCard
+from stream.records import Frame, Prediction, VideoInfo
+from stream.report import Report
+from stream.sinks import BaseSink
+from stream.stats import RunStats
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def render(stats: RunStats) -> RenderableType:
+    covered = sum(stats.totals.values()) or 1.0
+    table = Table(expand=True, box=None)
+    table.add_column("character")
+    table.add_column("screen time", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("", ratio=1)
+    for name in stats.classes:
+        seconds = stats.totals.get(name, 0.0)
+        share = seconds / covered
+        label = name if name in stats.characters else f"[dim]{name} (background)[/]"
+        table.add_row(label, f"{seconds:8.1f} s", f"{share:5.1%}", Bar(1.0, 0, share, color="cyan"))
+    now = stats.current
+    current = (
+        Text.assemble(("now: ", "bold"), (now.label, "bold yellow"), f"  {now.confidence:.0%}")
+        if now
+        else Text("now: waiting for the first frame", style="dim")
+    )
+    numbers = Text(
+        f"samples {stats.samples}   input {stats.input_fps:.1f} fps   analysis {stats.analysis_fps:.1f} fps   "
+        f"latency {stats.latency_s * 1000:.0f} ms   dropped {stats.dropped}   elapsed {_clock(stats.elapsed_s)}"
+        f"   device {stats.device}"
+    )
+    parts: list[RenderableType] = [table, current, numbers]
+    if stats.duration_s:
+        done = min(1.0, stats.t_s / stats.duration_s)
+        speed = stats.t_s / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
+        eta = (stats.duration_s - stats.t_s) / speed if speed > 0 else 0.0
+        parts.append(ProgressBar(total=1.0, completed=done))
+        parts.append(Text(f"{done:.0%} of {_clock(stats.duration_s)}   {speed:.1f}x real time   ETA {_clock(eta)}"))
+    title = f"screentime · {stats.source} · {stats.state}"
+    return Panel(Group(*parts), title=title, title_align="left")
+
+
+def summary(report: Report) -> RenderableType:
+    table = Table(title=f"screen time · {report.source} · {report.duration_s:.1f} s analysed ({report.ended})")
+    table.add_column("class")
+    table.add_column("seconds", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("segments", justify="right")
+    for name, seconds in report.screen_time_s.items():
+        runs = sum(1 for s in report.segments if s.label == name)
+        label = name if name in report.characters else f"{name} (background)"
+        table.add_row(label, f"{seconds:.1f}", f"{report.share[name]:.1%}", str(runs))
+    return table
+
+
+class DashboardSink(BaseSink):
+    def __init__(self, stats: RunStats, console: Console | None = None, refresh_per_second: float = 4) -> None:
+        self.stats = stats
+        self.console = console or Console()
+        self._live = Live(
+            get_renderable=lambda: render(self.stats),
+            console=self.console,
+            refresh_per_second=refresh_per_second,
+            transient=True,
+        )
+
+    def start(self, info: VideoInfo, card: ModelCard) -> None:
+        self._live.start()
+
+    def update(self, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
+        self.stats = stats
+
+    def close(self, report: Report | None) -> None:
+        self._live.stop()
+        if report is not None:
+            self.console.print(summary(report))

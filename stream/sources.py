@@ -1,0 +1,218 @@
+"""Video sources: one class per kind (file, webcam, network), one factory `open_source`.
+
+A source only grabs and decodes; it never invents frames (no filler, no repeats). Files give
+media timestamps (position after grab), live sources the monotonic clock, so time is right for
+variable-frame-rate files and streams whatever FPS they report.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from enum import Enum
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import cv2
+import numpy as np
+
+from stream.errors import BadInputError, SourceConnectionError, SourceError
+from stream.records import VideoInfo
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+
+
+class SourceKind(str, Enum):
+    FILE = "file"
+    WEBCAM = "webcam"
+    NETWORK = "network"
+
+
+def classify(spec: str) -> SourceKind:
+    """A digit string is a webcam index, a URL with a known scheme a network stream, else a file."""
+    if spec.isdigit():
+        return SourceKind.WEBCAM
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    return SourceKind.NETWORK if scheme in NETWORK_SCHEMES else SourceKind.FILE
+
+
+def mask_url(spec: str) -> str:
+    """Hide credentials (`rtsp://user:pass@host` -> `rtsp://user:***@host`) for logs and reports."""
+    if "://" not in spec:
+        return spec
+    parts = urlsplit(spec)
+    if parts.password is None and parts.username is None:
+        return spec
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}:***" if parts.password is not None else "***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def mask_text(text: str) -> str:
+    """Mask every URL credential inside a message (FFmpeg and OpenCV echo URLs back)."""
+    return re.sub(r"(\w+://[^:/@\s]+):[^@\s/]+@", r"\1:***@", text)
+
+
+class FileSource:
+    """A video file, read as fast as the consumer takes frames; timestamps from the container."""
+
+    live = False
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.name = str(path)
+        self._cap: cv2.VideoCapture | None = None
+        self._last_t = -1.0
+
+    def open(self) -> VideoInfo:
+        if not self.path.exists():
+            raise BadInputError(f"{self.name}: no such file")
+        if self.path.is_dir():
+            raise BadInputError(f"{self.name}: is a directory, not a video")
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            raise BadInputError(f"{self.name}: not a video OpenCV can read")
+        self._cap = cap
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        return VideoInfo(
+            width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            fps=_sane_fps(cap.get(cv2.CAP_PROP_FPS)),
+            frame_count=count if count > 0 else None,
+            live=False,
+        )
+
+    def grab(self) -> float | None:
+        """Advance one frame without converting it; its timestamp, or None at the end."""
+        assert self._cap is not None, "open() first"
+        if not self._cap.grab():
+            return None
+        t_s = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        # Some containers repeat or step back a timestamp; time never runs backwards here.
+        t_s = max(t_s, self._last_t)
+        self._last_t = t_s
+        return t_s
+
+    def retrieve(self) -> np.ndarray | None:
+        assert self._cap is not None, "open() first"
+        ok, image = self._cap.retrieve()
+        return image if ok else None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class _LiveSource:
+    """Shared by webcams and network streams: monotonic timestamps from the first frame."""
+
+    live = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._cap: cv2.VideoCapture | None = None
+        self._t0: float | None = None
+
+    def _info(self, cap: cv2.VideoCapture) -> VideoInfo:
+        return VideoInfo(
+            width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            fps=_sane_fps(cap.get(cv2.CAP_PROP_FPS)),
+            frame_count=None,
+            live=True,
+        )
+
+    def grab(self) -> float | None:
+        assert self._cap is not None, "open() first"
+        if not self._cap.grab():
+            return None
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        return now - self._t0
+
+    def clock(self) -> float:
+        """Seconds on this source's clock now (for time that passes without frames)."""
+        return 0.0 if self._t0 is None else time.monotonic() - self._t0
+
+    def retrieve(self) -> np.ndarray | None:
+        assert self._cap is not None, "open() first"
+        ok, image = self._cap.retrieve()
+        return image if ok else None
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class WebcamSource(_LiveSource):
+    def __init__(self, index: int) -> None:
+        super().__init__(f"webcam {index}")
+        self.index = index
+
+    def open(self) -> VideoInfo:
+        cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceConnectionError(f"{self.name}: no camera at index {self.index}")
+        self._cap = cap
+        return self._info(cap)
+
+
+class NetworkSource(_LiveSource):
+    """RTSP/HTTP stream through FFmpeg, with open and read timeouts so no call hangs."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp") -> None:
+        super().__init__(mask_url(url))
+        self.url = url
+        self.timeout_s = timeout_s
+        self.rtsp_transport = rtsp_transport
+
+    def open(self) -> VideoInfo:
+        # OpenCV takes FFmpeg options only from this variable, read when a capture opens.
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.rtsp_transport}"
+        ms = int(self.timeout_s * 1000)
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceConnectionError(f"{self.name}: cannot connect")
+        self._cap = cap
+        return self._info(cap)
+
+
+Source = FileSource | WebcamSource | NetworkSource
+
+
+def open_source(spec: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp") -> Source:
+    """Build (not yet open) the source a user's SOURCE argument names."""
+    kind = classify(spec)
+    if kind is SourceKind.WEBCAM:
+        return WebcamSource(int(spec))
+    if kind is SourceKind.NETWORK:
+        return NetworkSource(spec, timeout_s=timeout_s, rtsp_transport=rtsp_transport)
+    return FileSource(spec)
+
+
+def _sane_fps(fps: float) -> float | None:
+    """Reported FPS, or None when it is 0, NaN or absurd (it is only a hint for output)."""
+    return fps if 0.5 <= fps <= 1000 else None
+
+
+__all__ = [
+    "FileSource",
+    "NetworkSource",
+    "Source",
+    "SourceError",
+    "SourceKind",
+    "WebcamSource",
+    "classify",
+    "mask_text",
+    "mask_url",
+    "open_source",
+]

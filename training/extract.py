@@ -1,0 +1,77 @@
+"""`screentime extract`: sample frames from a video by their own timestamps, for labelling."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+from rich.progress import Progress
+
+from stream.atomic import atomic_write_text
+from stream.errors import BadInputError, SourceError
+from stream.sampler import Sampler
+from stream.sources import FileSource
+
+FRAMES_CSV = "frames.csv"
+LABELS_CSV = "labels.csv"
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    directory: Path
+    frames: int
+    duration_s: float
+
+
+def extract(video: str | Path, out_dir: str | Path, every_s: float = 1.0, progress: bool = True) -> ExtractResult:
+    """Write `frame{N}.jpg`, `frames.csv` (Image_ID,timestamp_s) and a `labels.csv` template."""
+    out = Path(out_dir)
+    sampler = Sampler(every_s)
+    source = FileSource(video)
+    info = source.open()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"{out}: cannot create output directory ({exc.strerror})") from None
+    rows: list[tuple[str, float]] = []
+    last_t = 0.0
+    try:
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("extracting", total=info.frame_count)
+            while (t_s := source.grab()) is not None:
+                last_t = t_s
+                bar.advance(task)
+                if not sampler.due(t_s):
+                    continue
+                image = source.retrieve()
+                if image is None:
+                    continue
+                name = f"frame{len(rows)}.jpg"
+                if not cv2.imwrite(str(out / name), image):
+                    raise BadInputError(f"{out / name}: cannot write")
+                rows.append((name, t_s))
+    finally:
+        source.close()
+    if not rows:
+        raise SourceError(f"{video}: no decodable frames")
+    _write_csv(out / FRAMES_CSV, ["Image_ID", "timestamp_s"], [(n, f"{t:.3f}") for n, t in rows])
+    labels = out / LABELS_CSV
+    if not labels.exists():  # never clobber labelling work
+        _write_csv(labels, ["Image_ID", "Class"], [(n, "") for n, _ in rows])
+    return ExtractResult(out, len(rows), last_t)
+
+
+def _write_csv(path: Path, header: list[str], rows: list[tuple]) -> None:
+    lines = [",".join(header)] + [",".join(str(v) for v in row) for row in rows]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def read_timestamps(directory: Path) -> dict[str, float]:
+    """Frame timestamps from `frames.csv`, or {} when the directory has none (seed data)."""
+    path = directory / FRAMES_CSV
+    if not path.exists():
+        return {}
+    with path.open(newline="") as fh:
+        return {row["Image_ID"]: float(row["timestamp_s"]) for row in csv.DictReader(fh)}

@@ -1,0 +1,77 @@
+"""Backbone features, computed once per (backbone, frame set) and cached on disk.
+
+The backbone is frozen, so its output for a frame never changes: a second `train` on the same
+frames (another seed, more epochs, a different head) skips the expensive part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rich.progress import Progress
+
+from stream.errors import BadInputError
+from stream.preprocess import batch_frames
+from training.model import Backbone, feature_extractor
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("SCREENTIME_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "screentime" / "features"
+
+
+def load_images(paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
+    """Read frames as OpenCV does in the stream (BGR) and resize them the same way."""
+    images = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise BadInputError(f"{path}: not an image OpenCV can read")
+        images.append(image)
+    return batch_frames(images, size)
+
+
+def cache_key(backbone: Backbone, paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256(backbone.fingerprint.encode())
+    digest.update(repr(backbone.model.input_shape).encode())
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def backbone_features(
+    backbone: Backbone, paths: Sequence[Path], batch_size: int = 16, progress: bool = True, use_cache: bool = True
+) -> np.ndarray:
+    """Feature maps (N, h, w, 512) for the frames at `paths`, from the cache when possible."""
+    path = cache_dir() / f"{cache_key(backbone, paths)}.npy"
+    if use_cache and path.exists():
+        log.info("backbone features from cache %s", path)
+        return np.load(path)
+    size = (backbone.model.input_shape[2], backbone.model.input_shape[1])
+    model = feature_extractor(backbone)
+    chunks = []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("backbone features", total=len(paths))
+        for start in range(0, len(paths), batch_size):
+            chunk = list(paths[start : start + batch_size])
+            chunks.append(model.predict(load_images(chunk, size).astype(np.float32), verbose=0))
+            bar.advance(task, len(chunk))
+    features = np.concatenate(chunks)
+    if use_cache:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, features)
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only home must not stop training
+            log.warning("feature cache not written (%s)", exc)
+    return features

@@ -1,0 +1,121 @@
+"""The classifier: a frozen ImageNet VGG16 base with a small dense head, built functionally.
+
+Functional, never `Sequential`: tf2onnx 1.17 cannot convert Keras 3 Sequential models
+(tf2onnx issue 2448). Preprocessing is a layer of the model, so the exported graph takes frames
+exactly as OpenCV decodes them (uint8 BGR) and no caller can get it wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from stream.errors import BadInputError
+
+# ImageNet VGG16 was trained on BGR images with these channel means subtracted ("caffe" mode).
+MEAN_BGR = (103.939, 116.779, 123.68)
+WEIGHTS_ENV = "SCREENTIME_VGG16_WEIGHTS"
+
+
+@keras.saving.register_keras_serializable(package="screentime")
+class CaffePreprocess(keras.layers.Layer):
+    """BGR 0..255 in, mean-subtracted BGR out: what the ImageNet VGG16 weights expect.
+
+    OpenCV already gives BGR, so unlike the seed (which scaled RGB to [-1, 1]) nothing is flipped.
+    """
+
+    def call(self, x):
+        return keras.ops.cast(x, "float32") - keras.ops.convert_to_tensor(np.asarray(MEAN_BGR, "float32"))
+
+
+@dataclass(frozen=True)
+class Backbone:
+    model: keras.Model
+    provenance: dict  # where the weights came from, for the model card
+
+    @property
+    def fingerprint(self) -> str:
+        """Digest of the weights, so cached features are never reused across backbones."""
+        digest = hashlib.sha256()
+        for w in self.model.get_weights():
+            digest.update(np.ascontiguousarray(w).tobytes())
+        return digest.hexdigest()[:16]
+
+
+def load_backbone(input_size: tuple[int, int], weights: str | None = None) -> Backbone:
+    """VGG16 without its top, frozen.
+
+    `weights`: a weights file, "random" (tests), "imagenet" (Keras' download), or None: then the
+    environment variable SCREENTIME_VGG16_WEIGHTS, else the download.
+    """
+    width, height = input_size
+    if width < 32 or height < 32:
+        raise BadInputError(f"input size {width}x{height} is too small for VGG16 (minimum 32x32)")
+    choice = weights or os.environ.get(WEIGHTS_ENV) or "imagenet"
+    shape = (height, width, 3)
+    if choice == "random":
+        model = keras.applications.VGG16(include_top=False, weights=None, input_shape=shape)
+        provenance = {"name": "vgg16", "weights": "random (not ImageNet: for tests and offline demos)"}
+    elif choice == "imagenet":
+        try:
+            model = keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=shape)
+        except Exception as exc:  # urllib/HTTP errors vary by platform
+            raise BadInputError(
+                f"cannot download the ImageNet VGG16 weights ({type(exc).__name__}); "
+                f"pass --backbone-weights FILE or set {WEIGHTS_ENV} (see README)"
+            ) from None
+        provenance = {"name": "vgg16", "weights": "imagenet (keras.applications download)"}
+    else:
+        path = Path(choice)
+        if not path.is_file():
+            raise BadInputError(f"{path}: no such backbone weights file")
+        model = keras.applications.VGG16(include_top=False, weights=None, input_shape=shape)
+        try:
+            model.load_weights(str(path))
+        except Exception as exc:
+            raise BadInputError(f"{path}: not VGG16 weights Keras can load ({exc})") from None
+        provenance = {"name": "vgg16", "weights": f"imagenet from file {path.name}", "sha256": _sha256(path)}
+    model.trainable = False
+    provenance["input_size"] = [width, height]
+    return Backbone(model, provenance)
+
+
+def feature_extractor(backbone: Backbone) -> keras.Model:
+    """Frames (N, H, W, 3) BGR 0..255 -> backbone feature maps; what the cache stores."""
+    inputs = keras.Input(backbone.model.input_shape[1:], name="frames")
+    return keras.Model(inputs, backbone.model(CaffePreprocess(name="preprocess")(inputs)), name="features")
+
+
+def build_head(feature_shape: tuple[int, ...], n_classes: int, hidden: int = 256, dropout: float = 0.5) -> keras.Model:
+    """Global max pooling keeps a small character's strongest response instead of averaging it away."""
+    inputs = keras.Input(feature_shape, name="features")
+    x = keras.layers.GlobalMaxPooling2D(name="pool")(inputs)
+    # Feature scales differ wildly between backbones (ImageNet vs random); normalising them
+    # lets one learning rate fit both. At inference this folds into a multiply-add.
+    x = keras.layers.BatchNormalization(name="norm")(x)
+    x = keras.layers.Dropout(dropout, name="dropout_in")(x)
+    x = keras.layers.Dense(hidden, activation="relu", name="hidden")(x)
+    x = keras.layers.Dropout(dropout, name="dropout_hidden")(x)
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name="head")
+
+
+def assemble(backbone: Backbone, head: keras.Model) -> keras.Model:
+    """The deployable model: frames in, class probabilities out."""
+    inputs = keras.Input(backbone.model.input_shape[1:], name="frames")
+    x = CaffePreprocess(name="preprocess")(inputs)
+    outputs = head(backbone.model(x))
+    return keras.Model(inputs, outputs, name="screentime")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

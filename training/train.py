@@ -1,0 +1,178 @@
+"""`screentime train`: the seed's recipe made right.
+
+Frozen ImageNet VGG16 with the preprocessing its weights expect, a dense head with dropout,
+balanced class weights, validation on time blocks, the checkpoint with the best validation loss,
+early stopping, and a metrics file beside the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+from rich.progress import Progress
+
+from stream.atomic import atomic_write_text, check_writable
+from stream.errors import BadInputError, LabelError
+from stream.version import __version__
+from training.features import backbone_features
+from training.labels import read_labels
+from training.metrics import summarize
+from training.model import assemble, build_head, load_backbone
+from training.split import time_block_split
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLASSES = ("neither", "jerry", "tom")
+
+
+@dataclass
+class TrainConfig:
+    frames: Path
+    labels: Path
+    output: Path
+    classes: tuple[str, ...] = DEFAULT_CLASSES
+    backbone_weights: str | None = None
+    epochs: int = 60
+    seed: int = 0
+    input_size: tuple[int, int] = (224, 224)
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    patience: int = 12
+    folds: int = 5
+    progress: bool = True
+    background: int | None = 0
+
+    def validate(self) -> None:
+        if len(self.classes) < 2:
+            raise BadInputError("need at least two classes")
+        if len(set(self.classes)) != len(self.classes):
+            raise BadInputError(f"class names repeat: {','.join(self.classes)}")
+        if self.output.suffix != ".keras":
+            raise BadInputError(f"{self.output}: the model file must end in .keras")
+        if self.epochs < 1:
+            raise BadInputError("--epochs must be at least 1")
+        try:
+            check_writable(self.output)
+        except OSError as exc:
+            raise BadInputError(f"{self.output}: cannot write ({exc})") from None
+
+
+@dataclass
+class TrainResult:
+    model_path: Path
+    metrics_path: Path
+    metrics: dict = field(default_factory=dict)
+
+
+def metrics_path_for(model_path: Path) -> Path:
+    """`model.keras` -> `model.metrics.json`."""
+    return model_path.with_name(model_path.name.removesuffix(".keras") + ".metrics.json")
+
+
+def class_weights(labels: list[int], n_classes: int) -> dict[int, float]:
+    """Balanced weights n / (k * count): each class weighs the same in the loss in total."""
+    counts = Counter(labels)
+    present = [c for c in range(n_classes) if counts[c]]
+    return {c: len(labels) / (len(present) * counts[c]) for c in present}
+
+
+def train(config: TrainConfig) -> TrainResult:
+    config.validate()
+    started = time.monotonic()
+    keras.utils.set_random_seed(config.seed)
+    data = read_labels(config.labels, config.frames, len(config.classes))
+    if any(len(lab) > 1 for lab in data.labels):
+        several = next(p.name for p, lab in zip(data.paths, data.labels, strict=True) if len(lab) > 1)
+        raise LabelError(f"{config.labels}: {several} has several classes; this model is single-label")
+    y = np.asarray(data.single)
+    split = time_block_split(len(y), folds=config.folds)
+    if not split.train or not split.val:
+        raise LabelError(f"{config.labels}: too few labelled frames for a time-block split")
+
+    backbone = load_backbone(config.input_size, config.backbone_weights)
+    t0 = time.monotonic()
+    features = backbone_features(backbone, data.paths, progress=config.progress)
+    feature_s = time.monotonic() - t0
+
+    head = build_head(features.shape[1:], len(config.classes))
+    head.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
+    with tempfile.TemporaryDirectory() as tmp:
+        best = Path(tmp) / "best.weights.h5"
+        callbacks = [
+            keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True, save_weights_only=True),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
+            _EpochProgress(config.epochs, config.progress),
+        ]
+        history = head.fit(
+            features[train_idx],
+            y[train_idx],
+            validation_data=(features[val_idx], y[val_idx]),
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            class_weight=class_weights(y[train_idx].tolist(), len(config.classes)),
+            callbacks=callbacks,
+            verbose=0,
+        )
+        head.load_weights(str(best))
+    val_losses = history.history["val_loss"]
+    pred = head.predict(features[val_idx], verbose=0).argmax(axis=1)
+    validation = summarize(y[val_idx].tolist(), pred.tolist(), config.classes)
+
+    model = assemble(backbone, head)
+    model.save(str(config.output))
+    metrics = {
+        "classes": list(config.classes),
+        "background": config.background,
+        "validation": validation,
+        "validation_split": f"time blocks: fold 0 of {config.folds}, gap 2 frames",
+        "train_frames": len(split.train),
+        "val_frames": len(split.val),
+        "dropped_frames": data.dropped,
+        "unlabelled_frames": data.unlabelled,
+        "class_counts": {config.classes[c]: int(n) for c, n in sorted(Counter(y.tolist()).items())},
+        "epochs_run": len(val_losses),
+        "best_epoch": int(np.argmin(val_losses)) + 1,
+        "best_val_loss": float(np.min(val_losses)),
+        "backbone": backbone.provenance,
+        "input_size": list(config.input_size),
+        "frames_dir": str(config.frames.resolve()),
+        "seed": config.seed,
+        "screentime_version": __version__,
+        "timing_s": {"features": round(feature_s, 2), "total": round(time.monotonic() - started, 2)},
+    }
+    metrics_file = metrics_path_for(config.output)
+    atomic_write_text(metrics_file, json.dumps(metrics, indent=2) + "\n")
+    return TrainResult(config.output, metrics_file, metrics)
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    """A rich progress bar over epochs showing the validation loss (Keras' own output is off)."""
+
+    def __init__(self, epochs: int, enabled: bool) -> None:
+        super().__init__()
+        self._progress = Progress(disable=not enabled, transient=True)
+        self._epochs = epochs
+
+    def on_train_begin(self, logs=None) -> None:
+        self._progress.start()
+        self._task = self._progress.add_task("training head", total=self._epochs)
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        loss = (logs or {}).get("val_loss", float("nan"))
+        self._progress.update(self._task, advance=1, description=f"training head (val loss {loss:.3f})")
+
+    def on_train_end(self, logs=None) -> None:
+        self._progress.stop()
