@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
 from stream.errors import BadInputError, ScreentimeError
+from stream.quiet import import_tensorflow_quietly
 from stream.version import __version__
 
 log = logging.getLogger("screentime")
@@ -107,7 +107,6 @@ def main(argv: list[str] | None = None) -> int:
 def _setup_logging(quiet: bool) -> None:
     from rich.logging import RichHandler
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ banner is not for users
     handler = RichHandler(show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler], format="%(message)s")
     for noisy in ("tensorflow", "tf2onnx", "absl", "h5py", "onnx", "onnxruntime"):
@@ -123,6 +122,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    import_tensorflow_quietly()
     from training.train import DEFAULT_CLASSES, TrainConfig, train
 
     started = time.monotonic()
@@ -148,12 +148,12 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    import_tensorflow_quietly()
     from export.onnx_export import export
 
     result = export(args.model, args.output, frames=args.frames, int8=args.int8, calibration=args.calibration)
-    print(
-        f"ONNX -> {result.path} (parity with Keras: max |diff| {result.max_abs_diff:.1e} on {result.parity_frames} frames)"
-    )
+    parity = f"max |diff| {result.max_abs_diff:.1e} on {result.parity_frames} frames"
+    print(f"ONNX -> {result.path} (parity with Keras: {parity})")
     if result.int8_path:
         print(f"INT8 -> {result.int8_path} (agrees with fp32 on {result.int8_agreement:.1%} of calibration frames)")
 
@@ -182,6 +182,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    import_tensorflow_quietly()
     from training.demo import run_demo
 
     return run_demo(args.output, backbone_weights=args.backbone_weights, dashboard=not args.no_dashboard)

@@ -6,13 +6,9 @@ caller never repeats class names or input sizes.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
-import os
-import tempfile
-from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +17,12 @@ import onnxruntime as ort
 from stream.errors import ModelError
 from stream.modelcard import ModelCard
 from stream.preprocess import batch_frames
+from stream.quiet import captured_output
 
 log = logging.getLogger(__name__)
 
 
-class Device(str, Enum):
+class Device(StrEnum):
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
@@ -46,27 +43,6 @@ def cuda_driver_present() -> bool:
     except OSError:
         return False
     return True
-
-
-@contextlib.contextmanager
-def _captured_output() -> Iterator[list[str]]:
-    """Swallow what onnxruntime's C++ and Python print while it tries providers that fail.
-
-    Its fall-back messages are many lines on stdout and stderr; the engine logs one instead.
-    """
-    captured: list[str] = []
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = [os.dup(1), os.dup(2)]
-        try:
-            for fd in (1, 2):
-                os.dup2(sink.fileno(), fd)
-            yield captured
-        finally:
-            for fd, old in zip((1, 2), saved, strict=True):
-                os.dup2(old, fd)
-                os.close(old)
-            sink.seek(0)
-            captured.append(sink.read().decode(errors="replace"))
 
 
 def provider_chain(device: Device, available: list[str], cache_dir: Path, gpu: bool = True) -> list:
@@ -116,7 +92,7 @@ class Engine:
             log.info("device auto: no CUDA driver found, running on CPU")
         try:
             if len(chain) > 1:
-                with _captured_output():
+                with captured_output():
                     self.session = ort.InferenceSession(str(self.path), options, providers=chain)
             else:
                 self.session = ort.InferenceSession(str(self.path), options, providers=chain)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from stream.records import Frame
 from stream.sampler import Sampler
@@ -22,12 +22,12 @@ from stream.sampler import Sampler
 log = logging.getLogger(__name__)
 
 
-class BufferPolicy(str, Enum):
+class BufferPolicy(StrEnum):
     WAIT = "wait"  # block the producer; never drop (files)
     NEWEST = "newest"  # keep only the newest item; count drops (live)
 
 
-class StreamState(str, Enum):
+class StreamState(StrEnum):
     CONNECTING = "connecting"
     RUNNING = "running"
     RECONNECTING = "reconnecting"

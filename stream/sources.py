@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,7 +23,7 @@ from stream.records import VideoInfo
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     FILE = "file"
     WEBCAM = "webcam"
     NETWORK = "network"

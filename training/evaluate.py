@@ -5,6 +5,7 @@ Runs the same engine `watch` uses, so what is measured is what is deployed.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ class Evaluation:
 
 def frame_end(times_s: list[float]) -> float:
     """Where the last frame's time ends: one typical interval after it (1 s for the seed)."""
-    gaps = [b - a for a, b in zip(times_s, times_s[1:], strict=False) if b > a]
+    gaps = [b - a for a, b in itertools.pairwise(times_s) if b > a]
     return times_s[-1] + (statistics.median(gaps) if gaps else 1.0)
 
 

@@ -92,7 +92,7 @@ def draw_frame(label: int, t_s: float, size: tuple[int, int], scene_seed: int) -
         ears = np.array(
             [[head[0] - r // 2, head[1] - r // 4], [head[0] - r // 4, head[1] - r], [head[0], head[1] - r // 3]]
         )
-        cv2.fillPoly(image, [ears, ears + [r // 2, 0]], (150, 110, 90))
+        cv2.fillPoly(image, [ears, ears + np.array([r // 2, 0])], (150, 110, 90))
         cv2.circle(image, (head[0] - r // 6, head[1] - r // 10), max(2, r // 10), (255, 255, 255), -1)
     return image
 
@@ -104,7 +104,7 @@ def write_video(
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(rate).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        stream.time_base = Fraction(1, 1000)
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
         last_pts = -1
         for t in times_s:
             frame = av.VideoFrame.from_ndarray(frame_at(t), format="bgr24")
@@ -126,7 +126,7 @@ def make_clip(
     """Write the cartoon to `path` (MP4, H.264) and return its truth."""
     path = Path(path)
     scenes = plan_scenes(duration_s, seed)
-    times = list(times_s) if times_s is not None else [i / fps for i in range(int(round(duration_s * fps)))]
+    times = list(times_s) if times_s is not None else [i / fps for i in range(round(duration_s * fps))]
     clip = Clip(path, scenes, times, size)
 
     def frame_at(t: float) -> np.ndarray:

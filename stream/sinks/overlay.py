@@ -101,7 +101,7 @@ class OverlaySink(BaseSink):
             stream = container.add_stream(pick_codec(), rate=self._rate)
             stream.width, stream.height = self._size
             stream.pix_fmt = "yuv420p"
-            stream.time_base = TIME_BASE
+            stream.time_base = stream.codec_context.time_base = TIME_BASE
             if stream.name == "libx264":
                 stream.options = {"crf": "23", "preset": "veryfast"}
             first_t: float | None = None

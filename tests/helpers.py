@@ -1,0 +1,106 @@
+"""Inputs the tests build themselves: a tiny real ONNX colour classifier and solid-colour videos.
+
+The colour model is a real ONNX graph (Cast -> mean over pixels -> linear -> softmax) carrying a
+real screentime model card, so the stream side runs exactly as with an exported VGG16, only
+fast and with a known answer: a frame's class is its dominant colour.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from stream.engine import Engine
+from stream.modelcard import ModelCard
+
+# BGR colours of the classes in the colour clips: grey = neither, red = jerry, blue = tom.
+COLORS = {0: (128, 128, 128), 1: (0, 0, 220), 2: (220, 0, 0)}
+CLASSES = ("neither", "jerry", "tom")
+
+
+def make_color_model(path: Path, classes: Sequence[str] = CLASSES, size: tuple[int, int] = (32, 32)) -> Path:
+    """Write an ONNX model whose class is the frame's dominant colour (see COLORS)."""
+    centers = np.array([COLORS[i] for i in range(len(classes))], np.float32)  # (k, 3) BGR
+    # Nearest centre by a linear score: -|x - c|^2 = 2 x.c - |c|^2 + const; sharpened for confident output.
+    weight = (2 * centers.T / 255.0 * 10).astype(np.float32)  # (3, k)
+    bias = (-(centers**2).sum(1) / 255.0**2 * 10).astype(np.float32)
+    nodes = [
+        helper.make_node("Cast", ["frames"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["f"], ["mean"], axes=[1, 2], keepdims=0),
+        helper.make_node("Div", ["mean", "scale"], ["unit"]),
+        helper.make_node("MatMul", ["unit", "W"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "b"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(1.0, np.float32), "scale"),
+        numpy_helper.from_array(weight, "W"),
+        numpy_helper.from_array(bias, "b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "color",
+        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", size[1], size[0], 3])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", len(classes)])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    card = ModelCard(classes=tuple(classes), input_width=size[0], input_height=size[1], screentime_version="test")
+    for key, value in card.to_metadata().items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
+
+
+def color_frame(label: int, size: tuple[int, int] = (64, 48), noise: int = 0, seed: int = 0) -> np.ndarray:
+    image = np.empty((size[1], size[0], 3), np.uint8)
+    image[:] = COLORS[label]
+    if noise:
+        rng = np.random.default_rng(seed)
+        image = np.clip(image.astype(int) + rng.integers(-noise, noise + 1, image.shape), 0, 255).astype(np.uint8)
+    return image
+
+
+def write_color_video(
+    path: Path,
+    scenes: Sequence[tuple[int, float, float]],
+    times_s: Sequence[float],
+    size: tuple[int, int] = (64, 48),
+    rate: float = 10,
+    codec: str = "libx264",
+) -> Path:
+    """Frames at exact `times_s`; each frame shows the colour of the scene (label, start, end) it falls in."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(rate).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
+        for t in times_s:
+            label = next((lab for lab, a, b in scenes if a <= t < b), scenes[-1][0])
+            frame = av.VideoFrame.from_ndarray(color_frame(label, size), format="bgr24")
+            frame.pts = round(t * 1000)
+            frame.time_base = Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+class SlowEngine(Engine):
+    """A real engine that takes at least `delay_s` per call: inference slower than the stream."""
+
+    def __init__(self, model_path: Path, delay_s: float) -> None:
+        super().__init__(model_path, "cpu")
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def predict(self, images):
+        self.calls += 1
+        time.sleep(self.delay_s)
+        return super().predict(images)
