@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="screentime", description="Measure who is on screen, and for how long.")
     parser.add_argument("--version", action="version", version=f"screentime {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also OpenCV's and FFmpeg's own messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("extract", help="sample frames from a video for labelling")
@@ -90,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.quiet)
+    _setup_logging(args.quiet, args.verbose)
     try:
         return COMMANDS[args.command](args) or 0
     except ScreentimeError as exc:
@@ -104,9 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _setup_logging(quiet: bool) -> None:
+def _setup_logging(quiet: bool, verbose: bool = False) -> None:
+    import cv2
     from rich.logging import RichHandler
 
+    if not verbose:  # FFmpeg inside OpenCV reads this when a capture opens; -8 is AV_LOG_QUIET
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    # OpenCV's own warnings repeat, in C++ terms, what screentime reports in one line.
+    cv2.utils.logging.setLogLevel(
+        cv2.utils.logging.LOG_LEVEL_WARNING if verbose else cv2.utils.logging.LOG_LEVEL_SILENT
+    )
     handler = RichHandler(show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler], format="%(message)s")
     for noisy in ("tensorflow", "tf2onnx", "absl", "h5py", "onnx", "onnxruntime"):

@@ -72,9 +72,11 @@ class FileSource:
             raise BadInputError(f"{self.name}: no such file")
         if self.path.is_dir():
             raise BadInputError(f"{self.name}: is a directory, not a video")
+        if self.path.stat().st_size == 0:
+            raise BadInputError(f"{self.name}: is empty (0 bytes), not a video")
         cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
-            raise BadInputError(f"{self.name}: not a video OpenCV can read")
+            raise BadInputError(f"{self.name}: {_why_unreadable(self.path)}")
         self._cap = cap
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         return VideoInfo(
@@ -197,6 +199,19 @@ def open_source(spec: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp") 
     if kind is SourceKind.NETWORK:
         return NetworkSource(spec, timeout_s=timeout_s, rtsp_transport=rtsp_transport)
     return FileSource(spec)
+
+
+def _why_unreadable(path: Path) -> str:
+    """Tell an empty container from a file that is not a video at all (PyAV probes it)."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return "contains no video frames (empty or audio-only file)"
+            return "has a video stream OpenCV cannot decode"
+    except (av.FFmpegError, OSError, IndexError, ValueError):
+        return "not a video OpenCV can read"
 
 
 def _sane_fps(fps: float) -> float | None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.append(str(Path(__file__).parent))  # lets tests/live import `helpers` directly
 
-from helpers import make_color_model
+from tests.helpers import make_color_model
 
 
 @pytest.fixture(scope="session")

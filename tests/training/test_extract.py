@@ -3,9 +3,9 @@ import csv
 import cv2
 import numpy as np
 import pytest
-from helpers import write_color_video
 
 from stream.errors import BadInputError, SourceError
+from tests.helpers import write_color_video
 from training.extract import extract
 
 

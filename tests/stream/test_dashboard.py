@@ -1,0 +1,67 @@
+from rich.console import Console
+
+from stream.records import Prediction, Segment
+from stream.report import Report
+from stream.sinks.dashboard import render, summary
+from stream.stats import RunStats
+
+
+def text_of(renderable, width=110) -> str:
+    console = Console(record=True, width=width, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_dashboard_shows_counters_rates_and_progress():
+    stats = RunStats(
+        source="rtsp://cam:***@10.0.0.5/live",
+        live=False,
+        classes=["neither", "jerry", "tom"],
+        characters=["jerry", "tom"],
+        state="running",
+        samples=42,
+        dropped=3,
+        input_fps=25.0,
+        analysis_fps=6.5,
+        latency_s=0.12,
+        elapsed_s=65,
+        t_s=30.0,
+        duration_s=120.0,
+        device="CPU",
+        current=Prediction(t_s=30.0, label="tom", confidence=0.91),
+        totals={"neither": 10.0, "jerry": 5.0, "tom": 15.0},
+    )
+    text = text_of(render(stats))
+    assert "rtsp://cam:***@10.0.0.5/live" in text and "running" in text
+    assert "jerry" in text and "5.0 s" in text and "16.7%" in text
+    assert "tom" in text and "15.0 s" in text and "50.0%" in text
+    assert "neither (background)" in text
+    assert "now: tom" in text and "91%" in text
+    assert "samples 42" in text and "dropped 3" in text and "latency 120 ms" in text
+    assert "analysis 6.5 fps" in text and "input 25.0 fps" in text and "00:01:05" in text
+    assert "25% of 00:02:00" in text and "ETA 00:03:15" in text
+
+
+def test_live_dashboard_has_no_progress_bar():
+    stats = RunStats(source="webcam 0", live=True, classes=["a", "b"], characters=["b"])
+    text = text_of(render(stats))
+    assert "waiting for the first frame" in text
+    assert "ETA" not in text
+
+
+def test_summary_table():
+    report = Report(
+        source="clip.mp4",
+        model="m.onnx",
+        classes=["neither", "jerry"],
+        characters=["jerry"],
+        background="neither",
+        samples=3,
+        duration_s=10.0,
+        screen_time_s={"neither": 4.0, "jerry": 6.0},
+        segments=[Segment("jerry", 0, 3), Segment("neither", 3, 7), Segment("jerry", 7, 10)],
+        timeline=[],
+        dropped=0,
+    )
+    text = text_of(summary(report))
+    assert "60.0%" in text and "6.0" in text and "neither (background)" in text

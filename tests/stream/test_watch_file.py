@@ -1,0 +1,101 @@
+"""`watch` on real encoded files with a real ONNX model: numbers checked against the clip's truth."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import cv2
+import pytest
+
+from stream import watch
+from stream.errors import BadInputError
+from tests.helpers import write_color_video
+
+SCENES = [(0, 0.0, 3.0), (1, 3.0, 7.0), (2, 7.0, 10.0)]  # neither, jerry, tom
+TRUTH = {"neither": 3.0, "jerry": 4.0, "tom": 3.0}
+
+
+@pytest.fixture(scope="module")
+def cfr_clip(tmp_path_factory):
+    return write_color_video(tmp_path_factory.mktemp("v") / "cfr.mp4", SCENES, [i / 10 for i in range(100)])
+
+
+@pytest.fixture(scope="module")
+def vfr_clip(tmp_path_factory):
+    # 30 fps for 3 s, then 5 fps: the reported FPS is an average that is wrong for both parts.
+    times = [i / 30 for i in range(90)] + [3 + i / 5 for i in range(35)]
+    return write_color_video(tmp_path_factory.mktemp("v") / "vfr.mp4", SCENES, times)
+
+
+@pytest.mark.parametrize("every", [0.5, 1.0, 0.0])
+def test_constant_rate_file_matches_truth(cfr_clip, color_model, every):
+    run = watch(cfr_clip, color_model, every_s=every)
+    predictions = list(run)
+    report = run.report
+    assert report.ended == "end of stream"
+    assert report.samples == len(predictions) == (100 if every == 0 else round(10 / every))
+    assert report.duration_s == pytest.approx(10.0)
+    assert report.screen_time_s == pytest.approx(TRUTH)
+    assert [(s.label, s.start_s, s.end_s) for s in report.segments] == [
+        ("neither", 0.0, 3.0),
+        ("jerry", 3.0, 7.0),
+        ("tom", 7.0, 10.0),
+    ]
+    assert report.characters == ["jerry", "tom"] and report.background == "neither"
+
+
+def test_variable_rate_file_with_wrong_reported_fps(vfr_clip, color_model):
+    assert abs(cv2.VideoCapture(str(vfr_clip)).get(cv2.CAP_PROP_FPS) - 30) > 5
+    report = watch(vfr_clip, color_model, every_s=1.0).run()
+    assert [e.t_s for e in report.timeline] == pytest.approx(list(range(10)), abs=0.01)
+    assert report.screen_time_s == pytest.approx(TRUTH, abs=0.01)
+    assert report.duration_s == pytest.approx(10.0, abs=0.01)
+
+
+def test_report_csv_and_overlay_video(cfr_clip, color_model, tmp_path):
+    report_path, csv_path, video = tmp_path / "r.json", tmp_path / "t.csv", tmp_path / "overlay.mp4"
+    watch(cfr_clip, color_model, every_s=0.5, report=report_path, csv=csv_path, output=video).run()
+    data = json.loads(report_path.read_text())
+    for key in (
+        "source",
+        "model",
+        "classes",
+        "samples",
+        "duration_s",
+        "screen_time_s",
+        "segments",
+        "timeline",
+        "dropped",
+    ):
+        assert key in data
+    assert data["screen_time_s"] == pytest.approx(TRUTH)
+    assert data["timeline"][6] == {"t_s": 3.0, "class": "jerry", "confidence": pytest.approx(1.0, abs=0.05)}
+    assert data["segments"][1] == {"class": "jerry", "start_s": 3.0, "end_s": 7.0}
+    assert data["dropped"] == 0
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "t_s,class,confidence" and len(lines) == 21
+    # Every input frame is in the overlay video, H.264, same size, same timing.
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        assert stream.codec_context.name == "h264"
+    assert len(frames) == 100
+    assert (frames[0].width, frames[0].height) == (64, 48)
+    assert float(frames[-1].time) == pytest.approx(9.9, abs=0.01)
+    # The overlay is drawn: the top-left corner is the black label box, not the clip's grey.
+    assert frames[0].to_ndarray(format="bgr24")[2, 2].max() < 60
+
+
+def test_duration_limit_on_a_file(cfr_clip, color_model):
+    report = watch(cfr_clip, color_model, every_s=0.5, duration_s=4.0).run()
+    assert report.ended == "duration reached"
+    assert report.duration_s == pytest.approx(4.0)
+    assert report.screen_time_s == pytest.approx({"neither": 3.0, "jerry": 1.0, "tom": 0.0})
+
+
+def test_unwritable_outputs_are_refused_before_any_work(cfr_clip, color_model, tmp_path):
+    with pytest.raises(BadInputError, match="cannot write"):
+        watch(cfr_clip, color_model, report=tmp_path / "missing-dir" / "r.json")
+    with pytest.raises(BadInputError, match=".mp4"):
+        watch(cfr_clip, color_model, output=tmp_path / "o.gif")

@@ -1,0 +1,177 @@
+"""The CLI as a user meets it: bad input gives one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import av
+import numpy as np
+import onnx
+import pytest
+
+from tests.helpers import write_color_video
+
+ENV = {**os.environ, "SCREENTIME_CACHE": "/nonexistent-cache-not-needed"}
+
+
+def screentime(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", *args], capture_output=True, text=True, timeout=timeout, env=ENV
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("screentime: error:") and fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return write_color_video(
+        tmp_path_factory.mktemp("v") / "clip.mp4", [(1, 0, 2), (2, 2, 5)], [i / 10 for i in range(50)]
+    )
+
+
+def test_version_and_help():
+    assert screentime("--version").stdout.startswith("screentime ")
+    out = screentime("--help").stdout
+    for command in ("extract", "train", "export", "evaluate", "watch", "demo"):
+        assert command in out
+
+
+def test_stream_side_never_imports_tensorflow():
+    code = (
+        "import sys, stream, stream.cli, stream.api; sys.exit('tensorflow' in sys.modules or 'tf2onnx' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_watch_prints_summary_and_writes_report(clip, color_model, tmp_path):
+    result = screentime("watch", str(clip), "--model", str(color_model), "--report", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    assert "jerry" in result.stdout and "tom" in result.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["screen_time_s"] == pytest.approx({"neither": 0.0, "jerry": 2.0, "tom": 3.0})
+
+
+@pytest.mark.parametrize(
+    ("make_args", "fragment"),
+    [
+        (lambda d, clip, model: ["watch", str(d / "missing.mp4"), "--model", model], "no such file"),
+        (lambda d, clip, model: ["watch", str(d / "junk.mp4"), "--model", model], "not a video"),
+        (lambda d, clip, model: ["watch", str(d / "empty.mp4"), "--model", model], "is empty"),
+        (lambda d, clip, model: ["watch", str(d / "zero.mp4"), "--model", model], "no video frames"),
+        (lambda d, clip, model: ["watch", clip, "--model", str(d / "missing.onnx")], "no such model"),
+        (lambda d, clip, model: ["watch", clip, "--model", str(d / "junk.mp4")], "not a readable ONNX"),
+        (lambda d, clip, model: ["watch", clip, "--model", str(d / "foreign.onnx")], "not a screentime model"),
+        (
+            lambda d, clip, model: ["watch", clip, "--model", model, "--report", str(d / "no" / "r.json")],
+            "cannot write",
+        ),
+        (lambda d, clip, model: ["watch", clip, "--model", model, "--output", str(d)], "must be .mp4"),
+        (lambda d, clip, model: ["watch", "97", "--model", model], "no camera at index 97"),
+        (lambda d, clip, model: ["extract", str(d / "junk.mp4"), "-o", str(d / "out")], "not a video"),
+    ],
+    ids=[
+        "missing-video",
+        "corrupt-video",
+        "empty-file",
+        "zero-frames",
+        "missing-model",
+        "not-onnx",
+        "foreign-onnx",
+        "unwritable-report",
+        "bad-output",
+        "no-webcam",
+        "extract-corrupt",
+    ],
+)
+def test_bad_input_is_one_line(tmp_path, clip, color_model, make_args, fragment):
+    (tmp_path / "junk.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with av.open(str(tmp_path / "zero.mp4"), "w") as container:  # a valid MP4 with no frames at all
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    foreign = onnx.load(str(color_model))
+    del foreign.metadata_props[:]
+    onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    assert_one_line_error(screentime(*make_args(tmp_path, str(clip), str(color_model))), fragment)
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "fragment"),
+    [
+        ("Image_ID,Class\nframe7.jpg,1\n", "frame7.jpg does not exist"),
+        ("Image_ID,Class\nframe0.jpg,5\n", "outside"),
+        ("", "empty label file"),
+        ("frame0.jpg,1\n", "header"),
+    ],
+)
+def test_train_label_errors_are_one_line(tmp_path, csv_text, fragment):
+    (tmp_path / "frame0.jpg").write_bytes(b"x")
+    (tmp_path / "labels.csv").write_text(csv_text)
+    result = screentime(
+        "train",
+        "--frames",
+        str(tmp_path),
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "-o",
+        str(tmp_path / "m.keras"),
+        "--backbone-weights",
+        "random",
+    )
+    assert_one_line_error(result, fragment)
+
+
+def test_sigterm_mid_run_leaves_a_complete_report(tmp_path, color_model):
+    # Long enough (with the overlay encode) that the run is still going when the signal arrives.
+    long_clip = write_color_video(
+        tmp_path / "long.mp4", [(1, 0, 300), (2, 300, 600)], [i / 10 for i in range(6000)], size=(320, 240)
+    )
+    report_path = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stream.cli",
+            "watch",
+            str(long_clip),
+            "--model",
+            str(color_model),
+            "--every",
+            "0",
+            "--report",
+            str(report_path),
+            "--output",
+            str(tmp_path / "o.mp4"),
+            "--no-dashboard",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    time.sleep(4)
+    assert proc.poll() is None, "finished before the signal; make the clip longer"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    report = json.loads(report_path.read_text())
+    assert report["ended"] == "interrupted"
+    assert 0 < report["samples"] < 6000
+    assert sum(report["screen_time_s"].values()) == pytest.approx(report["duration_s"], abs=1e-6)
+    assert len(report["timeline"]) == report["samples"]
+    import av
+
+    with av.open(str(tmp_path / "o.mp4")) as container:  # finalised, playable
+        assert sum(1 for _ in container.decode(video=0)) > 0

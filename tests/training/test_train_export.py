@@ -1,0 +1,147 @@
+"""Real Keras training and real tf2onnx conversion, on tiny inputs with a random-weight VGG16."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from stream.engine import Engine
+from stream.errors import BadInputError, ModelError
+from stream.modelcard import CHANNEL_ORDER
+from tests.helpers import color_frame
+from training.evaluate import evaluate
+from training.train import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+CLASSES = ("neither", "jerry", "tom")
+N_FRAMES = 60
+
+
+def label_of(i: int) -> int:
+    return (i // 2) % 3  # classes alternate every two frames, so every time block holds all three
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("frames")
+    rows = ["Image_ID,Class"]
+    for i in range(N_FRAMES):
+        cv2.imwrite(str(directory / f"frame{i}.jpg"), color_frame(label_of(i), (48, 40), noise=40, seed=i))
+        rows.append(f"frame{i}.jpg,{label_of(i)}")
+    (directory / "labels.csv").write_text("\n".join(rows) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cache")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SCREENTIME_CACHE", str(path))
+    yield path
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "model.keras"
+    config = TrainConfig(
+        frames=dataset,
+        labels=dataset / "labels.csv",
+        output=out,
+        classes=CLASSES,
+        backbone_weights="random",
+        epochs=40,
+        input_size=(32, 32),
+        progress=False,
+        seed=1,
+    )
+    return train(config)
+
+
+@pytest.fixture(scope="module")
+def exported(trained, dataset):
+    from export.onnx_export import export
+
+    return export(trained.model_path, trained.model_path.with_suffix(".onnx"), int8=True, calibration=dataset)
+
+
+def test_training_learns_a_separable_set_and_writes_metrics(trained):
+    metrics = json.loads(trained.metrics_path.read_text())
+    assert trained.metrics_path.name == "model.metrics.json"
+    assert metrics["validation"]["accuracy"] >= 0.9
+    assert metrics["classes"] == list(CLASSES)
+    assert set(metrics["validation"]["per_class"]) == set(CLASSES)
+    assert np.asarray(metrics["validation"]["confusion"]).sum() == metrics["val_frames"]
+    assert metrics["backbone"]["weights"].startswith("random")
+    assert metrics["seed"] == 1
+    assert metrics["validation_split"].startswith("time blocks")
+    assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"]
+
+
+def test_second_run_uses_cached_features(trained, dataset, caplog, tmp_path):
+    config = TrainConfig(
+        frames=dataset,
+        labels=dataset / "labels.csv",
+        output=tmp_path / "again.keras",
+        classes=CLASSES,
+        backbone_weights="random",
+        epochs=2,
+        input_size=(32, 32),
+        progress=False,
+        seed=1,
+    )
+    with caplog.at_level(logging.INFO):
+        train(config)
+    assert "backbone features from cache" in caplog.text
+
+
+def test_export_parity_and_model_card_round_trip(trained, exported, dataset):
+    assert exported.max_abs_diff <= 1e-4
+    engine = Engine(exported.path, "cpu")
+    card = engine.card
+    assert card.classes == CLASSES
+    assert card.input_size == (32, 32)
+    assert card.channel_order == CHANNEL_ORDER == "BGR"
+    assert card.metrics["validation"]["accuracy"] >= 0.9
+    assert card.screentime_version
+    graph = onnx.load(str(exported.path)).graph
+    assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    # Frames of any size go in as OpenCV decodes them; the engine resizes, the graph preprocesses.
+    frames = [cv2.imread(str(dataset / f"frame{i}.jpg")) for i in range(6)]
+    assert engine.predict(frames).argmax(1).tolist() == [label_of(i) for i in range(6)]
+
+
+def test_int8_export_agrees_with_fp32(exported):
+    assert exported.int8_path is not None and exported.int8_path.is_file()
+    assert exported.int8_agreement >= 0.9
+    card = Engine(exported.int8_path, "cpu").card
+    assert card.quantization["agreement_with_fp32"] == pytest.approx(exported.int8_agreement)
+    assert "QDQ" in card.quantization["type"]
+    nodes = {n.op_type for n in onnx.load(str(exported.int8_path)).graph.node}
+    assert "QuantizeLinear" in nodes
+
+
+def test_evaluate_exported_model(exported, dataset, tmp_path):
+    result = evaluate(exported.path, dataset, dataset / "labels.csv")
+    assert result.metrics["accuracy"] >= 0.9
+    assert result.screen_time_s["true"] == {"neither": 20.0, "jerry": 20.0, "tom": 20.0}
+    assert sum(result.screen_time_s["predicted"].values()) == pytest.approx(60.0)
+
+
+def test_export_refuses_files_that_are_not_models(tmp_path):
+    from export.onnx_export import export
+
+    bogus = tmp_path / "bogus.keras"
+    bogus.write_text("not a model")
+    with pytest.raises(ModelError, match="metrics.json"):
+        export(bogus, tmp_path / "out.onnx")
+    (tmp_path / "bogus.metrics.json").write_text(json.dumps({"classes": list(CLASSES)}))
+    with pytest.raises(ModelError, match="not a Keras model"):
+        export(bogus, tmp_path / "out.onnx")
+    with pytest.raises(BadInputError, match=".onnx"):
+        export(bogus, tmp_path / "out.txt")
