@@ -97,5 +97,5 @@ def test_duration_limit_on_a_file(cfr_clip, color_model):
 def test_unwritable_outputs_are_refused_before_any_work(cfr_clip, color_model, tmp_path):
     with pytest.raises(BadInputError, match="cannot write"):
         watch(cfr_clip, color_model, report=tmp_path / "missing-dir" / "r.json")
-    with pytest.raises(BadInputError, match=".mp4"):
+    with pytest.raises(BadInputError, match=r"\.mp4"):
         watch(cfr_clip, color_model, output=tmp_path / "o.gif")

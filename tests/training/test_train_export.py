@@ -138,10 +138,10 @@ def test_export_refuses_files_that_are_not_models(tmp_path):
 
     bogus = tmp_path / "bogus.keras"
     bogus.write_text("not a model")
-    with pytest.raises(ModelError, match="metrics.json"):
+    with pytest.raises(ModelError, match=r"metrics\.json"):
         export(bogus, tmp_path / "out.onnx")
     (tmp_path / "bogus.metrics.json").write_text(json.dumps({"classes": list(CLASSES)}))
     with pytest.raises(ModelError, match="not a Keras model"):
         export(bogus, tmp_path / "out.onnx")
-    with pytest.raises(BadInputError, match=".onnx"):
+    with pytest.raises(BadInputError, match=r"\.onnx"):
         export(bogus, tmp_path / "out.txt")
