@@ -159,8 +159,9 @@ def test_hung_server_ends_run_within_read_timeout(rtsp_server: RtspServer, color
         url, Engine(color_model, "cpu"), every_s=0.25, duration_s=None, timeout_s=timeout_s
     )
     elapsed = time.monotonic() - started
-    # OpenCV times out twice before grab() reports failure (see the report on this test), so allow 2x + slack.
-    assert elapsed < 2.5 + 2 * timeout_s + 3.0, f"run took {elapsed:.1f} s after the server hung"
+    # OpenCV's grab() reports failure only after 2-3 timeouts: the first one or two return True and
+    # hand back the previous picture again (OpenCV 5.0 / FFmpeg, RTSP over TCP), so allow 3x + slack.
+    assert elapsed < 2.5 + 3 * timeout_s + 2.0, f"run took {elapsed:.1f} s after the server hung"
     assert report.samples >= 4
     assert_accounting(predictions, report)
 

@@ -1,0 +1,35 @@
+"""`evaluate` on a case small enough to check by hand (the tiny colour model: no TensorFlow)."""
+
+import json
+
+import cv2
+import pytest
+
+from tests.helpers import color_frame
+from training.evaluate import evaluate
+
+
+def test_evaluate_numbers_by_hand(tmp_path, color_model):
+    # Frames show colours 0,0,1,1,2,2 at 0,1,2,3,4,5 s; the labels claim 0,1,1,1,2,0.
+    shown = [0, 0, 1, 1, 2, 2]
+    claimed = [0, 1, 1, 1, 2, 0]
+    rows = ["Image_ID,Class"]
+    for i, (s, c) in enumerate(zip(shown, claimed, strict=True)):
+        cv2.imwrite(str(tmp_path / f"frame{i}.png"), color_frame(s, noise=10, seed=i))
+        rows.append(f"frame{i}.png,{c}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    # Half-second spacing from frames.csv, except a longer last gap (time comes from timestamps).
+    stamps = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
+    (tmp_path / "frames.csv").write_text(
+        "Image_ID,timestamp_s\n" + "".join(f"frame{i}.png,{t}\n" for i, t in enumerate(stamps))
+    )
+    result = evaluate(color_model, tmp_path, tmp_path / "labels.csv")
+    m = result.metrics
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["confusion"] == [[1, 0, 1], [1, 2, 0], [0, 0, 1]]  # rows: claimed (true), columns: predicted
+    assert m["per_class"]["jerry"] == {"precision": 1.0, "recall": pytest.approx(2 / 3), "support": 3}
+    assert m["per_class"]["tom"] == {"precision": 0.5, "recall": 1.0, "support": 1}
+    # Each frame stands until the next; the last for the median gap (0.5 s): 3.5 s in all.
+    assert result.screen_time_s["true"] == pytest.approx({"neither": 0.5 + 0.5, "jerry": 1.5, "tom": 1.0})
+    assert result.screen_time_s["predicted"] == pytest.approx({"neither": 1.0, "jerry": 1.0, "tom": 1.5})
+    json.dumps(result.to_dict())  # JSON-ready
