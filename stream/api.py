@@ -24,6 +24,7 @@ from stream.atomic import check_writable
 from stream.engine import Engine
 from stream.errors import BadInputError
 from stream.pipeline import Pipeline
+from stream.reconnect import ReconnectPolicy
 from stream.records import Prediction
 from stream.report import Report
 from stream.sampler import Sampler, interval_from
@@ -48,6 +49,9 @@ class WatchConfig:
     device: str = "auto"
     duration_s: float | None = None
     batch_size: int = 8
+    max_reconnects: int | None = None  # None: forever
+    rtsp_transport: str = "tcp"
+    timeout_s: float = 5.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WatchConfig:
@@ -61,12 +65,19 @@ class WatchConfig:
             dashboard=not args.no_dashboard and sys.stdout.isatty(),
             device=args.device,
             duration_s=args.duration,
+            max_reconnects=0 if args.no_retry else args.max_reconnects,
+            rtsp_transport=args.rtsp_transport,
+            timeout_s=args.timeout,
         )
 
     def validate(self) -> None:
         """Every output path is checked before any work starts, so a run is never wasted."""
         if self.duration_s is not None and self.duration_s <= 0:
             raise BadInputError("--duration must be > 0")
+        if self.max_reconnects is not None and self.max_reconnects < 0:
+            raise BadInputError("--max-reconnects must be >= 0")
+        if self.timeout_s <= 0:
+            raise BadInputError("--timeout must be > 0")
         if self.output is not None and self.output.suffix.lower() not in (".mp4", ".mov", ".mkv"):
             raise BadInputError(f"{self.output}: the overlay video must be .mp4, .mov or .mkv")
         for path in (self.report, self.csv, self.output):
@@ -86,7 +97,7 @@ class Watch:
         self.config = config
         self.stop_event = stop or threading.Event()
         self.engine = Engine(config.model, config.device)
-        self.source = open_source(config.source)
+        self.source = open_source(config.source, timeout_s=config.timeout_s, rtsp_transport=config.rtsp_transport)
         live = self.source.live
         sinks: list[Sink] = []
         if config.report or config.csv:
@@ -103,6 +114,7 @@ class Watch:
             batch_size=config.batch_size,
             decode_all=config.output is not None,
             model_name=str(config.model),
+            reconnect=ReconnectPolicy(max_attempts=config.max_reconnects),
         )
         if config.dashboard:
             self.pipeline.sinks.append(DashboardSink(self.pipeline.stats, console=console))
@@ -136,6 +148,9 @@ def watch(
     dashboard: bool = False,
     device: str = "auto",
     duration_s: float | None = None,
+    max_reconnects: int | None = None,
+    rtsp_transport: str = "tcp",
+    timeout_s: float = 5.0,
 ) -> Watch:
     """Analyse a file, webcam index or stream URL; see the module docstring."""
     config = WatchConfig(
@@ -148,6 +163,9 @@ def watch(
         dashboard=dashboard,
         device=device,
         duration_s=duration_s,
+        max_reconnects=max_reconnects,
+        rtsp_transport=rtsp_transport,
+        timeout_s=timeout_s,
     )
     return Watch(config)
 

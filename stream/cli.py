@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dashboard", action="store_true")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    retry = p.add_mutually_exclusive_group()
+    retry.add_argument("--max-reconnects", type=int, default=None, help="give up after N failed reconnects")
+    retry.add_argument("--no-retry", action="store_true", help="fail at once if a stream is unreachable")
+    p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds without a frame before reconnecting")
 
     p = sub.add_parser("demo", help="end to end on a synthetic cartoon whose truth is known")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))

@@ -8,6 +8,7 @@ the arithmetic, so there is one implementation of the rules.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,7 +17,12 @@ from stream.records import Segment
 
 @dataclass
 class ScreenTimeCounter:
-    """Incremental per-class screen time and segments over a stream of samples."""
+    """Incremental per-class screen time and segments over a stream of samples.
+
+    A sample stands until the next sample or the start of the next outage, whichever is first.
+    Outages may be registered late (after samples that follow them are known) and in any order
+    relative to samples, because crediting is decided by times, not by call order.
+    """
 
     classes: Sequence[str]
     totals_s: dict[str, float] = field(default_factory=dict)
@@ -25,6 +31,7 @@ class ScreenTimeCounter:
     _last_t: float | None = None
     _last_present: tuple[str, ...] = ()
     _open: dict[str, float] = field(default_factory=dict)
+    _cuts: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.totals_s = {c: 0.0 for c in self.classes} | self.totals_s
@@ -34,39 +41,50 @@ class ScreenTimeCounter:
         present = tuple(present)
         if self._last_t is not None and t_s < self._last_t:
             raise ValueError(f"sample at {t_s} s is older than the previous one ({self._last_t} s)")
-        self._credit_until(t_s)
-        for label in [c for c in self._open if c not in present]:
-            self._close(label, t_s)
+        if self._last_t is not None:
+            end = self._stands_until(t_s)
+            self._credit(end)
+            closing = list(self._open) if end < t_s else [c for c in self._open if c not in present]
+            for label in closing:
+                self._close(label, end)
         for label in present:
             self._open.setdefault(label, t_s)
         self._last_t, self._last_present = t_s, present
         self.samples += 1
 
     def pause(self, t_s: float) -> None:
-        """The source went down at `t_s`: nothing is counted until the next sample."""
-        self._credit_until(t_s)
-        for label in list(self._open):
-            self._close(label, t_s)
-        self._last_t, self._last_present = None, ()
+        """The source went down at `t_s`: the sample before stands only until then."""
+        if t_s not in self._cuts:
+            insort(self._cuts, t_s)
 
     def finish(self, end_s: float) -> None:
-        """The analysed time ends at `end_s`: the last sample stands until then."""
-        if self._last_t is not None:
-            self.pause(max(end_s, self._last_t))
+        """The analysed time ends at `end_s`: the last sample stands until then (or an outage)."""
+        if self._last_t is None:
+            return
+        end = self._stands_until(max(end_s, self._last_t))
+        self._credit(end)
+        for label in list(self._open):
+            self._close(label, end)
+        self._last_t, self._last_present = None, ()
 
     def running_totals(self, now_s: float | None = None) -> dict[str, float]:
         """Totals including the still-open share of the current sample, for live display."""
         totals = dict(self.totals_s)
         if now_s is not None and self._last_t is not None and now_s > self._last_t:
+            share = self._stands_until(now_s) - self._last_t
             for label in self._last_present:
-                totals[label] = totals.get(label, 0.0) + now_s - self._last_t
+                totals[label] = totals.get(label, 0.0) + share
         return totals
 
-    def _credit_until(self, t_s: float) -> None:
-        if self._last_t is None:
-            return
+    def _stands_until(self, t_s: float) -> float:
+        assert self._last_t is not None
+        i = bisect_left(self._cuts, self._last_t)
+        return min(t_s, self._cuts[i]) if i < len(self._cuts) else t_s
+
+    def _credit(self, end_s: float) -> None:
+        assert self._last_t is not None
         for label in self._last_present:
-            self.totals_s[label] = self.totals_s.get(label, 0.0) + (t_s - self._last_t)
+            self.totals_s[label] = self.totals_s.get(label, 0.0) + (end_s - self._last_t)
 
     def _close(self, label: str, t_s: float) -> None:
         start = self._open.pop(label)

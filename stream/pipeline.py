@@ -21,6 +21,7 @@ from stream.engine import Engine
 from stream.errors import SourceError
 from stream.modelcard import ModelCard
 from stream.reader import END, BufferPolicy, FrameBuffer, FrameReader
+from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
 from stream.records import Frame, Prediction
 from stream.report import Report, TimelineEntry
 from stream.sampler import Sampler
@@ -64,6 +65,7 @@ class Pipeline:
         batch_size: int = 8,
         decode_all: bool = False,
         model_name: str = "",
+        reconnect: ReconnectPolicy | None = None,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -75,6 +77,8 @@ class Pipeline:
         self.batch_size = batch_size if not source.live else 1
         self.decode_all = decode_all  # the overlay video wants every frame
         self.model_name = model_name or str(engine.path)
+        self.reconnect = reconnect or ReconnectPolicy()
+        self.connection = ConnectionState()
         self.counter = ScreenTimeCounter(self.card.classes)
         self.timeline: list[TimelineEntry] = []
         self.report: Report | None = None
@@ -90,14 +94,25 @@ class Pipeline:
     def run(self) -> Iterator[Prediction]:
         """Yield each sample's prediction as it is counted; `self.report` is set at the end."""
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        info = self.source.open()
+        info = self._open()
+        if info is None:  # stopped while still trying to connect
+            self.ended = "interrupted"
+            self.report = self._empty_report(started_at)
+            return
         self.stats.duration_s = info.duration_s
         buffer = FrameBuffer(BufferPolicy.NEWEST if info.live else BufferPolicy.WAIT)
         overlay_tap = None
         if info.live and self.decode_all:
             overlay_tap = self._tap_overlay
         reader = FrameReader(
-            self.source, self.sampler, buffer, self.stop, decode_all=self.decode_all and not info.live, tap=overlay_tap
+            self.source,
+            self.sampler,
+            buffer,
+            self.stop,
+            decode_all=self.decode_all and not info.live,
+            tap=overlay_tap,
+            policy=self.reconnect,
+            connection=self.connection,
         )
         self._wall0 = time.monotonic()
         self._last_t: float | None = None
@@ -139,6 +154,9 @@ class Pipeline:
                 self.ended = "duration reached"
                 return
             items = buffer.get_many(limit)
+            # Outages are registered before the frames handed over with them are counted, so a
+            # sample never stands across the time the source was down.
+            self._register_outages(reader)
             self._refresh_stats(reader, buffer)
             if items is END:
                 return
@@ -197,6 +215,27 @@ class Pipeline:
             sink.update(prediction, frame, stats)
         return prediction
 
+    def _open(self):
+        """Open the source; network sources retry with backoff (bounded by the policy)."""
+        if not getattr(self.source, "reconnectable", False):
+            info = self.source.open()
+            self.connection.connected = True
+            return info
+        self.stats.state = "connecting"
+        return connect_with_retry(
+            self.source.open, self.reconnect, self.stop, self.connection, self.source.name, clock=time.monotonic
+        )
+
+    def _outages(self, reader: FrameReader, end_s: float | None = None) -> list[tuple[float, float]]:
+        spans = list(reader.outages)
+        if reader.down_since is not None:
+            spans.append((reader.down_since, end_s if end_s is not None else self.source.clock()))
+        return spans
+
+    def _register_outages(self, reader: FrameReader) -> None:
+        for start, _ in self._outages(reader):
+            self.counter.pause(start)
+
     def _tap_overlay(self, frame: Frame) -> None:
         for sink in self.sinks:
             sink.frame(frame, None)
@@ -212,8 +251,40 @@ class Pipeline:
         stats.input_fps = reader.stats.input_fps
         stats.dropped = buffer.dropped
         stats.elapsed_s = time.monotonic() - self._wall0
+        stats.outages = len(self._outages(reader))
+        if self.source.live:
+            conn = self.connection
+            if reader.down_since is not None or not conn.connected:
+                stats.state = (
+                    f"reconnecting in {conn.next_retry_in_s:.1f} s (attempt {conn.attempt})"
+                    if conn.attempt
+                    else "reconnecting"
+                )
+            else:
+                stats.state = "connected" if not conn.reconnects else f"connected ({conn.reconnects} reconnects)"
         if self.source.live and self._last_t is not None:
             stats.totals = self.counter.running_totals(self.source.clock())
+
+    def _empty_report(self, started_at: str) -> Report:
+        background = self.card.classes[self.card.background] if self.card.background is not None else None
+        return Report(
+            source=self.source.name,
+            model=self.model_name,
+            classes=list(self.card.classes),
+            characters=list(self.card.characters),
+            background=background,
+            samples=0,
+            duration_s=0.0,
+            screen_time_s=dict(self.counter.totals_s),
+            segments=[],
+            timeline=[],
+            dropped=0,
+            every_s=self.sampler.every_s,
+            device=self.engine.device_name,
+            ended=self.ended,
+            started_at=started_at,
+            screentime_version=__version__,
+        )
 
     def _end_time(self, reader: FrameReader) -> float:
         """Where analysed time ends: the stream's last frame plus one frame, or where we stopped."""
@@ -230,8 +301,12 @@ class Pipeline:
 
     def _finish(self, reader: FrameReader, buffer: FrameBuffer, started_at: str) -> Report:
         end_s = self._end_time(reader)
+        self._register_outages(reader)
         self.counter.finish(end_s)
         start_s = self._first_t if self._first_t is not None else 0.0
+        outages = [(max(a, start_s), min(b, end_s)) for a, b in self._outages(reader, end_s)]
+        outages = [(a, b) for a, b in outages if b > a]
+        down_s = sum(b - a for a, b in outages)
         background = self.card.classes[self.card.background] if self.card.background is not None else None
         if reader.error is not None:
             self.ended = f"source failed: {reader.error}"
@@ -242,7 +317,7 @@ class Pipeline:
             characters=list(self.card.characters),
             background=background,
             samples=self.counter.samples,
-            duration_s=max(0.0, end_s - start_s) if self._last_t is not None else 0.0,
+            duration_s=max(0.0, end_s - start_s - down_s) if self._last_t is not None else 0.0,
             screen_time_s=dict(self.counter.totals_s),
             segments=sorted(self.counter.segments, key=lambda s: (s.start_s, s.label)),
             timeline=list(self.timeline),
@@ -251,6 +326,8 @@ class Pipeline:
             every_s=self.sampler.every_s,
             device=self.engine.device_name,
             multi_label=self.card.multi_label,
+            outages=[{"start_s": round(a, 3), "end_s": round(b, 3)} for a, b in outages],
+            reconnects=self.connection.reconnects,
             ended=self.ended,
             started_at=started_at,
             screentime_version=__version__,

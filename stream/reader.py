@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
 from stream.records import Frame
 from stream.sampler import Sampler
 
@@ -111,6 +112,8 @@ class FrameReader(threading.Thread):
         stop: threading.Event,
         decode_all: bool = False,
         tap: Callable[[Frame], None] | None = None,
+        policy: ReconnectPolicy | None = None,
+        connection: ConnectionState | None = None,
     ) -> None:
         super().__init__(name=f"reader:{source.name}", daemon=True)
         self.source = source
@@ -121,6 +124,12 @@ class FrameReader(threading.Thread):
         self.tap = tap  # sees every decoded frame (live overlay video), must not block
         self.stats = ReaderStats(state=StreamState.RUNNING)
         self.error: BaseException | None = None
+        self.policy = policy or ReconnectPolicy()
+        self.connection = connection or ConnectionState(connected=True)
+        # Outages on the source's clock. `down_since` is set while one is in progress; the
+        # pipeline reads both (only this thread writes them).
+        self.outages: list[tuple[float, float]] = []
+        self.down_since: float | None = None
 
     def run(self) -> None:
         try:
@@ -138,7 +147,10 @@ class FrameReader(threading.Thread):
         while not self.stop_event.is_set():
             t_s = self.source.grab()
             if t_s is None:
-                return
+                if not getattr(self.source, "reconnectable", False) or not self._reconnect():
+                    return
+                last_wall = None
+                continue
             now = time.monotonic()
             self._update_stats(t_s, now, last_wall)
             last_wall = now
@@ -157,6 +169,29 @@ class FrameReader(threading.Thread):
                 self.tap(frame)
             if (sampled or self.buffer.policy is BufferPolicy.WAIT) and not self.buffer.put(frame, self.stop_event):
                 return
+
+    def _reconnect(self) -> bool:
+        """The stream dropped: reconnect with backoff. False if stopped first; raises when retries run out."""
+        source = self.source
+        self.down_since = source.clock()
+        self.stats.state = StreamState.RECONNECTING
+        self.connection.connected = False
+        log.warning("%s: stream lost at %.1f s; reconnecting", source.name, self.down_since)
+        source.close()
+        info = connect_with_retry(
+            source.open, self.policy, self.stop_event, self.connection, source.name, clock=time.monotonic
+        )
+        if info is None:
+            self.outages.append((self.down_since, source.clock()))
+            self.down_since = None
+            return False
+        end = source.clock()
+        self.outages.append((self.down_since, end))
+        self.connection.reconnects += 1
+        log.info("%s: reconnected after %.1f s (%dx%d)", source.name, end - self.down_since, info.width, info.height)
+        self.down_since = None
+        self.stats.state = StreamState.RUNNING
+        return True
 
     def _update_stats(self, t_s: float, now: float, last_wall: float | None) -> None:
         stats = self.stats

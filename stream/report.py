@@ -31,7 +31,8 @@ class Report:
     every_s: float = 1.0
     device: str = ""
     multi_label: bool = False
-    outages: list[dict] = field(default_factory=list)
+    outages: list[dict] = field(default_factory=list)  # [{start_s, end_s}] a live source was down
+    reconnects: int = 0
     ended: str = "end of stream"  # or "interrupted", "duration reached", "source failed: ..."
     started_at: str = ""
     screentime_version: str = ""
@@ -56,6 +57,7 @@ class Report:
         data["note"] = (
             "multi-label: a frame counts for every character on it, so totals need not add up to the duration"
             if self.multi_label
-            else "each sample stands for the time until the next; totals add up to duration_s"
+            else "each sample stands for the time until the next (or an outage); totals add up to duration_s, "
+            "which excludes outages"
         )
         return data

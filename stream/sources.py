@@ -60,6 +60,7 @@ class FileSource:
     """A video file, read as fast as the consumer takes frames; timestamps from the container."""
 
     live = False
+    reconnectable = False
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -113,6 +114,7 @@ class _LiveSource:
     """Shared by webcams and network streams: monotonic timestamps from the first frame."""
 
     live = True
+    reconnectable = False
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -167,13 +169,38 @@ class WebcamSource(_LiveSource):
 
 
 class NetworkSource(_LiveSource):
-    """RTSP/HTTP stream through FFmpeg, with open and read timeouts so no call hangs."""
+    """RTSP/HTTP stream through FFmpeg, with open and read timeouts so no call hangs.
+
+    A stream whose own timestamps stop advancing while frames keep coming (a frozen decoder
+    replaying one picture) is reported as ended after `timeout_s`, like one that stops sending,
+    so the reader reconnects instead of counting a stale picture.
+    """
+
+    reconnectable = True
 
     def __init__(self, url: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp") -> None:
         super().__init__(mask_url(url))
         self.url = url
         self.timeout_s = timeout_s
         self.rtsp_transport = rtsp_transport
+        self._pts_seen_advancing = False
+        self._last_pts: float | None = None
+        self._frozen_since: float | None = None
+
+    def grab(self) -> float | None:
+        t_s = super().grab()
+        if t_s is None or self._cap is None:
+            return t_s
+        pts = self._cap.get(cv2.CAP_PROP_POS_MSEC)
+        if self._last_pts is not None and pts == self._last_pts and self._pts_seen_advancing:
+            self._frozen_since = self._frozen_since if self._frozen_since is not None else t_s
+            if t_s - self._frozen_since > self.timeout_s:
+                return None  # frozen: treated as a dropped stream
+        else:
+            self._pts_seen_advancing |= self._last_pts is not None and pts != self._last_pts
+            self._frozen_since = None
+        self._last_pts = pts
+        return t_s
 
     def open(self) -> VideoInfo:
         # OpenCV takes FFmpeg options only from this variable, read when a capture opens.
@@ -185,6 +212,7 @@ class NetworkSource(_LiveSource):
             cap.release()
             raise SourceConnectionError(f"{self.name}: cannot connect")
         self._cap = cap
+        self._last_pts, self._frozen_since, self._pts_seen_advancing = None, None, False
         return self._info(cap)
 
 

@@ -24,5 +24,6 @@ class RunStats:
     t_s: float = 0.0  # media (or live) time of the latest sample
     duration_s: float | None = None  # files: approximate length, for progress and ETA
     device: str = ""
+    outages: int = 0
     current: Prediction | None = None
     totals: dict[str, float] = field(default_factory=dict)

@@ -44,7 +44,7 @@ def render(stats: RunStats) -> RenderableType:
     numbers = Text(
         f"samples {stats.samples}   input {stats.input_fps:.1f} fps   analysis {stats.analysis_fps:.1f} fps   "
         f"latency {stats.latency_s * 1000:.0f} ms   dropped {stats.dropped}   elapsed {_clock(stats.elapsed_s)}"
-        f"   device {stats.device}"
+        f"   device {stats.device}" + (f"   outages {stats.outages}" if stats.live else "")
     )
     parts: list[RenderableType] = [table, current, numbers]
     if stats.duration_s:

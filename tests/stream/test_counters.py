@@ -53,3 +53,21 @@ def test_samples_must_not_go_back_in_time():
 def test_repeated_timestamp_adds_no_time():
     counter = account([0, 1, 1, 2], [("tom",), ("jerry",), ("jerry",), ("tom",)], 3.0, CLASSES)
     assert counter.totals_s == pytest.approx({"neither": 0.0, "tom": 2.0, "jerry": 1.0})
+
+
+def test_outage_before_frames_from_either_side():
+    counter = ScreenTimeCounter(CLASSES)
+    counter.add(0.0, ["jerry"])
+    counter.pause(2.0)
+    counter.add(1.0, ["tom"])  # a frame from before the drop, handed over late: stands until 2.0
+    counter.add(20.0, ["tom"])
+    counter.finish(21.0)
+    assert counter.totals_s == pytest.approx({"neither": 0.0, "jerry": 1.0, "tom": 2.0})
+    assert counter.segments == [Segment("jerry", 0, 1.0), Segment("tom", 1.0, 2.0), Segment("tom", 20.0, 21.0)]
+
+
+def test_running_totals_stop_growing_during_an_outage():
+    counter = ScreenTimeCounter(CLASSES)
+    counter.add(0.0, ["tom"])
+    counter.pause(3.0)
+    assert counter.running_totals(10.0)["tom"] == pytest.approx(3.0)
