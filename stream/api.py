@@ -11,10 +11,11 @@ or simply `report = watch(...).run()`.
 from __future__ import annotations
 
 import argparse
+import queue
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +33,14 @@ from stream.sinks import Sink
 from stream.sinks.dashboard import DashboardSink
 from stream.sinks.overlay import OverlaySink
 from stream.sinks.report_sink import ReportSink
-from stream.sources import mask_url, open_source
+from stream.sources import open_source
 
 
 @dataclass
 class WatchConfig:
     """The flags of `screentime watch`, validated once at the edge."""
 
-    source: str
+    sources: list[str]
     model: Path
     every_s: float = 1.0
     report: Path | None = None
@@ -56,7 +57,7 @@ class WatchConfig:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WatchConfig:
         return cls(
-            source=args.source,
+            sources=list(args.source),
             model=args.model,
             every_s=interval_from(args.every, args.fps),
             report=args.report,
@@ -70,8 +71,21 @@ class WatchConfig:
             timeout_s=args.timeout,
         )
 
+    def output_paths(self) -> list[Path | None]:
+        """One overlay video per source: OUT.mp4 for one source, OUT-1.mp4, OUT-2.mp4 ... for several."""
+        if self.output is None:
+            return [None] * len(self.sources)
+        if len(self.sources) == 1:
+            return [self.output]
+        return [
+            self.output.with_name(f"{self.output.stem}-{i}{self.output.suffix}")
+            for i in range(1, len(self.sources) + 1)
+        ]
+
     def validate(self) -> None:
         """Every output path is checked before any work starts, so a run is never wasted."""
+        if not self.sources:
+            raise BadInputError("give at least one source")
         if self.duration_s is not None and self.duration_s <= 0:
             raise BadInputError("--duration must be > 0")
         if self.max_reconnects is not None and self.max_reconnects < 0:
@@ -80,7 +94,7 @@ class WatchConfig:
             raise BadInputError("--timeout must be > 0")
         if self.output is not None and self.output.suffix.lower() not in (".mp4", ".mov", ".mkv"):
             raise BadInputError(f"{self.output}: the overlay video must be .mp4, .mov or .mkv")
-        for path in (self.report, self.csv, self.output):
+        for path in (self.report, self.csv, *self.output_paths()):
             if path is None:
                 continue
             try:
@@ -90,55 +104,111 @@ class WatchConfig:
 
 
 class Watch:
-    """One run: iterate for predictions; `report` is set when the iteration ends."""
+    """One run over one or more sources: iterate for predictions; `reports` is set at the end.
+
+    Each source has its own pipeline (and reader thread); all share one engine, one stop event,
+    one dashboard and one report file (a section per source when there are several).
+    """
 
     def __init__(self, config: WatchConfig, stop: threading.Event | None = None, console: Console | None = None):
         config.validate()
         self.config = config
         self.stop_event = stop or threading.Event()
         self.engine = Engine(config.model, config.device)
-        self.source = open_source(config.source, timeout_s=config.timeout_s, rtsp_transport=config.rtsp_transport)
-        live = self.source.live
-        sinks: list[Sink] = []
-        if config.report or config.csv:
-            sinks.append(ReportSink(config.report, config.csv))
-        if config.output:
-            sinks.append(OverlaySink(config.output, live=live))
-        self.pipeline = Pipeline(
-            self.source,
-            self.engine,
-            Sampler(config.every_s),
-            sinks,
-            stop=self.stop_event,
-            duration_s=config.duration_s,
-            batch_size=config.batch_size,
-            decode_all=config.output is not None,
-            model_name=str(config.model),
-            reconnect=ReconnectPolicy(max_attempts=config.max_reconnects),
-        )
+        policy = ReconnectPolicy(max_attempts=config.max_reconnects)
+        report_sink = ReportSink(config.report, config.csv, sections=len(config.sources))
+        self.pipelines: list[Pipeline] = []
+        for index, (spec, output) in enumerate(zip(config.sources, config.output_paths(), strict=True)):
+            source = open_source(spec, timeout_s=config.timeout_s, rtsp_transport=config.rtsp_transport)
+            sinks: list[Sink] = []
+            if config.report or config.csv:
+                sinks.append(report_sink.section(index))
+            if output is not None:
+                sinks.append(OverlaySink(output, live=source.live))
+            self.pipelines.append(
+                Pipeline(
+                    source,
+                    self.engine,
+                    Sampler(config.every_s),
+                    sinks,
+                    stop=self.stop_event,
+                    duration_s=config.duration_s,
+                    batch_size=config.batch_size,
+                    decode_all=output is not None,
+                    model_name=str(config.model),
+                    reconnect=policy,
+                )
+            )
         if config.dashboard:
-            self.pipeline.sinks.append(DashboardSink(self.pipeline.stats, console=console))
-        self.report: Report | None = None
+            dashboard = DashboardSink([p.stats for p in self.pipelines], console=console)
+            for pipeline in self.pipelines:
+                pipeline.sinks.append(dashboard)
+        self.reports: list[Report] = []
+
+    @property
+    def report(self) -> Report | None:
+        """The report of the first (or only) source."""
+        return self.reports[0] if self.reports else None
 
     def __iter__(self) -> Iterator[Prediction]:
+        if len(self.pipelines) == 1:
+            try:
+                yield from self.pipelines[0].run()
+            finally:
+                self.reports = [r for r in [self.pipelines[0].report] if r is not None]
+            return
+        yield from self._run_parallel()
+
+    def _run_parallel(self) -> Iterator[Prediction]:
+        results: queue.Queue = queue.Queue(maxsize=256)
+        errors: list[BaseException] = []
+        done = object()
+
+        def consume(pipeline: Pipeline) -> None:
+            try:
+                for prediction in pipeline.run():
+                    results.put(prediction)
+            except BaseException as exc:  # re-raised in the caller's thread below
+                errors.append(exc)
+            finally:
+                results.put(done)
+
+        threads = [
+            threading.Thread(target=consume, args=(p,), name=f"pipeline:{p.source.name}") for p in self.pipelines
+        ]
+        for thread in threads:
+            thread.start()
         try:
-            yield from self.pipeline.run()
+            finished = 0
+            while finished < len(threads):
+                item = results.get()
+                if item is done:
+                    finished += 1
+                else:
+                    yield item
         finally:
-            self.report = self.pipeline.report
+            if errors or finished < len(threads):  # the caller stopped iterating early
+                self.stop_event.set()
+            for thread in threads:
+                thread.join()
+            self.reports = [p.report for p in self.pipelines if p.report is not None]
+        if errors:
+            raise errors[0]
 
     def run(self) -> Report:
+        """Run to the end; the report of the first source (all of them are in `reports`)."""
         for _ in self:
             pass
         assert self.report is not None
         return self.report
 
     def stop(self) -> None:
-        """Ask the run to end; the report is still written (thread-safe)."""
+        """Ask the run to end; the reports are still written (thread-safe)."""
         self.stop_event.set()
 
 
 def watch(
-    source: str,
+    source: str | Sequence[str],
     model: str | Path,
     every_s: float | None = None,
     fps: float | None = None,
@@ -152,9 +222,9 @@ def watch(
     rtsp_transport: str = "tcp",
     timeout_s: float = 5.0,
 ) -> Watch:
-    """Analyse a file, webcam index or stream URL; see the module docstring."""
+    """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
-        source=str(source),
+        sources=[str(source)] if isinstance(source, str | Path) else [str(s) for s in source],
         model=Path(model),
         every_s=interval_from(every_s, fps),
         report=Path(report) if report else None,
@@ -184,13 +254,14 @@ def run_cli_watch(config: WatchConfig) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        report = run.run()
+        run.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if not config.dashboard:
-        from stream.sinks.dashboard import summary
+    for report in run.reports:
+        if not config.dashboard:
+            from stream.sinks.dashboard import summary
 
-        Console().print(summary(report))
-    print(f"{report.samples} samples over {report.duration_s:.1f} s of {mask_url(config.source)} ({report.ended})")
+            Console().print(summary(report))
+        print(f"{report.samples} samples over {report.duration_s:.1f} s of {report.source} ({report.ended})")
     return 0

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
 
     p = sub.add_parser("watch", help="measure screen time on a file, webcam or stream, live")
-    p.add_argument("source", help="video file, webcam index (0) or rtsp:// / http(s):// URL")
+    p.add_argument("source", nargs="+", help="video files, webcam indices (0) or rtsp:// / http(s):// URLs")
     p.add_argument("--model", required=True, type=Path)
     rate = p.add_mutually_exclusive_group()
     rate.add_argument("--every", type=float, default=None, help="seconds between analysed frames (default 1)")

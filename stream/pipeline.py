@@ -51,6 +51,20 @@ def to_prediction(probs: np.ndarray, card: ModelCard, t_s: float, latency_s: flo
     )
 
 
+class _Halt(threading.Event):
+    """Set when this pipeline ends, or when the run's shared stop event is.
+
+    Everything that waits on it polls with short timeouts, so the parent is seen promptly.
+    """
+
+    def __init__(self, parent: threading.Event) -> None:
+        super().__init__()
+        self._parent = parent
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._parent.is_set()
+
+
 class Pipeline:
     """One source analysed by one engine, fanned out to sinks."""
 
@@ -72,7 +86,8 @@ class Pipeline:
         self.card = engine.card
         self.sampler = sampler
         self.sinks = list(sinks)
-        self.stop = stop or threading.Event()
+        self.stop = stop or threading.Event()  # may be shared by several pipelines: only read here
+        self._halt = _Halt(self.stop)  # this pipeline's own end, seen by its reader
         self.duration_s = duration_s
         self.batch_size = batch_size if not source.live else 1
         self.decode_all = decode_all  # the overlay video wants every frame
@@ -108,7 +123,7 @@ class Pipeline:
             self.source,
             self.sampler,
             buffer,
-            self.stop,
+            self._halt,
             decode_all=self.decode_all and not info.live,
             tap=overlay_tap,
             policy=self.reconnect,
@@ -130,7 +145,7 @@ class Pipeline:
         except KeyboardInterrupt:
             self.ended = "interrupted"
         finally:
-            self.stop.set()
+            self._halt.set()
             reader.join(timeout=10)
             self.source.close()
             self.report = self._finish(reader, buffer, started_at)
@@ -223,7 +238,7 @@ class Pipeline:
             return info
         self.stats.state = "connecting"
         return connect_with_retry(
-            self.source.open, self.reconnect, self.stop, self.connection, self.source.name, clock=time.monotonic
+            self.source.open, self.reconnect, self._halt, self.connection, self.source.name, clock=time.monotonic
         )
 
     def _outages(self, reader: FrameReader, end_s: float | None = None) -> list[tuple[float, float]]:

@@ -3,6 +3,8 @@ by rendering to a string; the sink only owns the `Live` display that refreshes i
 
 from __future__ import annotations
 
+import threading
+
 from rich.bar import Bar
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -12,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stream.modelcard import ModelCard
-from stream.records import Frame, Prediction, VideoInfo
+from stream.records import VideoInfo
 from stream.report import Report
 from stream.sinks import BaseSink
 from stream.stats import RunStats
@@ -71,23 +73,37 @@ def summary(report: Report) -> RenderableType:
 
 
 class DashboardSink(BaseSink):
-    def __init__(self, stats: RunStats, console: Console | None = None, refresh_per_second: float = 4) -> None:
-        self.stats = stats
+    """One live display for the run: a panel per source. Shared by the sources' pipelines, so it
+    starts with the first of them and ends, printing every summary, with the last."""
+
+    def __init__(
+        self, stats: RunStats | list[RunStats], console: Console | None = None, refresh_per_second: float = 4
+    ) -> None:
+        self.stats = stats if isinstance(stats, list) else [stats]
         self.console = console or Console()
         self._live = Live(
-            get_renderable=lambda: render(self.stats),
+            get_renderable=lambda: Group(*(render(s) for s in self.stats)),
             console=self.console,
             refresh_per_second=refresh_per_second,
             transient=True,
         )
+        self._lock = threading.Lock()
+        self._running = 0
+        self._reports: list[Report] = []
 
     def start(self, info: VideoInfo, card: ModelCard) -> None:
-        self._live.start()
-
-    def update(self, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
-        self.stats = stats
+        with self._lock:
+            if self._running == 0:
+                self._live.start()
+            self._running += 1
 
     def close(self, report: Report | None) -> None:
-        self._live.stop()
-        if report is not None:
-            self.console.print(summary(report))
+        with self._lock:
+            if report is not None:
+                self._reports.append(report)
+            self._running -= 1
+            if self._running > 0:
+                return
+            self._live.stop()
+            for finished in self._reports:
+                self.console.print(summary(finished))

@@ -99,3 +99,24 @@ def test_unwritable_outputs_are_refused_before_any_work(cfr_clip, color_model, t
         watch(cfr_clip, color_model, report=tmp_path / "missing-dir" / "r.json")
     with pytest.raises(BadInputError, match=r"\.mp4"):
         watch(cfr_clip, color_model, output=tmp_path / "o.gif")
+
+
+def test_several_sources_in_one_run(cfr_clip, vfr_clip, color_model, tmp_path):
+    run = watch(
+        [cfr_clip, vfr_clip],
+        color_model,
+        every_s=1.0,
+        report=tmp_path / "r.json",
+        csv=tmp_path / "t.csv",
+        output=tmp_path / "o.mp4",
+    )
+    predictions = list(run)
+    assert len(run.reports) == 2 and len(predictions) == 20
+    for report in run.reports:
+        assert report.screen_time_s == pytest.approx(TRUTH, abs=0.01)
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert [s["source"] for s in data["sources"]] == [str(cfr_clip), str(vfr_clip)]
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == "source,t_s,class,confidence"
+    for i, frames in ((1, 100), (2, 125)):
+        with av.open(str(tmp_path / f"o-{i}.mp4")) as container:
+            assert sum(1 for _ in container.decode(video=0)) == frames
