@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -112,15 +111,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _setup_logging(quiet: bool, verbose: bool = False) -> None:
-    import cv2
     from rich.logging import RichHandler
 
-    if not verbose:  # FFmpeg inside OpenCV reads this when a capture opens; -8 is AV_LOG_QUIET
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    # OpenCV's own warnings repeat, in C++ terms, what screentime reports in one line.
-    cv2.utils.logging.setLogLevel(
-        cv2.utils.logging.LOG_LEVEL_WARNING if verbose else cv2.utils.logging.LOG_LEVEL_SILENT
-    )
+    from stream.logs import quiet_native_logs
+
+    quiet_native_logs(verbose)
     handler = RichHandler(show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler], format="%(message)s")
     for noisy in ("tensorflow", "tf2onnx", "absl", "h5py", "onnx", "onnxruntime"):
