@@ -124,7 +124,7 @@ class Pipeline:
             self.sampler,
             buffer,
             self._halt,
-            decode_all=self.decode_all and not info.live,
+            decode_all=self.decode_all,  # live: every frame to the overlay tap, only sampled ones to the buffer
             tap=overlay_tap,
             policy=self.reconnect,
             connection=self.connection,
@@ -174,6 +174,8 @@ class Pipeline:
             self._register_outages(reader)
             self._refresh_stats(reader, buffer)
             if items is END:
+                if self.stop.is_set() and self.ended == "end of stream":
+                    self.ended = "interrupted"  # the reader saw the stop first
                 return
             for chunk in self._chunks(items):
                 yield from self._process(chunk)

@@ -151,6 +151,10 @@ class FrameReader(threading.Thread):
                     return
                 last_wall = None
                 continue
+            if self.down_since is not None:  # the first frame after a reconnect ends the outage
+                self.outages.append((self.down_since, t_s))
+                self.down_since = None
+                self.stats.state = StreamState.RUNNING
             now = time.monotonic()
             self._update_stats(t_s, now, last_wall)
             last_wall = now
@@ -171,9 +175,19 @@ class FrameReader(threading.Thread):
                 return
 
     def _reconnect(self) -> bool:
-        """The stream dropped: reconnect with backoff. False if stopped first; raises when retries run out."""
+        """The stream dropped: reconnect with backoff. False if stopped first; raises when retries run out.
+
+        The outage starts where the last good frame ends (a hang is noticed only a timeout later)
+        and ends at the first frame after reconnecting; one still open when the reader stops is
+        closed by the pipeline at the end of the run.
+        """
         source = self.source
-        self.down_since = source.clock()
+        stats = self.stats
+        self.down_since = (
+            min(source.clock(), stats.last_t_s + (stats.frame_interval_s or 0.0))
+            if stats.frames_read
+            else source.clock()
+        )
         self.stats.state = StreamState.RECONNECTING
         self.connection.connected = False
         log.warning("%s: stream lost at %.1f s; reconnecting", source.name, self.down_since)
@@ -182,15 +196,15 @@ class FrameReader(threading.Thread):
             source.open, self.policy, self.stop_event, self.connection, source.name, clock=time.monotonic
         )
         if info is None:
-            self.outages.append((self.down_since, source.clock()))
-            self.down_since = None
             return False
-        end = source.clock()
-        self.outages.append((self.down_since, end))
         self.connection.reconnects += 1
-        log.info("%s: reconnected after %.1f s (%dx%d)", source.name, end - self.down_since, info.width, info.height)
-        self.down_since = None
-        self.stats.state = StreamState.RUNNING
+        log.info(
+            "%s: reconnected after %.1f s (%dx%d)",
+            source.name,
+            source.clock() - self.down_since,
+            info.width,
+            info.height,
+        )
         return True
 
     def _update_stats(self, t_s: float, now: float, last_wall: float | None) -> None:

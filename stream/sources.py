@@ -171,9 +171,10 @@ class WebcamSource(_LiveSource):
 class NetworkSource(_LiveSource):
     """RTSP/HTTP stream through FFmpeg, with open and read timeouts so no call hangs.
 
-    A stream whose own timestamps stop advancing while frames keep coming (a frozen decoder
-    replaying one picture) is reported as ended after `timeout_s`, like one that stops sending,
-    so the reader reconnects instead of counting a stale picture.
+    A camera that hangs is reported as ended, like one that stops sending, so the reader
+    reconnects instead of counting a stale picture: a grab that waited out the read timeout
+    (OpenCV then hands back the previous picture, with a timestamp that still advances), or a
+    stream whose own timestamps stop advancing for `timeout_s` (a decoder replaying one frame).
     """
 
     reconnectable = True
@@ -186,11 +187,17 @@ class NetworkSource(_LiveSource):
         self._pts_seen_advancing = False
         self._last_pts: float | None = None
         self._frozen_since: float | None = None
+        self._grabs_since_open = 0
 
     def grab(self) -> float | None:
+        started = time.monotonic()
         t_s = super().grab()
         if t_s is None or self._cap is None:
             return t_s
+        slow = time.monotonic() - started >= 0.9 * self.timeout_s
+        self._grabs_since_open += 1
+        if slow and self._grabs_since_open > 1:  # the first waits for a keyframe; later ones must not
+            return None  # the read timed out: what OpenCV returns now is stale
         pts = self._cap.get(cv2.CAP_PROP_POS_MSEC)
         if self._last_pts is not None and pts == self._last_pts and self._pts_seen_advancing:
             self._frozen_since = self._frozen_since if self._frozen_since is not None else t_s
@@ -204,7 +211,8 @@ class NetworkSource(_LiveSource):
 
     def open(self) -> VideoInfo:
         # OpenCV takes FFmpeg options only from this variable, read when a capture opens.
-        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.rtsp_transport}"
+        # nobuffer: FFmpeg otherwise hands over about a second of old frames at once after opening.
+        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.rtsp_transport}|fflags;nobuffer"
         ms = int(self.timeout_s * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
         cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
@@ -213,6 +221,7 @@ class NetworkSource(_LiveSource):
             raise SourceConnectionError(f"{self.name}: cannot connect")
         self._cap = cap
         self._last_pts, self._frozen_since, self._pts_seen_advancing = None, None, False
+        self._grabs_since_open = 0
         return self._info(cap)
 
 

@@ -120,3 +120,14 @@ def test_several_sources_in_one_run(cfr_clip, vfr_clip, color_model, tmp_path):
     for i, frames in ((1, 100), (2, 125)):
         with av.open(str(tmp_path / f"o-{i}.mp4")) as container:
             assert sum(1 for _ in container.decode(video=0)) == frames
+
+
+def test_truncated_video_is_analysed_as_far_as_it_decodes(tmp_path, color_model):
+    full = write_color_video(tmp_path / "full.mkv", SCENES, [i / 10 for i in range(100)])
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 6 // 10])
+    report = watch(cut, color_model, every_s=0.5, report=tmp_path / "r.json").run()
+    assert report.ended == "end of stream"
+    assert 3.0 < report.duration_s < 9.0  # part of the clip, and accounted for consistently
+    assert sum(report.screen_time_s.values()) == pytest.approx(report.duration_s)
+    assert json.loads((tmp_path / "r.json").read_text())["samples"] == report.samples
