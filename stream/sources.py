@@ -7,9 +7,12 @@ variable-frame-rate files and streams whatever FPS they report.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
 import time
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -75,7 +78,8 @@ class FileSource:
             raise BadInputError(f"{self.name}: is a directory, not a video")
         if self.path.stat().st_size == 0:
             raise BadInputError(f"{self.name}: is empty (0 bytes), not a video")
-        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        with _ffmpeg_options(None):  # a stream's options must not apply to a file
+            cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not cap.isOpened():
             raise BadInputError(f"{self.name}: {_why_unreadable(self.path)}")
         self._cap = cap
@@ -211,11 +215,11 @@ class NetworkSource(_LiveSource):
 
     def open(self) -> VideoInfo:
         # OpenCV takes FFmpeg options only from this variable, read when a capture opens.
-        # nobuffer: FFmpeg otherwise hands over about a second of old frames at once after opening.
-        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{self.rtsp_transport}|fflags;nobuffer"
         ms = int(self.timeout_s * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        # nobuffer: FFmpeg otherwise hands over about a second of old frames at once after opening.
+        with _ffmpeg_options(f"rtsp_transport;{self.rtsp_transport}|fflags;nobuffer"):
+            cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()
             raise SourceConnectionError(f"{self.name}: cannot connect")
@@ -236,6 +240,32 @@ def open_source(spec: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp") 
     if kind is SourceKind.NETWORK:
         return NetworkSource(spec, timeout_s=timeout_s, rtsp_transport=rtsp_transport)
     return FileSource(spec)
+
+
+_OPTIONS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _ffmpeg_options(options: str | None) -> Iterator[None]:
+    """OpenCV takes FFmpeg options only from an environment variable, read when a capture opens.
+
+    Set it for this one open and put it back, so a stream's options never leak into a file's
+    capture opened later (or in another source's thread: the lock serialises opens).
+    """
+    key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+    with _OPTIONS_LOCK:
+        previous = os.environ.get(key)
+        if options is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = options
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = previous
 
 
 def _why_unreadable(path: Path) -> str:
