@@ -1,0 +1,43 @@
+import os
+
+import pytest
+
+from stream.errors import SourceConnectionError
+from stream.sources import FileSource, NetworkSource, SourceKind, classify, mask_text, mask_url
+from tests.helpers import write_color_video
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        ("0", SourceKind.WEBCAM),
+        ("12", SourceKind.WEBCAM),
+        ("rtsp://cam/x", SourceKind.NETWORK),
+        ("HTTPS://cam/x.m3u8", SourceKind.NETWORK),
+        ("clip.mp4", SourceKind.FILE),
+        ("C:/videos/a.mp4", SourceKind.FILE),
+    ],
+)
+def test_classify(spec, kind):
+    assert classify(spec) is kind
+
+
+def test_credentials_are_masked():
+    assert mask_url("rtsp://admin:s3cr3t@10.0.0.2:554/live") == "rtsp://admin:***@10.0.0.2:554/live"
+    assert mask_url("rtsp://token@cam/live") == "rtsp://***@cam/live"
+    assert mask_url("rtsp://cam/live") == "rtsp://cam/live"
+    assert mask_text("open rtsp://u:p4ss@h/x failed") == "open rtsp://u:***@h/x failed"
+
+
+def test_stream_options_do_not_leak_into_later_file_captures(tmp_path):
+    with pytest.raises(SourceConnectionError):
+        NetworkSource("rtsp://127.0.0.1:9/none", timeout_s=1.0).open()
+    assert "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ
+    clip = write_color_video(tmp_path / "c.mp4", [(1, 0, 9)], [i / 10 for i in range(20)])
+    source = FileSource(clip)
+    source.open()
+    times = []
+    while (t := source.grab()) is not None:
+        times.append(t)
+    source.close()
+    assert len(times) == 20 and times[0] == 0.0
