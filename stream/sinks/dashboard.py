@@ -43,19 +43,30 @@ def render(stats: RunStats) -> RenderableType:
         if now
         else Text("now: waiting for the first frame", style="dim")
     )
-    numbers = Text(
-        f"samples {stats.samples}   input {stats.input_fps:.1f} fps   analysis {stats.analysis_fps:.1f} fps   "
-        f"latency {stats.latency_s * 1000:.0f} ms   dropped {stats.dropped}   elapsed {_clock(stats.elapsed_s)}"
-        f"   device {stats.device}" + (f"   outages {stats.outages}" if stats.live else "")
-    )
-    parts: list[RenderableType] = [table, current, numbers]
+    numbers = [
+        f"samples {stats.samples}",
+        f"input {stats.input_fps:.1f} fps",
+        f"analysis {stats.analysis_fps:.1f} fps",
+        f"dropped {stats.dropped}",
+        f"elapsed {_clock(stats.elapsed_s)}",
+    ]
+    if stats.live:  # capture-to-count latency means something only for live sources
+        numbers[3:3] = [f"latency {stats.latency_s * 1000:.0f} ms"]
+        numbers.append(f"outages {stats.outages}")
+    parts: list[RenderableType] = [table, current, Text("   ".join(numbers))]
     if stats.duration_s:
         done = min(1.0, stats.t_s / stats.duration_s)
         speed = stats.t_s / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
         eta = (stats.duration_s - stats.t_s) / speed if speed > 0 else 0.0
-        parts.append(ProgressBar(total=1.0, completed=done))
-        parts.append(Text(f"{done:.0%} of {_clock(stats.duration_s)}   {speed:.1f}x real time   ETA {_clock(eta)}"))
-    title = f"screentime · {stats.source} · {stats.state}"
+        progress = Table.grid(expand=True, padding=(0, 1))
+        progress.add_column(ratio=1)
+        progress.add_column()
+        progress.add_row(
+            ProgressBar(total=1.0, completed=done),
+            f"{done:.0%} of {_clock(stats.duration_s)}   {speed:.1f}x real time   ETA {_clock(eta)}",
+        )
+        parts.append(progress)
+    title = f"screentime · {stats.source} · {stats.state} · {stats.device}"
     return Panel(Group(*parts), title=title, title_align="left")
 
 

@@ -15,7 +15,7 @@ def text_of(renderable, width=110) -> str:
 def test_dashboard_shows_counters_rates_and_progress():
     stats = RunStats(
         source="rtsp://cam:***@10.0.0.5/live",
-        live=False,
+        live=True,
         classes=["neither", "jerry", "tom"],
         characters=["jerry", "tom"],
         state="running",
@@ -32,7 +32,7 @@ def test_dashboard_shows_counters_rates_and_progress():
         totals={"neither": 10.0, "jerry": 5.0, "tom": 15.0},
     )
     text = text_of(render(stats))
-    assert "rtsp://cam:***@10.0.0.5/live" in text and "running" in text
+    assert "rtsp://cam:***@10.0.0.5/live" in text and "running" in text and "CPU" in text
     assert "jerry" in text and "5.0 s" in text and "16.7%" in text
     assert "tom" in text and "15.0 s" in text and "50.0%" in text
     assert "neither (background)" in text
@@ -40,6 +40,14 @@ def test_dashboard_shows_counters_rates_and_progress():
     assert "samples 42" in text and "dropped 3" in text and "latency 120 ms" in text
     assert "analysis 6.5 fps" in text and "input 25.0 fps" in text and "00:01:05" in text
     assert "25% of 00:02:00" in text and "ETA 00:03:15" in text
+
+
+def test_file_dashboard_hides_latency():
+    stats = RunStats(
+        source="a.mp4", live=False, classes=["a", "b"], characters=["b"], duration_s=10, t_s=5, elapsed_s=1
+    )
+    text = text_of(render(stats))
+    assert "latency" not in text and "50% of 00:00:10" in text and "5.0x real time" in text
 
 
 def test_live_dashboard_has_no_progress_bar():
