@@ -53,6 +53,7 @@ class WatchConfig:
     max_reconnects: int | None = None  # None: forever
     rtsp_transport: str = "tcp"
     timeout_s: float = 5.0
+    smoothing: int | None = None  # samples averaged per verdict; None: the model's default
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WatchConfig:
@@ -69,6 +70,7 @@ class WatchConfig:
             max_reconnects=0 if args.no_retry else args.max_reconnects,
             rtsp_transport=args.rtsp_transport,
             timeout_s=args.timeout,
+            smoothing=args.smooth,
         )
 
     def output_paths(self) -> list[Path | None]:
@@ -92,6 +94,8 @@ class WatchConfig:
             raise BadInputError("--max-reconnects must be >= 0")
         if self.timeout_s <= 0:
             raise BadInputError("--timeout must be > 0")
+        if self.smoothing is not None and self.smoothing < 0:
+            raise BadInputError("--smooth must be >= 0")
         if self.output is not None and self.output.suffix.lower() not in (".mp4", ".mov", ".mkv"):
             raise BadInputError(f"{self.output}: the overlay video must be .mp4, .mov or .mkv")
         for path in (self.report, self.csv, *self.output_paths()):
@@ -137,6 +141,7 @@ class Watch:
                     decode_all=output is not None,
                     model_name=str(config.model),
                     reconnect=policy,
+                    smoothing=config.smoothing,
                 )
             )
         if config.dashboard:
@@ -221,6 +226,7 @@ def watch(
     max_reconnects: int | None = None,
     rtsp_transport: str = "tcp",
     timeout_s: float = 5.0,
+    smoothing: int | None = None,
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
@@ -236,6 +242,7 @@ def watch(
         max_reconnects=max_reconnects,
         rtsp_transport=rtsp_transport,
         timeout_s=timeout_s,
+        smoothing=smoothing,
     )
     return Watch(config)
 

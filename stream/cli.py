@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--no-retry", action="store_true", help="fail at once if a stream is unreachable")
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds without a frame before reconnecting")
+    p.add_argument(
+        "--smooth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="average the last N samples (0: off; default: the model's)",
+    )
 
     p = sub.add_parser("demo", help="end to end on a synthetic cartoon whose truth is known")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))

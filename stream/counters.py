@@ -57,6 +57,11 @@ class ScreenTimeCounter:
         if t_s not in self._cuts:
             insort(self._cuts, t_s)
 
+    @property
+    def outages(self) -> int:
+        """How many outage starts are registered."""
+        return len(self._cuts)
+
     def finish(self, end_s: float) -> None:
         """The analysed time ends at `end_s`: the last sample stands until then (or an outage)."""
         if self._last_t is None:

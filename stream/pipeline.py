@@ -26,6 +26,7 @@ from stream.records import Frame, Prediction
 from stream.report import Report, TimelineEntry
 from stream.sampler import Sampler
 from stream.sinks import Sink
+from stream.smoothing import Smoother
 from stream.stats import RunStats
 from stream.version import __version__
 
@@ -80,6 +81,7 @@ class Pipeline:
         decode_all: bool = False,
         model_name: str = "",
         reconnect: ReconnectPolicy | None = None,
+        smoothing: int | None = None,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -95,6 +97,10 @@ class Pipeline:
         self.reconnect = reconnect or ReconnectPolicy()
         self.connection = ConnectionState()
         self.counter = ScreenTimeCounter(self.card.classes)
+        # Samples averaged per verdict: the flag, else the model's own default, else none.
+        window = smoothing if smoothing is not None else int(self.card.smoothing.get("window", 1))
+        self.smoother = Smoother(window)
+        self._outages_smoothed = 0
         self.timeline: list[TimelineEntry] = []
         self.report: Report | None = None
         self.ended = "end of stream"
@@ -216,7 +222,10 @@ class Pipeline:
 
     def _count(self, frame: Frame, probs: np.ndarray) -> Prediction:
         latency = time.monotonic() - frame.captured_at if frame.captured_at else 0.0
-        prediction = to_prediction(probs, self.card, frame.t_s, latency)
+        if self.counter.outages != self._outages_smoothed:  # never average across an outage
+            self.smoother.reset()
+            self._outages_smoothed = self.counter.outages
+        prediction = to_prediction(self.smoother.push(probs), self.card, frame.t_s, latency)
         self.counter.add(frame.t_s, prediction.present)
         self.timeline.append(TimelineEntry(frame.t_s, prediction.label, prediction.confidence))
         self._last_t = frame.t_s

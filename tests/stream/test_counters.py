@@ -71,3 +71,15 @@ def test_running_totals_stop_growing_during_an_outage():
     counter.add(0.0, ["tom"])
     counter.pause(3.0)
     assert counter.running_totals(10.0)["tom"] == pytest.approx(3.0)
+
+
+def test_causal_smoothing_removes_one_sample_flicker_and_keeps_runs():
+    import numpy as np
+
+    from stream.smoothing import smooth_probs
+
+    tom, jerry = [0.0, 0.1, 0.9], [0.0, 0.9, 0.1]
+    probs = np.array([tom, tom, tom, jerry, tom, tom, jerry, jerry, jerry, jerry])
+    labels = smooth_probs(probs, 3).argmax(1).tolist()
+    assert labels == [2, 2, 2, 2, 2, 2, 2, 1, 1, 1]  # the lone jerry is gone, the real run starts one sample late
+    assert smooth_probs(probs, 1) is probs

@@ -131,3 +131,11 @@ def test_truncated_video_is_analysed_as_far_as_it_decodes(tmp_path, color_model)
     assert 3.0 < report.duration_s < 9.0  # part of the clip, and accounted for consistently
     assert sum(report.screen_time_s.values()) == pytest.approx(report.duration_s)
     assert json.loads((tmp_path / "r.json").read_text())["samples"] == report.samples
+
+
+def test_smoothing_flag_delays_changes_by_the_window(cfr_clip, color_model):
+    plain = watch(cfr_clip, color_model, every_s=0.5).run()
+    smoothed = watch(cfr_clip, color_model, every_s=0.5, smoothing=3).run()
+    assert plain.segments[1].start_s == 3.0
+    assert smoothed.segments[1].start_s == 3.5  # a causal 3-sample mean needs two samples of the new class
+    assert sum(smoothed.screen_time_s.values()) == pytest.approx(10.0)

@@ -1,0 +1,206 @@
+"""Honest accuracy: k-fold cross-validation over contiguous time blocks, recipe against recipe.
+
+Neighbouring frames are near-duplicates, so a random split flatters (the seed tutorial reports
+0.889 on one, 0.640 on another episode). Here each fold tests on two contiguous time blocks with a
+gap of frames between them and the training data; every frame is tested exactly once. Backbone
+features are cached, so re-running the comparison costs only the heads.
+
+Prints frame accuracy, per-class precision/recall and per-character screen-time error (predicted
+minus true seconds, one second per frame, over all test folds), the seed's recipe first.
+
+Usage: python benchmarks/accuracy.py --frames DIR [--labels CSV] --backbone-weights VGG16.weights.h5
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from stream.quiet import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
+import keras  # noqa: E402
+
+from stream.counters import account  # noqa: E402
+from stream.smoothing import smooth_probs  # noqa: E402
+from training.features import cache_dir, load_images  # noqa: E402
+from training.labels import read_labels  # noqa: E402
+from training.metrics import summarize  # noqa: E402
+from training.model import MEAN_BGR, build_head, load_backbone  # noqa: E402
+from training.split import time_block_split  # noqa: E402
+from training.train import class_weights  # noqa: E402
+
+CLASSES = ("neither", "jerry", "tom")
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    preprocess: str  # "seed": RGB scaled to [-1, 1] as the tutorial did; "caffe": what the weights expect
+    size: tuple[int, int]  # (width, height) fed to VGG16
+    head: Callable[[tuple[int, ...], int], keras.Model]
+    flatten_scale: bool = False  # the seed's X / X.max() on flattened features
+    flip: bool = False  # add horizontally flipped feature maps to training
+    smoothing: int = 1  # causal moving average over this many samples at prediction time
+    extra: dict = field(default_factory=dict)
+
+
+def seed_head(shape: tuple[int, ...], n: int) -> keras.Model:
+    """The tutorial's improved head: flatten 25,088 features into 1024-512-256 sigmoid units."""
+    inputs = keras.Input(shape)
+    x = keras.layers.Flatten()(inputs)
+    for units in (1024, 512, 256):
+        x = keras.layers.Dense(units, activation="sigmoid")(x)
+        x = keras.layers.Dropout(0.5)(x)
+    return keras.Model(inputs, keras.layers.Dense(n, activation="softmax")(x))
+
+
+def product_head(shape: tuple[int, ...], n: int) -> keras.Model:
+    return build_head(shape, n)
+
+
+def features(paths: list[Path], method: Method, weights: str) -> tuple[np.ndarray, float]:
+    """Backbone feature maps for `paths` under the method's preprocessing and size; cached."""
+    key = hashlib.sha256(f"{weights}:{method.preprocess}:{method.size}:{[str(p) for p in paths]}".encode()).hexdigest()
+    path = cache_dir() / f"bench-{key[:20]}.npz"
+    if path.exists():
+        data = np.load(path)
+        return data["features"], float(data["rate"])
+    backbone = load_backbone(method.size, weights).model
+    images = load_images(paths, method.size).astype(np.float32)
+    if method.preprocess == "seed":
+        images = images[..., ::-1] / 127.5 - 1.0  # BGR -> RGB, [-1, 1]: keras' "tf" mode
+    else:
+        images = images - np.asarray(MEAN_BGR, np.float32)
+    started = time.perf_counter()
+    out = backbone.predict(images, batch_size=16, verbose=0)
+    rate = len(paths) / (time.perf_counter() - started)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, features=out, rate=rate)
+    return out, rate
+
+
+def fit_predict(
+    method: Method, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int
+) -> np.ndarray:
+    keras.utils.set_random_seed(seed)
+    inner = time_block_split(len(train), folds=5, fold=0)
+    fit_idx, val_idx = train[inner.train], train[inner.val]
+    xf, yf = x[fit_idx], y[fit_idx]
+    if method.flip:
+        xf, yf = np.concatenate([xf, xf[:, :, ::-1]]), np.concatenate([yf, yf])
+    model = method.head(x.shape[1:], len(CLASSES))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=12, restore_best_weights=True)
+    model.fit(
+        xf,
+        yf,
+        validation_data=(x[val_idx], y[val_idx]),
+        epochs=80,
+        batch_size=32,
+        verbose=0,
+        class_weight=class_weights(yf.tolist(), len(CLASSES)),
+        callbacks=[stop],
+    )
+    return model.predict(x[test], verbose=0)
+
+
+def evaluate(method: Method, x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict:
+    if method.flatten_scale:
+        x = x / x.max()
+    probs = np.zeros((len(y), len(CLASSES)), np.float32)
+    for fold in range(folds):
+        split = time_block_split(len(y), folds=folds, fold=fold, gap=3)
+        test = np.asarray(split.val)
+        p = fit_predict(method, x, y, np.asarray(split.train), test, seed + fold)
+        if method.smoothing > 1:
+            for block in np.split(test, np.where(np.diff(test) != 1)[0] + 1):  # smooth within each time block
+                p[np.searchsorted(test, block)] = smooth_probs(p[np.searchsorted(test, block)], method.smoothing)
+        probs[test] = p
+    pred = probs.argmax(1)
+    result = summarize(y.tolist(), pred.tolist(), CLASSES)
+    times = list(range(len(y)))
+    true_s = account(times, [(CLASSES[c],) for c in y], len(y), CLASSES).totals_s
+    pred_s = account(times, [(CLASSES[c],) for c in pred], len(y), CLASSES).totals_s
+    result["screen_time_error_s"] = {c: pred_s[c] - true_s[c] for c in CLASSES}
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, default=None)
+    parser.add_argument("--backbone-weights", required=True)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default=None, help="comma-separated method names to run")
+    args = parser.parse_args()
+    data = read_labels(args.labels or args.frames / "mapping.csv", args.frames, len(CLASSES))
+    y = np.asarray(data.single)
+    methods = [
+        Method("seed recipe (RGB [-1,1], flatten, 1024-512-256)", "seed", (224, 224), seed_head, flatten_scale=True),
+        Method("caffe preprocessing, seed head", "caffe", (224, 224), seed_head, flatten_scale=True),
+        Method("caffe, max-pool head, 224x224", "caffe", (224, 224), product_head),
+        Method("caffe, max-pool head, 224x224, flips", "caffe", (224, 224), product_head, flip=True),
+        Method("caffe, max-pool head, 448x252", "caffe", (448, 252), product_head),
+        Method("caffe, max-pool head, 448x252, flips", "caffe", (448, 252), product_head, flip=True),
+        Method(
+            "caffe, max-pool head, 448x252, flips, smooth 3", "caffe", (448, 252), product_head, flip=True, smoothing=3
+        ),
+    ]
+    if args.only:
+        keep = {s.strip() for s in args.only.split(",")}
+        methods = [m for m in methods if m.name in keep or str(methods.index(m)) in keep]
+    console = Console(width=160)
+    table = Table(title=f"{args.folds}-fold time-block cross-validation on {len(y)} frames of {args.frames}")
+    for col in (
+        "recipe",
+        "accuracy",
+        "P/R neither",
+        "P/R jerry",
+        "P/R tom",
+        "err jerry s",
+        "err tom s",
+        "worst err s",
+        "backbone img/s",
+    ):
+        table.add_column(col, justify="left" if col == "recipe" else "right")
+    for method in methods:
+        x, rate = features(data.paths, method, args.backbone_weights)
+        r = evaluate(method, x, y, args.folds, args.seed)
+        pr = [f"{r['per_class'][c]['precision'] or 0:.2f}/{r['per_class'][c]['recall'] or 0:.2f}" for c in CLASSES]
+        err = r["screen_time_error_s"]
+        worst = max(abs(err["jerry"]), abs(err["tom"]))
+        table.add_row(
+            method.name,
+            f"{r['accuracy']:.3f}",
+            *pr,
+            f"{err['jerry']:+.0f}",
+            f"{err['tom']:+.0f}",
+            f"{worst:.0f}",
+            f"{rate:.1f}",
+        )
+        console.print(f"done: {method.name}: {r['accuracy']:.3f}")
+    console.print(table)
+    console.print(
+        f"true screen time: {dict(zip(CLASSES, np.bincount(y, minlength=3).tolist(), strict=True))} s; "
+        f"command: python {' '.join(sys.argv)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
