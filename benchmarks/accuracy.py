@@ -36,7 +36,8 @@ import keras  # noqa: E402
 
 from stream.counters import account  # noqa: E402
 from stream.smoothing import smooth_probs  # noqa: E402
-from training.features import cache_dir, load_images  # noqa: E402
+from training.features import cache_dir  # noqa: E402
+from training.images import load_images  # noqa: E402
 from training.labels import read_labels  # noqa: E402
 from training.metrics import summarize  # noqa: E402
 from training.model import MEAN_BGR, build_head, load_backbone  # noqa: E402

@@ -65,6 +65,7 @@ def card_for(model, metrics: dict) -> ModelCard:
         input_width=int(width),
         input_height=int(height),
         background=metrics.get("background", 0),
+        multi_label=bool(metrics.get("multi_label", False)),
         backbone=metrics.get("backbone", {}),
         metrics={k: metrics[k] for k in ("validation", "validation_split", "class_counts", "seed") if k in metrics},
         screentime_version=__version__,
@@ -101,7 +102,7 @@ def write_card(path: Path, card: ModelCard) -> None:
 
 def sample_frames(directory: Path | None, size: tuple[int, int], limit: int = 16, seed: int = 0) -> np.ndarray:
     """Up to `limit` real frames from `directory`, evenly spread; synthetic ones if there are none."""
-    from training.features import load_images
+    from training.images import load_images
 
     paths = sorted(directory.glob("*.jpg")) + sorted(directory.glob("*.png")) if directory else []
     if paths:

@@ -45,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, type=Path, help="directory for frames and CSVs")
     p.add_argument("--every", type=float, default=1.0, help="seconds between frames (default 1.0)")
 
+    p = sub.add_parser("label", help="label extracted frames in the browser (local web page)")
+    p.add_argument("directory", type=Path, help="directory written by extract")
+    p.add_argument("--classes", type=_classes, default=None, help="names by class id (default neither,jerry,tom)")
+    p.add_argument("--model", type=Path, default=None, help="MODEL.onnx whose guesses prefill the page")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 8765 if free; 0 = any)")
+    p.add_argument("--no-browser", action="store_true", help="only print the address")
+
     p = sub.add_parser("train", help="train the classifier on labelled frames")
     p.add_argument("--frames", required=True, type=Path)
     p.add_argument("--labels", required=True, type=Path, help="CSV Image_ID,Class")
@@ -137,6 +145,19 @@ def cmd_extract(args: argparse.Namespace) -> None:
     print(f"label them in {result.directory / 'labels.csv'} (Image_ID,Class)")
 
 
+def cmd_label(args: argparse.Namespace) -> int:
+    from training.label_server import serve
+
+    return serve(
+        args.directory,
+        classes=args.classes,
+        model=args.model,
+        device=args.device,
+        port=args.port,
+        browser=not args.no_browser,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     import_tensorflow_quietly()
     from training.train import DEFAULT_CLASSES, TrainConfig, train
@@ -206,6 +227,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "extract": cmd_extract,
+    "label": cmd_label,
     "train": cmd_train,
     "export": cmd_export,
     "evaluate": cmd_evaluate,

@@ -36,15 +36,17 @@ log = logging.getLogger(__name__)
 def to_prediction(probs: np.ndarray, card: ModelCard, t_s: float, latency_s: float = 0.0) -> Prediction:
     """Probabilities -> verdict. Multi-label models count every class above 0.5."""
     top = int(np.argmax(probs))
+    label = card.classes[top]
     if card.multi_label:
         present = tuple(c for i, c in enumerate(card.classes) if probs[i] >= 0.5 and i != card.background)
-        if not present and card.background is not None:
-            present = (card.classes[card.background],)
+        if not present:
+            present = (card.classes[card.background],) if card.background is not None else (label,)
+        label = "+".join(present)  # e.g. "jerry+tom" in the timeline
     else:
-        present = (card.classes[top],)
+        present = (label,)
     return Prediction(
         t_s=t_s,
-        label=card.classes[top],
+        label=label,
         confidence=float(probs[top]),
         probs={c: float(p) for c, p in zip(card.classes, probs, strict=True)},
         present=present,

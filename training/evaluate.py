@@ -10,11 +10,13 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from stream.counters import account
 from stream.engine import Engine
-from training.features import load_images
+from training.images import load_images
 from training.labels import read_labels
-from training.metrics import summarize
+from training.metrics import present_ids, summarize, summarize_sets
 
 
 @dataclass(frozen=True)
@@ -38,16 +40,25 @@ def evaluate(
     engine = Engine(model, device)
     card = engine.card
     data = read_labels(labels, frames, len(card.classes))
-    true = data.single
-    pred: list[int] = []
-    for start in range(0, len(data.paths), batch):
-        images = load_images(data.paths[start : start + batch], card.input_size)
-        pred.extend(engine.predict(list(images)).argmax(axis=1).tolist())
-    metrics = summarize(true, pred, card.classes)
+    probs = np.concatenate(
+        [
+            engine.predict(list(load_images(data.paths[start : start + batch], card.input_size)))
+            for start in range(0, len(data.paths), batch)
+        ]
+    )
+    if card.multi_label:  # every character on a frame counts; totals need not add up to the duration
+        true = [tuple(c for c in lab if c != card.background) or lab for lab in data.labels]
+        pred = present_ids(probs, card.background)
+        metrics = summarize_sets(true, pred, card.classes) | {"multi_label": True}
+    else:
+        true = [(c,) for c in data.single]
+        pred = [(int(c),) for c in probs.argmax(axis=1)]
+        metrics = summarize([t[0] for t in true], [p[0] for p in pred], card.classes)
     end = frame_end(data.times_s)
 
-    def seconds(ids: list[int]) -> dict[str, float]:
-        totals = account(data.times_s, [(card.classes[i],) for i in ids], end, card.classes).totals_s
+    def seconds(ids: list[tuple[int, ...]]) -> dict[str, float]:
+        present = [tuple(card.classes[i] for i in lab) for lab in ids]
+        totals = account(data.times_s, present, end, card.classes).totals_s
         return {k: round(v, 3) for k, v in totals.items()}
 
     return Evaluation(metrics, {"predicted": seconds(pred), "true": seconds(true)})

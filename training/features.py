@@ -12,12 +12,10 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 from rich.progress import Progress
 
-from stream.errors import BadInputError
-from stream.preprocess import batch_frames
+from training.images import load_images
 from training.model import Backbone, feature_extractor
 
 log = logging.getLogger(__name__)
@@ -26,17 +24,6 @@ log = logging.getLogger(__name__)
 def cache_dir() -> Path:
     base = os.environ.get("SCREENTIME_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "screentime" / "features"
-
-
-def load_images(paths: Sequence[Path], size: tuple[int, int]) -> np.ndarray:
-    """Read frames as OpenCV does in the stream (BGR) and resize them the same way."""
-    images = []
-    for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise BadInputError(f"{path}: not an image OpenCV can read")
-        images.append(image)
-    return batch_frames(images, size)
 
 
 def cache_key(backbone: Backbone, paths: Sequence[Path]) -> str:

@@ -33,3 +33,28 @@ def summarize(true: Sequence[int], pred: Sequence[int], classes: Sequence[str]) 
         "per_class": per_class,
         "confusion": matrix.tolist(),
     }
+
+
+def present_ids(probs: np.ndarray, background: int | None, threshold: float = 0.5) -> list[tuple[int, ...]]:
+    """Multi-label verdicts: every character above the threshold, else the background alone."""
+    out = []
+    for row in probs:
+        ids = tuple(int(i) for i in np.flatnonzero(row >= threshold) if i != background)
+        out.append(ids or ((background,) if background is not None else (int(np.argmax(row)),)))
+    return out
+
+
+def summarize_sets(true: Sequence[tuple[int, ...]], pred: Sequence[tuple[int, ...]], classes: Sequence[str]) -> dict:
+    """Multi-label: exact-match accuracy and per-class precision/recall of presence."""
+    per_class = {}
+    for i, name in enumerate(classes):
+        tp = sum(1 for t, p in zip(true, pred, strict=True) if i in t and i in p)
+        predicted = sum(1 for p in pred if i in p)
+        actual = sum(1 for t in true if i in t)
+        per_class[name] = {
+            "precision": tp / predicted if predicted else None,
+            "recall": tp / actual if actual else None,
+            "support": actual,
+        }
+    exact = sum(1 for t, p in zip(true, pred, strict=True) if set(t) == set(p))
+    return {"accuracy": exact / len(true) if true else None, "samples": len(true), "per_class": per_class}

@@ -91,7 +91,9 @@ def feature_extractor(backbone: Backbone) -> keras.Model:
     return keras.Model(inputs, backbone.model(CaffePreprocess(name="preprocess")(inputs)), name="features")
 
 
-def build_head(feature_shape: tuple[int, ...], n_classes: int, hidden: int = 256, dropout: float = 0.5) -> keras.Model:
+def build_head(
+    feature_shape: tuple[int, ...], n_classes: int, hidden: int = 256, dropout: float = 0.5, multi_label: bool = False
+) -> keras.Model:
     """Global max pooling keeps a small character's strongest response instead of averaging it away."""
     inputs = keras.Input(feature_shape, name="features")
     x = keras.layers.GlobalMaxPooling2D(name="pool")(inputs)
@@ -101,7 +103,8 @@ def build_head(feature_shape: tuple[int, ...], n_classes: int, hidden: int = 256
     x = keras.layers.Dropout(dropout, name="dropout_in")(x)
     x = keras.layers.Dense(hidden, activation="relu", name="hidden")(x)
     x = keras.layers.Dropout(dropout, name="dropout_hidden")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name="probs")(x)
+    activation = "sigmoid" if multi_label else "softmax"  # several characters at once, or exactly one class
+    outputs = keras.layers.Dense(n_classes, activation=activation, name="probs")(x)
     return keras.Model(inputs, outputs, name="head")
 
 

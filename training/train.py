@@ -24,7 +24,7 @@ from stream.errors import BadInputError, LabelError
 from stream.version import __version__
 from training.features import backbone_features
 from training.labels import read_labels
-from training.metrics import summarize
+from training.metrics import present_ids, summarize, summarize_sets
 from training.model import assemble, build_head, load_backbone
 from training.split import time_block_split
 
@@ -77,6 +77,15 @@ def metrics_path_for(model_path: Path) -> Path:
     return model_path.with_name(model_path.name.removesuffix(".keras") + ".metrics.json")
 
 
+def multi_hot(labels: list[tuple[int, ...]], n_classes: int, background: int | None) -> np.ndarray:
+    """(N, classes) 0/1 targets; the background is on only where no character is."""
+    y = np.zeros((len(labels), n_classes), np.float32)
+    for i, lab in enumerate(labels):
+        ids = [c for c in lab if c != background] or list(lab)
+        y[i, ids] = 1.0
+    return y
+
+
 def class_weights(labels: list[int], n_classes: int) -> dict[int, float]:
     """Balanced weights n / (k * count): each class weighs the same in the loss in total."""
     counts = Counter(labels)
@@ -89,10 +98,10 @@ def train(config: TrainConfig) -> TrainResult:
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
     data = read_labels(config.labels, config.frames, len(config.classes))
-    if any(len(lab) > 1 for lab in data.labels):
-        several = next(p.name for p, lab in zip(data.paths, data.labels, strict=True) if len(lab) > 1)
-        raise LabelError(f"{config.labels}: {several} has several classes; this model is single-label")
-    y = np.asarray(data.single)
+    # Any frame labelled with several classes (`1;2`) makes a multi-label model: one sigmoid per
+    # class, and a frame counts for every character on it. Seed files stay single-label.
+    multi = any(len(lab) > 1 for lab in data.labels)
+    y = multi_hot(data.labels, len(config.classes), config.background) if multi else np.asarray(data.single)
     split = time_block_split(len(y), folds=config.folds)
     if not split.train or not split.val:
         raise LabelError(f"{config.labels}: too few labelled frames for a time-block split")
@@ -102,11 +111,10 @@ def train(config: TrainConfig) -> TrainResult:
     features = backbone_features(backbone, data.paths, progress=config.progress)
     feature_s = time.monotonic() - t0
 
-    head = build_head(features.shape[1:], len(config.classes))
+    head = build_head(features.shape[1:], len(config.classes), multi_label=multi)
     head.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss="binary_crossentropy" if multi else "sparse_categorical_crossentropy",
     )
     train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
     with tempfile.TemporaryDirectory() as tmp:
@@ -122,14 +130,18 @@ def train(config: TrainConfig) -> TrainResult:
             validation_data=(features[val_idx], y[val_idx]),
             epochs=config.epochs,
             batch_size=config.batch_size,
-            class_weight=class_weights(y[train_idx].tolist(), len(config.classes)),
+            class_weight=None if multi else class_weights(y[train_idx].tolist(), len(config.classes)),
             callbacks=callbacks,
             verbose=0,
         )
         head.load_weights(str(best))
     val_losses = history.history["val_loss"]
-    pred = head.predict(features[val_idx], verbose=0).argmax(axis=1)
-    validation = summarize(y[val_idx].tolist(), pred.tolist(), config.classes)
+    probs = head.predict(features[val_idx], verbose=0)
+    if multi:
+        truth = [data.labels[i] for i in val_idx]
+        validation = summarize_sets(truth, present_ids(probs, config.background), config.classes)
+    else:
+        validation = summarize(y[val_idx].tolist(), probs.argmax(axis=1).tolist(), config.classes)
 
     model = assemble(backbone, head)
     model.save(str(config.output))
@@ -142,7 +154,10 @@ def train(config: TrainConfig) -> TrainResult:
         "val_frames": len(split.val),
         "dropped_frames": data.dropped,
         "unlabelled_frames": data.unlabelled,
-        "class_counts": {config.classes[c]: int(n) for c, n in sorted(Counter(y.tolist()).items())},
+        "multi_label": multi,
+        "class_counts": {
+            config.classes[c]: n for c, n in sorted(Counter(c for lab in data.labels for c in lab).items())
+        },
         "epochs_run": len(val_losses),
         "best_epoch": int(np.argmin(val_losses)) + 1,
         "best_val_loss": float(np.min(val_losses)),

@@ -1,0 +1,403 @@
+"""`screentime label`: a local web labeller over the frames `extract` wrote.
+
+Labelling is thousands of key presses over near-identical frames; a page with the frame large,
+its neighbours as a film strip and one key per class makes that fast, and the standard library's
+HTTP server adds no runtime dependency. The server is the only writer of `labels.csv` and writes
+every label at once, atomically, so closing the tab, Ctrl-C or a crash loses nothing and never
+leaves half a file; reopening the directory resumes where the labels stop.
+
+It listens on 127.0.0.1 only and trusts nothing it receives: frames are served from an allow-list
+(never from a path built out of the request), writes must name known frames and class ids, and
+the Host and Origin checks keep other web pages out (DNS rebinding, cross-site POSTs).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import webbrowser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import cv2
+import numpy as np
+
+from stream.atomic import atomic_write_text
+from stream.errors import BadInputError, LabelError
+from training.extract import FRAMES_CSV, LABELS_CSV, read_timestamps
+from training.labels import _frame_number, parse_class
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CLASSES = ("neither", "jerry", "tom")  # training.train's default, not imported: it loads TensorFlow
+DEFAULT_PORT = 8765
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MAX_BODY = 1 << 20
+RUN_THRESHOLD = 6.0  # mean |difference| (0..255) of 16x16 grey thumbnails below which two frames are one shot
+RUN_MAX = 500
+PAGE = Path(__file__).with_name("label_page.html")
+
+
+def _cell(classes: tuple[int, ...]) -> str:
+    return ";".join(str(c) for c in classes)
+
+
+class LabelStore:
+    """The frames of one directory in time order and their labels; the only writer of labels.csv."""
+
+    def __init__(self, directory: Path, n_classes: int) -> None:
+        self.directory = directory
+        self.n_classes = n_classes
+        self.csv_path = directory / LABELS_CSV
+        try:
+            self.times = read_timestamps(directory)
+        except (KeyError, ValueError) as exc:
+            raise BadInputError(f"{directory / FRAMES_CSV}: expected columns Image_ID,timestamp_s ({exc})") from None
+        rows = self._read_csv()
+        listed = set(self.times) | {name for name, _, _ in rows} | {p.name for p in directory.glob("*.jpg")}
+        # The allow-list: plain file names of images in this directory, nothing else is ever served.
+        self.paths = {n: directory / n for n in listed if _is_frame_name(n) and (directory / n).is_file()}
+        if not self.paths:
+            raise BadInputError(f"{directory}: no frames to label (run `screentime extract VIDEO -o {directory}`)")
+        self.order = sorted(self.paths, key=lambda n: (self.times.get(n, float("inf")), _frame_number(n), n))
+        self.index = {n: i for i, n in enumerate(self.order)}
+        self.extra: list[tuple[str, str]] = []  # rows naming frames not here: kept, not ours to drop
+        seen: dict[str, tuple[int, ...]] = {}
+        conflicts: set[str] = set()
+        for name, cell, classes in rows:
+            if name not in self.paths:
+                self.extra.append((name, cell))
+            elif classes and seen.setdefault(name, classes) != classes:
+                conflicts.add(name)
+        for name in sorted(conflicts):
+            log.warning("%s: %s is labelled with conflicting classes; shown unlabelled to decide", self.csv_path, name)
+            del seen[name]
+        if self.extra:
+            log.warning("%s: %d rows name frames not in %s; kept", self.csv_path, len(self.extra), directory)
+        self.labels = {n: seen.get(n, ()) for n in self.order}
+        self._lock = threading.Lock()
+        self._signatures: dict[str, np.ndarray | None] = {}
+
+    def _read_csv(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        if not self.csv_path.exists():
+            return []
+        with self.csv_path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            if "Image_ID" not in header or "Class" not in header:
+                raise LabelError(f"{self.csv_path}: first line must be the header 'Image_ID,Class'")
+            id_col, class_col = header.index("Image_ID"), header.index("Class")
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) <= max(id_col, class_col):
+                    raise LabelError(f"{self.csv_path}:{line}: expected Image_ID,Class, got {','.join(row)!r}")
+                where = f"{self.csv_path}:{line}"
+                rows.append((row[id_col].strip(), row[class_col], parse_class(row[class_col], where, self.n_classes)))
+            return rows
+
+    @property
+    def labelled(self) -> int:
+        return sum(1 for c in self.labels.values() if c)
+
+    def validate(self, changes: Any) -> dict[str, tuple[int, ...]]:
+        """Changes as `{frame: [class ids]}`, all or nothing; ValueError names the first bad entry."""
+        if not isinstance(changes, dict) or not changes:
+            raise ValueError("expected {'labels': {frame: [class ids]}} with at least one frame")
+        parsed = {}
+        for name, ids in changes.items():
+            if name not in self.paths:
+                raise ValueError(f"unknown frame {str(name)[:80]!r}")
+            if not isinstance(ids, list) or not all(type(i) is int and 0 <= i < self.n_classes for i in ids):
+                raise ValueError(f"{name}: classes must be a list of class ids 0..{self.n_classes - 1}")
+            parsed[name] = tuple(sorted(set(ids)))
+        return parsed
+
+    def update(self, changes: Any) -> dict[str, str]:
+        """Apply validated changes and rewrite labels.csv before answering; memory follows the disk."""
+        parsed = self.validate(changes)
+        with self._lock:
+            merged = {**self.labels, **parsed}
+            atomic_write_text(self.csv_path, self._csv(merged))
+            self.labels = merged
+        return {n: _cell(c) for n, c in parsed.items()}
+
+    def _csv(self, labels: dict[str, tuple[int, ...]]) -> str:
+        """The seed format: header, one row per frame in time order, empty Class when unlabelled."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["Image_ID", "Class"])
+        writer.writerows((n, _cell(labels[n])) for n in self.order)
+        writer.writerows(self.extra)
+        return buf.getvalue()
+
+    def run_from(self, name: str) -> list[str]:
+        """`name` and the frames after it that look the same: one shot, usually one label."""
+        ref = self._signature(name)
+        run = [name]
+        for other in self.order[self.index[name] + 1 : self.index[name] + RUN_MAX]:
+            sig = self._signature(other)
+            if ref is None or sig is None or float(np.abs(sig - ref).mean()) > RUN_THRESHOLD:
+                break
+            run.append(other)
+        return run
+
+    def _signature(self, name: str) -> np.ndarray | None:
+        if name not in self._signatures:
+            grey = cv2.imread(str(self.paths[name]), cv2.IMREAD_REDUCED_GRAYSCALE_4)
+            sig = None if grey is None else cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+            self._signatures[name] = sig
+        return self._signatures[name]
+
+
+def _is_frame_name(name: str) -> bool:
+    """A plain image file name: no directory part, no dot-file, an image suffix."""
+    plain = Path(name).name == name and "\\" not in name and not name.startswith(".")
+    return plain and name.lower().endswith(IMAGE_SUFFIXES)
+
+
+class Predictor:
+    """The model's guess per frame, computed when the page first asks and cached.
+
+    Scoring thousands of frames up front would delay the page for nothing: the page asks for the
+    film strip around the current frame, and for everything only when sorting by confidence.
+    """
+
+    def __init__(self, model: Path, device: str) -> None:
+        from stream.engine import Engine  # onnxruntime only when a model is given
+
+        self.engine = Engine(model, device)
+        self.classes = self.engine.card.classes
+        self._cache: dict[str, dict[str, Any] | None] = {}
+        self._lock = threading.Lock()
+
+    def predict(self, paths: dict[str, Path]) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            todo = [n for n in paths if n not in self._cache]
+            for start in range(0, len(todo), 32):
+                chunk = [(n, cv2.imread(str(paths[n]))) for n in todo[start : start + 32]]
+                readable = [(n, im) for n, im in chunk if im is not None]
+                self._cache.update({n: None for n, im in chunk if im is None})
+                for (name, _), probs in zip(readable, self.engine.predict([im for _, im in readable]), strict=True):
+                    self._cache[name] = self._guess(probs)
+            return {n: hit for n in paths if (hit := self._cache.get(n))}
+
+    def _guess(self, probs: np.ndarray) -> dict[str, Any]:
+        if self.engine.card.multi_label:  # independent sigmoids: each class is its own yes/no decision
+            ids = [int(i) for i in np.flatnonzero(probs >= 0.5)] or [int(np.argmax(probs))]
+            return {"classes": ids, "conf": float(np.min(np.maximum(probs, 1 - probs)))}
+        best = int(np.argmax(probs))
+        return {"classes": [best], "conf": float(probs[best])}
+
+
+def _csp(html: str) -> str:
+    """Allow exactly the page's own inline script and style (by hash), same-origin fetches and images."""
+
+    def hashes(tag: str) -> str:
+        bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in bodies)
+
+    return (
+        f"default-src 'none'; img-src 'self'; connect-src 'self'; script-src {hashes('script')}; "
+        f"style-src {hashes('style')}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+class LabelServer(ThreadingHTTPServer):
+    """One labelling session: the store, the optional predictor, and who may talk to it."""
+
+    daemon_threads = True
+
+    def __init__(self, store: LabelStore, classes: tuple[str, ...], predictor: Predictor | None, port: int) -> None:
+        super().__init__(("127.0.0.1", port), LabelHandler)
+        self.store, self.classes, self.predictor = store, classes, predictor
+        self.port = self.server_address[1]
+        self.hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
+        self.origins = {f"http://{h}" for h in self.hosts}
+        self.url = f"http://127.0.0.1:{self.port}/"
+        html = PAGE.read_text(encoding="utf-8")
+        self.page, self.csp = html.encode(), _csp(html)
+
+    def state(self) -> dict[str, Any]:
+        store = self.store
+        return {
+            "directory": str(store.directory),
+            "classes": list(self.classes),
+            "model": self.predictor is not None,
+            "frames": [{"name": n, "t": store.times.get(n), "label": list(store.labels[n])} for n in store.order],
+        }
+
+
+class LabelHandler(BaseHTTPRequestHandler):
+    """Routes by exact path; every answer is JSON, the page, or a frame from the allow-list."""
+
+    server: LabelServer
+    server_version = "screentime-label"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        if not self._host_ok():
+            return
+        path, _, query = self.path.partition("?")
+        params = parse_qs(query)
+        store = self.server.store
+        if path == "/":
+            self._send(200, self.server.page, "text/html; charset=utf-8")
+        elif path == "/favicon.ico":
+            self._send(204, b"", None)
+        elif path == "/api/state":
+            self._json(200, self.server.state())
+        elif path.startswith("/frames/"):
+            self._frame(unquote(path.removeprefix("/frames/")))
+        elif path == "/api/run" and params.get("frame", [""])[0] in store.paths:
+            self._json(200, {"frames": store.run_from(params["frame"][0])})
+        elif path == "/api/predictions" and self.server.predictor is not None:
+            names = params.get("f", [])
+            if not names or len(names) > 256 or any(n not in store.paths for n in names):
+                return self._json(400, {"error": "expected f=FRAME (1..256 known frames)"})
+            guesses = self.server.predictor.predict({n: store.paths[n] for n in names})
+            self._json(200, {"predictions": guesses})
+        else:
+            self._json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        if not self._host_ok():
+            return
+        origin = self.headers.get("Origin")
+        if origin is not None and origin not in self.server.origins:
+            return self._json(403, {"error": "cross-origin request refused"})
+        if self.path != "/api/labels":
+            return self._json(404, {"error": "not found"})
+        if self.headers.get_content_type() != "application/json":
+            return self._json(415, {"error": "expected application/json"})
+        try:
+            length = int(self.headers.get("Content-Length", ""))
+        except ValueError:
+            return self._json(411, {"error": "Content-Length required"})
+        if not 0 < length <= MAX_BODY:
+            return self._json(413, {"error": f"body must be 1..{MAX_BODY} bytes"})
+        try:
+            body = json.loads(self.rfile.read(length))
+            saved = self.server.store.update(body.get("labels") if isinstance(body, dict) else None)
+        except ValueError as exc:  # bad JSON or a bad label (JSONDecodeError is a ValueError)
+            return self._json(400, {"error": str(exc)})
+        except OSError as exc:
+            log.error("%s: cannot write (%s)", self.server.store.csv_path, exc)
+            return self._json(500, {"error": f"cannot write labels.csv: {exc.strerror or exc}"})
+        store = self.server.store
+        self._json(200, {"saved": saved, "labelled": store.labelled, "total": len(store.order)})
+
+    def _host_ok(self) -> bool:
+        """Refuse any Host but our own: a rebound DNS name pointing at 127.0.0.1 gets nothing."""
+        if (self.headers.get("Host") or "").lower() in self.server.hosts:
+            return True
+        self._json(403, {"error": "unexpected Host header"})
+        return False
+
+    def _frame(self, name: str) -> None:
+        path = self.server.store.paths.get(name)
+        if path is None:
+            return self._json(404, {"error": "not found"})
+        try:
+            stat = path.stat()
+            etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+            if self.headers.get("If-None-Match") == etag:
+                return self._send(304, b"", None, {"ETag": etag})
+            data = path.read_bytes()
+        except OSError:
+            return self._json(404, {"error": "not found"})
+        ctype = "image/png" if name.lower().endswith(".png") else "image/jpeg"
+        self._send(200, data, ctype, {"ETag": etag, "Cache-Control": "no-cache"})
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json", {"Cache-Control": "no-store"})
+
+    def _send(self, status: int, body: bytes, ctype: str | None, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        if ctype:
+            self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", self.server.csp)
+        self.send_header("Referrer-Policy", "no-referrer")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+
+def make_server(
+    directory: str | Path,
+    classes: tuple[str, ...] | None = None,
+    model: str | Path | None = None,
+    device: str = "auto",
+    port: int | None = None,
+) -> LabelServer:
+    """A bound, not yet serving, labeller; the model's own class list wins over `classes`."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise BadInputError(f"{directory}: no such directory")
+    if port is not None and not 0 <= port <= 65535:
+        raise BadInputError(f"--port {port}: expected 0..65535")
+    predictor = Predictor(Path(model), device) if model is not None else None
+    if predictor is not None:
+        if classes and tuple(classes) != predictor.classes:
+            log.warning("--classes ignored: the model's classes are %s", ",".join(predictor.classes))
+        classes = predictor.classes
+    classes = tuple(classes or DEFAULT_CLASSES)
+    store = LabelStore(directory, len(classes))
+    candidates = [DEFAULT_PORT, 0] if port is None else [port]
+    for candidate in candidates:
+        try:
+            return LabelServer(store, classes, predictor, candidate)
+        except OSError as exc:
+            if candidate == candidates[-1]:
+                raise BadInputError(f"127.0.0.1:{candidate}: cannot listen ({exc.strerror or exc})") from None
+    raise AssertionError("unreachable")
+
+
+def has_display() -> bool:
+    """Whether `webbrowser` can open a graphical browser here (on a headless server it would not)."""
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def serve(
+    directory: str | Path,
+    classes: tuple[str, ...] | None = None,
+    model: str | Path | None = None,
+    device: str = "auto",
+    port: int | None = None,
+    browser: bool = True,
+) -> int:
+    """Run the labeller until Ctrl-C; labels are already on disk, so stopping needs no saving."""
+    server = make_server(directory, classes, model, device, port)
+    store = server.store
+    print(f"labelling {len(store.order)} frames in {store.directory} ({store.labelled} labelled)", flush=True)
+    print(f"open {server.url}  (Ctrl-C to stop)", flush=True)
+    if browser and has_display():
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    print(f"{store.labelled}/{len(store.order)} frames labelled -> {store.csv_path}")
+    return 0
