@@ -54,6 +54,7 @@ class WatchConfig:
     rtsp_transport: str = "tcp"
     timeout_s: float = 5.0
     smoothing: int | None = None  # samples averaged per verdict; None: the model's default
+    skip_similar: float = 0.0  # reuse the last result when a frame differs by less (mean grey levels)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WatchConfig:
@@ -71,6 +72,7 @@ class WatchConfig:
             rtsp_transport=args.rtsp_transport,
             timeout_s=args.timeout,
             smoothing=args.smooth,
+            skip_similar=args.skip_similar,
         )
 
     def output_paths(self) -> list[Path | None]:
@@ -142,6 +144,7 @@ class Watch:
                     model_name=str(config.model),
                     reconnect=policy,
                     smoothing=config.smoothing,
+                    skip_similar=config.skip_similar,
                 )
             )
         if config.dashboard:
@@ -227,6 +230,7 @@ def watch(
     rtsp_transport: str = "tcp",
     timeout_s: float = 5.0,
     smoothing: int | None = None,
+    skip_similar: float = 0.0,
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
@@ -243,6 +247,7 @@ def watch(
         rtsp_transport=rtsp_transport,
         timeout_s=timeout_s,
         smoothing=smoothing,
+        skip_similar=skip_similar,
     )
     return Watch(config)
 

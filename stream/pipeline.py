@@ -20,6 +20,7 @@ from stream.counters import ScreenTimeCounter
 from stream.engine import Engine
 from stream.errors import SourceError
 from stream.modelcard import ModelCard
+from stream.preprocess import near_duplicate
 from stream.reader import END, BufferPolicy, FrameBuffer, FrameReader
 from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
 from stream.records import Frame, Prediction
@@ -84,6 +85,7 @@ class Pipeline:
         model_name: str = "",
         reconnect: ReconnectPolicy | None = None,
         smoothing: int | None = None,
+        skip_similar: float = 0.0,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -102,6 +104,10 @@ class Pipeline:
         # Samples averaged per verdict: the flag, else the model's own default, else none.
         window = smoothing if smoothing is not None else int(self.card.smoothing.get("window", 1))
         self.smoother = Smoother(window)
+        self.skip_similar = skip_similar  # mean grey-level difference under which a result is reused
+        self.inferences_saved = 0
+        self._reference_thumb: np.ndarray | None = None
+        self._last_probs: np.ndarray | None = None
         self._outages_smoothed = 0
         self.timeline: list[TimelineEntry] = []
         self.report: Report | None = None
@@ -136,6 +142,7 @@ class Pipeline:
             tap=overlay_tap,
             policy=self.reconnect,
             connection=self.connection,
+            model_size=self.card.input_size,
         )
         self._wall0 = time.monotonic()
         self._last_t: float | None = None
@@ -206,8 +213,7 @@ class Pipeline:
     def _process(self, chunk: list[Frame]) -> Iterator[Prediction]:
         # A frame no newer than the last analysed one is never counted twice.
         sampled = [f for f in chunk if f.sampled and (self._last_t is None or f.t_s > self._last_t)]
-        probs = self.engine.predict([f.image for f in sampled]) if sampled else []
-        verdicts = dict(zip((id(f) for f in sampled), probs, strict=True))
+        verdicts = self._infer(sampled)
         current = self.stats.current
         for frame in chunk:
             if self._first_t is None:
@@ -221,6 +227,29 @@ class Pipeline:
             if self.decode_all and not self.source.live:
                 for sink in self.sinks:
                     sink.frame(frame, current)
+
+    def _infer(self, frames: list[Frame]) -> dict[int, np.ndarray]:
+        """Probabilities per frame id. A near-duplicate of the last inferred frame (a held drawing,
+        a still) reuses its result instead of running the model again."""
+        to_run: list[Frame] = []
+        source_of: dict[int, Frame | None] = {}  # frame id -> inferred frame whose result it reuses
+        for frame in frames:
+            if near_duplicate(frame.thumb, self._reference_thumb, self.skip_similar):
+                source_of[id(frame)] = to_run[-1] if to_run else None
+                self.inferences_saved += 1
+            else:
+                to_run.append(frame)
+                self._reference_thumb = frame.thumb
+        images = [f.model_input if f.model_input is not None else f.image for f in to_run]
+        probs = self.engine.predict(images) if to_run else []
+        verdicts = {id(f): p for f, p in zip(to_run, probs, strict=True)}
+        for frame in frames:
+            if id(frame) in source_of:
+                origin = source_of[id(frame)]
+                verdicts[id(frame)] = verdicts[id(origin)] if origin is not None else self._last_probs
+        if frames:
+            self._last_probs = verdicts[id(frames[-1])]
+        return verdicts
 
     def _count(self, frame: Frame, probs: np.ndarray) -> Prediction:
         latency = time.monotonic() - frame.captured_at if frame.captured_at else 0.0
@@ -356,6 +385,7 @@ class Pipeline:
             multi_label=self.card.multi_label,
             outages=[{"start_s": round(a, 3), "end_s": round(b, 3)} for a, b in outages],
             reconnects=self.connection.reconnects,
+            inferences_saved=self.inferences_saved,
             ended=self.ended,
             started_at=started_at,
             screentime_version=__version__,

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from stream.preprocess import fit_frame, thumbnail
 from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
 from stream.records import Frame
 from stream.sampler import Sampler
@@ -114,6 +115,7 @@ class FrameReader(threading.Thread):
         tap: Callable[[Frame], None] | None = None,
         policy: ReconnectPolicy | None = None,
         connection: ConnectionState | None = None,
+        model_size: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(name=f"reader:{source.name}", daemon=True)
         self.source = source
@@ -124,6 +126,7 @@ class FrameReader(threading.Thread):
         self.tap = tap  # sees every decoded frame (live overlay video), must not block
         self.stats = ReaderStats(state=StreamState.RUNNING)
         self.error: BaseException | None = None
+        self.model_size = model_size  # resize sampled frames here, so it overlaps inference
         self.policy = policy or ReconnectPolicy()
         self.connection = connection or ConnectionState(connected=True)
         # Outages on the source's clock. `down_since` is set while one is in progress; the
@@ -167,7 +170,10 @@ class FrameReader(threading.Thread):
                 log.warning("%s: frame %d could not be decoded; skipped", self.source.name, index)
                 index += 1
                 continue
-            frame = Frame(image, t_s, index, captured_at=now, sampled=sampled)
+            model_input = thumb = None
+            if sampled and self.model_size is not None:
+                model_input, thumb = fit_frame(image, self.model_size), thumbnail(image)
+            frame = Frame(image, t_s, index, captured_at=now, sampled=sampled, model_input=model_input, thumb=thumb)
             index += 1
             if self.tap is not None:
                 self.tap(frame)

@@ -34,6 +34,8 @@ class Frame:
     index: int
     captured_at: float = 0.0  # time.monotonic() when the reader got it, for latency
     sampled: bool = True
+    model_input: np.ndarray | None = None  # resized for the model in the reader thread (overlaps inference)
+    thumb: np.ndarray | None = None  # tiny grey copy for near-duplicate detection
 
 
 @dataclass(frozen=True)

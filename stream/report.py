@@ -33,6 +33,7 @@ class Report:
     multi_label: bool = False
     outages: list[dict] = field(default_factory=list)  # [{start_s, end_s}] a live source was down
     reconnects: int = 0
+    inferences_saved: int = 0  # samples that reused the previous result (near-duplicate frames)
     ended: str = "end of stream"  # or "interrupted", "duration reached", "source failed: ..."
     started_at: str = ""
     screentime_version: str = ""

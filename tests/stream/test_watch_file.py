@@ -139,3 +139,13 @@ def test_smoothing_flag_delays_changes_by_the_window(cfr_clip, color_model):
     assert plain.segments[1].start_s == 3.0
     assert smoothed.segments[1].start_s == 3.5  # a causal 3-sample mean needs two samples of the new class
     assert sum(smoothed.screen_time_s.values()) == pytest.approx(10.0)
+
+
+def test_near_duplicate_frames_reuse_the_last_result(cfr_clip, color_model):
+    # The clip holds one colour per scene: every sample inside a scene repeats the one before.
+    full = watch(cfr_clip, color_model, every_s=0.5).run()
+    lean = watch(cfr_clip, color_model, every_s=0.5, skip_similar=0.3).run()
+    assert full.inferences_saved == 0
+    assert lean.inferences_saved == 20 - 3  # only the first sample of each of the 3 scenes is inferred
+    assert lean.screen_time_s == pytest.approx(full.screen_time_s)
+    assert [e.label for e in lean.timeline] == [e.label for e in full.timeline]
