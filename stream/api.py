@@ -22,7 +22,7 @@ from pathlib import Path
 from rich.console import Console
 
 from stream.atomic import check_writable
-from stream.engine import Engine
+from stream.engine import Engine, choose_model
 from stream.errors import BadInputError
 from stream.pipeline import Pipeline
 from stream.reconnect import ReconnectPolicy
@@ -55,6 +55,7 @@ class WatchConfig:
     timeout_s: float = 5.0
     smoothing: int | None = None  # samples averaged per verdict; None: the model's default
     skip_similar: float = 0.0  # reuse the last result when a frame differs by less (mean grey levels)
+    precision: str = "auto"  # auto: the INT8 twin on CPU when there is one; fp32; int8
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WatchConfig:
@@ -73,6 +74,7 @@ class WatchConfig:
             timeout_s=args.timeout,
             smoothing=args.smooth,
             skip_similar=args.skip_similar,
+            precision=args.precision,
         )
 
     def output_paths(self) -> list[Path | None]:
@@ -120,7 +122,7 @@ class Watch:
         config.validate()
         self.config = config
         self.stop_event = stop or threading.Event()
-        self.engine = Engine(config.model, config.device)
+        self.engine = Engine(choose_model(config.model, config.device, config.precision), config.device)
         policy = ReconnectPolicy(max_attempts=config.max_reconnects)
         report_sink = ReportSink(config.report, config.csv, sections=len(config.sources))
         self.pipelines: list[Pipeline] = []
@@ -231,6 +233,7 @@ def watch(
     timeout_s: float = 5.0,
     smoothing: int | None = None,
     skip_similar: float = 0.0,
+    precision: str = "auto",
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
@@ -248,6 +251,7 @@ def watch(
         timeout_s=timeout_s,
         smoothing=smoothing,
         skip_similar=skip_similar,
+        precision=precision,
     )
     return Watch(config)
 

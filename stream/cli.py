@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds without a frame before reconnecting")
     p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "int8"],
+        default="auto",
+        help="auto: MODEL.int8.onnx beside the model on CPU, else fp32",
+    )
+    p.add_argument(
         "--skip-similar",
         type=float,
         default=SKIP_SIMILAR_DEFAULT,

@@ -74,6 +74,26 @@ def provider_chain(device: Device, available: list[str], cache_dir: Path, gpu: b
     return chain
 
 
+def int8_sibling(model: Path) -> Path:
+    """`model.onnx` -> `model.int8.onnx`, where `screentime export --int8` writes it."""
+    return model.with_name(model.name.removesuffix(".onnx") + ".int8.onnx")
+
+
+def choose_model(model: Path, device: Device | str, precision: str = "auto") -> Path:
+    """The file to load. On CPU a static INT8 twin runs about 4x faster at the same accuracy, so
+    `auto` takes it when it lies beside the fp32 model; GPUs keep fp32 (TensorRT makes its own FP16)."""
+    if precision == "fp32" or model.name.endswith(".int8.onnx"):
+        return model
+    twin = int8_sibling(model)
+    on_cpu = Device(device) is Device.CPU or (Device(device) is Device.AUTO and not cuda_driver_present())
+    if precision == "int8" and not twin.is_file():
+        raise ModelError(f"--precision int8: no {twin.name} beside {model.name} (export with --int8)")
+    if twin.is_file() and (precision == "int8" or on_cpu):
+        log.info("using the INT8 model %s on CPU (--precision fp32 for the fp32 one)", twin.name)
+        return twin
+    return model
+
+
 class Engine:
     """Classify frames with a screentime ONNX model."""
 

@@ -41,3 +41,20 @@ def test_stream_options_do_not_leak_into_later_file_captures(tmp_path):
         times.append(t)
     source.close()
     assert len(times) == 20 and times[0] == 0.0
+
+
+def test_cpu_prefers_the_int8_twin(tmp_path):
+    import shutil
+
+    from stream.engine import choose_model
+    from stream.errors import ModelError
+    from tests.helpers import make_color_model
+
+    fp32 = make_color_model(tmp_path / "m.onnx")
+    assert choose_model(fp32, "cpu") == fp32  # no twin: fp32
+    with pytest.raises(ModelError, match="export with --int8"):
+        choose_model(fp32, "cpu", "int8")
+    shutil.copy(fp32, tmp_path / "m.int8.onnx")
+    assert choose_model(fp32, "cpu") == tmp_path / "m.int8.onnx"
+    assert choose_model(fp32, "cpu", "fp32") == fp32
+    assert choose_model(tmp_path / "m.int8.onnx", "cpu") == tmp_path / "m.int8.onnx"
