@@ -1,0 +1,206 @@
+"""Speed against the seed's pipeline and against the floor, on one video, one table.
+
+Rows (each in its own process, so peak memory is its own):
+  seed      the tutorial's pipeline: every sampled frame dumped to JPEG, read back, resized,
+            Keras VGG16 predict (+ its dense head)
+  fp32      screentime watch --every 1 with the fp32 ONNX model
+  int8      screentime watch --every 1 with the static INT8 model
+  decode    decode-only: grab every frame, convert the sampled ones (what watch must do anyway)
+  infer     inference-only: the INT8 model on the sampled frames already in memory
+The floor for file analysis is max(decode, infer): the stages overlap in separate threads.
+
+Usage: python benchmarks/speed.py --frames DIR --model MODEL.onnx --backbone-weights VGG16.weights.h5
+       (MODEL.int8.onnx must lie beside MODEL.onnx: `screentime export --int8`)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_video(frames_dir: Path, out: Path, fps: int) -> float:
+    """A video of the frames, each held one second (they were sampled once a second)."""
+    from training.synthetic import write_video
+
+    paths = sorted(frames_dir.glob("*.jpg"), key=lambda p: int("".join(c for c in p.stem if c.isdigit()) or 0))
+    first = cv2.imread(str(paths[0]))
+    size = (first.shape[1] - first.shape[1] % 2, first.shape[0] - first.shape[0] % 2)
+    cache: dict[int, np.ndarray] = {}
+
+    def frame_at(t: float) -> np.ndarray:
+        index = min(int(t), len(paths) - 1)
+        if index not in cache:
+            cache.clear()
+            cache[index] = cv2.resize(cv2.imread(str(paths[index])), size)
+        return cache[index]
+
+    write_video(out, [i / fps for i in range(len(paths) * fps)], frame_at, size, rate=fps)
+    return float(len(paths))
+
+
+def row_seed(video: Path, args) -> dict:
+    """The tutorial, faithfully: frame index modulo the reported FPS, JPEG round trip, Keras."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from stream.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    import keras
+
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(224, 224, 3))
+    base.load_weights(args.backbone_weights)
+    inputs = keras.Input((7, 7, 512))
+    x = keras.layers.Flatten()(inputs)
+    for units in (1024, 512, 256):
+        x = keras.layers.Dense(units, activation="sigmoid")(x)
+    head = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        cap = cv2.VideoCapture(str(video))
+        rate = cap.get(cv2.CAP_PROP_FPS)
+        names = []
+        while True:
+            frame_id = cap.get(cv2.CAP_PROP_POS_FRAMES)
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if frame_id % int(rate) == 0:
+                name = f"{tmp}/frame{len(names)}.jpg"
+                cv2.imwrite(name, frame)
+                names.append(name)
+        images = np.stack([cv2.resize(cv2.imread(n)[..., ::-1], (224, 224)) for n in names]).astype(np.float32)
+        features = base.predict(images / 127.5 - 1.0, batch_size=16, verbose=0)
+        head.predict(features, verbose=0)
+    return {"wall_s": time.perf_counter() - started, "inferences": len(names)}
+
+
+def row_watch(video: Path, model: Path, precision: str) -> dict:
+    from stream import watch
+
+    started = time.perf_counter()
+    report = watch(str(video), model, every_s=1.0, device="cpu", precision=precision).run()
+    return {"wall_s": time.perf_counter() - started, "inferences": report.samples - report.inferences_saved}
+
+
+def row_decode(video: Path) -> dict:
+    from stream.sampler import Sampler
+
+    started = time.perf_counter()
+    cap, sampler, n = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG), Sampler(1.0), 0
+    while cap.grab():
+        if sampler.due(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000):
+            cap.retrieve()
+            n += 1
+    return {"wall_s": time.perf_counter() - started, "inferences": 0, "frames": n}
+
+
+def row_infer(frames_dir: Path, model: Path) -> dict:
+    from stream.engine import Engine, int8_sibling
+    from training.images import load_images
+
+    engine = Engine(int8_sibling(model), "cpu")
+    paths = sorted(frames_dir.glob("*.jpg"))
+    images = list(load_images(paths, engine.card.input_size))
+    started = time.perf_counter()
+    for i in range(0, len(images), 8):
+        engine.predict(images[i : i + 8])
+    return {"wall_s": time.perf_counter() - started, "inferences": len(images)}
+
+
+def run_row(name: str, args, video: Path) -> dict:
+    """Run one row in a fresh process; its peak resident memory is the child's maxrss."""
+    cmd = [
+        sys.executable,
+        __file__,
+        "--row",
+        name,
+        "--video",
+        str(video),
+        "--frames",
+        str(args.frames),
+        "--model",
+        str(args.model),
+        "--backbone-weights",
+        str(args.backbone_weights),
+    ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["peak_mb"] = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--backbone-weights", type=Path, required=True)
+    parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--video", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.row:  # child process
+        rows = {
+            "seed": lambda: row_seed(args.video, args),
+            "fp32": lambda: row_watch(args.video, args.model, "fp32"),
+            "int8": lambda: row_watch(args.video, args.model, "int8"),
+            "decode": lambda: row_decode(args.video),
+            "infer": lambda: row_infer(args.frames, args.model),
+        }
+        print(json.dumps(rows[args.row]()))
+        return 0
+
+    from rich.console import Console
+    from rich.table import Table
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "bench.mp4"
+        seconds = build_video(args.frames, video, args.fps)
+        results = {name: run_row(name, args, video) for name in ("seed", "fp32", "int8", "decode", "infer")}
+    seed_wall = results["seed"]["wall_s"]
+    labels = {
+        "seed": "seed tutorial pipeline (JPEG dump, Keras)",
+        "fp32": "screentime watch --every 1, fp32",
+        "int8": "screentime watch --every 1, INT8",
+        "decode": "decode only (floor part 1)",
+        "infer": "INT8 inference only (floor part 2)",
+    }
+    table = Table(title=f"{seconds:.0f} s video ({args.frames.name} frames held 1 s, H.264 {args.fps} fps), every 1 s")
+    for col in ("run", "wall s", "video s / s", "inferences / s", "peak MB", "vs seed"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for name, r in results.items():
+        rate = f"{r['inferences'] / r['wall_s']:.1f}" if r["inferences"] else "-"
+        table.add_row(
+            labels[name],
+            f"{r['wall_s']:.1f}",
+            f"{seconds / r['wall_s']:.1f}",
+            rate,
+            f"{r['peak_mb']:.0f}",
+            f"{seed_wall / r['wall_s']:.1f}x",
+        )
+    floor = max(results["decode"]["wall_s"], results["infer"]["wall_s"])
+    console = Console(width=130)
+    console.print(table)
+    console.print(
+        f"INT8 file analysis / floor (max of decode-only and inference-only): "
+        f"{results['int8']['wall_s'] / floor:.2f}x (goal <= 1.25)"
+    )
+    console.print(f"{platform.machine()}, {os.cpu_count()} CPUs; command: python {' '.join(sys.argv)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
