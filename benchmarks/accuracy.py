@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (TensorFlow is imported quietly before the modules that need it)
 """Honest accuracy: k-fold cross-validation over contiguous time blocks, recipe against recipe.
 
 Neighbouring frames are near-duplicates, so a random split flatters (the seed tutorial reports
@@ -32,17 +33,20 @@ from stream.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
-import keras  # noqa: E402
+import keras
 
-from stream.counters import account  # noqa: E402
-from stream.smoothing import smooth_probs  # noqa: E402
-from training.features import cache_dir  # noqa: E402
-from training.images import load_images  # noqa: E402
-from training.labels import read_labels  # noqa: E402
-from training.metrics import summarize  # noqa: E402
-from training.model import MEAN_BGR, build_head, load_backbone  # noqa: E402
-from training.split import time_block_split  # noqa: E402
-from training.train import class_weights  # noqa: E402
+from stream.counters import account
+from stream.smoothing import smooth_probs
+from training.features import (
+    backbone_features,
+    cache_dir,
+)
+from training.images import load_images
+from training.labels import read_labels
+from training.metrics import summarize
+from training.model import MEAN_BGR, build_head, load_backbone
+from training.split import time_block_split
+from training.train import TrainConfig, class_weights, fit_heads
 
 CLASSES = ("neither", "jerry", "tom")
 
@@ -74,7 +78,12 @@ def product_head(shape: tuple[int, ...], n: int) -> keras.Model:
 
 
 def features(paths: list[Path], method: Method, weights: str) -> tuple[np.ndarray, float]:
-    """Backbone feature maps for `paths` under the method's preprocessing and size; cached."""
+    """Backbone features for `paths` under the method's preprocessing and size; cached."""
+    if method.preprocess == "default":  # exactly what `screentime train` computes (and caches)
+        backbone = load_backbone(method.size, weights)
+        started = time.perf_counter()
+        out = backbone_features(backbone, paths, progress=False)
+        return out, len(paths) / (time.perf_counter() - started)
     key = hashlib.sha256(f"{weights}:{method.preprocess}:{method.size}:{[str(p) for p in paths]}".encode()).hexdigest()
     path = cache_dir() / f"bench-{key[:20]}.npz"
     if path.exists():
@@ -119,6 +128,18 @@ def fit_predict(
     return model.predict(x[test], verbose=0)
 
 
+def fit_predict_default(
+    method: Method, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int
+) -> np.ndarray:
+    """`screentime train`'s own code path: its heads, ensemble and label smoothing."""
+    config = TrainConfig(
+        frames=Path("."), labels=Path("."), output=Path("x.keras"), classes=CLASSES, seed=seed, progress=False
+    )
+    inner = time_block_split(len(train), folds=5, fold=0)
+    heads, _ = fit_heads(x, y, train[inner.train], train[inner.val], config, multi=False)
+    return np.mean([h.predict(x[test], verbose=0) for h in heads], axis=0)
+
+
 def evaluate(method: Method, x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict:
     if method.flatten_scale:
         x = x / x.max()
@@ -126,7 +147,12 @@ def evaluate(method: Method, x: np.ndarray, y: np.ndarray, folds: int, seed: int
     for fold in range(folds):
         split = time_block_split(len(y), folds=folds, fold=fold, gap=3)
         test = np.asarray(split.val)
-        p = fit_predict(method, x, y, np.asarray(split.train), test, seed + fold)
+        fit = fit_predict_default if method.preprocess == "default" else fit_predict
+        p = (
+            fit(x, y, np.asarray(split.train), test, seed + fold)
+            if fit is fit_predict_default
+            else fit(method, x, y, np.asarray(split.train), test, seed + fold)
+        )
         if method.smoothing > 1:
             for block in np.split(test, np.where(np.diff(test) != 1)[0] + 1):  # smooth within each time block
                 p[np.searchsorted(test, block)] = smooth_probs(p[np.searchsorted(test, block)], method.smoothing)
@@ -152,15 +178,23 @@ def main() -> int:
     data = read_labels(args.labels or args.frames / "mapping.csv", args.frames, len(CLASSES))
     y = np.asarray(data.single)
     methods = [
-        Method("seed recipe (RGB [-1,1], flatten, 1024-512-256)", "seed", (224, 224), seed_head, flatten_scale=True),
-        Method("caffe preprocessing, seed head", "caffe", (224, 224), seed_head, flatten_scale=True),
-        Method("caffe, max-pool head, 224x224", "caffe", (224, 224), product_head),
-        Method("caffe, max-pool head, 224x224, flips", "caffe", (224, 224), product_head, flip=True),
-        Method("caffe, max-pool head, 448x252", "caffe", (448, 252), product_head),
-        Method("caffe, max-pool head, 448x252, flips", "caffe", (448, 252), product_head, flip=True),
         Method(
-            "caffe, max-pool head, 448x252, flips, smooth 3", "caffe", (448, 252), product_head, flip=True, smoothing=3
+            "seed recipe (RGB [-1,1], 224x224, flatten, 1024-512-256)",
+            "seed",
+            (224, 224),
+            seed_head,
+            flatten_scale=True,
         ),
+        Method("+ caffe preprocessing (what the weights expect)", "caffe", (224, 224), seed_head, flatten_scale=True),
+        Method("+ global max pooling, BN, dense 256 (224x224)", "caffe", (224, 224), product_head),
+        Method("+ 448x252 input, flips", "caffe", (448, 252), product_head, flip=True),
+        Method(
+            "screentime default: 448x252, max-pool blocks 4+5, 5 heads, smoothing 0.1",
+            "default",
+            (448, 252),
+            product_head,
+        ),
+        Method("default + temporal smoothing over 3 samples", "default", (448, 252), product_head, smoothing=3),
     ]
     if args.only:
         keep = {s.strip() for s in args.only.split(",")}

@@ -194,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     val = result.metrics["validation"]
     print(
         f"time-block validation accuracy {val['accuracy']:.3f} on {val['samples']} frames "
-        f"(best epoch {result.metrics['best_epoch']}/{result.metrics['epochs_run']}, "
+        f"({result.metrics['ensemble']} heads, best epochs {result.metrics['best_epoch']}, "
         f"{time.monotonic() - started:.0f} s)"
     )
     print(f"model -> {result.model_path}\nmetrics -> {result.metrics_path}")

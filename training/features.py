@@ -16,7 +16,7 @@ import numpy as np
 from rich.progress import Progress
 
 from training.images import load_images
-from training.model import Backbone, feature_extractor
+from training.model import FEATURE_LAYERS, Backbone, feature_extractor
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def cache_dir() -> Path:
 def cache_key(backbone: Backbone, paths: Sequence[Path]) -> str:
     digest = hashlib.sha256(backbone.fingerprint.encode())
     digest.update(repr(backbone.model.input_shape).encode())
+    digest.update(repr(FEATURE_LAYERS).encode())  # what is pooled is part of what is cached
     for path in paths:
         stat = path.stat()
         digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
@@ -38,7 +39,7 @@ def cache_key(backbone: Backbone, paths: Sequence[Path]) -> str:
 def backbone_features(
     backbone: Backbone, paths: Sequence[Path], batch_size: int = 16, progress: bool = True, use_cache: bool = True
 ) -> np.ndarray:
-    """Feature maps (N, h, w, 512) for the frames at `paths`, from the cache when possible."""
+    """Pooled feature vectors (N, 1024) for the frames at `paths`, from the cache when possible."""
     path = cache_dir() / f"{cache_key(backbone, paths)}.npy"
     if use_cache and path.exists():
         log.info("backbone features from cache %s", path)

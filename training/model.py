@@ -85,35 +85,56 @@ def load_backbone(input_size: tuple[int, int], weights: str | None = None) -> Ba
     return Backbone(model, provenance)
 
 
+FEATURE_LAYERS = ("block4_pool", "block5_pool")
+
+
 def feature_extractor(backbone: Backbone) -> keras.Model:
-    """Frames (N, H, W, 3) BGR 0..255 -> backbone feature maps; what the cache stores."""
+    """Frames (N, H, W, 3) BGR 0..255 -> one pooled feature vector per frame; what the cache stores.
+
+    Global max pooling keeps a small character's strongest response instead of averaging it away,
+    and block 4 adds finer, more local evidence than block 5 alone (a mouse a few dozen pixels
+    wide): chosen by benchmarks/accuracy.py.
+    """
+    trunk = keras.Model(
+        backbone.model.input, [backbone.model.get_layer(name).output for name in FEATURE_LAYERS], name="vgg16_trunk"
+    )
     inputs = keras.Input(backbone.model.input_shape[1:], name="frames")
-    return keras.Model(inputs, backbone.model(CaffePreprocess(name="preprocess")(inputs)), name="features")
+    maps = trunk(CaffePreprocess(name="preprocess")(inputs))
+    pooled = [
+        keras.layers.GlobalMaxPooling2D(name=f"pool_{name}")(m) for name, m in zip(FEATURE_LAYERS, maps, strict=True)
+    ]
+    return keras.Model(inputs, keras.layers.Concatenate(name="pooled")(pooled), name="features")
 
 
 def build_head(
-    feature_shape: tuple[int, ...], n_classes: int, hidden: int = 256, dropout: float = 0.5, multi_label: bool = False
+    n_features: int,
+    n_classes: int,
+    hidden: int = 256,
+    dropout: float = 0.5,
+    multi_label: bool = False,
+    name: str = "head",
 ) -> keras.Model:
-    """Global max pooling keeps a small character's strongest response instead of averaging it away."""
-    inputs = keras.Input(feature_shape, name="features")
-    x = keras.layers.GlobalMaxPooling2D(name="pool")(inputs)
-    # Feature scales differ wildly between backbones (ImageNet vs random); normalising them
-    # lets one learning rate fit both. At inference this folds into a multiply-add.
-    x = keras.layers.BatchNormalization(name="norm")(x)
+    """A small dense head with dropout on pooled features."""
+    inputs = keras.Input((n_features,), name="features")
+    # Feature scales differ wildly between layers and backbones (ImageNet vs random); normalising
+    # them lets one learning rate fit all. At inference this folds into a multiply-add.
+    x = keras.layers.BatchNormalization(name="norm")(inputs)
     x = keras.layers.Dropout(dropout, name="dropout_in")(x)
     x = keras.layers.Dense(hidden, activation="relu", name="hidden")(x)
     x = keras.layers.Dropout(dropout, name="dropout_hidden")(x)
     activation = "sigmoid" if multi_label else "softmax"  # several characters at once, or exactly one class
     outputs = keras.layers.Dense(n_classes, activation=activation, name="probs")(x)
-    return keras.Model(inputs, outputs, name="head")
+    return keras.Model(inputs, outputs, name=name)
 
 
-def assemble(backbone: Backbone, head: keras.Model) -> keras.Model:
-    """The deployable model: frames in, class probabilities out."""
+def assemble(backbone: Backbone, heads: list[keras.Model]) -> keras.Model:
+    """The deployable model: frames in, class probabilities out (the heads' average)."""
+    features = feature_extractor(backbone)
     inputs = keras.Input(backbone.model.input_shape[1:], name="frames")
-    x = CaffePreprocess(name="preprocess")(inputs)
-    outputs = head(backbone.model(x))
-    return keras.Model(inputs, outputs, name="screentime")
+    x = features(inputs)
+    outputs = [head(x) for head in heads]
+    probs = keras.layers.Average(name="ensemble")(outputs) if len(outputs) > 1 else outputs[0]
+    return keras.Model(inputs, probs, name="screentime")
 
 
 def _sha256(path: Path) -> str:

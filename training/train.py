@@ -42,11 +42,13 @@ class TrainConfig:
     backbone_weights: str | None = None
     epochs: int = 60
     seed: int = 0
-    input_size: tuple[int, int] = (224, 224)
+    input_size: tuple[int, int] = (448, 252)  # 16:9 at twice VGG's usual width: small characters survive
     batch_size: int = 32
     learning_rate: float = 1e-3
     patience: int = 12
     folds: int = 5
+    ensemble: int = 5  # heads averaged in the exported model (trained with different seeds)
+    label_smoothing: float = 0.1
     progress: bool = True
     background: int | None = 0
 
@@ -111,39 +113,17 @@ def train(config: TrainConfig) -> TrainResult:
     features = backbone_features(backbone, data.paths, progress=config.progress)
     feature_s = time.monotonic() - t0
 
-    head = build_head(features.shape[1:], len(config.classes), multi_label=multi)
-    head.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="binary_crossentropy" if multi else "sparse_categorical_crossentropy",
-    )
     train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
-    with tempfile.TemporaryDirectory() as tmp:
-        best = Path(tmp) / "best.weights.h5"
-        callbacks = [
-            keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True, save_weights_only=True),
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
-            _EpochProgress(config.epochs, config.progress),
-        ]
-        history = head.fit(
-            features[train_idx],
-            y[train_idx],
-            validation_data=(features[val_idx], y[val_idx]),
-            epochs=config.epochs,
-            batch_size=config.batch_size,
-            class_weight=None if multi else class_weights(y[train_idx].tolist(), len(config.classes)),
-            callbacks=callbacks,
-            verbose=0,
-        )
-        head.load_weights(str(best))
-    val_losses = history.history["val_loss"]
-    probs = head.predict(features[val_idx], verbose=0)
+    heads, histories = fit_heads(features, y, train_idx, val_idx, config, multi)
+    probs = np.mean([h.predict(features[val_idx], verbose=0) for h in heads], axis=0)
     if multi:
         truth = [data.labels[i] for i in val_idx]
         validation = summarize_sets(truth, present_ids(probs, config.background), config.classes)
     else:
         validation = summarize(y[val_idx].tolist(), probs.argmax(axis=1).tolist(), config.classes)
+    val_losses = [min(h) for h in histories]
 
-    model = assemble(backbone, head)
+    model = assemble(backbone, heads)
     model.save(str(config.output))
     metrics = {
         "classes": list(config.classes),
@@ -158,9 +138,11 @@ def train(config: TrainConfig) -> TrainResult:
         "class_counts": {
             config.classes[c]: n for c, n in sorted(Counter(c for lab in data.labels for c in lab).items())
         },
-        "epochs_run": len(val_losses),
-        "best_epoch": int(np.argmin(val_losses)) + 1,
-        "best_val_loss": float(np.min(val_losses)),
+        "ensemble": config.ensemble,
+        "epochs_run": [len(h) for h in histories],
+        "best_epoch": [int(np.argmin(h)) + 1 for h in histories],
+        "best_val_loss": float(np.mean(val_losses)),
+        "label_smoothing": config.label_smoothing,
         "backbone": backbone.provenance,
         "input_size": list(config.input_size),
         "frames_dir": str(config.frames.resolve()),
@@ -173,21 +155,63 @@ def train(config: TrainConfig) -> TrainResult:
     return TrainResult(config.output, metrics_file, metrics)
 
 
+def fit_heads(
+    features: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, config: TrainConfig, multi: bool
+) -> tuple[list[keras.Model], list[list[float]]]:
+    """Train `config.ensemble` heads with different seeds on the same split (averaged when exported).
+
+    `y` holds class ids (single-label) or 0/1 rows (multi-label). Returns the heads, each with the
+    weights of its best validation loss, and their validation-loss histories.
+    """
+    targets = y if multi else keras.utils.to_categorical(y, len(config.classes))
+    heads, histories = [], []
+    with Progress(disable=not config.progress, transient=True) as bar:
+        task = bar.add_task("training heads", total=config.ensemble * config.epochs)
+        for k in range(config.ensemble):
+            keras.utils.set_random_seed(config.seed * 1000 + k)
+            head = build_head(features.shape[1], len(config.classes), multi_label=multi, name=f"head_{k}")
+            histories.append(_fit_head(head, features, targets, train_idx, val_idx, config, multi, y, bar, task))
+            heads.append(head)
+    return heads, histories
+
+
+def _fit_head(head, features, targets, train_idx, val_idx, config: TrainConfig, multi: bool, y, bar, task) -> list:
+    """Fit one head; keep the weights of its best validation loss. Returns its val-loss history."""
+    loss = (
+        keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
+        if multi
+        else keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    )
+    head.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss)
+    with tempfile.TemporaryDirectory() as tmp:
+        best = Path(tmp) / "best.weights.h5"
+        callbacks = [
+            keras.callbacks.ModelCheckpoint(str(best), monitor="val_loss", save_best_only=True, save_weights_only=True),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience),
+            _EpochProgress(bar, task),
+        ]
+        history = head.fit(
+            features[train_idx],
+            targets[train_idx],
+            validation_data=(features[val_idx], targets[val_idx]),
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            class_weight=None if multi else class_weights(y[train_idx].tolist(), len(config.classes)),
+            callbacks=callbacks,
+            verbose=0,
+        )
+        head.load_weights(str(best))
+    bar.update(task, advance=config.epochs - len(history.history["val_loss"]))  # early stop: skip the rest
+    return history.history["val_loss"]
+
+
 class _EpochProgress(keras.callbacks.Callback):
-    """A rich progress bar over epochs showing the validation loss (Keras' own output is off)."""
+    """Advances a shared rich progress bar per epoch, showing the validation loss (Keras' own output is off)."""
 
-    def __init__(self, epochs: int, enabled: bool) -> None:
+    def __init__(self, bar: Progress, task) -> None:
         super().__init__()
-        self._progress = Progress(disable=not enabled, transient=True)
-        self._epochs = epochs
-
-    def on_train_begin(self, logs=None) -> None:
-        self._progress.start()
-        self._task = self._progress.add_task("training head", total=self._epochs)
+        self._bar, self._task = bar, task
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         loss = (logs or {}).get("val_loss", float("nan"))
-        self._progress.update(self._task, advance=1, description=f"training head (val loss {loss:.3f})")
-
-    def on_train_end(self, logs=None) -> None:
-        self._progress.stop()
+        self._bar.update(self._task, advance=1, description=f"training heads (val loss {loss:.3f})")

@@ -80,7 +80,8 @@ def test_training_learns_a_separable_set_and_writes_metrics(trained):
     assert metrics["backbone"]["weights"].startswith("random")
     assert metrics["seed"] == 1
     assert metrics["validation_split"].startswith("time blocks")
-    assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"]
+    assert metrics["ensemble"] == len(metrics["best_epoch"]) == len(metrics["epochs_run"]) == 5
+    assert all(1 <= b <= e for b, e in zip(metrics["best_epoch"], metrics["epochs_run"], strict=True))
 
 
 def test_second_run_uses_cached_features(trained, dataset, caplog, tmp_path):
