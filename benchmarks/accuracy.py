@@ -148,11 +148,7 @@ def evaluate(method: Method, x: np.ndarray, y: np.ndarray, folds: int, seed: int
         split = time_block_split(len(y), folds=folds, fold=fold, gap=3)
         test = np.asarray(split.val)
         fit = fit_predict_default if method.preprocess == "default" else fit_predict
-        p = (
-            fit(x, y, np.asarray(split.train), test, seed + fold)
-            if fit is fit_predict_default
-            else fit(method, x, y, np.asarray(split.train), test, seed + fold)
-        )
+        p = fit(method, x, y, np.asarray(split.train), test, seed + fold)
         if method.smoothing > 1:
             for block in np.split(test, np.where(np.diff(test) != 1)[0] + 1):  # smooth within each time block
                 p[np.searchsorted(test, block)] = smooth_probs(p[np.searchsorted(test, block)], method.smoothing)
