@@ -323,6 +323,10 @@ class Pipeline:
             stats.totals = self.counter.running_totals(self.source.clock())
 
     def _empty_report(self, started_at: str) -> Report:
+        """Stopped before the source ever connected: a report that says so."""
+        return self._report(started_at, samples=0, duration_s=0.0, segments=[], timeline=[], dropped=0)
+
+    def _report(self, started_at: str, **fields) -> Report:
         background = self.card.classes[self.card.background] if self.card.background is not None else None
         return Report(
             source=self.source.name,
@@ -330,17 +334,14 @@ class Pipeline:
             classes=list(self.card.classes),
             characters=list(self.card.characters),
             background=background,
-            samples=0,
-            duration_s=0.0,
             screen_time_s=dict(self.counter.totals_s),
-            segments=[],
-            timeline=[],
-            dropped=0,
             every_s=self.sampler.every_s,
             device=self.engine.device_name,
+            multi_label=self.card.multi_label,
             ended=self.ended,
             started_at=started_at,
             screentime_version=__version__,
+            **fields,
         )
 
     def _end_time(self, reader: FrameReader) -> float:
@@ -364,29 +365,17 @@ class Pipeline:
         outages = [(max(a, start_s), min(b, end_s)) for a, b in self._outages(reader, end_s)]
         outages = [(a, b) for a, b in outages if b > a]
         down_s = sum(b - a for a, b in outages)
-        background = self.card.classes[self.card.background] if self.card.background is not None else None
         if reader.error is not None:
             self.ended = f"source failed: {reader.error}"
-        return Report(
-            source=self.source.name,
-            model=self.model_name,
-            classes=list(self.card.classes),
-            characters=list(self.card.characters),
-            background=background,
+        return self._report(
+            started_at,
             samples=self.counter.samples,
             duration_s=max(0.0, end_s - start_s - down_s) if self._last_t is not None else 0.0,
-            screen_time_s=dict(self.counter.totals_s),
             segments=sorted(self.counter.segments, key=lambda s: (s.start_s, s.label)),
             timeline=list(self.timeline),
             dropped=buffer.dropped,
             frames_read=reader.stats.frames_read,
-            every_s=self.sampler.every_s,
-            device=self.engine.device_name,
-            multi_label=self.card.multi_label,
             outages=[{"start_s": round(a, 3), "end_s": round(b, 3)} for a, b in outages],
             reconnects=self.connection.reconnects,
             inferences_saved=self.inferences_saved,
-            ended=self.ended,
-            started_at=started_at,
-            screentime_version=__version__,
         )
