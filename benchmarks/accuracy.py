@@ -74,7 +74,10 @@ def seed_head(shape: tuple[int, ...], n: int) -> keras.Model:
 
 
 def product_head(shape: tuple[int, ...], n: int) -> keras.Model:
-    return build_head(shape, n)
+    """Global max pooling of the block 5 maps, then screentime's dense head."""
+    inputs = keras.Input(shape)
+    pooled = keras.layers.GlobalMaxPooling2D()(inputs)
+    return keras.Model(inputs, build_head(shape[-1], n)(pooled))
 
 
 def features(paths: list[Path], method: Method, weights: str) -> tuple[np.ndarray, float]:
