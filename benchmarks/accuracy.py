@@ -37,10 +37,7 @@ import keras
 
 from stream.counters import account
 from stream.smoothing import smooth_probs
-from training.features import (
-    backbone_features,
-    cache_dir,
-)
+from training.features import backbone_features, cache_dir, cache_key
 from training.images import load_images
 from training.labels import read_labels
 from training.metrics import summarize
