@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -121,7 +120,7 @@ def row_infer(frames_dir: Path, model: Path) -> dict:
 
 
 def run_row(name: str, args, video: Path) -> dict:
-    """Run one row in a fresh process; its peak resident memory is the child's maxrss."""
+    """Run one row in a fresh process; its peak resident memory is that child's own maxrss."""
     cmd = [
         sys.executable,
         __file__,
@@ -136,10 +135,15 @@ def run_row(name: str, args, video: Path) -> dict:
         "--backbone-weights",
         str(args.backbone_weights),
     ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["peak_mb"] = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"row {name} failed ({proc.returncode})")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_mb"] = usage.ru_maxrss / 1024
     return result
 
 
