@@ -62,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, type=Path, help="MODEL.keras")
     p.add_argument("--classes", type=_classes, default=None, help="names by class id (default neither,jerry,tom)")
     p.add_argument("--backbone-weights", default=None, help="VGG16 weights file, 'imagenet' or 'random'")
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=None, help="at most this many per head (default 60)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--input-size", type=_size, default=(224, 224), help="WIDTHxHEIGHT (default 224x224)")
+    p.add_argument("--input-size", type=_size, default=None, help="WIDTHxHEIGHT fed to VGG16 (default 448x252)")
 
     p = sub.add_parser("export", help="convert a trained model to a self-describing ONNX file")
     p.add_argument("model", type=Path, help="MODEL.keras")
@@ -179,16 +179,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     from training.train import DEFAULT_CLASSES, TrainConfig, train
 
     started = time.monotonic()
+    given = {"epochs": args.epochs, "input_size": args.input_size}  # unset: TrainConfig's defaults
     config = TrainConfig(
         frames=args.frames,
         labels=args.labels,
         output=args.output,
         classes=args.classes or DEFAULT_CLASSES,
         backbone_weights=args.backbone_weights,
-        epochs=args.epochs,
         seed=args.seed,
-        input_size=args.input_size,
         progress=sys.stderr.isatty(),
+        **{k: v for k, v in given.items() if v is not None},
     )
     result = train(config)
     val = result.metrics["validation"]
