@@ -136,7 +136,7 @@ def test_train_label_errors_are_one_line(tmp_path, csv_text, fragment):
 def test_sigterm_mid_run_leaves_a_complete_report(tmp_path, color_model):
     # Long enough (with the overlay encode) that the run is still going when the signal arrives.
     long_clip = write_color_video(
-        tmp_path / "long.mp4", [(1, 0, 300), (2, 300, 600)], [i / 10 for i in range(6000)], size=(320, 240)
+        tmp_path / "long.mp4", [(1, 0, 600), (2, 600, 1200)], [i / 10 for i in range(12000)], size=(320, 240)
     )
     report_path = tmp_path / "r.json"
     proc = subprocess.Popen(
@@ -168,7 +168,7 @@ def test_sigterm_mid_run_leaves_a_complete_report(tmp_path, color_model):
     assert proc.returncode == 0, err
     report = json.loads(report_path.read_text())
     assert report["ended"] == "interrupted"
-    assert 0 < report["samples"] < 6000
+    assert 0 < report["samples"] < 12000
     assert sum(report["screen_time_s"].values()) == pytest.approx(report["duration_s"], abs=1e-6)
     assert len(report["timeline"]) == report["samples"]
     import av
