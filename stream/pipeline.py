@@ -155,6 +155,8 @@ class Pipeline:
             reader.start()
             self.stats.state = "running"
             yield from self._consume(buffer, reader)
+            if self.stop.is_set() and self.ended == "end of stream":
+                self.ended = "interrupted"  # stopped by the caller, whoever noticed first
             if reader.error is not None:
                 raise reader.error
         except KeyboardInterrupt:
@@ -177,8 +179,6 @@ class Pipeline:
         limit = 1 if self.source.live else max(self.batch_size, 64)
         while True:
             if self.stop.is_set():
-                if self.ended == "end of stream":
-                    self.ended = "interrupted"
                 return
             if self._duration_reached():
                 self.ended = "duration reached"
@@ -189,8 +189,6 @@ class Pipeline:
             self._register_outages(reader)
             self._refresh_stats(reader, buffer)
             if items is END:
-                if self.stop.is_set() and self.ended == "end of stream":
-                    self.ended = "interrupted"  # the reader saw the stop first
                 return
             for chunk in self._chunks(items):
                 yield from self._process(chunk)
@@ -274,7 +272,7 @@ class Pipeline:
 
     def _open(self):
         """Open the source; network sources retry with backoff (bounded by the policy)."""
-        if not getattr(self.source, "reconnectable", False):
+        if not self.source.reconnectable:
             info = self.source.open()
             self.connection.connected = True
             return info

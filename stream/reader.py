@@ -150,7 +150,7 @@ class FrameReader(threading.Thread):
         while not self.stop_event.is_set():
             t_s = self.source.grab()
             if t_s is None:
-                if not getattr(self.source, "reconnectable", False) or not self._reconnect():
+                if not self.source.reconnectable or not self._reconnect():
                     return
                 last_wall = None
                 continue

@@ -188,6 +188,10 @@ class NetworkSource(_LiveSource):
         self.url = url
         self.timeout_s = timeout_s
         self.rtsp_transport = rtsp_transport
+        self._reset_hang_watch()
+
+    def _reset_hang_watch(self) -> None:
+        """Forget what the hang checks in `grab` learnt about the previous connection."""
         self._pts_seen_advancing = False
         self._last_pts: float | None = None
         self._frozen_since: float | None = None
@@ -214,7 +218,6 @@ class NetworkSource(_LiveSource):
         return t_s
 
     def open(self) -> VideoInfo:
-        # OpenCV takes FFmpeg options only from this variable, read when a capture opens.
         ms = int(self.timeout_s * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
         # nobuffer: FFmpeg otherwise hands over about a second of old frames at once after opening.
@@ -224,8 +227,7 @@ class NetworkSource(_LiveSource):
             cap.release()
             raise SourceConnectionError(f"{self.name}: cannot connect")
         self._cap = cap
-        self._last_pts, self._frozen_since, self._pts_seen_advancing = None, None, False
-        self._grabs_since_open = 0
+        self._reset_hang_watch()
         return self._info(cap)
 
 
