@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -57,7 +57,7 @@ class Method:
     flatten_scale: bool = False  # the seed's X / X.max() on flattened features
     flip: bool = False  # add horizontally flipped feature maps to training
     smoothing: int = 1  # causal moving average over this many samples at prediction time
-    extra: dict = field(default_factory=dict)
+    augment: tuple[str, ...] = ("flip",)  # "default" rows: the views `screentime train` adds
 
 
 def seed_head(shape: tuple[int, ...], n: int) -> keras.Model:
@@ -77,8 +77,9 @@ def product_head(shape: tuple[int, ...], n: int) -> keras.Model:
     return keras.Model(inputs, build_head(shape[-1], n)(pooled))
 
 
-def features(paths: list[Path], method: Method, weights: str) -> tuple[np.ndarray, float]:
-    """Backbone features for `paths` under the method's preprocessing and size; cached."""
+def features(paths: list[Path], method: Method, weights: str) -> tuple[np.ndarray, list[np.ndarray], float]:
+    """Backbone features for `paths` (and for their augmented views) under the method's
+    preprocessing and size, and the backbone's images per second; cached."""
     if method.preprocess == "default":  # exactly what `screentime train` computes (and caches)
         backbone = load_backbone(method.size, weights)
         rate_file = cache_dir() / f"bench-rate-{cache_key(backbone, paths)}.txt"
@@ -86,12 +87,13 @@ def features(paths: list[Path], method: Method, weights: str) -> tuple[np.ndarra
         out = backbone_features(backbone, paths, progress=False)
         if not rate_file.exists():  # the first computation's speed, not the cache's
             rate_file.write_text(str(len(paths) / (time.perf_counter() - started)))
-        return out, float(rate_file.read_text())
+        views = [backbone_features(backbone, paths, progress=False, view=v) for v in method.augment]
+        return out, views, float(rate_file.read_text())
     key = hashlib.sha256(f"{weights}:{method.preprocess}:{method.size}:{[str(p) for p in paths]}".encode()).hexdigest()
     path = cache_dir() / f"bench-{key[:20]}.npz"
     if path.exists():
         data = np.load(path)
-        return data["features"], float(data["rate"])
+        return data["features"], [], float(data["rate"])
     backbone = load_backbone(method.size, weights).model
     images = load_images(paths, method.size).astype(np.float32)
     if method.preprocess == "seed":
@@ -103,12 +105,19 @@ def features(paths: list[Path], method: Method, weights: str) -> tuple[np.ndarra
     rate = len(paths) / (time.perf_counter() - started)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(path, features=out, rate=rate)
-    return out, rate
+    return out, [], rate
 
 
 def fit_predict(
-    method: Method, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int
+    method: Method,
+    x: np.ndarray,
+    views: list[np.ndarray],
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    seed: int,
 ) -> np.ndarray:
+    """The earlier recipes: one head, early stopping on an inner time block of the training folds."""
     keras.utils.set_random_seed(seed)
     inner = time_block_split(len(train), folds=5, fold=0)
     fit_idx, val_idx = train[inner.train], train[inner.val]
@@ -132,18 +141,29 @@ def fit_predict(
 
 
 def fit_predict_default(
-    method: Method, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int
+    method: Method,
+    x: np.ndarray,
+    views: list[np.ndarray],
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    seed: int,
 ) -> np.ndarray:
-    """`screentime train`'s own code path: its heads, ensemble and label smoothing."""
+    """`screentime train`'s own code path: its ensemble of folds, augmentation and label smoothing."""
     config = TrainConfig(
-        frames=Path("."), labels=Path("."), output=Path("x.keras"), classes=CLASSES, seed=seed, progress=False
+        frames=Path("."),
+        labels=Path("."),
+        output=Path("x.keras"),
+        classes=CLASSES,
+        seed=seed,
+        progress=False,
+        augment=method.augment,
     )
-    inner = time_block_split(len(train), folds=5, fold=0)
-    heads, _ = fit_heads(x, y, train[inner.train], train[inner.val], config, multi=False)
+    heads, _, _ = fit_heads(x[train], y[train], config, multi=False, augmented=[v[train] for v in views])
     return np.mean([h.predict(x[test], verbose=0) for h in heads], axis=0)
 
 
-def evaluate(method: Method, x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict:
+def evaluate(method: Method, x: np.ndarray, views: list[np.ndarray], y: np.ndarray, folds: int, seed: int) -> dict:
     if method.flatten_scale:
         x = x / x.max()
     probs = np.zeros((len(y), len(CLASSES)), np.float32)
@@ -151,7 +171,7 @@ def evaluate(method: Method, x: np.ndarray, y: np.ndarray, folds: int, seed: int
         split = time_block_split(len(y), folds=folds, fold=fold, gap=3)
         test = np.asarray(split.val)
         fit = fit_predict_default if method.preprocess == "default" else fit_predict
-        p = fit(method, x, y, np.asarray(split.train), test, seed + fold)
+        p = fit(method, x, views, y, np.asarray(split.train), test, seed + fold)
         if method.smoothing > 1:
             for block in np.split(test, np.where(np.diff(test) != 1)[0] + 1):  # smooth within each time block
                 p[np.searchsorted(test, block)] = smooth_probs(p[np.searchsorted(test, block)], method.smoothing)
@@ -165,13 +185,26 @@ def evaluate(method: Method, x: np.ndarray, y: np.ndarray, folds: int, seed: int
     return result
 
 
+def cell(values: list[float], fmt: str) -> str:
+    """Mean of the seeds' values, with their range when there are several."""
+    text = format(float(np.mean(values)), fmt)
+    return text if len(values) == 1 else f"{text} ({format(min(values), fmt)}..{format(max(values), fmt)})"
+
+
+def precision_recall(runs: list[dict], c: str) -> str:
+    p = np.mean([r["per_class"][c]["precision"] or 0 for r in runs])
+    return f"{p:.2f}/{np.mean([r['per_class'][c]['recall'] or 0 for r in runs]):.2f}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=Path, required=True)
     parser.add_argument("--labels", type=Path, default=None)
     parser.add_argument("--backbone-weights", required=True)
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds", default="0", help="comma-separated training seeds; several: each cell is their mean (range)"
+    )
     parser.add_argument("--only", default=None, help="comma-separated method names to run")
     args = parser.parse_args()
     data = read_labels(args.labels or args.frames / "mapping.csv", args.frames, len(CLASSES))
@@ -188,18 +221,24 @@ def main() -> int:
         Method("+ global max pooling, BN, dense 256 (224x224)", "caffe", (224, 224), product_head),
         Method("+ 448x252 input, flips", "caffe", (448, 252), product_head, flip=True),
         Method(
-            "screentime default: 448x252, max-pool blocks 4+5, 5 heads, smoothing 0.1",
+            "448x252, max-pool blocks 4+5, ensemble of 5 folds, label smoothing 0.1",
             "default",
             (448, 252),
             product_head,
+            augment=(),
         ),
+        Method("screentime default: the same + flipped training frames", "default", (448, 252), product_head),
         Method("default + temporal smoothing over 3 samples", "default", (448, 252), product_head, smoothing=3),
     ]
     if args.only:
         keep = {s.strip() for s in args.only.split(",")}
         methods = [m for m in methods if m.name in keep or str(methods.index(m)) in keep]
+    seeds = [int(s) for s in args.seeds.split(",")]
     console = Console(width=160)
-    table = Table(title=f"{args.folds}-fold time-block cross-validation on {len(y)} frames of {args.frames}")
+    title = f"{args.folds}-fold time-block cross-validation on {len(y)} frames of {args.frames}"
+    if len(seeds) > 1:
+        title += f"; mean (range) over training seeds {args.seeds}"
+    table = Table(title=title)
     for col in (
         "recipe",
         "accuracy",
@@ -213,21 +252,20 @@ def main() -> int:
     ):
         table.add_column(col, justify="left" if col == "recipe" else "right")
     for method in methods:
-        x, rate = features(data.paths, method, args.backbone_weights)
-        r = evaluate(method, x, y, args.folds, args.seed)
-        pr = [f"{r['per_class'][c]['precision'] or 0:.2f}/{r['per_class'][c]['recall'] or 0:.2f}" for c in CLASSES]
-        err = r["screen_time_error_s"]
-        worst = max(abs(err["jerry"]), abs(err["tom"]))
+        x, views, rate = features(data.paths, method, args.backbone_weights)
+        runs = [evaluate(method, x, views, y, args.folds, seed) for seed in seeds]
+
+        errs = [r["screen_time_error_s"] for r in runs]
         table.add_row(
             method.name,
-            f"{r['accuracy']:.3f}",
-            *pr,
-            f"{err['jerry']:+.0f}",
-            f"{err['tom']:+.0f}",
-            f"{worst:.0f}",
+            cell([r["accuracy"] for r in runs], ".3f"),
+            *(precision_recall(runs, c) for c in CLASSES),
+            cell([e["jerry"] for e in errs], "+.0f"),
+            cell([e["tom"] for e in errs], "+.0f"),
+            cell([max(abs(e["jerry"]), abs(e["tom"])) for e in errs], ".0f"),
             f"{rate:.1f}",
         )
-        console.print(f"done: {method.name}: {r['accuracy']:.3f}")
+        console.print(f"done: {method.name}: {np.mean([r['accuracy'] for r in runs]):.3f}")
     console.print(table)
     console.print(
         f"true screen time: {dict(zip(CLASSES, np.bincount(y, minlength=3).tolist(), strict=True))} s; "

@@ -52,8 +52,11 @@ def build_video(frames_dir: Path, out: Path, fps: int) -> float:
 
 
 def row_seed(video: Path, args) -> dict:
-    """The tutorial, faithfully: frame index modulo the reported FPS, JPEG round trip, Keras."""
+    """The tutorial, faithfully: frame index modulo the reported FPS, JPEG round trip, scikit-image
+    resize to 224x224, inputs scaled to [-1, 1], Keras VGG16 predict, features / their max, head."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from skimage.transform import resize  # the tutorial's resize (pip install -e ".[bench]")
+
     from stream.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
@@ -61,8 +64,8 @@ def row_seed(video: Path, args) -> dict:
 
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(224, 224, 3))
     base.load_weights(args.backbone_weights)
-    inputs = keras.Input((7, 7, 512))
-    x = keras.layers.Flatten()(inputs)
+    inputs = keras.Input((7 * 7 * 512,))
+    x = inputs
     for units in (1024, 512, 256):
         x = keras.layers.Dense(units, activation="sigmoid")(x)
     head = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
@@ -80,9 +83,11 @@ def row_seed(video: Path, args) -> dict:
                 name = f"{tmp}/frame{len(names)}.jpg"
                 cv2.imwrite(name, frame)
                 names.append(name)
-        images = np.stack([cv2.resize(cv2.imread(n)[..., ::-1], (224, 224)) for n in names]).astype(np.float32)
-        features = base.predict(images / 127.5 - 1.0, batch_size=16, verbose=0)
-        head.predict(features, verbose=0)
+        rgb = [cv2.imread(n)[..., ::-1] for n in names]  # the tutorial reads with plt.imread: RGB
+        images = np.stack([resize(im, preserve_range=True, output_shape=(224, 224)).astype(int) for im in rgb])
+        features = base.predict(images / 127.5 - 1.0, verbose=0)
+        features = features.reshape(len(names), -1)
+        head.predict(features / features.max(), verbose=0)
     return {"wall_s": time.perf_counter() - started, "inferences": len(names)}
 
 

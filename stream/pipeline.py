@@ -26,6 +26,7 @@ from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retr
 from stream.records import Frame, Prediction
 from stream.report import Report, TimelineEntry
 from stream.sampler import Sampler
+from stream.seeking import seeking_source
 from stream.sinks import Sink
 from stream.smoothing import Smoother
 from stream.stats import RunStats
@@ -129,6 +130,7 @@ class Pipeline:
             self.report = self._empty_report(started_at)
             return
         self.stats.duration_s = info.duration_s
+        self.source = seeking_source(self.source, self.sampler.every_s, self.decode_all)
         buffer = FrameBuffer(BufferPolicy.NEWEST if info.live else BufferPolicy.WAIT)
         overlay_tap = None
         if info.live and self.decode_all:

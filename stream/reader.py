@@ -179,6 +179,8 @@ class FrameReader(threading.Thread):
                 self.tap(frame)
             if (sampled or self.buffer.policy is BufferPolicy.WAIT) and not self.buffer.put(frame, self.stop_event):
                 return
+            if sampled and hasattr(self.source, "skip_to"):  # a file sampled sparsely: jump over whole GOPs
+                self.source.skip_to(self.sampler.next_due_s)
 
     def _reconnect(self) -> bool:
         """The stream dropped: reconnect with backoff. False if stopped first; raises when retries run out.

@@ -76,15 +76,22 @@ def write_color_video(
     size: tuple[int, int] = (64, 48),
     rate: float = 10,
     codec: str = "libx264",
+    gop: int | None = None,
+    noise: int = 0,
 ) -> Path:
-    """Frames at exact `times_s`; each frame shows the colour of the scene (label, start, end) it falls in."""
+    """Frames at exact `times_s`; each frame shows the colour of the scene (label, start, end) it falls in.
+
+    `gop`: a keyframe every `gop` frames (else the encoder's choice); `noise`: each frame differs.
+    """
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(rate).limit_denominator(1000))
+        if gop is not None:
+            stream.codec_context.gop_size = gop
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
-        for t in times_s:
+        for i, t in enumerate(times_s):
             label = next((lab for lab, a, b in scenes if a <= t < b), scenes[-1][0])
-            frame = av.VideoFrame.from_ndarray(color_frame(label, size), format="bgr24")
+            frame = av.VideoFrame.from_ndarray(color_frame(label, size, noise, seed=i), format="bgr24")
             frame.pts = round(t * 1000)
             frame.time_base = Fraction(1, 1000)
             container.mux(stream.encode(frame))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,18 @@ def cache_dir() -> Path:
     return Path(base) / "screentime" / "features"
 
 
-def cache_key(backbone: Backbone, paths: Sequence[Path]) -> str:
+# Views of a training frame the head learns from. The stream only ever sees "full"; the others are
+# augmentations whose features are cached like the originals, so they cost one backbone pass each.
+VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "full": lambda images: images,
+    "flip": lambda images: images[:, :, ::-1],  # mirrored: a character faces either way
+}
+
+
+def cache_key(backbone: Backbone, paths: Sequence[Path], view: str = "full") -> str:
     digest = hashlib.sha256(backbone.fingerprint.encode())
+    if view != "full":  # keys of unaugmented features stay what they were
+        digest.update(f"view:{view}".encode())
     digest.update(repr(backbone.model.input_shape).encode())
     digest.update(repr(FEATURE_LAYERS).encode())  # what is pooled is part of what is cached
     for path in paths:
@@ -37,10 +47,16 @@ def cache_key(backbone: Backbone, paths: Sequence[Path]) -> str:
 
 
 def backbone_features(
-    backbone: Backbone, paths: Sequence[Path], batch_size: int = 16, progress: bool = True, use_cache: bool = True
+    backbone: Backbone,
+    paths: Sequence[Path],
+    batch_size: int = 16,
+    progress: bool = True,
+    use_cache: bool = True,
+    view: str = "full",
 ) -> np.ndarray:
-    """Pooled feature vectors (N, 1024) for the frames at `paths`, from the cache when possible."""
-    path = cache_dir() / f"{cache_key(backbone, paths)}.npy"
+    """Pooled feature vectors (N, 1024) for `view` of the frames at `paths`, cached."""
+    transform = VIEWS[view]
+    path = cache_dir() / f"{cache_key(backbone, paths, view)}.npy"
     if use_cache and path.exists():
         log.info("backbone features from cache %s", path)
         return np.load(path)
@@ -48,10 +64,10 @@ def backbone_features(
     model = feature_extractor(backbone)
     chunks = []
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("backbone features", total=len(paths))
+        task = bar.add_task("backbone features" + ("" if view == "full" else f" ({view})"), total=len(paths))
         for start in range(0, len(paths), batch_size):
             chunk = list(paths[start : start + batch_size])
-            chunks.append(model.predict(load_images(chunk, size).astype(np.float32), verbose=0))
+            chunks.append(model.predict(transform(load_images(chunk, size)).astype(np.float32), verbose=0))
             bar.advance(task, len(chunk))
     features = np.concatenate(chunks)
     if use_cache:

@@ -12,6 +12,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class TrainConfig:
     folds: int = 5
     ensemble: int = 5  # heads averaged in the exported model (trained with different seeds)
     label_smoothing: float = 0.1
+    augment: tuple[str, ...] = ("flip",)  # extra views of training frames (training.features.VIEWS)
     progress: bool = True
     background: int | None = 0
 
@@ -104,18 +106,18 @@ def train(config: TrainConfig) -> TrainResult:
     # class, and a frame counts for every character on it. Seed files stay single-label.
     multi = any(len(lab) > 1 for lab in data.labels)
     y = multi_hot(data.labels, len(config.classes), config.background) if multi else np.asarray(data.single)
-    split = time_block_split(len(y), folds=config.folds)
-    if not split.train or not split.val:
+    if len(y) < 2 * config.folds:
         raise LabelError(f"{config.labels}: too few labelled frames for a time-block split")
 
     backbone = load_backbone(config.input_size, config.backbone_weights)
     t0 = time.monotonic()
     features = backbone_features(backbone, data.paths, progress=config.progress)
+    augmented = [backbone_features(backbone, data.paths, progress=config.progress, view=v) for v in config.augment]
     feature_s = time.monotonic() - t0
 
-    train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
-    heads, histories = fit_heads(features, y, train_idx, val_idx, config, multi)
-    probs = np.mean([h.predict(features[val_idx], verbose=0) for h in heads], axis=0)
+    heads, histories, oof = fit_heads(features, y, config, multi, augmented)
+    val_idx = np.flatnonzero(~np.isnan(oof[:, 0]))
+    probs = oof[val_idx]
     if multi:
         truth = [data.labels[i] for i in val_idx]
         validation = summarize_sets(truth, present_ids(probs, config.background), config.classes)
@@ -129,9 +131,12 @@ def train(config: TrainConfig) -> TrainResult:
         "classes": list(config.classes),
         "background": config.background,
         "validation": validation,
-        "validation_split": f"time blocks: fold 0 of {config.folds}, gap 2 frames",
-        "train_frames": len(split.train),
-        "val_frames": len(split.val),
+        "validation_split": (
+            f"time blocks, out of fold: each head validates on its own fold of {config.folds} (gap 2 frames), "
+            "each frame is scored by the heads that never trained on it"
+        ),
+        "train_frames": len(y),
+        "val_frames": len(val_idx),
         "dropped_frames": data.dropped,
         "unlabelled_frames": data.unlabelled,
         "multi_label": multi,
@@ -143,6 +148,7 @@ def train(config: TrainConfig) -> TrainResult:
         "best_epoch": [int(np.argmin(h)) + 1 for h in histories],
         "best_val_loss": float(np.mean(val_losses)),
         "label_smoothing": config.label_smoothing,
+        "augment": list(config.augment),
         "backbone": backbone.provenance,
         "input_size": list(config.input_size),
         "frames_dir": str(config.frames.resolve()),
@@ -156,27 +162,45 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def fit_heads(
-    features: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray, config: TrainConfig, multi: bool
-) -> tuple[list[keras.Model], list[list[float]]]:
-    """Train `config.ensemble` heads with different seeds on the same split (averaged when exported).
+    features: np.ndarray, y: np.ndarray, config: TrainConfig, multi: bool, augmented: Sequence[np.ndarray] = ()
+) -> tuple[list[keras.Model], list[list[float]], np.ndarray]:
+    """Train `config.ensemble` heads, head k validating on time-block fold k (an ensemble of folds).
 
-    `y` holds class ids (single-label) or 0/1 rows (multi-label). Returns the heads, each with the
-    weights of its best validation loss, and their validation-loss histories.
+    Every frame trains all heads but the one(s) that validate on it, so no labelled frame is
+    wasted on validation alone, and each head keeps the weights of its best validation loss.
+    `y` holds class ids (single-label) or 0/1 rows (multi-label); `augmented` holds features of
+    other views of the same frames (flips), used for training only. Returns the heads, their
+    validation-loss histories and out-of-fold probabilities (N, classes): each frame scored by
+    the heads that never trained on it, NaN for frames no head validated on.
     """
     targets = y if multi else keras.utils.to_categorical(y, len(config.classes))
     heads, histories = [], []
+    oof_sum = np.zeros((len(y), len(config.classes)))
+    oof_n = np.zeros(len(y))
     with Progress(disable=not config.progress, transient=True) as bar:
         task = bar.add_task("training heads", total=config.ensemble * config.epochs)
         for k in range(config.ensemble):
+            split = time_block_split(len(y), folds=config.folds, fold=k % config.folds)
+            train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
             keras.utils.set_random_seed(config.seed * 1000 + k)
             head = build_head(features.shape[1], len(config.classes), multi_label=multi, name=f"head_{k}")
-            histories.append(_fit_head(head, features, targets, train_idx, val_idx, config, multi, y, bar, task))
+            x_train = np.concatenate([features[train_idx], *(a[train_idx] for a in augmented)])
+            t_train = np.concatenate([targets[train_idx]] * (1 + len(augmented)))
+            y_train = np.concatenate([y[train_idx]] * (1 + len(augmented)))
+            fit = (x_train, t_train, y_train, features[val_idx], targets[val_idx])
+            histories.append(_fit_head(head, fit, config, multi, bar, task))
             heads.append(head)
-    return heads, histories
+            oof_sum[val_idx] += head.predict(features[val_idx], verbose=0)
+            oof_n[val_idx] += 1
+    with np.errstate(invalid="ignore"):
+        oof = oof_sum / oof_n[:, None]
+    return heads, histories, oof
 
 
-def _fit_head(head, features, targets, train_idx, val_idx, config: TrainConfig, multi: bool, y, bar, task) -> list:
-    """Fit one head; keep the weights of its best validation loss. Returns its val-loss history."""
+def _fit_head(head, data: tuple, config: TrainConfig, multi: bool, bar, task) -> list:
+    """Fit one head on (x, targets, class ids, x_val, targets_val); keep the weights of its best
+    validation loss. Returns its val-loss history."""
+    x_train, t_train, y_train, x_val, t_val = data
     loss = (
         keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
         if multi
@@ -191,12 +215,12 @@ def _fit_head(head, features, targets, train_idx, val_idx, config: TrainConfig, 
             _EpochProgress(bar, task),
         ]
         history = head.fit(
-            features[train_idx],
-            targets[train_idx],
-            validation_data=(features[val_idx], targets[val_idx]),
+            x_train,
+            t_train,
+            validation_data=(x_val, t_val),
             epochs=config.epochs,
             batch_size=config.batch_size,
-            class_weight=None if multi else class_weights(y[train_idx].tolist(), len(config.classes)),
+            class_weight=None if multi else class_weights(y_train.tolist(), len(config.classes)),
             callbacks=callbacks,
             verbose=0,
         )

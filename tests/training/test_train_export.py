@@ -81,6 +81,9 @@ def test_training_learns_a_separable_set_and_writes_metrics(trained):
     assert metrics["seed"] == 1
     assert metrics["validation_split"].startswith("time blocks")
     assert metrics["ensemble"] == len(metrics["best_epoch"]) == len(metrics["epochs_run"]) == 5
+    # An ensemble of folds: every frame is validated by a head that never trained on it.
+    assert metrics["val_frames"] == metrics["train_frames"] == N_FRAMES
+    assert metrics["augment"] == ["flip"]
     assert all(1 <= b <= e for b, e in zip(metrics["best_epoch"], metrics["epochs_run"], strict=True))
 
 
@@ -98,7 +101,23 @@ def test_second_run_uses_cached_features(trained, dataset, caplog, tmp_path):
     )
     with caplog.at_level(logging.INFO):
         train(config)
-    assert "backbone features from cache" in caplog.text
+    assert caplog.text.count("backbone features from cache") == 2  # the frames and their mirror images
+
+
+def test_flip_view_is_the_features_of_mirrored_frames(dataset, tmp_path, monkeypatch):
+    from training.features import backbone_features
+    from training.model import load_backbone
+
+    monkeypatch.setenv("SCREENTIME_CACHE", str(tmp_path / "cache"))
+    paths = [dataset / f"frame{i}.jpg" for i in range(4)]
+    mirrored = []
+    for path in paths:
+        mirrored.append(tmp_path / f"{path.stem}.png")  # lossless: the same pixels, mirrored
+        cv2.imwrite(str(mirrored[-1]), cv2.flip(cv2.imread(str(path)), 1))
+    backbone = load_backbone((32, 32), "random")
+    flipped = backbone_features(backbone, paths, progress=False, view="flip")
+    assert np.allclose(flipped, backbone_features(backbone, mirrored, progress=False), atol=1e-4)
+    assert not np.allclose(flipped, backbone_features(backbone, paths, progress=False), atol=1e-4)
 
 
 def test_export_parity_and_model_card_round_trip(trained, exported, dataset):
