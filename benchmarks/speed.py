@@ -9,6 +9,9 @@ Rows (each in its own process, so peak memory is its own):
   infer     inference-only: the INT8 model on the sampled frames already in memory
 The floor for file analysis is max(decode, infer): the stages overlap in separate threads.
 
+A second table, on a longer synthetic 1280x720 25 fps clip with a keyframe every 2 s, sampled
+every 10 s: INT8 watch decoding every frame against watch seeking keyframes (same samples).
+
 Usage: python benchmarks/speed.py --frames DIR --model MODEL.onnx --backbone-weights VGG16.weights.h5
        (MODEL.int8.onnx must lie beside MODEL.onnx: `screentime export --int8`)
 """
@@ -29,6 +32,8 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+LONG_S = 120.0  # the synthetic clip's length
+SPARSE_EVERY_S = 10.0
 
 
 def build_video(frames_dir: Path, out: Path, fps: int) -> float:
@@ -99,11 +104,30 @@ def row_watch(video: Path, model: Path, precision: str) -> dict:
     return {"wall_s": time.perf_counter() - started, "inferences": report.samples - report.inferences_saved}
 
 
-def row_decode(video: Path) -> dict:
+def row_sparse(video: Path, model: Path, seek: bool) -> dict:
+    """INT8 watch sampling every 10 s, with or without keyframe seeking."""
+    import stream.seeking
+    from stream import watch
+
+    if not seek:
+        stream.seeking.worth_seeking = lambda keyframes_s, every_s: False
+    started = time.perf_counter()
+    report = watch(str(video), model, every_s=SPARSE_EVERY_S, device="cpu", precision="int8").run()
+    return {"wall_s": time.perf_counter() - started, "inferences": report.samples - report.inferences_saved}
+
+
+def build_long_video(out: Path) -> float:
+    from training.synthetic import make_clip
+
+    make_clip(out, duration_s=LONG_S, fps=25, size=(1280, 720), gop=50)
+    return LONG_S
+
+
+def row_decode(video: Path, every_s: float = 1.0) -> dict:
     from stream.sampler import Sampler
 
     started = time.perf_counter()
-    cap, sampler, n = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG), Sampler(1.0), 0
+    cap, sampler, n = cv2.VideoCapture(str(video), cv2.CAP_FFMPEG), Sampler(every_s), 0
     while cap.grab():
         if sampler.due(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000):
             cap.retrieve()
@@ -168,6 +192,9 @@ def main() -> int:
             "int8": lambda: row_watch(args.video, args.model, "int8"),
             "decode": lambda: row_decode(args.video),
             "infer": lambda: row_infer(args.frames, args.model),
+            "sparse": lambda: row_sparse(args.video, args.model, seek=False),
+            "sparse-seek": lambda: row_sparse(args.video, args.model, seek=True),
+            "sparse-decode": lambda: row_decode(args.video, SPARSE_EVERY_S),
         }
         print(json.dumps(rows[args.row]()))
         return 0
@@ -179,6 +206,9 @@ def main() -> int:
         video = Path(tmp) / "bench.mp4"
         seconds = build_video(args.frames, video, args.fps)
         results = {name: run_row(name, args, video) for name in ("seed", "fp32", "int8", "decode", "infer")}
+        long_video = Path(tmp) / "long.mp4"
+        long_s = build_long_video(long_video)
+        sparse = {name: run_row(name, args, long_video) for name in ("sparse-decode", "sparse", "sparse-seek")}
     seed_wall = results["seed"]["wall_s"]
     labels = {
         "seed": "seed tutorial pipeline (JPEG dump, Keras)",
@@ -207,6 +237,21 @@ def main() -> int:
         f"INT8 file analysis / floor (max of decode-only and inference-only): "
         f"{results['int8']['wall_s'] / floor:.2f}x (goal <= 1.25)"
     )
+    table = Table(
+        title=f"{long_s:.0f} s synthetic 1280x720 25 fps clip, keyframe every 2 s, INT8, every {SPARSE_EVERY_S:g} s"
+    )
+    for col in ("run", "wall s", "video s / s", "samples", "peak MB"):
+        table.add_column(col, justify="left" if col == "run" else "right")
+    sparse_labels = {
+        "sparse-decode": "decode only, every frame (no seeking)",
+        "sparse": "screentime watch, decoding every frame",
+        "sparse-seek": "screentime watch, seeking keyframes",
+    }
+    for name, r in sparse.items():
+        samples = r.get("frames", r["inferences"])
+        wall, peak = f"{r['wall_s']:.1f}", f"{r['peak_mb']:.0f}"
+        table.add_row(sparse_labels[name], wall, f"{long_s / r['wall_s']:.1f}", str(samples), peak)
+    console.print(table)
     console.print(f"{platform.machine()}, {os.cpu_count()} CPUs; command: python {' '.join(sys.argv)}")
     return 0
 

@@ -98,11 +98,20 @@ def draw_frame(label: int, t_s: float, size: tuple[int, int], scene_seed: int) -
 
 
 def write_video(
-    path: Path, times_s: Sequence[float], frame_at, size: tuple[int, int], codec: str = "libx264", rate: float = 10
+    path: Path,
+    times_s: Sequence[float],
+    frame_at,
+    size: tuple[int, int],
+    codec: str = "libx264",
+    rate: float = 10,
+    gop: int | None = None,
 ) -> None:
-    """Encode frames at exact timestamps (variable frame rate allowed) with PyAV."""
+    """Encode frames at exact timestamps (variable frame rate allowed) with PyAV; `gop`: a keyframe
+    every `gop` frames (else the encoder's choice)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(rate).limit_denominator(1000))
+        if gop is not None:
+            stream.codec_context.gop_size = gop
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
         last_pts = -1
@@ -122,6 +131,7 @@ def make_clip(
     size: tuple[int, int] = (192, 108),
     seed: int = 0,
     times_s: Sequence[float] | None = None,
+    gop: int | None = None,
 ) -> Clip:
     """Write the cartoon to `path` (MP4, H.264) and return its truth."""
     path = Path(path)
@@ -133,5 +143,5 @@ def make_clip(
         index = next(i for i, s in enumerate(scenes) if s.start_s <= t < s.end_s or s is scenes[-1])
         return draw_frame(scenes[index].label, t, size, scene_seed=seed * 1000 + index)
 
-    write_video(path, times, frame_at, size, rate=fps)
+    write_video(path, times, frame_at, size, rate=fps, gop=gop)
     return clip
