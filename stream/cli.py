@@ -193,7 +193,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     result = train(config)
     val = result.metrics["validation"]
     print(
-        f"time-block validation accuracy {val['accuracy']:.3f} on {val['samples']} frames "
+        f"out-of-fold time-block validation accuracy {val['accuracy']:.3f} on {val['samples']} frames "
         f"({result.metrics['ensemble']} heads, best epochs {result.metrics['best_epoch']}, "
         f"{time.monotonic() - started:.0f} s)"
     )

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from rich.progress import Progress
 
-from training.images import load_images
+from stream.preprocess import fit_frame
+from training.images import read_images
 from training.model import FEATURE_LAYERS, Backbone, feature_extractor
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,20 @@ def cache_dir() -> Path:
 
 # Views of a training frame the head learns from. The stream only ever sees "full"; the others are
 # augmentations whose features are cached like the originals, so they cost one backbone pass each.
-VIEWS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "full": lambda images: images,
-    "flip": lambda images: images[:, :, ::-1],  # mirrored: a character faces either way
+# Each takes a frame as decoded (BGR, any size) and the model's (width, height).
+VIEWS: dict[str, Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = {
+    "full": fit_frame,
+    "flip": lambda image, size: fit_frame(image, size)[:, ::-1],  # mirrored: a character faces either way
+    # Zoomed in (80% of each side, from two corners): characters seen larger than the frame shows them.
+    "zoom_tl": lambda image, size: fit_frame(_corner(image, top_left=True), size),
+    "zoom_br": lambda image, size: fit_frame(_corner(image, top_left=False), size),
 }
+
+
+def _corner(image: np.ndarray, top_left: bool, share: float = 0.8) -> np.ndarray:
+    height, width = image.shape[:2]
+    h, w = round(height * share), round(width * share)
+    return image[:h, :w] if top_left else image[height - h :, width - w :]
 
 
 def cache_key(backbone: Backbone, paths: Sequence[Path], view: str = "full") -> str:
@@ -67,7 +78,8 @@ def backbone_features(
         task = bar.add_task("backbone features" + ("" if view == "full" else f" ({view})"), total=len(paths))
         for start in range(0, len(paths), batch_size):
             chunk = list(paths[start : start + batch_size])
-            chunks.append(model.predict(transform(load_images(chunk, size)).astype(np.float32), verbose=0))
+            images = np.stack([transform(image, size) for image in read_images(chunk)])
+            chunks.append(model.predict(images.astype(np.float32), verbose=0))
             bar.advance(task, len(chunk))
     features = np.concatenate(chunks)
     if use_cache:

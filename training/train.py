@@ -1,7 +1,7 @@
 """`screentime train`: the seed's recipe made right.
 
 Frozen ImageNet VGG16 with the preprocessing its weights expect, a dense head with dropout,
-balanced class weights, validation on time blocks, the checkpoint with the best validation loss,
+balanced class weights, validation on time blocks, the checkpoint with the best validation score,
 early stopping, and a metrics file beside the model.
 """
 
@@ -123,7 +123,7 @@ def train(config: TrainConfig) -> TrainResult:
         validation = summarize_sets(truth, present_ids(probs, config.background), config.classes)
     else:
         validation = summarize(y[val_idx].tolist(), probs.argmax(axis=1).tolist(), config.classes)
-    val_losses = [min(h) for h in histories]
+    best = [_best_epoch(h) for h in histories]
 
     model = assemble(backbone, heads)
     model.save(str(config.output))
@@ -144,9 +144,10 @@ def train(config: TrainConfig) -> TrainResult:
             config.classes[c]: n for c, n in sorted(Counter(c for lab in data.labels for c in lab).items())
         },
         "ensemble": config.ensemble,
-        "epochs_run": [len(h) for h in histories],
-        "best_epoch": [int(np.argmin(h)) + 1 for h in histories],
-        "best_val_loss": float(np.mean(val_losses)),
+        "epochs_run": [len(h["val_loss"]) for h in histories],
+        "best_epoch": [b + 1 for b in best],
+        "checkpoint_on": "validation loss" if multi else "class-weighted validation loss",
+        "best_val_loss": float(np.mean([h["val_loss"][b] for h, b in zip(histories, best, strict=True)])),
         "label_smoothing": config.label_smoothing,
         "augment": list(config.augment),
         "backbone": backbone.provenance,
@@ -161,16 +162,21 @@ def train(config: TrainConfig) -> TrainResult:
     return TrainResult(config.output, metrics_file, metrics)
 
 
+def _best_epoch(history: dict) -> int:
+    """Index of the epoch whose weights the checkpoint kept."""
+    return int(np.argmin(history["val_loss"]))
+
+
 def fit_heads(
     features: np.ndarray, y: np.ndarray, config: TrainConfig, multi: bool, augmented: Sequence[np.ndarray] = ()
-) -> tuple[list[keras.Model], list[list[float]], np.ndarray]:
+) -> tuple[list[keras.Model], list[dict], np.ndarray]:
     """Train `config.ensemble` heads, head k validating on time-block fold k (an ensemble of folds).
 
     Every frame trains all heads but the one(s) that validate on it, so no labelled frame is
-    wasted on validation alone, and each head keeps the weights of its best validation loss.
+    wasted on validation alone, and each head keeps the weights of its best validation epoch.
     `y` holds class ids (single-label) or 0/1 rows (multi-label); `augmented` holds features of
     other views of the same frames (flips), used for training only. Returns the heads, their
-    validation-loss histories and out-of-fold probabilities (N, classes): each frame scored by
+    Keras histories and out-of-fold probabilities (N, classes): each frame scored by
     the heads that never trained on it, NaN for frames no head validated on.
     """
     targets = y if multi else keras.utils.to_categorical(y, len(config.classes))
@@ -199,8 +205,13 @@ def fit_heads(
 
 def _fit_head(head, data: tuple, config: TrainConfig, multi: bool, bar, task) -> list:
     """Fit one head on (x, targets, class ids, x_val, targets_val); keep the weights of its best
-    validation loss. Returns its val-loss history."""
+    validation epoch. Returns its Keras history."""
     x_train, t_train, y_train, x_val, t_val = data
+    # The validation loss is weighted like the training loss (balanced classes): unweighted, the
+    # common characters dominate it and the checkpoint favours epochs that miss the rare, small
+    # one and overcount the common one (benchmarks/accuracy.py).
+    weights = None if multi else class_weights(y_train.tolist(), len(config.classes))
+    val_weights = None if multi else np.asarray([weights.get(c, 1.0) for c in t_val.argmax(axis=1)], np.float32)
     loss = (
         keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
         if multi
@@ -217,16 +228,16 @@ def _fit_head(head, data: tuple, config: TrainConfig, multi: bool, bar, task) ->
         history = head.fit(
             x_train,
             t_train,
-            validation_data=(x_val, t_val),
+            validation_data=(x_val, t_val) if multi else (x_val, t_val, val_weights),
             epochs=config.epochs,
             batch_size=config.batch_size,
-            class_weight=None if multi else class_weights(y_train.tolist(), len(config.classes)),
+            class_weight=weights,
             callbacks=callbacks,
             verbose=0,
         )
         head.load_weights(str(best))
     bar.update(task, advance=config.epochs - len(history.history["val_loss"]))  # early stop: skip the rest
-    return history.history["val_loss"]
+    return history.history
 
 
 class _EpochProgress(keras.callbacks.Callback):
