@@ -33,16 +33,7 @@ def cache_dir() -> Path:
 VIEWS: dict[str, Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = {
     "full": fit_frame,
     "flip": lambda image, size: fit_frame(image, size)[:, ::-1],  # mirrored: a character faces either way
-    # Zoomed in (80% of each side, from two corners): characters seen larger than the frame shows them.
-    "zoom_tl": lambda image, size: fit_frame(_corner(image, top_left=True), size),
-    "zoom_br": lambda image, size: fit_frame(_corner(image, top_left=False), size),
 }
-
-
-def _corner(image: np.ndarray, top_left: bool, share: float = 0.8) -> np.ndarray:
-    height, width = image.shape[:2]
-    h, w = round(height * share), round(width * share)
-    return image[:h, :w] if top_left else image[height - h :, width - w :]
 
 
 def cache_key(backbone: Backbone, paths: Sequence[Path], view: str = "full") -> str:
