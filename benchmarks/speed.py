@@ -148,6 +148,13 @@ def row_infer(frames_dir: Path, model: Path) -> dict:
     return {"wall_s": time.perf_counter() - started, "inferences": len(images)}
 
 
+def model_size(model: Path) -> str:
+    from stream.engine import Engine
+
+    width, height = Engine(model, "cpu").card.input_size
+    return f"{width}x{height}"
+
+
 def run_row(name: str, args, video: Path) -> dict:
     """Run one row in a fresh process; its peak resident memory is that child's own maxrss."""
     cmd = [
@@ -163,6 +170,7 @@ def run_row(name: str, args, video: Path) -> dict:
         str(args.model),
         "--backbone-weights",
         str(args.backbone_weights),
+        *(["--extra-model", str(args.extra_model)] if args.extra_model else []),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
@@ -182,6 +190,9 @@ def main() -> int:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--backbone-weights", type=Path, required=True)
     parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument(
+        "--extra-model", type=Path, default=None, help="another model (say 224x224) for one more inference-only row"
+    )
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--video", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -192,6 +203,7 @@ def main() -> int:
             "int8": lambda: row_watch(args.video, args.model, "int8"),
             "decode": lambda: row_decode(args.video),
             "infer": lambda: row_infer(args.frames, args.model),
+            "infer-extra": lambda: row_infer(args.frames, args.extra_model),
             "sparse": lambda: row_sparse(args.video, args.model, seek=False),
             "sparse-seek": lambda: row_sparse(args.video, args.model, seek=True),
             "sparse-decode": lambda: row_decode(args.video, SPARSE_EVERY_S),
@@ -205,7 +217,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "bench.mp4"
         seconds = build_video(args.frames, video, args.fps)
-        results = {name: run_row(name, args, video) for name in ("seed", "fp32", "int8", "decode", "infer")}
+        names = ["seed", "fp32", "int8", "decode", "infer"] + (["infer-extra"] if args.extra_model else [])
+        results = {name: run_row(name, args, video) for name in names}
         long_video = Path(tmp) / "long.mp4"
         long_s = build_long_video(long_video)
         sparse = {name: run_row(name, args, long_video) for name in ("sparse-decode", "sparse", "sparse-seek")}
@@ -216,8 +229,12 @@ def main() -> int:
         "int8": "screentime watch --every 1, INT8",
         "decode": "decode only (floor part 1)",
         "infer": "INT8 inference only (floor part 2)",
+        "infer-extra": f"INT8 inference only, {model_size(args.extra_model)} model",
     }
-    table = Table(title=f"{seconds:.0f} s video ({args.frames.name} frames held 1 s, H.264 {args.fps} fps), every 1 s")
+    table = Table(
+        title=f"{seconds:.0f} s video ({args.frames.name} frames held 1 s, H.264 {args.fps} fps), every 1 s, "
+        f"{model_size(args.model)} model"
+    )
     for col in ("run", "wall s", "video s / s", "inferences / s", "peak MB", "vs seed"):
         table.add_column(col, justify="left" if col == "run" else "right")
     for name, r in results.items():
