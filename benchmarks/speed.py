@@ -32,7 +32,6 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-LONG_S = 120.0  # the synthetic clip's length
 SPARSE_EVERY_S = 10.0
 
 
@@ -116,11 +115,11 @@ def row_sparse(video: Path, model: Path, seek: bool) -> dict:
     return {"wall_s": time.perf_counter() - started, "inferences": report.samples - report.inferences_saved}
 
 
-def build_long_video(out: Path) -> float:
+def build_long_video(out: Path, seconds: float) -> float:
     from training.synthetic import make_clip
 
-    make_clip(out, duration_s=LONG_S, fps=25, size=(1280, 720), gop=50)
-    return LONG_S
+    make_clip(out, duration_s=seconds, fps=25, size=(1280, 720), gop=50)
+    return seconds
 
 
 def row_decode(video: Path, every_s: float = 1.0) -> dict:
@@ -190,6 +189,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--backbone-weights", type=Path, required=True)
     parser.add_argument("--fps", type=int, default=10)
+    parser.add_argument("--long-seconds", type=float, default=120.0, help="length of the synthetic clip")
     parser.add_argument(
         "--extra-model", type=Path, default=None, help="another model (say 224x224) for one more inference-only row"
     )
@@ -220,7 +220,7 @@ def main() -> int:
         names = ["seed", "fp32", "int8", "decode", "infer"] + (["infer-extra"] if args.extra_model else [])
         results = {name: run_row(name, args, video) for name in names}
         long_video = Path(tmp) / "long.mp4"
-        long_s = build_long_video(long_video)
+        long_s = build_long_video(long_video, args.long_seconds)
         sparse = {name: run_row(name, args, long_video) for name in ("sparse-decode", "sparse", "sparse-seek")}
     seed_wall = results["seed"]["wall_s"]
     labels = {
