@@ -229,8 +229,9 @@ def main() -> int:
         "int8": "screentime watch --every 1, INT8",
         "decode": "decode only (floor part 1)",
         "infer": "INT8 inference only (floor part 2)",
-        "infer-extra": f"INT8 inference only, {model_size(args.extra_model)} model" if args.extra_model else "",
     }
+    if args.extra_model:
+        labels["infer-extra"] = f"INT8 inference only, {model_size(args.extra_model)} model"
     table = Table(
         title=f"{seconds:.0f} s video ({args.frames.name} frames held 1 s, H.264 {args.fps} fps), every 1 s, "
         f"{model_size(args.model)} model"

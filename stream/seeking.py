@@ -25,6 +25,7 @@ import numpy as np
 
 from stream.errors import BadInputError
 from stream.records import VideoInfo
+from stream.sources import FileSource
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,6 @@ class SeekingFileSource:
 def seeking_source(source, every_s: float, decode_all: bool):
     """`source` itself, or, for an opened file sampled sparsely enough that seeking pays, a
     SeekingFileSource over the same file (the OpenCV capture is closed)."""
-    from stream.sources import FileSource
-
     if not isinstance(source, FileSource) or decode_all or every_s <= 0:
         return source
     try:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from stream.engine import Engine
 from stream.modelcard import ModelCard
+from training.synthetic import write_video
 
 # BGR colours of the classes in the colour clips: grey = neither, red = jerry, blue = tom.
 COLORS = {0: (128, 128, 128), 1: (0, 0, 220), 2: (220, 0, 0)}
@@ -83,19 +82,12 @@ def write_color_video(
 
     `gop`: a keyframe every `gop` frames (else the encoder's choice); `noise`: each frame differs.
     """
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(rate).limit_denominator(1000))
-        if gop is not None:
-            stream.codec_context.gop_size = gop
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
-        for i, t in enumerate(times_s):
-            label = next((lab for lab, a, b in scenes if a <= t < b), scenes[-1][0])
-            frame = av.VideoFrame.from_ndarray(color_frame(label, size, noise, seed=i), format="bgr24")
-            frame.pts = round(t * 1000)
-            frame.time_base = Fraction(1, 1000)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+
+    def frame_at(t: float) -> np.ndarray:
+        label = next((lab for lab, a, b in scenes if a <= t < b), scenes[-1][0])
+        return color_frame(label, size, noise, seed=round(t * 1000))
+
+    write_video(path, times_s, frame_at, size, codec=codec, rate=rate, gop=gop)
     return path
 
 

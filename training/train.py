@@ -1,7 +1,8 @@
 """`screentime train`: the seed's recipe made right.
 
 Frozen ImageNet VGG16 with the preprocessing its weights expect, a dense head with dropout,
-balanced class weights, validation on time blocks, the checkpoint with the best validation score,
+balanced class weights, validation on time blocks, the checkpoint with the best (class-weighted)
+validation loss,
 early stopping, and a metrics file beside the model.
 """
 
@@ -192,9 +193,16 @@ def fit_heads(
             head = build_head(features.shape[1], len(config.classes), multi_label=multi, name=f"head_{k}")
             x_train = np.concatenate([features[train_idx], *(a[train_idx] for a in augmented)])
             t_train = np.concatenate([targets[train_idx]] * (1 + len(augmented)))
-            y_train = np.concatenate([y[train_idx]] * (1 + len(augmented)))
-            fit = (x_train, t_train, y_train, features[val_idx], targets[val_idx])
-            histories.append(_fit_head(head, fit, config, multi, bar, task))
+            val_data = (features[val_idx], targets[val_idx])
+            weights = None
+            if not multi:
+                # Balanced class weights (the same whether or not the augmented copies are
+                # counted), and the validation loss weighted alike: unweighted, the common
+                # characters dominate it and the checkpoint favours epochs that miss the rare,
+                # small one and overcount the common one (benchmarks/accuracy.py).
+                weights = class_weights(y[train_idx].tolist(), len(config.classes))
+                val_data += (np.asarray([weights.get(c, 1.0) for c in y[val_idx]], np.float32),)
+            histories.append(_fit_head(head, (x_train, t_train), val_data, weights, config, multi, bar, task))
             heads.append(head)
             oof_sum[val_idx] += head.predict(features[val_idx], verbose=0)
             oof_n[val_idx] += 1
@@ -203,15 +211,11 @@ def fit_heads(
     return heads, histories, oof
 
 
-def _fit_head(head, data: tuple, config: TrainConfig, multi: bool, bar, task) -> list:
-    """Fit one head on (x, targets, class ids, x_val, targets_val); keep the weights of its best
-    validation epoch. Returns its Keras history."""
-    x_train, t_train, y_train, x_val, t_val = data
-    # The validation loss is weighted like the training loss (balanced classes): unweighted, the
-    # common characters dominate it and the checkpoint favours epochs that miss the rare, small
-    # one and overcount the common one (benchmarks/accuracy.py).
-    weights = None if multi else class_weights(y_train.tolist(), len(config.classes))
-    val_weights = None if multi else np.asarray([weights.get(c, 1.0) for c in t_val.argmax(axis=1)], np.float32)
+def _fit_head(
+    head, train_data: tuple, val_data: tuple, class_weight: dict | None, config: TrainConfig, multi: bool, bar, task
+) -> dict:
+    """Fit one head on `train_data` (x, targets); keep the weights of its best epoch on `val_data`
+    (x, targets[, sample weights]). Returns its Keras history."""
     loss = (
         keras.losses.BinaryCrossentropy(label_smoothing=config.label_smoothing)
         if multi
@@ -226,12 +230,11 @@ def _fit_head(head, data: tuple, config: TrainConfig, multi: bool, bar, task) ->
             _EpochProgress(bar, task),
         ]
         history = head.fit(
-            x_train,
-            t_train,
-            validation_data=(x_val, t_val) if multi else (x_val, t_val, val_weights),
+            *train_data,
+            validation_data=val_data,
             epochs=config.epochs,
             batch_size=config.batch_size,
-            class_weight=weights,
+            class_weight=class_weight,
             callbacks=callbacks,
             verbose=0,
         )
