@@ -240,6 +240,8 @@ def main() -> int:
         Method("screentime default: the same + flipped training frames", "default", (448, 252), product_head),
         Method("default with 10 heads (2 per fold)", "default", (448, 252), product_head, ensemble=10),
         Method("default + temporal smoothing over 3 samples", "default", (448, 252), product_head, smoothing=3),
+        Method("default at 384x216 (0.73x the pixels)", "default", (384, 216), product_head),
+        Method("default at 320x180 (0.51x the pixels)", "default", (320, 180), product_head),
     ]
     if args.only:
         keep = {s.strip() for s in args.only.split(",")}

@@ -25,6 +25,7 @@ from stream.atomic import check_writable
 from stream.engine import Engine, choose_model
 from stream.errors import BadInputError
 from stream.pipeline import Pipeline
+from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.reconnect import ReconnectPolicy
 from stream.records import Prediction
 from stream.report import Report
@@ -54,7 +55,7 @@ class WatchConfig:
     rtsp_transport: str = "tcp"
     timeout_s: float = 5.0
     smoothing: int | None = None  # samples averaged per verdict; None: the model's default
-    skip_similar: float = 0.0  # reuse the last result when a frame differs by less (mean grey levels)
+    skip_similar: float = SKIP_SIMILAR_DEFAULT  # reuse the last result when a frame differs by less (mean grey levels)
     precision: str = "auto"  # auto: the INT8 twin on CPU when there is one; fp32; int8
 
     @classmethod
@@ -232,7 +233,7 @@ def watch(
     rtsp_transport: str = "tcp",
     timeout_s: float = 5.0,
     smoothing: int | None = None,
-    skip_similar: float = 0.0,
+    skip_similar: float = SKIP_SIMILAR_DEFAULT,
     precision: str = "auto",
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""

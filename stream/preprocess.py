@@ -16,6 +16,10 @@ def fit_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 THUMB_SIZE = (32, 18)
+# Mean grey levels on the thumbnail under which a sample reuses the last result. On the Tom and
+# Jerry video it saves about a tenth of the inferences and changes no screen-time total
+# (benchmarks/speed.py measures both).
+SKIP_SIMILAR_DEFAULT = 0.3
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
