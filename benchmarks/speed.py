@@ -113,11 +113,11 @@ def row_watch(video: Path, model: Path, precision: str, skip_similar: float | No
 
 def row_sparse(video: Path, model: Path, seek: bool) -> dict:
     """INT8 watch sampling every 10 s, with or without keyframe seeking."""
-    import stream.seeking
+    import stream.skipping
     from stream import watch
 
     if not seek:
-        stream.seeking.worth_seeking = lambda keyframes_s, every_s: False
+        stream.skipping.worth_seeking = lambda keyframes_s, every_s: False
     started = time.perf_counter()
     report = watch(str(video), model, every_s=SPARSE_EVERY_S, device="cpu", precision="int8").run()
     return {"wall_s": time.perf_counter() - started, "inferences": report.samples - report.inferences_saved}

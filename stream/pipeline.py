@@ -26,8 +26,8 @@ from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retr
 from stream.records import Frame, Prediction
 from stream.report import Report, TimelineEntry
 from stream.sampler import Sampler
-from stream.seeking import seeking_source
 from stream.sinks import Sink
+from stream.skipping import skipping_source
 from stream.smoothing import Smoother
 from stream.stats import RunStats
 from stream.version import __version__
@@ -130,7 +130,7 @@ class Pipeline:
             self.report = self._empty_report(started_at)
             return
         self.stats.duration_s = info.duration_s
-        self.source = seeking_source(self.source, self.sampler.every_s, self.decode_all)
+        self.source = skipping_source(self.source, self.sampler.every_s, self.decode_all)
         buffer = FrameBuffer(BufferPolicy.NEWEST if info.live else BufferPolicy.WAIT)
         overlay_tap = None
         if info.live and self.decode_all:

@@ -77,17 +77,19 @@ def write_color_video(
     codec: str = "libx264",
     gop: int | None = None,
     noise: int = 0,
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Frames at exact `times_s`; each frame shows the colour of the scene (label, start, end) it falls in.
 
-    `gop`: a keyframe every `gop` frames (else the encoder's choice); `noise`: each frame differs.
+    `gop`: a keyframe every `gop` frames (else the encoder's choice); `noise`: each frame differs;
+    `options`: the encoder's own.
     """
 
     def frame_at(t: float) -> np.ndarray:
         label = next((lab for lab, a, b in scenes if a <= t < b), scenes[-1][0])
         return color_frame(label, size, noise, seed=round(t * 1000))
 
-    write_video(path, times_s, frame_at, size, codec=codec, rate=rate, gop=gop)
+    write_video(path, times_s, frame_at, size, codec=codec, rate=rate, gop=gop, options=options)
     return path
 
 

@@ -105,11 +105,12 @@ def write_video(
     codec: str = "libx264",
     rate: float = 10,
     gop: int | None = None,
+    options: dict[str, str] | None = None,
 ) -> None:
     """Encode frames at exact timestamps (variable frame rate allowed) with PyAV; `gop`: a keyframe
-    every `gop` frames (else the encoder's choice)."""
+    every `gop` frames (else the encoder's choice); `options`: the encoder's own (say x264-params)."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=Fraction(rate).limit_denominator(1000))
+        stream = container.add_stream(codec, rate=Fraction(rate).limit_denominator(1000), options=options or {})
         if gop is not None:
             stream.codec_context.gop_size = gop
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
