@@ -23,7 +23,7 @@ SKIP_SIMILAR_DEFAULT = 0.3
 
 
 def thumbnail(image: np.ndarray) -> np.ndarray:
-    """A 32x18 grey copy: enough to tell a held drawing from a new one, cheap to compare."""
+    """A 32x18 grey copy (of the model's input): enough to tell a held drawing from a new one."""
     grey = cv2.cvtColor(cv2.resize(image, THUMB_SIZE, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
     return grey.astype(np.float32)
 
