@@ -20,6 +20,11 @@ from stream.modelcard import ModelCard
 
 log = logging.getLogger(__name__)
 
+# Only the VGG16 backbone is quantised; the heads (dense layers, batch norm, softmax: well under
+# 0.1% of the work) stay fp32. Quantising them too changed the class of 6.8% of held-out frames
+# against fp32; backbone-only, 1.4%, with the same accuracy and speed (benchmarks/int8_accuracy.py).
+BACKBONE_OPS = ("Conv", "Relu", "MaxPool")
+
 
 class _FrameReader(CalibrationDataReader):
     def __init__(self, input_name: str, frames: np.ndarray, batch: int = 8) -> None:
@@ -44,13 +49,14 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Path, card: Mod
             str(int8_path),
             _FrameReader("frames", frames),
             quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(BACKBONE_OPS),
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
         )
     agreement = float(np.mean(onnx_probs(int8_path, frames).argmax(1) == onnx_probs(fp32_path, frames).argmax(1)))
     quantization = {
-        "type": "int8 static QDQ per-channel",
+        "type": "int8 static QDQ per-channel, backbone only (heads fp32)",
         "calibration_frames": len(frames),
         "agreement_with_fp32": agreement,
     }

@@ -142,8 +142,14 @@ def test_int8_export_agrees_with_fp32(exported):
     card = Engine(exported.int8_path, "cpu").card
     assert card.quantization["agreement_with_fp32"] == pytest.approx(exported.int8_agreement)
     assert "QDQ" in card.quantization["type"]
-    nodes = {n.op_type for n in onnx.load(str(exported.int8_path)).graph.node}
-    assert "QuantizeLinear" in nodes
+    graph = onnx.load(str(exported.int8_path)).graph
+    made_by = {out: node.op_type for node in graph.node for out in node.output}
+
+    def quantized(op: str) -> list[bool]:  # per node of this type: does an input come dequantized?
+        return [any(made_by.get(i) == "DequantizeLinear" for i in n.input) for n in graph.node if n.op_type == op]
+
+    assert quantized("Conv") and all(quantized("Conv"))  # the backbone runs in INT8
+    assert quantized("Gemm") and not any(quantized("Gemm"))  # the heads stay fp32
 
 
 def test_evaluate_exported_model(exported, dataset, tmp_path):
