@@ -186,7 +186,12 @@ def evaluate(method: Method, x: np.ndarray, views: list[np.ndarray], y: np.ndarr
             for block in np.split(test, np.where(np.diff(test) != 1)[0] + 1):  # smooth within each time block
                 p[np.searchsorted(test, block)] = smooth_probs(p[np.searchsorted(test, block)], method.smoothing)
         probs[test] = p
-    pred = probs.argmax(1)
+    return scores(y, probs.argmax(1))
+
+
+def scores(y: np.ndarray, pred: np.ndarray) -> dict:
+    """`summarize`'s metrics plus each class's screen-time error (predicted minus true seconds,
+    one second per frame)."""
     result = summarize(y.tolist(), pred.tolist(), CLASSES)
     times = list(range(len(y)))
     true_s = account(times, [(CLASSES[c],) for c in y], len(y), CLASSES).totals_s

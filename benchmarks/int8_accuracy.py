@@ -31,19 +31,17 @@ from stream.quiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, one per fold
 
+from accuracy import CLASSES, scores  # benchmarks/accuracy.py: the same metrics and screen-time errors
+
 from export.onnx_export import card_for, convert, write_card
 from export.quantize import quantize_int8
-from stream.counters import account
 from stream.engine import Engine
 from training.features import backbone_features
 from training.images import load_images
 from training.labels import read_labels
-from training.metrics import summarize
 from training.model import assemble, load_backbone
 from training.split import time_block_split
 from training.train import TrainConfig, fit_heads
-
-CLASSES = ("neither", "jerry", "tom")
 
 
 def fold_models(
@@ -69,15 +67,6 @@ def predict(model: Path, paths: list[Path]) -> np.ndarray:
     engine = Engine(model, "cpu")
     images = load_images(paths, engine.card.input_size)
     return np.concatenate([engine.predict(list(images[i : i + 8])) for i in range(0, len(images), 8)])
-
-
-def scores(y: np.ndarray, pred: np.ndarray) -> dict:
-    result = summarize(y.tolist(), pred.tolist(), CLASSES)
-    times = list(range(len(y)))
-    true_s = account(times, [(CLASSES[c],) for c in y], len(y), CLASSES).totals_s
-    pred_s = account(times, [(CLASSES[c],) for c in pred], len(y), CLASSES).totals_s
-    result["error_s"] = {c: pred_s[c] - true_s[c] for c in CLASSES}
-    return result
 
 
 def main() -> int:
@@ -114,7 +103,13 @@ def main() -> int:
     for name, p in probs.items():
         r = results[name] = scores(y, p.argmax(1))
         pr = [f"{r['per_class'][c]['precision'] or 0:.2f}/{r['per_class'][c]['recall'] or 0:.2f}" for c in CLASSES]
-        table.add_row(name, f"{r['accuracy']:.3f}", *pr, f"{r['error_s']['jerry']:+.0f}", f"{r['error_s']['tom']:+.0f}")
+        table.add_row(
+            name,
+            f"{r['accuracy']:.3f}",
+            *pr,
+            f"{r['screen_time_error_s']['jerry']:+.0f}",
+            f"{r['screen_time_error_s']['tom']:+.0f}",
+        )
     console.print(table)
     same = float(np.mean(probs["fp32"].argmax(1) == probs["int8"].argmax(1)))
     gap = 100 * (results["int8"]["accuracy"] - results["fp32"]["accuracy"]) + 0.0  # no "-0.0"
