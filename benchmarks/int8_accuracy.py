@@ -31,7 +31,7 @@ from stream.quiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, one per fold
 
-from accuracy import CLASSES, scores  # benchmarks/accuracy.py: the same metrics and screen-time errors
+from accuracy import CLASSES, precision_recall, scores  # benchmarks/accuracy.py: the same metrics
 
 from export.onnx_export import card_for, convert, write_card
 from export.quantize import quantize_int8
@@ -102,11 +102,10 @@ def main() -> int:
     results = {}
     for name, p in probs.items():
         r = results[name] = scores(y, p.argmax(1))
-        pr = [f"{r['per_class'][c]['precision'] or 0:.2f}/{r['per_class'][c]['recall'] or 0:.2f}" for c in CLASSES]
         table.add_row(
             name,
             f"{r['accuracy']:.3f}",
-            *pr,
+            *(precision_recall([r], c) for c in CLASSES),
             f"{r['screen_time_error_s']['jerry']:+.0f}",
             f"{r['screen_time_error_s']['tom']:+.0f}",
         )
