@@ -24,6 +24,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 from statistics import median
 
@@ -53,7 +54,7 @@ class FrameIndex:
     def time(self, pts: int) -> float:
         return float((pts - self.start) * self.time_base)
 
-    @property
+    @cached_property  # asked for after every sample when seeking
     def keyframes_s(self) -> list[float]:
         return [self.time(p) for p in self.keyframe_pts]
 
@@ -80,11 +81,6 @@ def index_frames(path: str | os.PathLike[str]) -> FrameIndex:
     if len(set(pts)) != len(pts):
         raise BadInputError(f"{path}: repeated frame timestamps")
     return FrameIndex(sorted(pts), sorted(keys), start, time_base)
-
-
-def keyframe_times(path: str | os.PathLike[str]) -> list[float]:
-    """Presentation times (s, from the stream's start) of the video's keyframes."""
-    return index_frames(path).keyframes_s
 
 
 def seek_target(keyframes_s: list[float], position_s: float | None, due_s: float) -> float | None:
@@ -121,7 +117,6 @@ class SkippingFileSource:
         self.path = Path(path)
         self.name = str(path)
         self.index = index
-        self.keyframes_s = index.keyframes_s
         self.seek = seek  # jump to keyframes; dropping non-reference frames is always on
         self.seeks = 0
         self.decoded = 0  # pictures the decoder returned
@@ -211,10 +206,10 @@ class SkippingFileSource:
         are dropped from here on; with `seek`, decoding jumps to the last keyframe before it if
         that skips frames."""
         self._due_s = due_s
-        target = seek_target(self.keyframes_s, self._last_t, due_s) if self.seek else None
+        target = seek_target(self.index.keyframes_s, self._last_t, due_s) if self.seek else None
         if target is None:
             return
-        key_pts = self.index.keyframe_pts[bisect.bisect_left(self.keyframes_s, target - _EPS)]
+        key_pts = self.index.keyframe_pts[bisect.bisect_left(self.index.keyframes_s, target - _EPS)]
         self._container.seek(key_pts, stream=self._stream, backward=True)
         self._frames, self._pending, self._resume_pts = self._decode(), None, key_pts
         self.seeks += 1
@@ -239,7 +234,7 @@ def skipping_source(source, every_s: float, decode_all: bool):
         return source
     source.close()
     if skipping.seek:
-        spacing = _spacing(skipping.keyframes_s)
+        spacing = _spacing(index.keyframes_s)
         log.info("%s: seeking keyframes (one every %.1f s, sampling every %g s)", source.name, spacing, every_s)
     return skipping
 

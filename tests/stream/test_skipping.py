@@ -9,7 +9,7 @@ import pytest
 from stream import watch
 from stream.errors import BadInputError
 from stream.sampler import Sampler, sample_mask
-from stream.skipping import SkippingFileSource, index_frames, keyframe_times, seek_target, worth_seeking
+from stream.skipping import SkippingFileSource, index_frames, seek_target, worth_seeking
 from stream.sources import FileSource
 from tests.helpers import write_color_video
 
@@ -50,7 +50,7 @@ def test_seeking_pays_only_when_keyframes_come_more_often_than_samples():
 
 
 def test_keyframes_are_indexed_by_presentation_time(clip):
-    keys = keyframe_times(clip)
+    keys = index_frames(clip).keyframes_s
     assert keys[0] == pytest.approx(0.0)
     assert len(keys) >= len(TIMES) // 25
     assert set(np.round(keys, 3)) <= set(np.round(TIMES, 3))
@@ -133,4 +133,4 @@ def test_a_file_pyav_cannot_read_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video at all" * 100)
     with pytest.raises(BadInputError, match="cannot index frames"):
-        keyframe_times(bad)
+        index_frames(bad)
