@@ -33,6 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from stream.preprocess import SKIP_SIMILAR_DEFAULT
+
 ROOT = Path(__file__).resolve().parents[1]
 SPARSE_EVERY_S = 10.0
 
@@ -97,13 +99,12 @@ def row_seed(video: Path, args) -> dict:
     return {"wall_s": time.perf_counter() - started, "inferences": len(names)}
 
 
-def row_watch(video: Path, model: Path, precision: str, skip_similar: float | None = None) -> dict:
-    """`watch --every 1` as the CLI runs it (near-duplicate reuse on), or with `skip_similar` given."""
+def row_watch(video: Path, model: Path, precision: str, skip_similar: float = SKIP_SIMILAR_DEFAULT) -> dict:
+    """`watch --every 1` as the CLI runs it (near-duplicate reuse on by default)."""
     from stream import watch
 
-    reuse = {} if skip_similar is None else {"skip_similar": skip_similar}
     started = time.perf_counter()
-    report = watch(str(video), model, every_s=1.0, device="cpu", precision=precision, **reuse).run()
+    report = watch(str(video), model, every_s=1.0, device="cpu", precision=precision, skip_similar=skip_similar).run()
     return {
         "wall_s": time.perf_counter() - started,
         "inferences": report.samples - report.inferences_saved,
