@@ -1,4 +1,9 @@
-"""The error tree. The library raises these; only the CLI turns them into one line and an exit code."""
+"""The error tree. The library raises these; only the CLI turns them into one line and an exit code.
+
+Exit codes (a supervisor such as systemd or Docker's restart policy acts on them):
+0 everything asked for was written; 2 bad input (flags, files, model); 3 a source failed or could
+not be reached; 4 an output could not be written; 130 forced stop (a second Ctrl-C).
+"""
 
 from __future__ import annotations
 
@@ -29,3 +34,10 @@ class SourceError(ScreentimeError):
 
 class SourceConnectionError(SourceError):
     """A live source could not be reached (after the allowed reconnects)."""
+
+
+class OutputError(ScreentimeError):
+    """An output asked for (report, timeline, overlay video) could not be written: disk full,
+    permission denied, path gone. The run's other outputs are still finished."""
+
+    exit_code = 4

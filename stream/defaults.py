@@ -1,0 +1,15 @@
+"""Every default a user can change, defined once: the CLI, the Python API and the sources read them here."""
+
+from __future__ import annotations
+
+EVERY_S = 1.0  # seconds between analysed frames
+TIMEOUT_S = 5.0  # once a stream delivers pictures: seconds without one before it counts as lost
+# Opening a stream: seconds to wait for its first decoded picture. A camera sends one only at its
+# next keyframe, and many send one every 10 s ("smart codec" modes, x264's default of 250 frames
+# at 25 fps); 20 s covers that plus probing.
+OPEN_TIMEOUT_S = 20.0
+RTSP_TRANSPORT = "tcp"
+CHECKPOINT_S = 10.0  # seconds between atomic rewrites of the report during a run
+FLUSH_S = 2.0  # at most this many seconds of timeline are only in memory (flushed and fsynced)
+BATCH_SIZE = 8  # sampled frames per inference call on files
+SEGMENT_MINUTES = 0.0  # live overlay: 0 = one fragmented MP4; N = a new file every N minutes
