@@ -35,7 +35,7 @@ import_tensorflow_quietly()
 
 import keras
 
-from stream.counters import account
+from stream.accounting import account
 from stream.smoothing import smooth_probs
 from training.features import backbone_features, cache_dir, cache_key
 from training.images import load_images

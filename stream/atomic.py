@@ -1,4 +1,4 @@
-"""Atomic file writes: a temporary file beside the target, flushed, fsynced, then renamed."""
+"""Atomic file writes: a temporary file beside the target, flushed, fsynced, renamed, directory fsynced."""
 
 from __future__ import annotations
 
@@ -22,6 +22,21 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(target.parent)
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make a rename durable: the directory entry itself must reach the disk (POSIX)."""
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open directories; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:

@@ -1,9 +1,11 @@
-"""The pipeline: source -> sampler -> engine -> counters -> sinks.
+"""The pipeline: source -> sampler -> engine -> accountant -> sinks.
 
 It receives its collaborators rather than building them, so a test can hand it a slow engine or
-a failing sink. One stop event ends everything; whatever ends the run (end of stream, Ctrl-C,
-SIGTERM, `--duration`, a failed source) goes through the same `finally`, so the report always
-gets written with what was seen.
+a failing sink. It consumes one ordered stream of records from its reader (frames, `Lost`,
+`Gap`, `End`) and never looks inside the reader. Whatever ends the run (end of stream, Ctrl-C,
+SIGTERM, `--duration`, a failed source) goes through the same `finally`: the accountant is
+finished and every sink closed with the report. A sink that fails is cut off and reported at
+the end (OutputError) while the others go on.
 """
 
 from __future__ import annotations
@@ -16,23 +18,26 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from stream.counters import ScreenTimeCounter
+from stream.accounting import Accountant
+from stream.buffer import BufferPolicy, FrameBuffer
+from stream.defaults import BATCH_SIZE, CHECKPOINT_S
 from stream.engine import Engine
-from stream.errors import SourceError
+from stream.errors import OutputError, SourceError
 from stream.modelcard import ModelCard
 from stream.preprocess import near_duplicate
-from stream.reader import END, BufferPolicy, FrameBuffer, FrameReader
-from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
-from stream.records import Frame, Prediction
-from stream.report import Report, TimelineEntry
+from stream.reader import FrameReader
+from stream.reconnect import ConnectionState, ReconnectPolicy
+from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, Segment, VideoInfo
+from stream.report import RUNNING, Report, TimelineEntry, ms
 from stream.sampler import Sampler
 from stream.sinks import Sink
-from stream.skipping import skipping_source
 from stream.smoothing import Smoother
-from stream.stats import RunStats
+from stream.stats import RunState, RunStats
 from stream.version import __version__
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_S = 2.0  # beyond the source's own timeouts, how long a stop waits for the reader's End
 
 
 def to_prediction(probs: np.ndarray, card: ModelCard, t_s: float, latency_s: float = 0.0) -> Prediction:
@@ -47,13 +52,17 @@ def to_prediction(probs: np.ndarray, card: ModelCard, t_s: float, latency_s: flo
     else:
         present = (label,)
     return Prediction(
-        t_s=t_s,
+        t_s=ms(t_s),
         label=label,
         confidence=float(probs[top]),
         probs={c: float(p) for c, p in zip(card.classes, probs, strict=True)},
         present=present,
         latency_s=latency_s,
     )
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class _Halt(threading.Event):
@@ -81,12 +90,15 @@ class Pipeline:
         sinks: Sequence[Sink] = (),
         stop: threading.Event | None = None,
         duration_s: float | None = None,
-        batch_size: int = 8,
+        batch_size: int = BATCH_SIZE,
         decode_all: bool = False,
         model_name: str = "",
         reconnect: ReconnectPolicy | None = None,
         smoothing: int | None = None,
         skip_similar: float = 0.0,
+        checkpoint_s: float = CHECKPOINT_S,
+        accountant: Accountant | None = None,
+        time_offset_s: float = 0.0,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -100,102 +112,153 @@ class Pipeline:
         self.decode_all = decode_all  # the overlay video wants every frame
         self.model_name = model_name or str(engine.path)
         self.reconnect = reconnect or ReconnectPolicy()
+        self.checkpoint_s = checkpoint_s
         self.connection = ConnectionState()
-        self.counter = ScreenTimeCounter(self.card.classes)
-        # Samples averaged per verdict: the flag, else the model's own default, else none.
+        # A resumed run carries an earlier run's accountant on; its times continue after `time_offset_s`.
+        self.accountant = accountant or Accountant(self.card.classes)
+        self.offset_s = time_offset_s
         window = smoothing if smoothing is not None else int(self.card.smoothing.get("window", 1))
-        self.smoother = Smoother(window)
+        self.smoother = Smoother(window)  # samples averaged per verdict: the flag, the model's default, or none
         self.skip_similar = skip_similar  # mean grey-level difference under which a result is reused
         self.inferences_saved = 0
+        self.inferences = 0
         self._reference_thumb: np.ndarray | None = None
         self._last_probs: np.ndarray | None = None
-        self._outages_smoothed = 0
-        self.timeline: list[TimelineEntry] = []
+        self.timeline: list[TimelineEntry] | None = None if source.live else []
         self.report: Report | None = None
-        self.ended = "end of stream"
+        self.ended: str = EndReason.END_OF_STREAM
+        self.failed_outputs: list[str] = []  # one line per output that failed
+        self._failed: set[int] = set()  # ids of sinks cut off after failing
+        self.source_error: BaseException | None = None
         self.stats = RunStats(
             source=source.name,
             live=source.live,
             classes=list(self.card.classes),
             characters=list(self.card.characters),
             device=engine.device_name,
+            totals=dict(self.accountant.totals_s),
         )
 
+    # -- the run ---------------------------------------------------------------------------
+
     def run(self) -> Iterator[Prediction]:
-        """Yield each sample's prediction as it is counted; `self.report` is set at the end."""
-        started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        info = self._open()
-        if info is None:  # stopped while still trying to connect
-            self.ended = "interrupted"
-            self.report = self._empty_report(started_at)
-            return
-        self.stats.duration_s = info.duration_s
-        self.source = skipping_source(self.source, self.sampler.every_s, self.decode_all)
-        buffer = FrameBuffer(BufferPolicy.NEWEST if info.live else BufferPolicy.WAIT)
-        overlay_tap = None
-        if info.live and self.decode_all:
-            overlay_tap = self._tap_overlay
-        reader = FrameReader(
+        """Yield each sample's prediction as it is counted; `self.report` is set at the end.
+
+        Raises the source's error (SourceError) or, if only outputs failed, OutputError, after
+        every sink has been closed with the report.
+        """
+        self._started_at = now_utc()
+        self._wall0 = time.monotonic()
+        info = self._open_local()  # files and webcams: a bad path fails here, before any output
+        buffer = FrameBuffer(BufferPolicy.NEWEST if self.source.live else BufferPolicy.WAIT)
+        self._buffer = buffer
+        self._reader = reader = FrameReader(
             self.source,
             self.sampler,
             buffer,
             self._halt,
             decode_all=self.decode_all,  # live: every frame to the overlay tap, only sampled ones to the buffer
-            tap=overlay_tap,
+            tap=self._tap_overlay if self.source.live and self.decode_all else None,
             policy=self.reconnect,
             connection=self.connection,
             model_size=self.card.input_size,
+            opened=info is not None,
         )
-        self._wall0 = time.monotonic()
         self._last_t: float | None = None
         self._first_t: float | None = None
-        started: list[Sink] = []
+        self._stop_clock: float | None = None
+        self._next_checkpoint = time.monotonic() + self.checkpoint_s
+        self._rates = (time.monotonic(), 0, 0, 0)
+        self._started: list[Sink] = []
+        for sink in self.sinks:
+            self._call(sink, "start", info or VideoInfo(0, 0, None, None, live=True), self.card)
+        end: End | None = None
         try:
-            for sink in self.sinks:
-                sink.start(info, self.card)
-                started.append(sink)
             reader.start()
-            self.stats.state = "running"
-            yield from self._consume(buffer, reader)
-            if self.stop.is_set() and self.ended == "end of stream":
-                self.ended = "interrupted"  # stopped by the caller, whoever noticed first
-            if reader.error is not None:
-                raise reader.error
+            end = yield from self._consume(buffer)
         except KeyboardInterrupt:
-            self.ended = "interrupted"
+            self.ended = EndReason.INTERRUPTED
         finally:
             self._halt.set()
-            reader.join(timeout=10)
-            self.source.close()
-            self.report = self._finish(reader, buffer, started_at)
-            self.stats.state = self.ended
-            for sink in started:
-                try:
-                    sink.close(self.report)
-                except Exception as exc:  # one failing sink must not lose the others' output
-                    log.error("%s failed to close: %s", type(sink).__name__, exc)
-        if reader.stats.frames_read == 0 and not info.live:
-            raise SourceError(f"{self.source.name}: no decodable frames")
+            if end is None:
+                end = self._await_end(buffer)
+            self._finish(end)
+        if self.source_error is not None:
+            raise self.source_error
+        if self.failed_outputs:
+            raise OutputError("; ".join(self.failed_outputs))
 
-    def _consume(self, buffer: FrameBuffer, reader: FrameReader) -> Iterator[Prediction]:
+    def _open_local(self) -> VideoInfo | None:
+        """Open a source that does not reconnect (file, webcam) here; network streams open in the
+        reader, with backoff, so a camera that is down does not hold up the other sources."""
+        if self.source.reconnectable:
+            return None
+        info = self.source.open()
+        self.connection.connected = True
+        self.stats.duration_s = info.duration_s
+        return info
+
+    def _consume(self, buffer: FrameBuffer) -> Iterator[Prediction]:
         limit = 1 if self.source.live else max(self.batch_size, 64)
         while True:
             if self.stop.is_set():
-                return
+                self._stopping(EndReason.INTERRUPTED)
+                return None
             if self._duration_reached():
-                self.ended = "duration reached"
+                self._stopping(EndReason.DURATION)
+                return None
+            items = buffer.get(limit)
+            frames: list[Frame] = []
+            for item in items:
+                if isinstance(item, Frame):
+                    frames.append(item)
+                    continue
+                yield from self._frames(frames)
+                frames = []
+                if self.ended is EndReason.DURATION:
+                    return None
+                if isinstance(item, End):
+                    return item
+                self._control(item)
+            yield from self._frames(frames)
+            if self.ended is EndReason.DURATION:
+                return None
+            self._tick()
+
+    def _frames(self, frames: list[Frame]) -> Iterator[Prediction]:
+        for chunk in self._chunks(frames):
+            yield from self._process(chunk)
+            if self.ended is EndReason.DURATION:
                 return
-            items = buffer.get_many(limit)
-            # Outages are registered before the frames handed over with them are counted, so a
-            # sample never stands across the time the source was down.
-            self._register_outages(reader)
-            self._refresh_stats(reader, buffer)
-            if items is END:
-                return
-            for chunk in self._chunks(items):
-                yield from self._process(chunk)
-                if self.ended == "duration reached":
-                    return
+
+    def _control(self, item: Item) -> None:
+        if isinstance(item, Lost):
+            self.accountant.lost(item.t_s + self.offset_s)
+            self.stats.state = RunState.RECONNECTING
+        elif isinstance(item, Gap):
+            self.accountant.gap(item.start_s + self.offset_s, item.end_s + self.offset_s)
+            self.smoother.reset()  # never average across an outage
+            self.stats.state = RunState.RUNNING
+
+    def _stopping(self, reason: EndReason) -> None:
+        self.ended = reason
+        if self.source.live:
+            self._stop_clock = self.source.clock()
+
+    def _await_end(self, buffer: FrameBuffer) -> End:
+        """After a stop: wait for the reader's End (bounded by the source's own timeouts), still
+        taking outages in order, counting no more frames."""
+        self._halt.set()
+        wait_s = STOP_GRACE_S + getattr(self.source, "open_timeout_s", 0.0) + getattr(self.source, "timeout_s", 0.0)
+        deadline = time.monotonic() + (wait_s if self.source.live else 10.0)
+        while time.monotonic() < deadline:
+            for item in buffer.get(64):
+                if isinstance(item, End):
+                    return item
+                if not isinstance(item, Frame):
+                    self._control(item)
+        log.warning("%s: the reader did not stop within %.0f s; it closes its capture itself", self.source.name, wait_s)
+        return End(EndReason.INTERRUPTED, self.source.clock() if self.source.live else None)
 
     def _chunks(self, items: list[Frame]) -> Iterator[list[Frame]]:
         """Split in order so each chunk holds at most `batch_size` sampled frames."""
@@ -219,14 +282,14 @@ class Pipeline:
             if self._first_t is None:
                 self._first_t = frame.t_s
             if self.duration_s is not None and not self.source.live and frame.t_s >= self._first_t + self.duration_s:
-                self.ended = "duration reached"
+                self.ended = EndReason.DURATION
                 return
             if id(frame) in verdicts:
                 current = self._count(frame, verdicts[id(frame)])
                 yield current
             if self.decode_all and not self.source.live:
-                for sink in self.sinks:
-                    sink.frame(frame, current)
+                for sink in self._live_sinks():
+                    self._call(sink, "frame", frame, current)
 
     def _infer(self, frames: list[Frame]) -> dict[int, np.ndarray]:
         """Probabilities per frame id. A near-duplicate of the last inferred frame (a held drawing,
@@ -242,6 +305,7 @@ class Pipeline:
                 self._reference_thumb = frame.thumb
         images = [f.model_input if f.model_input is not None else f.image for f in to_run]
         probs = self.engine.predict(images) if to_run else []
+        self.inferences += len(to_run)
         verdicts = {id(f): p for f, p in zip(to_run, probs, strict=True)}
         for frame in frames:
             if id(frame) in source_of:
@@ -253,129 +317,149 @@ class Pipeline:
 
     def _count(self, frame: Frame, probs: np.ndarray) -> Prediction:
         latency = time.monotonic() - frame.captured_at if frame.captured_at else 0.0
-        if self.counter.outages != self._outages_smoothed:  # never average across an outage
-            self.smoother.reset()
-            self._outages_smoothed = self.counter.outages
-        prediction = to_prediction(self.smoother.push(probs), self.card, frame.t_s, latency)
-        self.counter.add(frame.t_s, prediction.present)
-        self.timeline.append(TimelineEntry(frame.t_s, prediction.label, prediction.confidence))
+        t_s = frame.t_s + self.offset_s
+        prediction = to_prediction(self.smoother.push(probs), self.card, t_s, latency)
+        self.accountant.sample(t_s, prediction.present)
+        if self.timeline is not None:
+            self.timeline.append(TimelineEntry(t_s, prediction.label, prediction.confidence))
         self._last_t = frame.t_s
         stats = self.stats
+        stats.state = RunState.RUNNING
         stats.samples += 1
         stats.current = prediction
         stats.t_s = frame.t_s
         stats.latency_s = latency
-        stats.elapsed_s = time.monotonic() - self._wall0
-        stats.analysis_fps = stats.samples / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
-        stats.totals = self.counter.running_totals(frame.t_s)
-        for sink in self.sinks:
-            sink.update(prediction, frame, stats)
+        stats.totals = self.accountant.running_totals(t_s)
+        for sink in self._live_sinks():
+            self._call(sink, "update", prediction, frame, stats)
         return prediction
 
-    def _open(self):
-        """Open the source; network sources retry with backoff (bounded by the policy)."""
-        if not self.source.reconnectable:
-            info = self.source.open()
-            self.connection.connected = True
-            return info
-        self.stats.state = "connecting"
-        return connect_with_retry(
-            self.source.open, self.reconnect, self._halt, self.connection, self.source.name, clock=time.monotonic
-        )
-
-    def _outages(self, reader: FrameReader, end_s: float | None = None) -> list[tuple[float, float]]:
-        spans = list(reader.outages)
-        if reader.down_since is not None:
-            spans.append((reader.down_since, end_s if end_s is not None else self.source.clock()))
-        return spans
-
-    def _register_outages(self, reader: FrameReader) -> None:
-        for start, _ in self._outages(reader):
-            self.counter.pause(start)
-
     def _tap_overlay(self, frame: Frame) -> None:
-        for sink in self.sinks:
-            sink.frame(frame, None)
+        for sink in self._live_sinks():
+            self._call(sink, "frame", frame, None)
 
     def _duration_reached(self) -> bool:
         if self.duration_s is None or not self.source.live:
             return False
-        return time.monotonic() - self._wall0 >= self.duration_s
+        return time.monotonic() - self._wall0 >= self.duration_s  # wall clock, whatever the camera does
 
-    def _refresh_stats(self, reader: FrameReader, buffer: FrameBuffer) -> None:
-        stats = self.stats
+    # -- live numbers and checkpoints -------------------------------------------------------
+
+    def _tick(self) -> None:
+        """Between batches: refresh the dashboard's numbers and write a checkpoint when one is due."""
+        now = time.monotonic()
+        stats, reader = self.stats, self._reader
         stats.frames_read = reader.stats.frames_read
-        stats.input_fps = reader.stats.input_fps
-        stats.dropped = buffer.dropped
-        stats.elapsed_s = time.monotonic() - self._wall0
-        stats.outages = len(self._outages(reader))
+        stats.dropped = self._buffer.dropped
+        stats.elapsed_s = now - self._wall0
+        stats.outages = len(self.accountant.outages) + self.accountant.down
+        t0, decoded0, samples0, inferred0 = self._rates
+        if now - t0 >= 1.0:
+            span = now - t0
+            stats.decoded_fps = (reader.stats.decoded - decoded0) / span
+            stats.sampled_fps = (stats.samples - samples0) / span
+            stats.analysed_fps = (self.inferences - inferred0) / span
+            self._rates = (now, reader.stats.decoded, stats.samples, self.inferences)
         if self.source.live:
             conn = self.connection
-            if reader.down_since is not None or not conn.connected:
-                stats.state = (
-                    f"reconnecting in {conn.next_retry_in_s:.1f} s (attempt {conn.attempt})"
-                    if conn.attempt
-                    else "reconnecting"
-                )
+            if stats.state is RunState.RECONNECTING or (stats.state is RunState.CONNECTING and conn.attempt):
+                stats.detail = f"retry {conn.attempt} in {conn.next_retry_in_s:.1f} s" if conn.attempt else ""
             else:
-                stats.state = "connected" if not conn.reconnects else f"connected ({conn.reconnects} reconnects)"
-        if self.source.live and self._last_t is not None:
-            stats.totals = self.counter.running_totals(self.source.clock())
+                stats.detail = f"{conn.reconnects} reconnects" if conn.reconnects else ""
+            if self._last_t is not None and not self.accountant.down:
+                stats.totals = self.accountant.running_totals(self.source.clock() + self.offset_s)
+        if now >= self._next_checkpoint:
+            self._next_checkpoint = now + self.checkpoint_s
+            self.checkpoint()
 
-    def _empty_report(self, started_at: str) -> Report:
-        """Stopped before the source ever connected: a report that says so."""
-        return self._report(started_at, samples=0, duration_s=0.0, segments=[], timeline=[], dropped=0)
+    def checkpoint(self) -> None:
+        """Hand every sink the report as it stands (the report sink rewrites its file atomically)."""
+        report = self._report(RUNNING)
+        for sink in self._live_sinks():
+            self._call(sink, "checkpoint", report)
 
-    def _report(self, started_at: str, **fields) -> Report:
+    # -- the end -----------------------------------------------------------------------------
+
+    def _finish(self, end: End) -> None:
+        if end.reason is EndReason.FAILED:
+            self.source_error = end.error if end.error is not None else SourceError(f"{self.source.name}: failed")
+            if not isinstance(self.source_error, Exception):  # KeyboardInterrupt inside the reader
+                self.source_error = None
+                self.ended = EndReason.INTERRUPTED
+        elif end.reason is EndReason.END_OF_STREAM and self.ended is EndReason.END_OF_STREAM:
+            pass
+        elif self.ended is EndReason.END_OF_STREAM:
+            self.ended = end.reason
+        self.accountant.finish(self._end_time(end))
+        if self.source_error is not None:
+            self.ended = f"{EndReason.FAILED}: {self.source_error}"
+        self.report = self._report(str(self.ended))
+        self.stats.state = RunState.FAILED if self.source_error is not None else RunState.ENDED
+        for sink in self._live_sinks():
+            self._call(sink, "close", self.report)
+        if self._reader.stats.frames_read == 0 and not self.source.live and self.source_error is None:
+            self.source_error = SourceError(f"{self.source.name}: no decodable frames")
+
+    def _end_time(self, end: End) -> float | None:
+        """Where analysed time ends, on the accountant's clock (None: at the last sample)."""
+        if self._last_t is None:
+            return None
+        reader_end = end.end_s if end.end_s is not None else self._last_t
+        if self.source.live:
+            stop = self._stop_clock if self._stop_clock is not None else reader_end
+            return min(stop, reader_end) + self.offset_s
+        if self.ended is EndReason.END_OF_STREAM and end.reason is EndReason.END_OF_STREAM:
+            return reader_end
+        if self.ended is EndReason.DURATION and self._first_t is not None and self.duration_s is not None:
+            return self._first_t + self.duration_s
+        interval = self._reader.stats.frame_interval_s or 0.0
+        return min(self._last_t + max(self.sampler.every_s, interval), reader_end)
+
+    def _report(self, ended: str) -> Report:
+        acc = self.accountant
         background = self.card.classes[self.card.background] if self.card.background is not None else None
+        end_s = acc.accounted_until_s
         return Report(
             source=self.source.name,
             model=self.model_name,
             classes=list(self.card.classes),
             characters=list(self.card.characters),
             background=background,
-            screen_time_s=dict(self.counter.totals_s),
+            samples=acc.samples,
+            duration_s=acc.duration_s,
+            screen_time_s=dict(acc.totals_s),
+            segments=acc.segments(),
+            timeline=list(self.timeline) if self.timeline is not None else None,
+            dropped=self._buffer.dropped if hasattr(self, "_buffer") else 0,
+            frames_read=self._reader.stats.frames_read if hasattr(self, "_reader") else 0,
             every_s=self.sampler.every_s,
             device=self.engine.device_name,
             multi_label=self.card.multi_label,
-            ended=self.ended,
-            started_at=started_at,
-            screentime_version=__version__,
-            **fields,
-        )
-
-    def _end_time(self, reader: FrameReader) -> float:
-        """Where analysed time ends: the stream's last frame plus one frame, or where we stopped."""
-        if self._last_t is None:
-            return 0.0
-        if self.source.live:
-            return max(self._last_t, self.source.clock())
-        interval = reader.stats.frame_interval_s or 0.0
-        if self.ended == "end of stream":
-            return max(self._last_t, reader.stats.last_t_s + interval)
-        if self.ended == "duration reached" and self._first_t is not None and self.duration_s is not None:
-            return self._first_t + self.duration_s
-        return min(self._last_t + max(self.sampler.every_s, interval), reader.stats.last_t_s + interval)
-
-    def _finish(self, reader: FrameReader, buffer: FrameBuffer, started_at: str) -> Report:
-        end_s = self._end_time(reader)
-        self._register_outages(reader)
-        self.counter.finish(end_s)
-        start_s = self._first_t if self._first_t is not None else 0.0
-        outages = [(max(a, start_s), min(b, end_s)) for a, b in self._outages(reader, end_s)]
-        outages = [(a, b) for a, b in outages if b > a]
-        down_s = sum(b - a for a, b in outages)
-        if reader.error is not None:
-            self.ended = f"source failed: {reader.error}"
-        return self._report(
-            started_at,
-            samples=self.counter.samples,
-            duration_s=max(0.0, end_s - start_s - down_s) if self._last_t is not None else 0.0,
-            segments=sorted(self.counter.segments, key=lambda s: (s.start_s, s.label)),
-            timeline=list(self.timeline),
-            dropped=buffer.dropped,
-            frames_read=reader.stats.frames_read,
-            outages=[{"start_s": round(a, 3), "end_s": round(b, 3)} for a, b in outages],
+            outages=list(acc.outages),
             reconnects=self.connection.reconnects,
             inferences_saved=self.inferences_saved,
+            ended=ended,
+            started_at=self._started_at,
+            updated_at=now_utc(),
+            start_s=acc.start_s or 0.0,
+            end_s=end_s,
+            open_segments=[Segment(label, start, end_s) for label, start in acc.open.items()],
+            screentime_version=__version__,
         )
+
+    # -- sinks -------------------------------------------------------------------------------
+
+    def _live_sinks(self) -> list[Sink]:
+        return [s for s in self.sinks if id(s) not in self._failed]
+
+    def _call(self, sink: Sink, method: str, *args) -> None:
+        """Call a sink; one that fails is cut off (its error kept for the exit status), the others go on."""
+        if id(sink) in self._failed:
+            return
+        try:
+            getattr(sink, method)(*args)
+        except Exception as exc:
+            self._failed.add(id(sink))
+            message = str(exc) if isinstance(exc, OutputError) else f"{type(sink).__name__}: {exc}"
+            self.failed_outputs.append(message)
+            log.error("output failed: %s", message)

@@ -1,105 +1,37 @@
-"""A reader thread per source feeding a bounded buffer whose policy is named, not implied.
+"""A reader thread per source: grabs frames, decodes the sampled ones, and reports what happens to
+the stream in band.
 
-Files use `BufferPolicy.WAIT`: the reader blocks when the consumer is busy, so no frame is ever
-dropped and analysis runs as fast as the slower side allows. Live sources use
-`BufferPolicy.NEWEST`: only the newest sampled frame is kept and every overwritten one is
-counted as dropped, so latency cannot build up when inference is slower than the stream.
+Everything the pipeline learns from the reader travels through one ordered buffer: frames,
+`Lost` when a live stream stops delivering, `Gap` when it delivers again, and exactly one `End`,
+whatever ended it (end of file, stop, failure). The reader is the only thread that opens,
+reads and closes its capture, so a stop never releases a capture another thread is inside.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
+from stream.buffer import BufferPolicy, FrameBuffer
 from stream.preprocess import fit_frame, thumbnail
 from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
-from stream.records import Frame
+from stream.records import End, EndReason, Frame, Gap, Lost
 from stream.sampler import Sampler
 
 log = logging.getLogger(__name__)
 
 
-class BufferPolicy(StrEnum):
-    WAIT = "wait"  # block the producer; never drop (files)
-    NEWEST = "newest"  # keep only the newest item; count drops (live)
-
-
-class StreamState(StrEnum):
-    CONNECTING = "connecting"
-    RUNNING = "running"
-    RECONNECTING = "reconnecting"
-    ENDED = "ended"
-    FAILED = "failed"
-
-
-class _End:
-    """Poison pill: the reader has finished (see `FrameReader.error` for why)."""
-
-
-END = _End()
-
-
-class FrameBuffer:
-    """Bounded hand-over between the reader thread and the pipeline."""
-
-    def __init__(self, policy: BufferPolicy, maxsize: int = 64) -> None:
-        self.policy = policy
-        self.maxsize = 1 if policy is BufferPolicy.NEWEST else maxsize
-        self.dropped = 0
-        self._items: collections.deque[Frame] = collections.deque()
-        self._ended = False
-        self._cond = threading.Condition()
-
-    def put(self, frame: Frame, stop: threading.Event) -> bool:
-        """Hand over a frame; False if `stop` was set while waiting for room."""
-        with self._cond:
-            if self.policy is BufferPolicy.NEWEST:
-                if self._items:
-                    self._items.popleft()
-                    self.dropped += 1
-            else:
-                while len(self._items) >= self.maxsize:
-                    if stop.is_set():
-                        return False
-                    self._cond.wait(0.1)
-            self._items.append(frame)
-            self._cond.notify_all()
-            return True
-
-    def close(self) -> None:
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
-
-    def get_many(self, limit: int, timeout_s: float = 0.1) -> list[Frame] | _End:
-        """Wait up to `timeout_s` for a frame, then take up to `limit` of those waiting.
-
-        Returns [] on timeout and END once the reader has finished and everything is taken.
-        """
-        with self._cond:
-            if not self._items and not self._ended:
-                self._cond.wait(timeout_s)
-            if not self._items:
-                return END if self._ended else []
-            batch = [self._items.popleft() for _ in range(min(limit, len(self._items)))]
-            self._cond.notify_all()
-            return batch
-
-
 @dataclass
 class ReaderStats:
-    """Counters the dashboard shows; written by the reader thread only."""
+    """Counters for the dashboard; written by the reader thread only, read for display."""
 
-    frames_read: int = 0
+    frames_read: int = 0  # frames seen (timestamps), decoded or not
+    decoded: int = 0  # pictures decoded
     last_t_s: float = 0.0
     frame_interval_s: float | None = None
-    input_fps: float = 0.0
-    state: StreamState = StreamState.CONNECTING
 
 
 class FrameReader(threading.Thread):
@@ -116,6 +48,7 @@ class FrameReader(threading.Thread):
         policy: ReconnectPolicy | None = None,
         connection: ConnectionState | None = None,
         model_size: tuple[int, int] | None = None,
+        opened: bool = True,
     ) -> None:
         super().__init__(name=f"reader:{source.name}", daemon=True)
         self.source = source
@@ -124,104 +57,114 @@ class FrameReader(threading.Thread):
         self.stop_event = stop
         self.decode_all = decode_all
         self.tap = tap  # sees every decoded frame (live overlay video), must not block
-        self.stats = ReaderStats(state=StreamState.RUNNING)
-        self.error: BaseException | None = None
+        self.stats = ReaderStats()
         self.model_size = model_size  # resize sampled frames here, so it overlaps inference
         self.policy = policy or ReconnectPolicy()
-        self.connection = connection or ConnectionState(connected=True)
-        # Outages on the source's clock. `down_since` is set while one is in progress; the
-        # pipeline reads both (only this thread writes them).
-        self.outages: list[tuple[float, float]] = []
-        self.down_since: float | None = None
+        self.connection = connection or ConnectionState(connected=opened)
+        self._opened = opened  # files are opened by the caller (errors before any output starts)
+        self._down_since: float | None = None
+        self._index = 0
 
     def run(self) -> None:
+        end: End | None = None
         try:
-            self._loop()
-            self.stats.state = StreamState.ENDED
-        except BaseException as exc:  # handed to the consumer, which decides what it means
-            self.error = exc
-            self.stats.state = StreamState.FAILED
+            end = self._loop()
+        except BaseException as exc:  # handed to the consumer in band, which decides what it means
+            end = End(EndReason.FAILED, self._clock_end(), exc)
         finally:
-            self.buffer.close()
+            self.source.close()
+            self.buffer.put(end or End(EndReason.FAILED, self._clock_end()))
 
-    def _loop(self) -> None:
-        index = 0
-        last_wall: float | None = None
+    def _loop(self) -> End:
+        if not self._opened and not self._connect():
+            return self._stopped()
         while not self.stop_event.is_set():
             t_s = self.source.grab()
             if t_s is None:
-                if not self.source.reconnectable or not self._reconnect():
-                    return
-                last_wall = None
+                if not self.source.reconnectable:
+                    return End(EndReason.END_OF_STREAM, self._frames_end())
+                self._lose()
+                if not self._connect():
+                    return self._stopped()
                 continue
-            if self.down_since is not None:  # the first frame after a reconnect ends the outage
-                self.outages.append((self.down_since, t_s))
-                self.down_since = None
-                self.stats.state = StreamState.RUNNING
-            now = time.monotonic()
-            self._update_stats(t_s, now, last_wall)
-            last_wall = now
-            sampled = self.sampler.due(t_s)
-            if not (sampled or self.decode_all):
-                index += 1
-                continue
-            image = self.source.retrieve()
-            if image is None:
-                log.warning("%s: frame %d could not be decoded; skipped", self.source.name, index)
-                index += 1
-                continue
-            model_input = thumb = None
-            if sampled and self.model_size is not None:
-                model_input = fit_frame(image, self.model_size)
-                thumb = thumbnail(model_input)  # what the model sees; 10x cheaper than from the full frame
-            frame = Frame(image, t_s, index, captured_at=now, sampled=sampled, model_input=model_input, thumb=thumb)
-            index += 1
-            if self.tap is not None:
-                self.tap(frame)
-            if (sampled or self.buffer.policy is BufferPolicy.WAIT) and not self.buffer.put(frame, self.stop_event):
-                return
-            if sampled and hasattr(self.source, "skip_to"):  # a file sampled sparsely: jump over whole GOPs
-                self.source.skip_to(self.sampler.next_due_s)
+            if self._down_since is not None:  # the first frame after a reconnect ends the outage
+                self.buffer.put(Gap(self._down_since, t_s))
+                self._down_since = None
+                self.sampler.restart()  # re-anchor the grid here: this frame is sampled
+            if not self._handle(t_s):
+                break
+        return self._stopped()
 
-    def _reconnect(self) -> bool:
-        """The stream dropped: reconnect with backoff. False if stopped first; raises when retries run out.
-
-        The outage starts where the last good frame ends (a hang is noticed only a timeout later)
-        and ends at the first frame after reconnecting; one still open when the reader stops is
-        closed by the pipeline at the end of the run.
-        """
-        source = self.source
-        stats = self.stats
-        self.down_since = (
-            min(source.clock(), stats.last_t_s + (stats.frame_interval_s or 0.0))
-            if stats.frames_read
-            else source.clock()
-        )
-        self.stats.state = StreamState.RECONNECTING
-        self.connection.connected = False
-        log.warning("%s: stream lost at %.1f s; reconnecting", source.name, self.down_since)
-        source.close()
-        info = connect_with_retry(
-            source.open, self.policy, self.stop_event, self.connection, source.name, clock=time.monotonic
-        )
-        if info is None:
-            return False
-        self.connection.reconnects += 1
-        log.info(
-            "%s: reconnected after %.1f s (%dx%d)",
-            source.name,
-            source.clock() - self.down_since,
-            info.width,
-            info.height,
-        )
-        return True
-
-    def _update_stats(self, t_s: float, now: float, last_wall: float | None) -> None:
+    def _handle(self, t_s: float) -> bool:
+        """Sample, decode and hand over the frame at `t_s`; False if stopped while waiting for room."""
         stats = self.stats
         if stats.frames_read:
             stats.frame_interval_s = t_s - stats.last_t_s
         stats.frames_read += 1
         stats.last_t_s = t_s
-        if last_wall is not None and now > last_wall:
-            rate = 1.0 / (now - last_wall)
-            stats.input_fps = rate if stats.input_fps == 0 else 0.9 * stats.input_fps + 0.1 * rate
+        now = time.monotonic()
+        index = self._index
+        self._index += 1
+        sampled = self.sampler.due(t_s)
+        if not (sampled or self.decode_all):
+            return True
+        image = self.source.retrieve()
+        if image is None:
+            if sampled:
+                log.warning("%s: frame %d could not be decoded; skipped", self.source.name, index)
+            return True
+        stats.decoded += 1
+        model_input = thumb = None
+        if sampled and self.model_size is not None:
+            model_input = fit_frame(image, self.model_size)
+            thumb = thumbnail(model_input)  # what the model sees; 10x cheaper than from the full frame
+        frame = Frame(image, t_s, index, captured_at=now, sampled=sampled, model_input=model_input, thumb=thumb)
+        if self.tap is not None:
+            self.tap(frame)
+        if (sampled or self.buffer.policy is BufferPolicy.WAIT) and not self.buffer.put(frame, self.stop_event):
+            return False
+        if sampled and hasattr(self.source, "skip_to"):  # a file sampled sparsely: decode only what is needed
+            self.source.skip_to(self.sampler.next_due_s)
+        return True
+
+    def _lose(self) -> None:
+        """The stream dropped. The outage starts where the last good frame ends (a hang is noticed
+        only a timeout later), or now if no frame came since (re)connecting."""
+        stats = self.stats
+        clock = self.source.clock()
+        if self._down_since is None:
+            seen = stats.frames_read > 0
+            self._down_since = min(clock, stats.last_t_s + (stats.frame_interval_s or 0.0)) if seen else clock
+            self.buffer.put(Lost(self._down_since))
+            log.warning("%s: stream lost at %.1f s; reconnecting", self.source.name, self._down_since)
+        self.connection.connected = False
+        self.source.close()
+
+    def _connect(self) -> bool:
+        """Open (or reopen) with backoff; False if stopped first. Raises when retries run out."""
+        info = connect_with_retry(
+            self.source.open, self.policy, self.stop_event, self.connection, self.source.name, clock=time.monotonic
+        )
+        if info is None:
+            return False
+        if self._opened:
+            self.connection.reconnects += 1
+            log.info("%s: reconnected (%dx%d)", self.source.name, info.width, info.height)
+        self._opened = True
+        return True
+
+    def _stopped(self) -> End:
+        if self.source.live:
+            return End(EndReason.INTERRUPTED, self._clock_end())
+        return End(EndReason.INTERRUPTED, self._frames_end() if self.stats.frames_read else None)
+
+    def _frames_end(self) -> float | None:
+        """A file's time ends one frame after its last frame starts."""
+        if not self.stats.frames_read:
+            return None
+        return self.stats.last_t_s + (self.stats.frame_interval_s or 0.0)
+
+    def _clock_end(self) -> float | None:
+        if self.source.live:
+            return self.source.clock()
+        return self._frames_end()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -57,3 +58,43 @@ class Segment:
     label: str
     start_s: float
     end_s: float
+
+
+# Control records: what happens to a stream travels through the reader's buffer in order with its
+# frames, so the consumer never polls the reader's internals to find out (the poison-pill idea).
+
+
+@dataclass(frozen=True)
+class Lost:
+    """The stream stopped delivering at `t_s` (its last good frame's end); reconnecting."""
+
+    t_s: float
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The stream was down from `start_s` until its first frame after reconnecting, at `end_s`."""
+
+    start_s: float
+    end_s: float
+
+
+class EndReason(StrEnum):
+    END_OF_STREAM = "end of stream"
+    INTERRUPTED = "interrupted"  # the caller stopped the run (Ctrl-C, SIGTERM, API stop, --duration on live)
+    DURATION = "duration reached"
+    FAILED = "source failed"
+
+
+@dataclass(frozen=True)
+class End:
+    """The reader is done. `end_s`: where the stream's own time ends (the last frame's end for a
+    file, the clock when stopped for a live source); `error` when it failed."""
+
+    reason: EndReason
+    end_s: float | None
+    error: BaseException | None = None
+
+
+Item = Frame | Lost | Gap | End

@@ -1,10 +1,22 @@
-"""The run's report: what was analysed, for how long each class was on screen, and when."""
+"""The run's report: what was analysed, for how long each class was on screen, and when.
+
+Written at every checkpoint of a live run (`ended` is "running" then, with the segments still
+open listed apart) and at the end. Times are kept exact in memory, so totals add up, and
+rounded to the millisecond where they are written.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from stream.records import Segment
+
+RUNNING = "running"  # `ended` of a checkpoint written while the run goes on
+
+
+def ms(seconds: float) -> float:
+    """A time as written: milliseconds, no float noise (180.00000000000003 -> 180.0)."""
+    return round(seconds, 3)
 
 
 @dataclass(frozen=True)
@@ -25,36 +37,63 @@ class Report:
     duration_s: float
     screen_time_s: dict[str, float]
     segments: list[Segment]
-    timeline: list[TimelineEntry]
+    timeline: list[TimelineEntry] | None  # files only: a live run's timeline is on disk (--csv), not in memory
     dropped: int
     frames_read: int = 0
     every_s: float = 1.0
     device: str = ""
     multi_label: bool = False
-    outages: list[dict] = field(default_factory=list)  # [{start_s, end_s}] a live source was down
+    outages: list[tuple[float, float]] = field(default_factory=list)  # (start_s, end_s) a live source was down
     reconnects: int = 0
     inferences_saved: int = 0  # samples that reused the previous result (near-duplicate frames)
-    ended: str = "end of stream"  # or "interrupted", "duration reached", "source failed: ..."
+    ended: str = "end of stream"  # or "running", "interrupted", "duration reached", "source failed: ..."
     started_at: str = ""
+    updated_at: str = ""  # wall clock (UTC) of this write
+    start_s: float = 0.0  # the first sample, on the source's clock
+    end_s: float = 0.0  # analysed up to here, on the source's clock
+    open_segments: list[Segment] = field(default_factory=list)  # checkpoints: still open at end_s
+    resumed: int = 0  # how many earlier runs' totals this report carries on (--resume)
     screentime_version: str = ""
 
     @property
     def share(self) -> dict[str, float]:
         if self.duration_s <= 0:
-            return {k: 0.0 for k in self.screen_time_s}
+            return dict.fromkeys(self.screen_time_s, 0.0)
         return {k: v / self.duration_s for k, v in self.screen_time_s.items()}
 
     def to_dict(self) -> dict:
-        data = asdict(self)
-        data["screen_time_s"] = {k: round(v, 3) for k, v in self.screen_time_s.items()}
-        data["share"] = {k: round(v, 4) for k, v in self.share.items()}
-        data["segments"] = [
-            {"class": s.label, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3)} for s in self.segments
-        ]
-        data["timeline"] = [
-            {"t_s": round(e.t_s, 3), "class": e.label, "confidence": round(e.confidence, 4)} for e in self.timeline
-        ]
-        data["duration_s"] = round(self.duration_s, 3)
+        data = {
+            "source": self.source,
+            "model": self.model,
+            "classes": self.classes,
+            "characters": self.characters,
+            "background": self.background,
+            "ended": self.ended,
+            "started_at": self.started_at,
+            "updated_at": self.updated_at,
+            "samples": self.samples,
+            "every_s": self.every_s,
+            "start_s": ms(self.start_s),
+            "end_s": ms(self.end_s),
+            "duration_s": ms(self.duration_s),
+            "screen_time_s": {k: ms(v) for k, v in self.screen_time_s.items()},
+            "share": {k: round(v, 4) for k, v in self.share.items()},
+            "segments": [_segment(s) for s in self.segments],
+            "open_segments": [{"class": s.label, "start_s": ms(s.start_s)} for s in self.open_segments],
+            "outages": [{"start_s": ms(a), "end_s": ms(b)} for a, b in self.outages],
+            "reconnects": self.reconnects,
+            "dropped": self.dropped,
+            "frames_read": self.frames_read,
+            "inferences_saved": self.inferences_saved,
+            "device": self.device,
+            "multi_label": self.multi_label,
+            "resumed": self.resumed,
+            "screentime_version": self.screentime_version,
+        }
+        if self.timeline is not None:
+            data["timeline"] = [
+                {"t_s": ms(e.t_s), "class": e.label, "confidence": round(e.confidence, 4)} for e in self.timeline
+            ]
         data["note"] = (
             "multi-label: a frame counts for every character on it, so totals need not add up to the duration"
             if self.multi_label
@@ -62,3 +101,7 @@ class Report:
             "which excludes outages"
         )
         return data
+
+
+def _segment(segment: Segment) -> dict:
+    return {"class": segment.label, "start_s": ms(segment.start_s), "end_s": ms(segment.end_s)}

@@ -3,7 +3,8 @@
 Frame indices lie for variable-frame-rate files and for files whose reported FPS is 0 or
 absurd; timestamps do not. Samples fall on a grid anchored at the first frame: the first
 frame at or after each grid point is taken, and a gap in the stream skips grid points rather
-than producing a burst of catch-up samples.
+than producing a burst of catch-up samples. After an outage the grid is re-anchored at the
+first frame back (`restart`), so the stream's return is sampled at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from stream.defaults import EVERY_S
 from stream.errors import BadInputError
 
 _EPS = 1e-6  # timestamps come in milliseconds with float noise; 1 µs never splits a frame
@@ -20,7 +22,7 @@ _EPS = 1e-6  # timestamps come in milliseconds with float noise; 1 µs never spl
 class Sampler:
     """Sample every `every_s` seconds of media (or monotonic) time; 0 takes every frame."""
 
-    every_s: float = 1.0
+    every_s: float = EVERY_S
     next_due_s: float | None = None
 
     def __post_init__(self) -> None:
@@ -40,6 +42,10 @@ class Sampler:
         self.next_due_s += steps * self.every_s
         return True
 
+    def restart(self) -> None:
+        """Re-anchor the grid at the next frame (after an outage), so that frame is sampled."""
+        self.next_due_s = None
+
 
 def sample_mask(times_s: list[float], every_s: float) -> list[bool]:
     """Which of these frame times a `Sampler` takes (for tests and offline planning)."""
@@ -55,4 +61,4 @@ def interval_from(every_s: float | None, fps: float | None) -> float:
         if not math.isfinite(fps) or fps <= 0:
             raise BadInputError(f"--fps must be > 0, got {fps}")
         return 1.0 / fps
-    return 1.0 if every_s is None else every_s
+    return EVERY_S if every_s is None else every_s

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import cv2
 import numpy as np
 
+from stream.defaults import OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
 from stream.errors import BadInputError, SourceConnectionError, SourceError
 from stream.records import VideoInfo
 
@@ -175,19 +176,31 @@ class WebcamSource(_LiveSource):
 class NetworkSource(_LiveSource):
     """RTSP/HTTP stream through FFmpeg, with open and read timeouts so no call hangs.
 
-    A camera that hangs is reported as ended, like one that stops sending, so the reader
-    reconnects instead of counting a stale picture: a grab that waited out the read timeout
-    (OpenCV then hands back the previous picture, with a timestamp that still advances), or a
-    stream whose own timestamps stop advancing for `timeout_s` (a decoder replaying one frame).
+    Opening waits up to `open_timeout_s` for the first decoded picture: a camera sends one only
+    at its next keyframe, which can be 10 s away. After that a stream that delivers nothing for
+    `timeout_s` counts as lost (for RTSP the socket itself times out after `timeout_s`; OpenCV's
+    own read timeout is fixed at open, so it stays the longer limit). A camera that hangs is
+    reported as lost, like one that stops sending, so the reader reconnects instead of counting a
+    stale picture: a grab that waited out the timeout (OpenCV then hands back the previous
+    picture, with a timestamp that still advances), or a stream whose own timestamps stop
+    advancing for `timeout_s` (a decoder replaying one frame).
     """
 
     reconnectable = True
 
-    def __init__(self, url: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp") -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = TIMEOUT_S,
+        rtsp_transport: str = RTSP_TRANSPORT,
+        open_timeout_s: float = OPEN_TIMEOUT_S,
+    ) -> None:
         super().__init__(mask_url(url))
         self.url = url
         self.timeout_s = timeout_s
+        self.open_timeout_s = max(open_timeout_s, timeout_s)
         self.rtsp_transport = rtsp_transport
+        self._primed_t: float | None = None
         self._reset_hang_watch()
 
     def _reset_hang_watch(self) -> None:
@@ -195,16 +208,16 @@ class NetworkSource(_LiveSource):
         self._pts_seen_advancing = False
         self._last_pts: float | None = None
         self._frozen_since: float | None = None
-        self._grabs_since_open = 0
 
     def grab(self) -> float | None:
+        if self._primed_t is not None:  # the picture open() waited for
+            t_s, self._primed_t = self._primed_t, None
+            return t_s
         started = time.monotonic()
         t_s = super().grab()
         if t_s is None or self._cap is None:
             return t_s
-        slow = time.monotonic() - started >= 0.9 * self.timeout_s
-        self._grabs_since_open += 1
-        if slow and self._grabs_since_open > 1:  # the first waits for a keyframe; later ones must not
+        if time.monotonic() - started >= 0.9 * self.timeout_s:
             return None  # the read timed out: what OpenCV returns now is stale
         pts = self._cap.get(cv2.CAP_PROP_POS_MSEC)
         if self._last_pts is not None and pts == self._last_pts and self._pts_seen_advancing:
@@ -218,29 +231,46 @@ class NetworkSource(_LiveSource):
         return t_s
 
     def open(self) -> VideoInfo:
-        ms = int(self.timeout_s * 1000)
+        """Connect and wait for the first decoded picture (SourceConnectionError if none comes)."""
+        ms = int(self.open_timeout_s * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
         # nobuffer: FFmpeg otherwise hands over about a second of old frames at once after opening.
-        with _ffmpeg_options(f"rtsp_transport;{self.rtsp_transport}|fflags;nobuffer"):
+        options = f"rtsp_transport;{self.rtsp_transport}|fflags;nobuffer"
+        if self.url.lower().startswith(("rtsp://", "rtsps://")):
+            options += f"|timeout;{int(self.timeout_s * 1e6)}"  # socket inactivity, microseconds
+        with _ffmpeg_options(options):
             cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
         if not cap.isOpened():
             cap.release()
             raise SourceConnectionError(f"{self.name}: cannot connect")
         self._cap = cap
         self._reset_hang_watch()
+        if not cap.grab():
+            self.close()
+            raise SourceConnectionError(f"{self.name}: connected, but no picture within {self.open_timeout_s:g} s")
+        now = time.monotonic()
+        if self._t0 is None:
+            self._t0 = now
+        self._primed_t = now - self._t0
+        self._last_pts = cap.get(cv2.CAP_PROP_POS_MSEC)
         return self._info(cap)
 
 
 Source = FileSource | WebcamSource | NetworkSource
 
 
-def open_source(spec: str, timeout_s: float = 5.0, rtsp_transport: str = "tcp") -> Source:
+def open_source(
+    spec: str,
+    timeout_s: float = TIMEOUT_S,
+    rtsp_transport: str = RTSP_TRANSPORT,
+    open_timeout_s: float = OPEN_TIMEOUT_S,
+) -> Source:
     """Build (not yet open) the source a user's SOURCE argument names."""
     kind = classify(spec)
     if kind is SourceKind.WEBCAM:
         return WebcamSource(int(spec))
     if kind is SourceKind.NETWORK:
-        return NetworkSource(spec, timeout_s=timeout_s, rtsp_transport=rtsp_transport)
+        return NetworkSource(spec, timeout_s=timeout_s, rtsp_transport=rtsp_transport, open_timeout_s=open_timeout_s)
     return FileSource(spec)
 
 

@@ -1,10 +1,21 @@
-"""Live numbers of a run, written by the pipeline and read by the dashboard."""
+"""Live numbers of a run, written by the pipeline and read by the dashboard (and other live sinks)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from stream.records import Prediction
+
+
+class RunState(StrEnum):
+    """Where one source's run stands; set by the pipeline from the records it consumes."""
+
+    CONNECTING = "connecting"
+    RUNNING = "running"
+    RECONNECTING = "reconnecting"
+    ENDED = "ended"
+    FAILED = "failed"
 
 
 @dataclass
@@ -13,12 +24,14 @@ class RunStats:
     live: bool
     classes: list[str]
     characters: list[str]
-    state: str = "starting"
+    state: RunState = RunState.CONNECTING
+    detail: str = ""  # e.g. "retry 3 in 4.2 s", "2 reconnects"
     samples: int = 0
     frames_read: int = 0
     dropped: int = 0
-    input_fps: float = 0.0
-    analysis_fps: float = 0.0
+    decoded_fps: float = 0.0  # pictures decoded per second of wall time
+    sampled_fps: float = 0.0  # samples counted per second
+    analysed_fps: float = 0.0  # model inferences per second (near-duplicates reuse a result instead)
     latency_s: float = 0.0
     elapsed_s: float = 0.0
     t_s: float = 0.0  # media (or live) time of the latest sample

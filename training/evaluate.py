@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.counters import account
+from stream.accounting import account
 from stream.engine import Engine
 from training.images import load_images
 from training.labels import read_labels

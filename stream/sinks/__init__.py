@@ -1,7 +1,9 @@
 """Where results go. Every sink has the same small interface and is a context manager.
 
 `start(info, card)` once, `update(prediction, frame, stats)` per analysed frame, `frame(frame,
-prediction)` for every frame in order (only the overlay video uses it), `close(report)` once.
+prediction)` for every frame in order (only the overlay video uses it), `checkpoint(report)`
+every few seconds of a run (the report so far, `ended == "running"`), `close(report)` once.
+A sink that cannot write raises (OutputError); the pipeline cuts it off and the others go on.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ class Sink(Protocol):
 
     def frame(self, frame: Frame, prediction: Prediction | None) -> None: ...
 
+    def checkpoint(self, report: Report) -> None: ...
+
     def close(self, report: Report | None) -> None: ...
 
 
@@ -33,6 +37,9 @@ class BaseSink:
         pass
 
     def frame(self, frame: Frame, prediction: Prediction | None) -> None:
+        pass
+
+    def checkpoint(self, report: Report) -> None:
         pass
 
     def close(self, report: Report | None) -> None:

@@ -45,8 +45,9 @@ def render(stats: RunStats) -> RenderableType:
     )
     numbers = [
         f"samples {stats.samples}",
-        f"input {stats.input_fps:.1f} fps",
-        f"analysis {stats.analysis_fps:.1f} fps",
+        f"decoded {stats.decoded_fps:.1f} fps",
+        f"sampled {stats.sampled_fps:.1f}/s",
+        f"analysed {stats.analysed_fps:.1f}/s",
         f"dropped {stats.dropped}",
         f"elapsed {_clock(stats.elapsed_s)}",
     ]
@@ -66,7 +67,8 @@ def render(stats: RunStats) -> RenderableType:
             f"{done:.0%} of {_clock(stats.duration_s)}   {speed:.1f}x real time   ETA {_clock(eta)}",
         )
         parts.append(progress)
-    title = f"screentime · {stats.source} · {stats.state} · {stats.device}"
+    state = f"{stats.state} ({stats.detail})" if stats.detail else str(stats.state)
+    title = f"screentime · {stats.source} · {state} · {stats.device}"
     return Panel(Group(*parts), title=title, title_align="left")
 
 

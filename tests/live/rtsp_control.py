@@ -54,7 +54,9 @@ class RtspServer:
         assert self.port is not None, "start() first"
         return f"rtsp://127.0.0.1:{self.port}{self.path}"
 
-    def start(self, width: int = 320, height: int = 240, fps: int = 25, pattern: str = "ball") -> str:
+    def start(
+        self, width: int = 320, height: int = 240, fps: int = 25, pattern: str = "ball", keyint: int | None = None
+    ) -> str:
         """Launch the server and wait for READY; the URL to open (same port on a restart)."""
         if self.proc is not None:
             raise RuntimeError("server already running; stop() or restart()")
@@ -64,6 +66,8 @@ class RtspServer:
         self._log = self.log_dir / f"rtsp_server_{self._starts}.log"
         cmd = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--path", self.path]
         cmd += ["--width", str(width), "--height", str(height), "--fps", str(fps), "--pattern", pattern]
+        if keyint is not None:
+            cmd += ["--keyint", str(keyint)]
         with self._log.open("w") as stderr:
             # stdin stays a pipe: commands go through it, and the server quits when it closes.
             self.proc = subprocess.Popen(

@@ -21,8 +21,9 @@ def test_dashboard_shows_counters_rates_and_progress():
         state="running",
         samples=42,
         dropped=3,
-        input_fps=25.0,
-        analysis_fps=6.5,
+        decoded_fps=25.0,
+        sampled_fps=6.5,
+        analysed_fps=6.0,
         latency_s=0.12,
         elapsed_s=65,
         t_s=30.0,
@@ -38,7 +39,8 @@ def test_dashboard_shows_counters_rates_and_progress():
     assert "neither (background)" in text
     assert "now: tom" in text and "91%" in text
     assert "samples 42" in text and "dropped 3" in text and "latency 120 ms" in text
-    assert "analysis 6.5 fps" in text and "input 25.0 fps" in text and "00:01:05" in text
+    assert "decoded 25.0 fps" in text and "sampled 6.5/s" in text and "analysed 6.0/s" in text
+    assert "00:01:05" in text
     assert "25% of 00:02:00" in text and "ETA 00:03:15" in text
 
 
