@@ -1,13 +1,24 @@
 """The overlaid output video: every input frame, with the current class and running counters.
 
 Drawing (`annotate`) is a pure function apart from writing. Writing is PyAV: H.264 (libx264,
-yuv420p, MP4 with the index at the front) plays in browsers and common players; OpenCV's own
-wheels cannot write H.264. Frames carry their source timestamps as presentation times, so the
-output keeps the source's rate, variable or not. Encoding runs in its own thread.
+yuv420p) plays in browsers and common players; OpenCV's own wheels cannot write H.264. Frames
+carry their source timestamps as presentation times, so the output keeps the source's rate,
+variable or not. Encoding runs in its own thread.
+
+Files get an MP4 with the index at the front (`faststart`): it is written once, at the end, so
+the whole file can be indexed. A live source has no end that can be relied on (a power cut, an
+OOM kill), and a faststart MP4 holds only its 48-byte header until it is closed, so a live run
+writes a fragmented MP4 instead: an empty index up front, then self-describing fragments of about
+`KEYFRAME_S` each, flushed to the file as they complete. Whatever is on disk plays; a crash loses
+the fragment in progress and nothing before it. Memory holds one fragment, never the run.
+
+A write failure (disk full, permission denied, path gone) is kept, not logged: from then on frames
+are discarded without blocking, and `close` raises it as one `OutputError` line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -18,6 +29,8 @@ import av
 import cv2
 import numpy as np
 
+from stream.defaults import SEGMENT_MINUTES
+from stream.errors import OutputError
 from stream.modelcard import ModelCard
 from stream.records import Frame, Prediction, VideoInfo
 from stream.report import Report
@@ -26,6 +39,17 @@ from stream.sinks import BaseSink
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)
+DEFAULT_FPS = 25
+KEYFRAME_S = 1.0  # live: at most this much video between keyframes, so per fragment and lost in a crash
+FILE_OPTIONS = {"movflags": "+faststart"}
+# Live: fragmented MP4 (a fragment per keyframe) or Matroska (a cluster per KEYFRAME_S). FFmpeg's
+# I/O layer keeps up to 32 KiB in memory otherwise; flush_packets hands each finished fragment to
+# the operating system at once, so it survives the process being killed.
+LIVE_OPTIONS = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "flush_packets": "1",
+}
+LIVE_MKV_OPTIONS = {"cluster_time_limit": str(round(KEYFRAME_S * 1000)), "flush_packets": "1"}
 _STOP = object()
 
 
@@ -56,23 +80,105 @@ def pick_codec() -> str:
         return "mpeg4"
 
 
-class OverlaySink(BaseSink):
-    """Writes the overlaid video. Files: every frame, in order, never dropped. Live: drops counted."""
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """yuv420p halves the chroma planes, so H.264 wants even sides: drop an odd last row or column."""
+    return max(2, width - width % 2), max(2, height - height % 2)
 
-    def __init__(self, path: Path, live: bool = False, queue_size: int = 32) -> None:
+
+def segment_path(path: Path, number: int) -> Path:
+    """OUT.mp4 -> OUT-0001.mp4: numbered so that a directory listing is in recording order."""
+    return path.with_name(f"{path.stem}-{number:04d}{path.suffix}")
+
+
+def describe(exc: BaseException) -> str:
+    """One line for the user: errno and its text for I/O errors, never a traceback or FFmpeg's call name."""
+    errno, text = getattr(exc, "errno", None), getattr(exc, "strerror", None)
+    if isinstance(errno, int) and 0 < errno < 4096 and text:
+        return f"[Errno {errno}] {text}"
+    lines = (text or str(exc)).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+class VideoFile:
+    """One open output file: its container and encoder, and the source time its timestamps start at."""
+
+    def __init__(self, path: Path, size: tuple[int, int], rate: Fraction, live: bool, first_t_s: float) -> None:
         self.path = path
         self.live = live
-        self.dropped = 0
+        options = FILE_OPTIONS if not live else LIVE_MKV_OPTIONS if path.suffix.lower() == ".mkv" else LIVE_OPTIONS
+        self.container = av.open(str(path), "w", container_options=options)
+        try:
+            self.stream = self.container.add_stream(pick_codec(), rate=rate)
+            self.stream.width, self.stream.height = size
+            self.stream.pix_fmt = "yuv420p"
+            self.stream.time_base = self.stream.codec_context.time_base = TIME_BASE
+            if live:
+                self.stream.codec_context.gop_size = max(1, round(rate * KEYFRAME_S))
+            if self.stream.name == "libx264":
+                # zerolatency: no lookahead or B-frames, so each frame leaves the encoder at once.
+                self.stream.options = {"crf": "23", "preset": "veryfast"} | ({"tune": "zerolatency"} if live else {})
+        except BaseException:
+            self.container.close()
+            raise
+        self.first_t_s = first_t_s
+        self.last_pts = -1
+        self.last_key_t_s: float | None = None
+
+    def write(self, image: np.ndarray, t_s: float) -> None:
+        video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        video_frame.pts = max(self.last_pts + 1, round((t_s - self.first_t_s) / TIME_BASE))
+        video_frame.time_base = TIME_BASE
+        # A keyframe by time, not only by count: a live source that delivers fewer frames than it
+        # announced (or frames dropped here) would otherwise stretch a fragment over many seconds.
+        if self.live and (self.last_key_t_s is None or t_s - self.last_key_t_s >= KEYFRAME_S):
+            video_frame.pict_type = av.video.frame.PictureType.I
+        self.last_pts = video_frame.pts
+        packets = self.stream.encode(video_frame)
+        if any(packet.is_keyframe for packet in packets):
+            self.last_key_t_s = t_s
+        self.container.mux(packets)
+
+    def close(self) -> None:
+        """Drain the encoder and write the trailer; the container is closed even if that fails."""
+        try:
+            self.container.mux(self.stream.encode())
+        finally:
+            self.container.close()
+
+    def abandon(self) -> None:
+        """After a failure: release the file; a second error (the trailer on a full disk) adds nothing."""
+        with contextlib.suppress(Exception):
+            self.container.close()
+
+
+class OverlaySink(BaseSink):
+    """Writes the overlaid video. Files: every frame, in order, never dropped. Live: drops counted.
+
+    `segment_minutes` > 0 (live only) starts OUT-0001.mp4, OUT-0002.mp4 ... every so many minutes
+    of video instead of one OUT.mp4, so a week-long run is many files of a manageable size.
+    """
+
+    def __init__(
+        self, path: Path, live: bool = False, queue_size: int = 32, segment_minutes: float = SEGMENT_MINUTES
+    ) -> None:
+        self.path = Path(path)
+        self.live = live
+        self.segment_s = segment_minutes * 60 if live and segment_minutes > 0 else None
+        self.dropped = 0  # live frames the encoder could not keep up with
+        self.discarded = 0  # frames not written because writing had failed
         self.written = 0
+        self.paths: list[Path] = []  # files started, in order
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._totals: dict[str, float] = {}
         self._current: Prediction | None = None
-        self._error: BaseException | None = None
+        self._failed = threading.Event()
+        self._error: tuple[Path, BaseException] | None = None
 
     def start(self, info: VideoInfo, card: ModelCard) -> None:
-        self._size = (info.width - info.width % 2, info.height - info.height % 2)
-        self._rate = Fraction(info.fps or 25).limit_denominator(1001)
+        # A live source may not know its size before it connects (0 x 0): the first frame decides then.
+        self._size = even_size(info.width, info.height) if info.width and info.height else None
+        self._rate = Fraction(info.fps or DEFAULT_FPS).limit_denominator(1001)
         self._totals = {c: 0.0 for c in card.classes}
         self._thread = threading.Thread(target=self._write_loop, name="overlay-writer", daemon=True)
         self._thread.start()
@@ -85,6 +191,9 @@ class OverlaySink(BaseSink):
         """Queue one frame; on a live source a full queue drops it (counted) rather than stall."""
         if frame.image is None or self._thread is None:
             return
+        if self._failed.is_set():  # nothing more can be written: never make the producer wait for it
+            self.discarded += 1
+            return
         item = (frame, prediction or self._current, dict(self._totals))
         if self.live:
             try:
@@ -92,48 +201,55 @@ class OverlaySink(BaseSink):
             except queue.Full:
                 self.dropped += 1
         else:
-            self._queue.put(item)
+            self._queue.put(item)  # if the writer fails meanwhile, it drains the queue, so this returns
 
     def _write_loop(self) -> None:
-        container = None
+        out: VideoFile | None = None
+        path = self.path
+        stopped = False
         try:
-            container = av.open(str(self.path), "w", options={"movflags": "+faststart"})
-            stream = container.add_stream(pick_codec(), rate=self._rate)
-            stream.width, stream.height = self._size
-            stream.pix_fmt = "yuv420p"
-            stream.time_base = stream.codec_context.time_base = TIME_BASE
-            if stream.name == "libx264":
-                stream.options = {"crf": "23", "preset": "veryfast"}
-            first_t: float | None = None
-            last_pts = -1
             while (item := self._queue.get()) is not _STOP:
                 frame, prediction, totals = item
+                if out is None or (self.segment_s is not None and frame.t_s - out.first_t_s >= self.segment_s):
+                    if out is not None:
+                        out.close()
+                        out = None
+                    path = self.path if self.segment_s is None else segment_path(self.path, len(self.paths) + 1)
+                    out = self._open(path, frame)
                 image = annotate(frame.image, prediction, totals)
                 if (image.shape[1], image.shape[0]) != self._size:  # odd size, or a stream that changed size
                     image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-                first_t = frame.t_s if first_t is None else first_t
-                video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-                video_frame.pts = max(last_pts + 1, round((frame.t_s - first_t) / TIME_BASE))
-                video_frame.time_base = TIME_BASE
-                last_pts = video_frame.pts
-                container.mux(stream.encode(video_frame))
+                out.write(image, frame.t_s)
                 self.written += 1
-            container.mux(stream.encode())
+            stopped = True
+            closing, out = out, None
+            if closing is not None:
+                closing.close()
         except BaseException as exc:
-            self._error = exc
-            while self._queue.get() is not _STOP:  # keep the producer from blocking forever
+            log.debug("overlay video %s failed", path, exc_info=exc)
+            self._error = (path, exc)
+            self._failed.set()
+            if out is not None:
+                out.abandon()
+            while not stopped and self._queue.get() is not _STOP:  # unblock a producer waiting on a full queue
                 pass
-        finally:
-            if container is not None:
-                container.close()
+
+    def _open(self, path: Path, frame: Frame) -> VideoFile:
+        if self._size is None:
+            height, width = frame.image.shape[:2]
+            self._size = even_size(width, height)
+        self.paths.append(path)
+        return VideoFile(path, self._size, self._rate, self.live, frame.t_s)
 
     def close(self, report: Report | None) -> None:
+        """Finish the video; raise `OutputError` (one line, naming the file) if any of it failed to write."""
         if self._thread is None:
             return
         self._queue.put(_STOP)
         self._thread.join()
         self._thread = None
         if self._error is not None:
-            log.error("overlay video %s failed: %s", self.path, self._error)
-        elif self.dropped:
+            path, exc = self._error
+            raise OutputError(f"overlay video {path}: {describe(exc)}") from exc
+        if self.dropped:
             log.warning("overlay video: %d frames dropped (encoder slower than the stream)", self.dropped)
