@@ -7,6 +7,7 @@ Backends (`--backends auto` runs every one this machine can; a missing one is na
   torch-fp16    the SAME ONNX graph converted to PyTorch by onnx2torch, on CUDA, autocast fp16
   torch-tf32    the same in fp32 with TF32 matrix units allowed (what CUDA libraries do by default)
   torch-fp32    the same in strict fp32 (TF32 off)
+  torch-fp16-graphs  torch-fp16 replayed as one CUDA graph per batch size (no launch gaps)
 The torch rows exist because onnxruntime's GPU providers cannot always be installed where a GPU
 is (the onnxruntime-gpu wheel is ~250 MB); they are labelled as what they are, never as TensorRT.
 
@@ -49,7 +50,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-BACKENDS = ("ort-trt-fp16", "ort-cuda", "ort-cpu", "torch-fp16", "torch-tf32", "torch-fp32")
+BACKENDS = ("ort-trt-fp16", "ort-cuda", "ort-cpu", "torch-fp16", "torch-tf32", "torch-fp32", "torch-fp16-graphs")
 LABELS = {
     "ort-trt-fp16": ("onnxruntime TensorRT EP", "fp16"),
     "ort-cuda": ("onnxruntime CUDA EP", "fp32"),
@@ -57,6 +58,7 @@ LABELS = {
     "torch-fp16": ("torch CUDA (ONNX graph via onnx2torch)", "fp16 autocast"),
     "torch-tf32": ("torch CUDA (ONNX graph via onnx2torch)", "tf32"),
     "torch-fp32": ("torch CUDA (ONNX graph via onnx2torch)", "fp32"),
+    "torch-fp16-graphs": ("torch CUDA graphs (ONNX graph via onnx2torch)", "fp16 autocast"),
 }
 _ORT_PROVIDER = {"ort-trt-fp16": "TensorrtExecutionProvider", "ort-cuda": "CUDAExecutionProvider"}
 MEAN_BGR = (103.939, 116.779, 123.68)  # the caffe means the real graph subtracts (training/model.py)
@@ -314,18 +316,47 @@ def torch_runner(key: str, model: onnx.ModelProto, device_name: str = "cuda") ->
     load_s = time.perf_counter() - started
     torch.backends.cudnn.benchmark = True  # autotuning happens in each batch size's first call
     tf32 = key == "torch-tf32"
-    autocast = key == "torch-fp16"
+    fp16 = key in ("torch-fp16", "torch-fp16-graphs")
+
+    def precision():
+        # Set per call: the torch backends share one process.
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        return torch.autocast(device.type, dtype=torch.float16, enabled=fp16, cache_enabled=False)
 
     @torch.inference_mode()
     def run(batch: np.ndarray) -> np.ndarray:
-        # Set per call: the three torch backends share one process.
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.allow_tf32 = tf32
         frames = torch.from_numpy(batch).to(device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=autocast):
+        with precision():
             probs = module(frames)
         return probs.float().cpu().numpy()  # .cpu() waits for the GPU: the timing is synchronised
 
+    graphs: dict[int, tuple] = {}
+
+    @torch.inference_mode()
+    def run_graph(batch: np.ndarray) -> np.ndarray:
+        """One CUDA graph per batch size, captured on its first call: no per-kernel launch cost."""
+        if len(batch) not in graphs:
+            static_in = torch.from_numpy(batch).to(device)
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side), precision():
+                for _ in range(3):  # cuDNN autotuning and allocations happen outside the capture
+                    module(static_in)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph), precision():
+                static_out = module(static_in).float()
+            graphs[len(batch)] = graph, static_in, static_out
+        graph, static_in, static_out = graphs[len(batch)]
+        static_in.copy_(torch.from_numpy(batch))
+        graph.replay()
+        return static_out.cpu().numpy()
+
+    if key == "torch-fp16-graphs":
+        if device.type != "cuda":
+            return Skipped(key, "CUDA graphs need a CUDA device")
+        return Runner(key, run_graph, load_s)
     return Runner(key, run, load_s)
 
 
@@ -420,24 +451,29 @@ def benchmark(args: argparse.Namespace) -> Results:
                 results.skipped.append(runner)
                 print(f"skipped {key}: {runner.why}", file=sys.stderr, flush=True)
                 continue
-            if reference is None:
-                cpu = runner if key == "ort-cpu" else ort_runner("ort-cpu", model_bytes, Path(tmp))
-                if isinstance(cpu, Skipped):
-                    raise SystemExit(f"onnxruntime CPU, the reference, cannot run this model: {cpu.why}")
-                reference = cpu.run(check)
-            max_diff = float(np.abs(runner.run(check) - reference).max())
             label, precision = LABELS[key]
-            for i, batch in enumerate(args.batches):
-                inputs = [frames(rng, batch, size) for _ in range(2)]
-                first_s, rate, ms = measure(runner.run, inputs, args.seconds, args.repeats)
-                row = Row(
-                    key, label, precision, f"{size[0]}x{size[1]}", batch, runner.load_s, first_s, rate, ms,
-                    max_diff if i == 0 else None,
-                )  # fmt: skip
-                results.rows.append(row)
-                print(
-                    f"{key} batch {batch}: {rate:,.1f} img/s (first call {first_s:.2f} s)", file=sys.stderr, flush=True
-                )
+            rows = []
+            try:
+                for batch in args.batches:
+                    inputs = [frames(rng, batch, size) for _ in range(2)]
+                    first_s, rate, ms = measure(runner.run, inputs, args.seconds, args.repeats)
+                    shape = f"{size[0]}x{size[1]}"
+                    rows.append(Row(key, label, precision, shape, batch, runner.load_s, first_s, rate, ms))
+                    print(
+                        f"{key} batch {batch}: {rate:,.1f} img/s (first {first_s:.2f} s)", file=sys.stderr, flush=True
+                    )
+                # After the timings, so that each batch's first call really is the first.
+                if reference is None:
+                    cpu = runner if key == "ort-cpu" else ort_runner("ort-cpu", model_bytes, Path(tmp))
+                    if isinstance(cpu, Skipped):
+                        raise SystemExit(f"onnxruntime CPU, the reference, cannot run this model: {cpu.why}")
+                    reference = cpu.run(check)
+                rows[0].max_diff = float(np.abs(runner.run(check) - reference).max())
+            except Exception as exc:  # one backend failing (a CUDA graph capture, say) must not lose the others
+                why = f"failed after {len(rows)} batch sizes: {type(exc).__name__}: {str(exc).strip()[:200]}"
+                results.skipped.append(Skipped(key, why))
+                print(f"{key} {why}", file=sys.stderr, flush=True)
+            results.rows.extend(rows)
     return results
 
 

@@ -114,6 +114,10 @@ class Accountant:
         self.outages.append((down_since, end_s))
         self._last_t, self._present = end_s, None
 
+    def restore_end(self, end_s: float, down_s: float) -> None:
+        """Carry on after an earlier run that ended at `end_s`: down since then (see stream.resume)."""
+        self._last_t, self._present, self._down_since = end_s, (), end_s
+
     def finish(self, end_s: float | None) -> None:
         """The analysed time ends at `end_s` (None: at the last sample)."""
         if self.start_s is None or self._last_t is None:

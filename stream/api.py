@@ -11,6 +11,7 @@ or simply `report = watch(...).run()`.
 from __future__ import annotations
 
 import argparse
+import logging
 import queue
 import signal
 import sys
@@ -22,19 +23,23 @@ from pathlib import Path
 from rich.console import Console
 
 from stream.atomic import check_writable
+from stream.defaults import BATCH_SIZE, CHECKPOINT_S, EVERY_S, OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
 from stream.engine import Engine, choose_model
-from stream.errors import BadInputError
+from stream.errors import BadInputError, OutputError, ScreentimeError, SourceError
 from stream.pipeline import Pipeline
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.reconnect import ReconnectPolicy
 from stream.records import Prediction
 from stream.report import Report
+from stream.resume import load_previous, resumed_accountant
 from stream.sampler import Sampler, interval_from
 from stream.sinks import Sink
 from stream.sinks.dashboard import DashboardSink
 from stream.sinks.overlay import OverlaySink
-from stream.sinks.report_sink import ReportSink
+from stream.sinks.report_sink import ReportSink, TimelineSink
 from stream.sources import open_source
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -43,17 +48,20 @@ class WatchConfig:
 
     sources: list[str]
     model: Path
-    every_s: float = 1.0
+    every_s: float = EVERY_S
     report: Path | None = None
     csv: Path | None = None
     output: Path | None = None
     dashboard: bool = False
     device: str = "auto"
     duration_s: float | None = None
-    batch_size: int = 8
+    batch_size: int = BATCH_SIZE
     max_reconnects: int | None = None  # None: forever
-    rtsp_transport: str = "tcp"
-    timeout_s: float = 5.0
+    rtsp_transport: str = RTSP_TRANSPORT
+    timeout_s: float = TIMEOUT_S
+    open_timeout_s: float = OPEN_TIMEOUT_S
+    checkpoint_s: float = CHECKPOINT_S
+    resume: bool = False  # carry on the totals of the report already at `report`
     smoothing: int | None = None  # samples averaged per verdict; None: the model's default
     skip_similar: float = SKIP_SIMILAR_DEFAULT  # reuse the last result when a frame differs by less (mean grey levels)
     precision: str = "auto"  # auto: the INT8 twin on CPU when there is one; fp32; int8
@@ -73,6 +81,9 @@ class WatchConfig:
             max_reconnects=0 if args.no_retry else args.max_reconnects,
             rtsp_transport=args.rtsp_transport,
             timeout_s=args.timeout,
+            open_timeout_s=args.open_timeout,
+            checkpoint_s=args.checkpoint,
+            resume=args.resume,
             smoothing=args.smooth,
             skip_similar=args.skip_similar,
             precision=args.precision,
@@ -99,6 +110,12 @@ class WatchConfig:
             raise BadInputError("--max-reconnects must be >= 0")
         if self.timeout_s <= 0:
             raise BadInputError("--timeout must be > 0")
+        if self.open_timeout_s <= 0:
+            raise BadInputError("--open-timeout must be > 0")
+        if self.checkpoint_s <= 0:
+            raise BadInputError("--checkpoint must be > 0")
+        if self.resume and self.report is None:
+            raise BadInputError("--resume needs --report (the report whose totals to carry on)")
         if self.smoothing is not None and self.smoothing < 0:
             raise BadInputError("--smooth must be >= 0")
         if self.output is not None and self.output.suffix.lower() not in (".mp4", ".mov", ".mkv"):
@@ -116,7 +133,9 @@ class Watch:
     """One run over one or more sources: iterate for predictions; `reports` is set at the end.
 
     Each source has its own pipeline (and reader thread); all share one engine, one stop event,
-    one dashboard and one report file (a section per source when there are several).
+    one dashboard, one report file and one timeline (a section per source when there are
+    several). One source's permanent failure does not stop the others: the run goes on and
+    raises at the end, naming every source that failed.
     """
 
     def __init__(self, config: WatchConfig, stop: threading.Event | None = None, console: Console | None = None):
@@ -125,15 +144,25 @@ class Watch:
         self.stop_event = stop or threading.Event()
         self.engine = Engine(choose_model(config.model, config.device, config.precision), config.device)
         policy = ReconnectPolicy(max_attempts=config.max_reconnects)
-        report_sink = ReportSink(config.report, config.csv, sections=len(config.sources))
+        sections = len(config.sources)
+        previous = load_previous(config.report, config.resume, sections)
+        shared: list[Sink] = []
+        if config.report:
+            shared.append(ReportSink(config.report, sections))
+        if config.csv:
+            shared.append(TimelineSink(config.csv, sections, append=config.resume))
         self.pipelines: list[Pipeline] = []
         for index, (spec, output) in enumerate(zip(config.sources, config.output_paths(), strict=True)):
-            source = open_source(spec, timeout_s=config.timeout_s, rtsp_transport=config.rtsp_transport)
-            sinks: list[Sink] = []
-            if config.report or config.csv:
-                sinks.append(report_sink.section(index))
+            source = open_source(
+                spec,
+                timeout_s=config.timeout_s,
+                rtsp_transport=config.rtsp_transport,
+                open_timeout_s=config.open_timeout_s,
+            )
+            sinks: list[Sink] = [sink.section(index) if sections > 1 else sink for sink in shared]
             if output is not None:
                 sinks.append(OverlaySink(output, live=source.live))
+            carried = resumed_accountant(previous[index], self.engine.card.classes) if previous else None
             self.pipelines.append(
                 Pipeline(
                     source,
@@ -148,13 +177,19 @@ class Watch:
                     reconnect=policy,
                     smoothing=config.smoothing,
                     skip_similar=config.skip_similar,
+                    checkpoint_s=config.checkpoint_s,
+                    accountant=carried.accountant if carried else None,
+                    time_offset_s=carried.offset_s if carried else 0.0,
                 )
             )
+            if carried:
+                self.pipelines[-1].resumed = carried.runs
         if config.dashboard:
             dashboard = DashboardSink([p.stats for p in self.pipelines], console=console)
             for pipeline in self.pipelines:
                 pipeline.sinks.append(dashboard)
         self.reports: list[Report] = []
+        self.failures: dict[str, BaseException] = {}  # source name -> why it failed (or its outputs did)
 
     @property
     def report(self) -> Report | None:
@@ -163,48 +198,63 @@ class Watch:
 
     def __iter__(self) -> Iterator[Prediction]:
         if len(self.pipelines) == 1:
+            pipeline = self.pipelines[0]
             try:
-                yield from self.pipelines[0].run()
+                yield from pipeline.run()
             finally:
-                self.reports = [r for r in [self.pipelines[0].report] if r is not None]
+                self.reports = [r for r in [pipeline.report] if r is not None]
             return
         yield from self._run_parallel()
 
     def _run_parallel(self) -> Iterator[Prediction]:
+        """Fan-in of every source's predictions. Producers never block on a consumer that has
+        gone: puts time out and watch the stop event, so stopping early cannot deadlock."""
         results: queue.Queue = queue.Queue(maxsize=256)
-        errors: list[BaseException] = []
         done = object()
+
+        def put(item: object) -> None:
+            while True:
+                try:
+                    results.put(item, timeout=0.2)
+                    return
+                except queue.Full:
+                    if self.stop_event.is_set():
+                        return
 
         def consume(pipeline: Pipeline) -> None:
             try:
                 for prediction in pipeline.run():
-                    results.put(prediction)
-            except BaseException as exc:  # re-raised in the caller's thread below
-                errors.append(exc)
+                    put(prediction)
+            except Exception as exc:  # this source (or its outputs) failed; the others go on
+                self.failures[pipeline.source.name] = exc
+                log.error("%s", exc)
             finally:
-                results.put(done)
+                put(done)
 
         threads = [
-            threading.Thread(target=consume, args=(p,), name=f"pipeline:{p.source.name}") for p in self.pipelines
+            threading.Thread(target=consume, args=(p,), name=f"pipeline:{p.source.name}", daemon=True)
+            for p in self.pipelines
         ]
         for thread in threads:
             thread.start()
+        finished = 0
         try:
-            finished = 0
             while finished < len(threads):
-                item = results.get()
+                try:
+                    item = results.get(timeout=0.2)
+                except queue.Empty:
+                    continue
                 if item is done:
                     finished += 1
                 else:
                     yield item
         finally:
-            if errors or finished < len(threads):  # the caller stopped iterating early
+            if finished < len(threads):  # the caller stopped iterating early
                 self.stop_event.set()
             for thread in threads:
                 thread.join()
             self.reports = [p.report for p in self.pipelines if p.report is not None]
-        if errors:
-            raise errors[0]
+        raise_failures(self.failures, len(self.pipelines))
 
     def run(self) -> Report:
         """Run to the end; the report of the first source (all of them are in `reports`)."""
@@ -216,6 +266,20 @@ class Watch:
     def stop(self) -> None:
         """Ask the run to end; the reports are still written (thread-safe)."""
         self.stop_event.set()
+
+
+def raise_failures(failures: dict[str, BaseException], sources: int) -> None:
+    """One error naming every failed source: a source failure (exit 3) outranks an output one (4)."""
+    if not failures:
+        return
+    errors = list(failures.values())
+    if len(errors) == 1 and sources == 1:
+        raise errors[0]
+    kind = SourceError if any(isinstance(e, SourceError) for e in errors) else OutputError
+    if not all(isinstance(e, ScreentimeError) for e in errors):
+        kind = ScreentimeError
+    detail = "; ".join(str(e) for e in errors)
+    raise kind(f"{len(errors)} of {sources} sources failed: {detail}")
 
 
 def watch(
@@ -230,8 +294,11 @@ def watch(
     device: str = "auto",
     duration_s: float | None = None,
     max_reconnects: int | None = None,
-    rtsp_transport: str = "tcp",
-    timeout_s: float = 5.0,
+    rtsp_transport: str = RTSP_TRANSPORT,
+    timeout_s: float = TIMEOUT_S,
+    open_timeout_s: float = OPEN_TIMEOUT_S,
+    checkpoint_s: float = CHECKPOINT_S,
+    resume: bool = False,
     smoothing: int | None = None,
     skip_similar: float = SKIP_SIMILAR_DEFAULT,
     precision: str = "auto",
@@ -250,6 +317,9 @@ def watch(
         max_reconnects=max_reconnects,
         rtsp_transport=rtsp_transport,
         timeout_s=timeout_s,
+        open_timeout_s=open_timeout_s,
+        checkpoint_s=checkpoint_s,
+        resume=resume,
         smoothing=smoothing,
         skip_similar=skip_similar,
         precision=precision,
@@ -258,7 +328,10 @@ def watch(
 
 
 def run_cli_watch(config: WatchConfig) -> int:
-    """Run with signal handling: first Ctrl-C or SIGTERM stops cleanly, a second Ctrl-C forces."""
+    """Run with signal handling: first Ctrl-C or SIGTERM stops cleanly, a second Ctrl-C forces.
+
+    The exit status is 0 only when every source ran and every output asked for was written.
+    """
     run = Watch(config)
     presses = 0
 
@@ -271,14 +344,21 @@ def run_cli_watch(config: WatchConfig) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        run.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        try:
+            run.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            summarise(run, config.dashboard)
+    except ScreentimeError:
+        raise
+    return 0
+
+
+def summarise(run: Watch, dashboard: bool) -> None:
     for report in run.reports:
-        if not config.dashboard:
+        if not dashboard:
             from stream.sinks.dashboard import summary
 
             Console().print(summary(report))
         print(f"{report.samples} samples over {report.duration_s:.1f} s of {report.source} ({report.ended})")
-    return 0

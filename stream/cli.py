@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from stream import defaults
 from stream.errors import BadInputError, ScreentimeError
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.quiet import import_tensorflow_quietly
@@ -82,19 +83,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="+", help="video files, webcam indices (0) or rtsp:// / http(s):// URLs")
     p.add_argument("--model", required=True, type=Path)
     rate = p.add_mutually_exclusive_group()
-    rate.add_argument("--every", type=float, default=None, help="seconds between analysed frames (default 1)")
+    rate.add_argument(
+        "--every", type=float, default=None, help=f"seconds between analysed frames (default {defaults.EVERY_S:g})"
+    )
     rate.add_argument("--fps", type=float, default=None, help="analysed frames per second")
     p.add_argument("--report", type=Path, default=None, help="JSON report")
     p.add_argument("--csv", type=Path, default=None, help="timeline CSV")
     p.add_argument("--output", type=Path, default=None, help="overlaid video (.mp4)")
     p.add_argument("--no-dashboard", action="store_true")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (media time for files, wall clock live)",
+    )
     retry = p.add_mutually_exclusive_group()
     retry.add_argument("--max-reconnects", type=int, default=None, help="give up after N failed reconnects")
     retry.add_argument("--no-retry", action="store_true", help="fail at once if a stream is unreachable")
-    p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default="tcp")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds without a frame before reconnecting")
+    p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=defaults.RTSP_TRANSPORT)
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=defaults.TIMEOUT_S,
+        help=f"seconds without a frame before a stream counts as lost ({defaults.TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--open-timeout",
+        type=float,
+        default=defaults.OPEN_TIMEOUT_S,
+        help=f"seconds to wait for a stream's first picture: one keyframe interval ({defaults.OPEN_TIMEOUT_S:g})",
+    )
+    p.add_argument(
+        "--checkpoint",
+        type=float,
+        default=defaults.CHECKPOINT_S,
+        metavar="SECONDS",
+        help=f"rewrite the report every SECONDS during the run ({defaults.CHECKPOINT_S:g})",
+    )
+    p.add_argument("--resume", action="store_true", help="carry on the totals of the --report left by an earlier run")
     p.add_argument(
         "--precision",
         choices=["auto", "fp32", "int8"],

@@ -117,6 +117,7 @@ class Pipeline:
         # A resumed run carries an earlier run's accountant on; its times continue after `time_offset_s`.
         self.accountant = accountant or Accountant(self.card.classes)
         self.offset_s = time_offset_s
+        self.resumed = 0  # earlier runs whose totals this one carries on
         window = smoothing if smoothing is not None else int(self.card.smoothing.get("window", 1))
         self.smoother = Smoother(window)  # samples averaged per verdict: the flag, the model's default, or none
         self.skip_similar = skip_similar  # mean grey-level difference under which a result is reused
@@ -444,6 +445,7 @@ class Pipeline:
             start_s=acc.start_s or 0.0,
             end_s=end_s,
             open_segments=[Segment(label, start, end_s) for label, start in acc.open.items()],
+            resumed=self.resumed,
             screentime_version=__version__,
         )
 
