@@ -128,7 +128,11 @@ class Watch:
         report_sink = ReportSink(config.report, config.csv, sections=len(config.sources))
         self.pipelines: list[Pipeline] = []
         for index, (spec, output) in enumerate(zip(config.sources, config.output_paths(), strict=True)):
-            source = open_source(spec, timeout_s=config.timeout_s, rtsp_transport=config.rtsp_transport)
+            # A file sampled at an interval decodes only what it samples; the overlay needs every frame.
+            sparse = config.every_s if output is None and config.every_s > 0 else None
+            source = open_source(
+                spec, timeout_s=config.timeout_s, rtsp_transport=config.rtsp_transport, sparse_every_s=sparse
+            )
             sinks: list[Sink] = []
             if config.report or config.csv:
                 sinks.append(report_sink.section(index))

@@ -27,7 +27,6 @@ from stream.records import Frame, Prediction
 from stream.report import Report, TimelineEntry
 from stream.sampler import Sampler
 from stream.sinks import Sink
-from stream.skipping import skipping_source
 from stream.smoothing import Smoother
 from stream.stats import RunStats
 from stream.version import __version__
@@ -130,7 +129,6 @@ class Pipeline:
             self.report = self._empty_report(started_at)
             return
         self.stats.duration_s = info.duration_s
-        self.source = skipping_source(self.source, self.sampler.every_s, self.decode_all)
         buffer = FrameBuffer(BufferPolicy.NEWEST if info.live else BufferPolicy.WAIT)
         overlay_tap = None
         if info.live and self.decode_all:
