@@ -115,11 +115,11 @@ def row_watch(video: Path, model: Path, precision: str, skip_similar: float = SK
 
 def row_sparse(video: Path, model: Path, seek: bool) -> dict:
     """INT8 watch sampling every 10 s, with or without keyframe seeking."""
-    import stream.skipping
+    import stream.filesource
     from stream import watch
 
     if not seek:
-        stream.skipping.worth_seeking = lambda keyframes_s, every_s: False
+        stream.filesource.worth_seeking = lambda keyframes_s, every_s: False
     started = time.perf_counter()
     report = watch(str(video), model, every_s=SPARSE_EVERY_S, device="cpu", precision="int8").run()
     return {"wall_s": time.perf_counter() - started, "inferences": report.samples - report.inferences_saved}
@@ -135,9 +135,8 @@ def build_long_video(out: Path, seconds: float) -> float:
 def row_decode(video: Path, every_s: float = 1.0, opencv: bool = False) -> dict:
     """Decode-only: the frames `watch` decodes and converts (its source, dropping and seeking as it
     does), or with `opencv`, every frame grabbed by OpenCV and the sampled ones converted."""
+    from stream.filesource import FileSource
     from stream.sampler import Sampler
-    from stream.skipping import skipping_source
-    from stream.sources import FileSource
 
     started = time.perf_counter()
     sampler, n = Sampler(every_s), 0
@@ -148,9 +147,8 @@ def row_decode(video: Path, every_s: float = 1.0, opencv: bool = False) -> dict:
                 cap.retrieve()
                 n += 1
         return {"wall_s": time.perf_counter() - started, "inferences": 0, "frames": n}
-    source = FileSource(video)
+    source = FileSource(video, sparse_every_s=every_s if every_s > 0 else None)
     source.open()
-    source = skipping_source(source, every_s, decode_all=False)
     while (t := source.grab()) is not None:
         if sampler.due(t):
             source.retrieve()

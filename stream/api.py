@@ -23,7 +23,15 @@ from pathlib import Path
 from rich.console import Console
 
 from stream.atomic import check_writable
-from stream.defaults import BATCH_SIZE, CHECKPOINT_S, EVERY_S, OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
+from stream.defaults import (
+    BATCH_SIZE,
+    CHECKPOINT_S,
+    EVERY_S,
+    OPEN_TIMEOUT_S,
+    RTSP_TRANSPORT,
+    SEGMENT_MINUTES,
+    TIMEOUT_S,
+)
 from stream.engine import Engine, choose_model
 from stream.errors import BadInputError, OutputError, ScreentimeError, SourceError
 from stream.pipeline import Pipeline
@@ -62,6 +70,7 @@ class WatchConfig:
     open_timeout_s: float = OPEN_TIMEOUT_S
     checkpoint_s: float = CHECKPOINT_S
     resume: bool = False  # carry on the totals of the report already at `report`
+    segment_minutes: float = SEGMENT_MINUTES  # live overlay: a new OUT-0001.mp4 ... every N minutes (0: one file)
     smoothing: int | None = None  # samples averaged per verdict; None: the model's default
     skip_similar: float = SKIP_SIMILAR_DEFAULT  # reuse the last result when a frame differs by less (mean grey levels)
     precision: str = "auto"  # auto: the INT8 twin on CPU when there is one; fp32; int8
@@ -84,6 +93,7 @@ class WatchConfig:
             open_timeout_s=args.open_timeout,
             checkpoint_s=args.checkpoint,
             resume=args.resume,
+            segment_minutes=args.segment_minutes,
             smoothing=args.smooth,
             skip_similar=args.skip_similar,
             precision=args.precision,
@@ -112,6 +122,8 @@ class WatchConfig:
             raise BadInputError("--timeout must be > 0")
         if self.open_timeout_s <= 0:
             raise BadInputError("--open-timeout must be > 0")
+        if self.segment_minutes < 0:
+            raise BadInputError("--segment-minutes must be >= 0")
         if self.checkpoint_s <= 0:
             raise BadInputError("--checkpoint must be > 0")
         if self.resume and self.report is None:
@@ -153,15 +165,18 @@ class Watch:
             shared.append(TimelineSink(config.csv, sections, append=config.resume))
         self.pipelines: list[Pipeline] = []
         for index, (spec, output) in enumerate(zip(config.sources, config.output_paths(), strict=True)):
+            # A file sampled at an interval decodes only what it samples; the overlay needs every frame.
+            sparse = config.every_s if output is None and config.every_s > 0 else None
             source = open_source(
                 spec,
                 timeout_s=config.timeout_s,
                 rtsp_transport=config.rtsp_transport,
                 open_timeout_s=config.open_timeout_s,
+                sparse_every_s=sparse,
             )
             sinks: list[Sink] = [sink.section(index) if sections > 1 else sink for sink in shared]
             if output is not None:
-                sinks.append(OverlaySink(output, live=source.live))
+                sinks.append(OverlaySink(output, live=source.live, segment_minutes=config.segment_minutes))
             carried = resumed_accountant(previous[index], self.engine.card.classes) if previous else None
             self.pipelines.append(
                 Pipeline(

@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"rewrite the report every SECONDS during the run ({defaults.CHECKPOINT_S:g})",
     )
+    p.add_argument(
+        "--segment-minutes",
+        type=float,
+        default=defaults.SEGMENT_MINUTES,
+        metavar="N",
+        help="live overlay: start OUT-0001.mp4, OUT-0002.mp4 ... every N minutes (default 0: one file)",
+    )
     p.add_argument("--resume", action="store_true", help="carry on the totals of the --report left by an earlier run")
     p.add_argument(
         "--precision",

@@ -1,5 +1,7 @@
 """Video sources: one class per kind (file, webcam, network), one factory `open_source`.
 
+Files are decoded by PyAV (`stream.filesource`); webcams and network streams by OpenCV here.
+
 A source only grabs and decodes; it never invents frames (no filler, no repeats). Files give
 media timestamps (position after grab), live sources the monotonic clock, so time is right for
 variable-frame-rate files and streams whatever FPS they report.
@@ -14,14 +16,14 @@ import threading
 import time
 from collections.abc import Iterator
 from enum import StrEnum
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from stream.defaults import OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
-from stream.errors import BadInputError, SourceConnectionError, SourceError
+from stream.errors import SourceConnectionError, SourceError
+from stream.filesource import FileSource
 from stream.records import VideoInfo
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
@@ -58,61 +60,6 @@ def mask_url(spec: str) -> str:
 def mask_text(text: str) -> str:
     """Mask every URL credential inside a message (FFmpeg and OpenCV echo URLs back)."""
     return re.sub(r"(\w+://[^:/@\s]+):[^@\s/]+@", r"\1:***@", text)
-
-
-class FileSource:
-    """A video file, read as fast as the consumer takes frames; timestamps from the container."""
-
-    live = False
-    reconnectable = False
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.name = str(path)
-        self._cap: cv2.VideoCapture | None = None
-        self._last_t = -1.0
-
-    def open(self) -> VideoInfo:
-        if not self.path.exists():
-            raise BadInputError(f"{self.name}: no such file")
-        if self.path.is_dir():
-            raise BadInputError(f"{self.name}: is a directory, not a video")
-        if self.path.stat().st_size == 0:
-            raise BadInputError(f"{self.name}: is empty (0 bytes), not a video")
-        with _ffmpeg_options(None):  # a stream's options must not apply to a file
-            cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
-        if not cap.isOpened():
-            raise BadInputError(f"{self.name}: {_why_unreadable(self.path)}")
-        self._cap = cap
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        return VideoInfo(
-            width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-            height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-            fps=_sane_fps(cap.get(cv2.CAP_PROP_FPS)),
-            frame_count=count if count > 0 else None,
-            live=False,
-        )
-
-    def grab(self) -> float | None:
-        """Advance one frame without converting it; its timestamp, or None at the end."""
-        assert self._cap is not None, "open() first"
-        if not self._cap.grab():
-            return None
-        t_s = self._cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        # Some containers repeat or step back a timestamp; time never runs backwards here.
-        t_s = max(t_s, self._last_t)
-        self._last_t = t_s
-        return t_s
-
-    def retrieve(self) -> np.ndarray | None:
-        assert self._cap is not None, "open() first"
-        ok, image = self._cap.retrieve()
-        return image if ok else None
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
 
 
 class _LiveSource:
@@ -264,14 +211,16 @@ def open_source(
     timeout_s: float = TIMEOUT_S,
     rtsp_transport: str = RTSP_TRANSPORT,
     open_timeout_s: float = OPEN_TIMEOUT_S,
+    sparse_every_s: float | None = None,
 ) -> Source:
-    """Build (not yet open) the source a user's SOURCE argument names."""
+    """Build (not yet open) the source a user's SOURCE argument names; `sparse_every_s`: a file
+    will be sampled this often with nothing needing every frame (see `FileSource`)."""
     kind = classify(spec)
     if kind is SourceKind.WEBCAM:
         return WebcamSource(int(spec))
     if kind is SourceKind.NETWORK:
         return NetworkSource(spec, timeout_s=timeout_s, rtsp_transport=rtsp_transport, open_timeout_s=open_timeout_s)
-    return FileSource(spec)
+    return FileSource(spec, sparse_every_s)
 
 
 _OPTIONS_LOCK = threading.Lock()
@@ -298,19 +247,6 @@ def _ffmpeg_options(options: str | None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = previous
-
-
-def _why_unreadable(path: Path) -> str:
-    """Tell an empty container from a file that is not a video at all (PyAV probes it)."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                return "contains no video frames (empty or audio-only file)"
-            return "has a video stream OpenCV cannot decode"
-    except (av.FFmpegError, OSError, IndexError, ValueError):
-        return "not a video OpenCV can read"
 
 
 def _sane_fps(fps: float) -> float | None:

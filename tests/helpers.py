@@ -24,14 +24,23 @@ COLORS = {0: (128, 128, 128), 1: (0, 0, 220), 2: (220, 0, 0)}
 CLASSES = ("neither", "jerry", "tom")
 
 
-def make_color_model(path: Path, classes: Sequence[str] = CLASSES, size: tuple[int, int] = (32, 32)) -> Path:
-    """Write an ONNX model whose class is the frame's dominant colour (see COLORS)."""
+def make_color_model(
+    path: Path,
+    classes: Sequence[str] = CLASSES,
+    size: tuple[int, int] = (32, 32),
+    crop: tuple[int, int, int, int] | None = None,
+) -> Path:
+    """Write an ONNX model whose class is the frame's dominant colour (see COLORS); with `crop`
+    (x0, y0, x1, y1 in input pixels), the dominant colour of that part only, so a model that
+    sees a picture turned sideways answers differently."""
     centers = np.array([COLORS[i] for i in range(len(classes))], np.float32)  # (k, 3) BGR
     # Nearest centre by a linear score: -|x - c|^2 = 2 x.c - |c|^2 + const; sharpened for confident output.
     weight = (2 * centers.T / 255.0 * 10).astype(np.float32)  # (3, k)
     bias = (-(centers**2).sum(1) / 255.0**2 * 10).astype(np.float32)
+    x0, y0, x1, y1 = crop or (0, 0, size[0], size[1])
     nodes = [
-        helper.make_node("Cast", ["frames"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Slice", ["frames", "starts", "ends", "axes"], ["part"]),
+        helper.make_node("Cast", ["part"], ["f"], to=TensorProto.FLOAT),
         helper.make_node("ReduceMean", ["f"], ["mean"], axes=[1, 2], keepdims=0),
         helper.make_node("Div", ["mean", "scale"], ["unit"]),
         helper.make_node("MatMul", ["unit", "W"], ["logits0"]),
@@ -39,6 +48,9 @@ def make_color_model(path: Path, classes: Sequence[str] = CLASSES, size: tuple[i
         helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
     ]
     inits = [
+        numpy_helper.from_array(np.array([y0, x0], np.int64), "starts"),
+        numpy_helper.from_array(np.array([y1, x1], np.int64), "ends"),
+        numpy_helper.from_array(np.array([1, 2], np.int64), "axes"),
         numpy_helper.from_array(np.array(1.0, np.float32), "scale"),
         numpy_helper.from_array(weight, "W"),
         numpy_helper.from_array(bias, "b"),

@@ -11,8 +11,8 @@ from rich.progress import Progress
 
 from stream.atomic import atomic_write_text
 from stream.errors import BadInputError, SourceError
+from stream.filesource import FileSource
 from stream.sampler import Sampler
-from stream.sources import FileSource
 
 FRAMES_CSV = "frames.csv"
 LABELS_CSV = "labels.csv"
@@ -29,7 +29,8 @@ def extract(video: str | Path, out_dir: str | Path, every_s: float = 1.0, progre
     """Write `frame{N}.jpg`, `frames.csv` (Image_ID,timestamp_s) and a `labels.csv` template."""
     out = Path(out_dir)
     sampler = Sampler(every_s)
-    source = FileSource(video)
+    # Only the sampled pictures are decoded (the rest skipped as `watch` skips them), upright.
+    source = FileSource(video, sparse_every_s=every_s if every_s > 0 else None)
     info = source.open()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -46,6 +47,7 @@ def extract(video: str | Path, out_dir: str | Path, every_s: float = 1.0, progre
                 if not sampler.due(t_s):
                     continue
                 image = source.retrieve()
+                source.skip_to(sampler.next_due_s)
                 if image is None:
                     continue
                 name = f"frame{len(rows)}.jpg"

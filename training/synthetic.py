@@ -106,13 +106,18 @@ def write_video(
     rate: float = 10,
     gop: int | None = None,
     options: dict[str, str] | None = None,
+    rotation: int = 0,
 ) -> None:
     """Encode frames at exact timestamps (variable frame rate allowed) with PyAV; `gop`: a keyframe
-    every `gop` frames (else the encoder's choice); `options`: the encoder's own (say x264-params)."""
+    every `gop` frames (else the encoder's choice); `options`: the encoder's own (say x264-params);
+    `rotation`: degrees counter-clockwise a player turns the pictures by (the container's display
+    matrix, as phones write it), so the frames given are the stored, unturned ones."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(rate).limit_denominator(1000), options=options or {})
         if gop is not None:
             stream.codec_context.gop_size = gop
+        if rotation:
+            stream.set_display_rotation(rotation)
         stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
         last_pts = -1

@@ -6,11 +6,13 @@ import json
 
 import av
 import cv2
+import numpy as np
 import pytest
 
 from stream import watch
 from stream.errors import BadInputError
-from tests.helpers import write_color_video
+from tests.helpers import COLORS, color_frame, make_color_model, write_color_video
+from training.synthetic import write_video
 
 SCENES = [(0, 0.0, 3.0), (1, 3.0, 7.0), (2, 7.0, 10.0)]  # neither, jerry, tom
 TRUTH = {"neither": 3.0, "jerry": 4.0, "tom": 3.0}
@@ -149,3 +151,32 @@ def test_near_duplicate_frames_reuse_the_last_result(cfr_clip, color_model):
     assert lean.inferences_saved == 20 - 3  # only the first sample of each of the 3 scenes is inferred
     assert lean.screen_time_s == pytest.approx(full.screen_time_s)
     assert [e.label for e in lean.timeline] == [e.label for e in full.timeline]
+
+
+def test_a_turned_phone_video_counts_the_same_with_and_without_the_overlay(tmp_path):
+    """Shown upright (48 wide, 96 tall), each picture's top half has the scene's colour and its
+    bottom left quarter is green; the file stores it turned a quarter clockwise, with a display
+    matrix that turns it back. The model reads only the top half of what it is given: sideways,
+    that is half scene colour, half green, which it calls "neither"."""
+
+    def shown(t: float) -> np.ndarray:
+        image = color_frame(next(lab for lab, a, b in SCENES if a <= t < b), (48, 96))
+        image[48:, :24] = (0, 200, 0)
+        return image
+
+    path = tmp_path / "phone.mp4"
+    write_video(path, [i / 10 for i in range(100)], lambda t: np.rot90(shown(t), -1), (96, 48), rotation=90)
+    model = make_color_model(tmp_path / "top.onnx", crop=(0, 0, 32, 16))  # the top half of a 32x32 input
+    sparse = watch(path, model, every_s=0.5).run()
+    overlay = tmp_path / "overlay.mp4"
+    every_frame = watch(path, model, every_s=0.5, output=overlay).run()
+    assert sparse.screen_time_s == pytest.approx(TRUTH)
+    assert every_frame.screen_time_s == pytest.approx(TRUTH)
+    assert [e.label for e in every_frame.timeline] == [e.label for e in sparse.timeline]
+    with av.open(str(overlay)) as container:
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    assert len(frames) == 100
+    tom = frames[80]  # 8 s: the blue scene; the label box covers the top, the bottom shows
+    assert tom.shape == (96, 48, 3)
+    assert np.allclose(tom[84, 10], (0, 200, 0), atol=25)  # bottom left: green
+    assert np.allclose(tom[84, 38], COLORS[2], atol=25)  # bottom right: the scene's blue

@@ -1,18 +1,22 @@
-"""Decode only what sparse sampling needs: dropped non-reference frames and keyframe seeking.
+"""Video files, decoded by PyAV: pictures turned upright, times from the frames, and, when
+sampled sparsely, only the pictures sampling looks at decoded.
+
+Every file goes through this one decoder, so a clip is analysed the same with or without an
+overlay video; OpenCV (kept for webcams and streams) turns pictures by its own rules, can seek
+only by a frame number it derives from the reported FPS (wrong on variable-frame-rate files),
+and cannot drop frames. Pictures are turned as the container's display matrix says
+(`stream.orientation`), the way players show them.
 
 Sampling a film once a second while it runs at 25 fps means decoding 25 frames to analyse one.
-Two things make that cheaper without changing which frames are analysed:
+With `sparse_every_s`, two things make that cheaper without changing which frames are analysed:
 - non-reference frames (most B-frames) before the next sample are dropped by the decoder
   unread: no later frame is decoded from them, so the frames kept are bit-identical;
 - where keyframes come more often than samples (`worth_seeking`), the source seeks to the last
   keyframe before the next sample and skips whole GOPs.
 Every frame's timestamp still reaches the reader, read from an index of the demuxed packets (one
 pass, no decoding), so sampling and time accounting see exactly what sequential decoding gives;
-only pictures nobody will look at go undecoded. OpenCV can only seek by frame number, which it
-derives from the reported FPS (wrong on variable-frame-rate files), and cannot drop frames, so
-this source decodes with PyAV (the FFmpeg OpenCV uses).
-
-It is used for files sampled at an interval with no overlay video (that needs every frame).
+only pictures nobody will look at go undecoded. An overlay video needs every picture, so it is
+made with `sparse_every_s=None`: every frame decoded in order, no index.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ import av
 import numpy as np
 
 from stream.errors import BadInputError
+from stream.orientation import UPRIGHT, orientation_of
 from stream.records import VideoInfo
-from stream.sources import FileSource
 
 log = logging.getLogger(__name__)
 
@@ -103,27 +107,28 @@ def worth_seeking(keyframes_s: list[float], every_s: float) -> bool:
     return len(keyframes_s) >= 3 and every_s > 0 and _spacing(keyframes_s) < every_s
 
 
-class SkippingFileSource:
-    """A video file decoded by PyAV, every frame's timestamp given, only the needed pictures decoded.
-
-    After each sample the reader calls `skip_to(next due time)`; until then nothing is dropped.
-    `retrieve` returns None for a frame that was not decoded (never one the sampler can take).
-    """
+class FileSource:
+    """A video file. With `sparse_every_s` the reader samples about that often and calls
+    `skip_to(next due time)` after each sample; pictures before it are then not decoded, and
+    `retrieve` returns None for them (never for a frame the sampler takes). Without it every
+    frame is decoded in order."""
 
     live = False
     reconnectable = False
 
-    def __init__(self, path: str | os.PathLike[str], index: FrameIndex, seek: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], sparse_every_s: float | None = None) -> None:
         self.path = Path(path)
         self.name = str(path)
-        self.index = index
-        self.seek = seek  # jump to keyframes; dropping non-reference frames is always on
+        self.sparse_every_s = sparse_every_s
+        self.index: FrameIndex | None = None  # built at open() when sampling sparsely
+        self.seek = False  # jump to keyframes (sparse only; dropping non-reference frames always is)
         self.seeks = 0
         self.decoded = 0  # pictures the decoder returned
+        self.orientation = UPRIGHT
         self._container = None
         self._stream = None
         self._frames: Iterator[av.VideoFrame] | None = None
-        self._pending: av.VideoFrame | None = None  # decoded, not yet reached in the index
+        self._pending: av.VideoFrame | None = None  # decoded, not yet handed out
         self._frame: av.VideoFrame | None = None
         self._next = 0  # position in index.pts
         self._last_t: float | None = None
@@ -131,24 +136,55 @@ class SkippingFileSource:
         self._resume_pts: int | None = None  # after a seek: frames before this are not decoded
 
     def open(self) -> VideoInfo:
+        """Open and read the first picture (its display matrix says which way up the file is);
+        BadInputError, one line, for anything that is not a playable video."""
+        _check_path(self.path, self.name)
         try:
             self._container = av.open(str(self.path))
-            self._stream = self._container.streams.video[0]
-        except (av.FFmpegError, IndexError) as exc:
-            raise BadInputError(f"{self.name}: cannot decode ({exc})") from None
+        except av.FFmpegError as exc:
+            raise BadInputError(f"{self.name}: not a video ({exc.strerror})") from None
+        except OSError as exc:
+            raise BadInputError(f"{self.name}: cannot read ({exc.strerror})") from None
+        if not self._container.streams.video:
+            self.close()
+            raise BadInputError(f"{self.name}: contains no video frames (empty or audio-only file)")
+        self._stream = self._container.streams.video[0]
         # Frame threads on half the cores: inference needs the rest (on two cores, decoding in one
         # thread costs less CPU in all, and drops more frames: threads decode ahead of `skip_to`).
         self._stream.thread_type = "AUTO"
         self._stream.thread_count = max(1, (os.cpu_count() or 2) // 2)
+        if self.sparse_every_s:
+            self._index(self.sparse_every_s)
         self._frames = self._decode()
+        first = self._next_picture()
+        if first is None:
+            self.close()
+            raise BadInputError(f"{self.name}: no video frame could be decoded")
+        self._pending = first
+        self.orientation = orientation_of(first, dict(self._stream.metadata))
+        width, height = self.orientation.size(first.width, first.height)
         rate = self._stream.average_rate
+        fps = float(rate) if rate else None
+        count = len(self.index.pts) if self.index is not None else self._stream.frames
         return VideoInfo(
-            width=self._stream.codec_context.width,
-            height=self._stream.codec_context.height,
-            fps=float(rate) if rate else None,
-            frame_count=len(self.index.pts) or None,
+            width=width,
+            height=height,
+            fps=fps if fps and 0.5 <= fps <= 1000 else None,  # only a hint, for the overlay's rate
+            frame_count=count or None,
             live=False,
         )
+
+    def _index(self, every_s: float) -> None:
+        """Index the packets for sparse decoding; where that cannot be trusted, decode in order."""
+        try:
+            self.index = index_frames(self.path)
+        except BadInputError as exc:
+            log.debug("%s; decoding every frame", exc)
+            return
+        self.seek = worth_seeking(self.index.keyframes_s, every_s)
+        if self.seek:
+            spacing = _spacing(self.index.keyframes_s)
+            log.info("%s: seeking keyframes (one every %.1f s, sampling every %g s)", self.name, spacing, every_s)
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Decoded pictures in presentation order; packets that start before the next sample may be
@@ -163,31 +199,41 @@ class SkippingFileSource:
             codec.skip_frame = "NONREF" if droppable else "DEFAULT"
             try:
                 yield from packet.decode()
-            except av.FFmpegError as exc:  # a damaged packet: go on, as OpenCV does
+            except av.FFmpegError as exc:  # a damaged packet: go on, as players do
                 log.debug("%s: packet at pts %s not decoded (%s)", self.name, packet.pts, exc)
+
+    def _next_picture(self) -> av.VideoFrame | None:
+        """The next decoded picture (the one put back first), or None when there are no more."""
+        if self._pending is not None:
+            picture, self._pending = self._pending, None
+            return picture
+        try:
+            picture = next(self._frames, None)
+        except av.FFmpegError as exc:  # damaged past this point: no more pictures
+            log.warning("%s: decoding stopped (%s)", self.name, exc)
+            self._frames = iter(())
+            return None
+        if picture is not None:
+            self.decoded += 1
+        return picture
 
     def _picture(self, pts: int) -> av.VideoFrame | None:
         """The decoded picture of the frame at `pts`, or None if the decoder dropped or lost it."""
-        while True:
-            if self._pending is None:
-                try:
-                    self._pending = next(self._frames, None)
-                except av.FFmpegError as exc:  # damaged past this point: no more pictures
-                    log.warning("%s: decoding stopped (%s)", self.name, exc)
-                    self._frames = iter(())
-                if self._pending is None:
-                    return None
-                self.decoded += 1
-            found = self._pending.pts if self._pending.pts is not None else pts
+        while (picture := self._next_picture()) is not None:
+            found = picture.pts if picture.pts is not None else pts
             if found > pts:  # the decoder is past this frame: it was dropped
+                self._pending = picture
                 return None
-            picture, self._pending = self._pending, None
             if found == pts:
                 return picture
             # found < pts: a picture the index does not list (or from before a seek); pass it by
+        return None
 
     def grab(self) -> float | None:
-        """The next frame's timestamp (its picture decoded if needed), or None at the end."""
+        """The next frame's time in seconds from the stream's start (never decreasing), its picture
+        decoded if needed; None at the end."""
+        if self.index is None:
+            return self._grab_in_order()
         if self._next >= len(self.index.pts):
             return None
         pts = self.index.pts[self._next]
@@ -198,13 +244,29 @@ class SkippingFileSource:
         self._last_t = self.index.time(pts)
         return self._last_t
 
+    def _grab_in_order(self) -> float | None:
+        self._frame = self._next_picture()
+        if self._frame is None:
+            return None
+        pts = self._frame.pts if self._frame.pts is not None else self._frame.dts
+        last = self._last_t if self._last_t is not None else 0.0
+        t_s = last if pts is None else float((pts - (self._stream.start_time or 0)) * self._stream.time_base)
+        # A container may repeat or step back a timestamp; time never runs backwards here.
+        self._last_t = t_s if self._last_t is None else max(t_s, self._last_t)
+        return self._last_t
+
     def retrieve(self) -> np.ndarray | None:
-        return None if self._frame is None else self._frame.to_ndarray(format="bgr24")
+        """The grabbed frame's picture, BGR and upright, or None if it was not decoded."""
+        if self._frame is None:
+            return None
+        return self.orientation.apply(self._frame.to_ndarray(format="bgr24"))
 
     def skip_to(self, due_s: float) -> None:
         """The next sample is due at `due_s`: frames before it need no picture. Non-reference ones
         are dropped from here on; with `seek`, decoding jumps to the last keyframe before it if
-        that skips frames."""
+        that skips frames. Decoding in order, nothing is skipped."""
+        if self.index is None:
+            return
         self._due_s = due_s
         target = seek_target(self.index.keyframes_s, self._last_t, due_s) if self.seek else None
         if target is None:
@@ -220,23 +282,14 @@ class SkippingFileSource:
             self._container = None
 
 
-def skipping_source(source, every_s: float, decode_all: bool):
-    """`source` itself, or, for an opened file sampled at an interval (and no overlay needing
-    every frame), a SkippingFileSource over the same file (the OpenCV capture is closed)."""
-    if not isinstance(source, FileSource) or decode_all or every_s <= 0:
-        return source
-    try:
-        index = index_frames(source.path)
-        skipping = SkippingFileSource(source.path, index, seek=worth_seeking(index.keyframes_s, every_s))
-        skipping.open()
-    except BadInputError as exc:  # OpenCV read it; decoding every frame with it is still right
-        log.debug("%s", exc)
-        return source
-    source.close()
-    if skipping.seek:
-        spacing = _spacing(index.keyframes_s)
-        log.info("%s: seeking keyframes (one every %.1f s, sampling every %g s)", source.name, spacing, every_s)
-    return skipping
+def _check_path(path: Path, name: str) -> None:
+    """What the file system already tells: the messages a user can act on without FFmpeg's words."""
+    if not path.exists():
+        raise BadInputError(f"{name}: no such file")
+    if path.is_dir():
+        raise BadInputError(f"{name}: is a directory, not a video")
+    if path.stat().st_size == 0:
+        raise BadInputError(f"{name}: is empty (0 bytes), not a video")
 
 
 def _spacing(keyframes_s: list[float]) -> float:
