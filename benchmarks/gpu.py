@@ -274,21 +274,52 @@ def ort_runner(key: str, model_bytes: bytes, workdir: Path) -> Runner | Skipped:
 
 
 def without_global_max_pool(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The same graph with GlobalMaxPool written as ReduceMax over H and W, which onnx2torch 1.5
-    converts (it has no GlobalMaxPool converter); the two compute the same thing."""
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
-    rewritten = onnx.ModelProto()
-    rewritten.CopyFrom(model)
-    for i, node in enumerate(rewritten.graph.node):
+    """The same function with each GlobalMaxPool written as a ReduceMax over H and W.
+
+    onnx2torch 1.5 has no GlobalMaxPool converter, and its Squeeze (opset 13+) reads the axes
+    tensor on every call, a host sync that also breaks CUDA-graph capture; so a GlobalMaxPool
+    whose only reader is Squeeze(axes=[2, 3]) becomes one ReduceMax(axes=[2, 3], keepdims=0).
+    (Axes as an attribute: opset 17, what tf2onnx writes; onnx2torch converts ReduceMax up to 13-17.)
+    """
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    fused: dict[str, onnx.NodeProto] = {}  # Squeeze output -> the ReduceMax that replaces the pair
+    plain: dict[str, onnx.NodeProto] = {}  # GlobalMaxPool output -> ReduceMax keeping H and W
+    for node in model.graph.node:
         if node.op_type != "GlobalMaxPool":
             continue
-        if opset >= 18:  # axes became an input in opset 18
-            axes = f"{node.output[0]}__axes"
-            rewritten.graph.initializer.append(numpy_helper.from_array(np.array([2, 3], np.int64), axes))
-            new = helper.make_node("ReduceMax", [node.input[0], axes], list(node.output), keepdims=1)
+        found = readers.get(node.output[0], [])
+        reader = found[0] if len(found) == 1 else None
+        squeezes = (
+            reader is not None
+            and reader.op_type == "Squeeze"
+            and len(reader.input) == 2
+            and reader.input[1] in consts
+            and sorted(consts[reader.input[1]].tolist()) == [2, 3]
+        )
+        if squeezes:
+            fused[reader.output[0]] = helper.make_node(
+                "ReduceMax", [node.input[0]], list(reader.output), axes=[2, 3], keepdims=0
+            )
+        plain[node.output[0]] = helper.make_node(
+            "ReduceMax", [node.input[0]], list(node.output), axes=[2, 3], keepdims=1
+        )
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type == "GlobalMaxPool":
+            if not any(n.input[0] == node.input[0] for n in fused.values()):
+                nodes.append(plain[node.output[0]])
+        elif node.op_type == "Squeeze" and node.output[0] in fused:
+            nodes.append(fused[node.output[0]])
         else:
-            new = helper.make_node("ReduceMax", [node.input[0]], list(node.output), axes=[2, 3], keepdims=1)
-        rewritten.graph.node[i].CopyFrom(new)
+            nodes.append(node)
+    rewritten = onnx.ModelProto()
+    rewritten.CopyFrom(model)
+    del rewritten.graph.node[:]
+    rewritten.graph.node.extend(nodes)
     return rewritten
 
 

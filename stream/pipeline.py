@@ -436,7 +436,7 @@ class Pipeline:
             every_s=self.sampler.every_s,
             device=self.engine.device_name,
             multi_label=self.card.multi_label,
-            outages=list(acc.outages),
+            outages=[{"start_s": a, "end_s": b} for a, b in acc.outages],
             reconnects=self.connection.reconnects,
             inferences_saved=self.inferences_saved,
             ended=ended,

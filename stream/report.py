@@ -43,7 +43,7 @@ class Report:
     every_s: float = 1.0
     device: str = ""
     multi_label: bool = False
-    outages: list[tuple[float, float]] = field(default_factory=list)  # (start_s, end_s) a live source was down
+    outages: list[dict[str, float]] = field(default_factory=list)  # [{start_s, end_s}] a live source was down
     reconnects: int = 0
     inferences_saved: int = 0  # samples that reused the previous result (near-duplicate frames)
     ended: str = "end of stream"  # or "running", "interrupted", "duration reached", "source failed: ..."
@@ -80,7 +80,7 @@ class Report:
             "share": {k: round(v, 4) for k, v in self.share.items()},
             "segments": [_segment(s) for s in self.segments],
             "open_segments": [{"class": s.label, "start_s": ms(s.start_s)} for s in self.open_segments],
-            "outages": [{"start_s": ms(a), "end_s": ms(b)} for a, b in self.outages],
+            "outages": [{"start_s": ms(o["start_s"]), "end_s": ms(o["end_s"])} for o in self.outages],
             "reconnects": self.reconnects,
             "dropped": self.dropped,
             "frames_read": self.frames_read,

@@ -80,8 +80,8 @@ def run_pipeline(
 
 def assert_accounting(predictions: list[Prediction], report: Report) -> None:
     """Every sample counted once and in order; totals add up to the duration (which excludes outages)."""
-    times = [entry.t_s for entry in report.timeline]
-    assert times == [p.t_s for p in predictions]
+    assert report.timeline is None  # a live run's timeline goes to disk (--csv), never into memory
+    times = [p.t_s for p in predictions]
     assert all(b > a for a, b in pairwise(times)), "a frame was analysed twice or out of order"
     assert report.samples == len(predictions)
     # Exact, outages or not: duration_s excludes them and every sample stands until the next or an outage.
@@ -98,7 +98,8 @@ def test_latency_does_not_build_up_with_slow_engine(rtsp_server: RtspServer, col
     source = network_source(rtsp_server.start(fps=FPS))
     predictions, report = run_pipeline(source, SlowEngine(color_model, delay_s), every_s=0, duration_s=duration_s)
 
-    assert report.duration_s == pytest.approx(duration_s, abs=1.0)
+    # --duration is wall clock from the start, connecting included; the analysed time is what is left.
+    assert duration_s - OPEN_S - 1.5 <= report.duration_s <= duration_s
     assert report.samples >= 15, f"only {report.samples} samples in {report.duration_s:.1f} s"
     latencies = [p.latency_s for p in predictions]
     assert max(latencies) < delay_s + 0.35, f"latencies {latencies}"
@@ -107,9 +108,9 @@ def test_latency_does_not_build_up_with_slow_engine(rtsp_server: RtspServer, col
     assert last <= first + 0.05, f"latency grows: first third {first:.3f} s, last third {last:.3f} s"
     # The reader kept pace with the stream (nothing piled up in the socket or in FFmpeg) ...
     assert report.frames_read >= 0.8 * FPS * report.duration_s, f"{report.frames_read} frames read"
-    # ... and every frame it read was either analysed or counted as dropped (one may be left in the buffer).
+    # ... and every frame it read was analysed or counted as dropped (the last few are read while stopping).
     assert report.dropped > 0
-    assert 0 <= report.frames_read - report.samples - report.dropped <= 1
+    assert 0 <= report.frames_read - report.samples - report.dropped <= 3
     assert (report.outages, report.reconnects) == ([], 0), "a healthy stream was taken for a dropped one"
     assert_accounting(predictions, report)
 
@@ -122,7 +123,7 @@ def test_sampling_follows_wall_clock_and_sees_the_picture(rtsp_server: RtspServe
 
     expected = report.duration_s / every_s
     assert expected - 2 <= report.samples <= expected + 2, f"{report.samples} samples in {report.duration_s:.2f} s"
-    gaps = [b.t_s - a.t_s for a, b in pairwise(report.timeline)]
+    gaps = [b.t_s - a.t_s for a, b in pairwise(predictions)]
     assert all(every_s - 0.2 <= gap <= every_s + 0.3 for gap in gaps), f"sample gaps {gaps}"
     assert {p.label for p in predictions} == {"jerry"}  # red through H.264 and RTSP is still red
     assert report.screen_time_s["jerry"] == pytest.approx(report.duration_s, abs=1e-6)
@@ -182,7 +183,7 @@ def test_unreachable_url_fails_fast_without_leaking_password(
 
 def test_camera_reboot_reconnects_and_cuts_the_outage(rtsp_server: RtspServer, color_model: Path) -> None:
     """The server dies and comes back on the same URL with a new picture: analysis resumes, the gap is cut."""
-    duration_s, down_s = 7.0, 1.5
+    duration_s, down_s = 9.0, 1.5
     url = rtsp_server.start(fps=FPS, pattern="red")
     source = network_source(url)
     marks: dict[str, float] = {}
@@ -206,7 +207,7 @@ def test_camera_reboot_reconnects_and_cuts_the_outage(rtsp_server: RtspServer, c
     before = {p.label for p in predictions if p.t_s < outage["start_s"]}
     after = {p.label for p in predictions if p.t_s >= outage["end_s"]}
     assert (before, after) == ({"jerry"}, {"tom"})
-    assert report.screen_time_s["jerry"] == pytest.approx(outage["start_s"] - report.timeline[0].t_s, abs=0.05)
+    assert report.screen_time_s["jerry"] == pytest.approx(outage["start_s"] - predictions[0].t_s, abs=0.05)
     assert_accounting(predictions, report)
     rtsp_server.terminate()  # and the server itself exits cleanly on SIGTERM
 
@@ -230,7 +231,7 @@ def test_dead_camera_does_not_block_the_run(rtsp_server: RtspServer, color_model
     assert {p.label for p in predictions} == {"jerry"} and report.samples >= 3
     assert len(report.outages) == 1 and report.reconnects == 0
     assert report.outages[0]["start_s"] == pytest.approx(marks["down"], abs=0.3)
-    assert report.screen_time_s["jerry"] == pytest.approx(marks["down"] - report.timeline[0].t_s, abs=0.3)
+    assert report.screen_time_s["jerry"] == pytest.approx(marks["down"] - predictions[0].t_s, abs=0.3)
     assert_accounting(predictions, report)
 
 
