@@ -94,6 +94,21 @@ def choose_model(model: Path, device: Device | str, precision: str = "auto") -> 
     return model
 
 
+def check_card_against_graph(card: ModelCard, session: ort.InferenceSession, source: str) -> None:
+    """Refuse at load a card that does not describe its graph (class count = output width,
+    background in range, an image input), rather than fail mid-run."""
+    outputs, inputs = session.get_outputs(), session.get_inputs()
+    width = outputs[0].shape[-1] if outputs and outputs[0].shape else None
+    if isinstance(width, int) and width != len(card.classes):
+        raise ModelError(
+            f"{source}: the model card lists {len(card.classes)} classes but the graph outputs {width} scores"
+        )
+    if card.background is not None and not 0 <= card.background < len(card.classes):
+        raise ModelError(f"{source}: the model card's background index {card.background} is not a class")
+    if not inputs or len(inputs[0].shape) != 4:
+        raise ModelError(f"{source}: the graph's input is not a batch of images (N, H, W, 3)")
+
+
 class Engine:
     """Classify frames with a screentime ONNX model."""
 
@@ -121,6 +136,7 @@ class Engine:
             raise ModelError(f"{self.path}: not a readable ONNX model ({first[:200]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.card = ModelCard.from_metadata(meta, source=str(self.path))
+        check_card_against_graph(self.card, self.session, str(self.path))
         self.providers = self.session.get_providers()
         self._check_device(device, chain)
         self.input_name = self.session.get_inputs()[0].name

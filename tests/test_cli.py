@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
+from stream.modelcard import METADATA_KEY, ModelCard
 from tests.helpers import write_color_video
 
 ENV = {**os.environ, "SCREENTIME_CACHE": "/nonexistent-cache-not-needed"}
@@ -73,6 +74,10 @@ def test_watch_prints_summary_and_writes_report(clip, color_model, tmp_path):
         (lambda d, clip, model: ["watch", clip, "--model", str(d / "junk.mp4")], "not a readable ONNX"),
         (lambda d, clip, model: ["watch", clip, "--model", str(d / "foreign.onnx")], "not a screentime model"),
         (
+            lambda d, clip, model: ["watch", clip, "--model", str(d / "four.onnx")],
+            "lists 4 classes but the graph outputs 3",
+        ),
+        (
             lambda d, clip, model: ["watch", clip, "--model", model, "--report", str(d / "no" / "r.json")],
             "cannot write",
         ),
@@ -88,6 +93,7 @@ def test_watch_prints_summary_and_writes_report(clip, color_model, tmp_path):
         "missing-model",
         "not-onnx",
         "foreign-onnx",
+        "card-mismatch",
         "unwritable-report",
         "bad-output",
         "no-webcam",
@@ -104,6 +110,9 @@ def test_bad_input_is_one_line(tmp_path, clip, color_model, make_args, fragment)
     foreign = onnx.load(str(color_model))
     del foreign.metadata_props[:]
     onnx.save(foreign, str(tmp_path / "foreign.onnx"))
+    four = ModelCard(classes=("neither", "jerry", "tom", "spike"), input_width=32, input_height=32)
+    foreign.metadata_props.add(key=METADATA_KEY, value=four.to_metadata()[METADATA_KEY])
+    onnx.save(foreign, str(tmp_path / "four.onnx"))  # a card that does not describe its graph
     assert_one_line_error(screentime(*make_args(tmp_path, str(clip), str(color_model))), fragment)
 
 
