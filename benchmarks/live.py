@@ -1,46 +1,65 @@
-"""Live-source benchmarks against a real RTSP server on loopback (GStreamer, see tests/live).
+"""Live-source benchmarks of `watch` against a real RTSP server on loopback (GStreamer, see tests/live).
 
-  faults   N server kills and restarts (every other one at a different frame size) in one run:
-           reconnects achieved, time from the server being back to frames flowing (median, max),
-           samples lost outside outages (goal 0).
-  latency  a 25 fps stream with an engine slower than the stream, for M minutes: capture-to-count
-           latency p50/p95 per minute (goal p95 <= 250 ms, no upward trend).
-  soak     M minutes of live stream with report and overlay video: resident memory at start
-           (after one minute) and end (goal growth < 50 MB).
+  first-sample  time from starting `watch` (default flags) to its first prediction, for keyframe
+                intervals of 1, 2, 5 and 10 s (25 fps: keyint 25, 50, 125, 250). Each trial joins
+                a running camera mid-GOP, as a real viewer does: a "holder" client keeps the
+                server's shared media running, and `watch` starts (0.3, 0.55, 0.8 ...) x interval
+                + 1 s after the holder's first picture. Goal: within one interval + 3 s.
+  soak          M minutes (default 120) of a 640x360 25 fps stream at 5 samples/s with report
+                (checkpoints every 10 s), timeline CSV and live overlay video, through `watch`
+                in-process: resident memory at 1 min, 10 min and the end (goal: growth from 10 min
+                to the end < 20 MB), checkpoints written, samples counted against expected (goal:
+                none lost), dropped frames, outages (goal 0), totals against duration. A progress
+                line every minute.
+  faults        N server kills (SIGKILL, default 20), each restarted after 0.5-2 s (every other one
+                at a different frame size), in one `watch` run with report: reconnects, outage
+                seconds, time from the server being back to frames flowing, and the seconds the
+                final report leaves unaccounted for: (end_s - start_s) - (sum of screen time + sum
+                of outages), goal 0.0; the same for every checkpoint read during the run.
+  latency       a 25 fps stream with an engine slower than the stream, for M minutes (default 10):
+                capture-to-count latency p50/p95 per minute (goal p95 <= 250 ms, no upward trend).
 
-Usage: python benchmarks/live.py faults|latency|soak [--minutes M] [--kills N] [--model X.onnx]
-Without --model a tiny colour-classifier ONNX model (tests/helpers.py) is used; `latency` wraps
-the engine so each inference takes at least --delay seconds (default 0.1 s: 10/s < 25 fps).
+Usage: python benchmarks/live.py first-sample|soak|faults|latency [options]; see --help.
+Without --model a tiny colour-classifier ONNX model (tests/helpers.py) is used.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
+import json
+import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "live")]
 
+import av  # noqa: E402
+import cv2  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from rtsp_control import RtspServer  # noqa: E402
 
+from stream.api import Watch, watch  # noqa: E402
 from stream.engine import Engine  # noqa: E402
 from stream.logs import quiet_native_logs  # noqa: E402
 from stream.pipeline import Pipeline  # noqa: E402
 from stream.reconnect import ReconnectPolicy  # noqa: E402
+from stream.records import Prediction  # noqa: E402
+from stream.report import Report  # noqa: E402
 from stream.sampler import Sampler  # noqa: E402
 from stream.sinks.overlay import OverlaySink  # noqa: E402
-from stream.sinks.report_sink import ReportSink  # noqa: E402
 from stream.sources import NetworkSource  # noqa: E402
 from tests.helpers import SlowEngine, make_color_model  # noqa: E402
+
+FPS = 25
 
 
 def rss_mb() -> float:
@@ -55,14 +74,418 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-class Run:
-    """A pipeline on a NetworkSource, consumed in a thread; predictions kept with their wall time."""
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
 
-    def __init__(self, url: str, engine: Engine, every_s: float, sinks=()) -> None:
+
+def header() -> str:
+    return (
+        f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}; "
+        f"command: python {' '.join(sys.argv)}"
+    )
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def unaccounted_s(report: dict) -> float:
+    """Seconds between the report's start and end given neither to a class nor to an outage."""
+    outages = sum(o["end_s"] - o["start_s"] for o in report["outages"])
+    return (report["end_s"] - report["start_s"]) - (sum(report["screen_time_s"].values()) + outages)
+
+
+def exact_unaccounted_s(report: Report) -> float:
+    """The same from the in-memory report, before times are rounded to the millisecond for writing."""
+    outages = sum(o["end_s"] - o["start_s"] for o in report.outages)
+    return (report.end_s - report.start_s) - (sum(report.screen_time_s.values()) + outages)
+
+
+def totals_minus_duration_s(report: dict) -> float:
+    return sum(report["screen_time_s"].values()) - report["duration_s"]
+
+
+class Consumer(threading.Thread):
+    """Iterates a `Watch` in a thread; predictions kept with the monotonic time they arrived."""
+
+    def __init__(self, run: Watch, on_prediction: Callable[[Prediction], None] | None = None) -> None:
+        super().__init__(name="consumer", daemon=True)
+        self.run_ = run
+        self.on_prediction = on_prediction
+        self.arrivals: list[tuple[float, float]] = []  # (monotonic, prediction t_s)
+        self.first = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            for p in self.run_:
+                self.arrivals.append((time.monotonic(), p.t_s))
+                self.first.set()
+                if self.on_prediction is not None:
+                    self.on_prediction(p)
+        except BaseException as exc:  # reported by the caller
+            self.error = exc
+
+    def finish(self, timeout_s: float = 60.0) -> None:
+        self.run_.stop()
+        self.join(timeout=timeout_s)
+        if self.is_alive():
+            raise RuntimeError(f"watch did not stop within {timeout_s:.0f} s")
+        if self.error is not None:
+            raise self.error
+
+
+class ReportPoller:
+    """Counts rewrites of the report file (each atomic replace is a new inode/mtime) and checks
+    the accounting of every version it reads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.key: tuple[int, int] | None = None
+        self.writes: list[float] = []  # monotonic time each rewrite was seen
+        self.worst_unaccounted_s = 0.0
+        self.worst_totals_s = 0.0
+        self.last: dict | None = None
+
+    def poll(self) -> None:
+        try:
+            st = self.path.stat()
+            key = (st.st_ino, st.st_mtime_ns)
+            if key == self.key:
+                return
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return  # not written yet, or replaced between stat and read: next poll
+        self.key = key
+        self.writes.append(time.monotonic())
+        self.last = data
+        self.worst_unaccounted_s = max(self.worst_unaccounted_s, abs(unaccounted_s(data)))
+        self.worst_totals_s = max(self.worst_totals_s, abs(totals_minus_duration_s(data)))
+
+    @property
+    def longest_gap_s(self) -> float:
+        return max((b - a for a, b in zip(self.writes, self.writes[1:], strict=False)), default=float("nan"))
+
+
+def vertical(title: str, rows: list[tuple[str, str, str]], caption: str | None = None) -> Table:
+    table = Table(title=title, caption=caption)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("goal", justify="right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+# -- first-sample ------------------------------------------------------------------------------
+
+
+class Holder(threading.Thread):
+    """A viewer already watching the camera (OpenCV, grabbing every frame), so the server's shared
+    media runs and a new client joins mid-GOP."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="holder", daemon=True)
+        self.url = url
+        self.first_at: float | None = None
+        self.got_first = threading.Event()
+        self.halt = threading.Event()
+        self.frames = 0
+
+    def run(self) -> None:
+        key = "OPENCV_FFMPEG_CAPTURE_OPTIONS"  # set only while nothing else opens a capture
+        os.environ[key] = "rtsp_transport;tcp"
+        try:
+            cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG)
+        finally:
+            os.environ.pop(key, None)
+        try:
+            while not self.halt.is_set() and cap.grab():
+                if self.first_at is None:
+                    self.first_at = time.monotonic()
+                    self.got_first.set()
+                self.frames += 1
+        finally:
+            cap.release()
+
+
+def first_sample(args, console: Console, tmp: Path) -> Table:
+    table = Table(
+        title=f"first-sample: `watch` (default flags) joining a running {args.width}x{args.height} {FPS} fps "
+        f"RTSP camera mid-GOP, {args.trials} trial(s) per interval",
+        caption="next keyframe: when the next keyframe was due after `watch` started (from the holder's first "
+        "picture); first picture: `watch` start to the picture its source opened on; first sample: to the "
+        "first prediction",
+    )
+    for col in (
+        "keyframe every",
+        "keyint",
+        "next keyframe s",
+        "first picture s",
+        "first sample s",
+        "median s",
+        "max s",
+        "goal <= s",
+        "met",
+    ):
+        table.add_column(col, justify="right")
+    for interval in args.intervals:
+        keyint = round(interval * FPS)
+        dues, pictures, firsts = [], [], []
+        for trial in range(args.trials):
+            server = RtspServer(tmp)
+            url = server.start(width=args.width, height=args.height, fps=FPS, keyint=keyint)
+            holder = Holder(url)
+            holder.start()
+            try:
+                if not holder.got_first.wait(30):
+                    raise RuntimeError("the holder client got no picture within 30 s")
+                assert holder.first_at is not None
+                phase = (0.3 + 0.25 * trial) * interval + 1.0
+                time.sleep(max(0.0, holder.first_at + phase - time.monotonic()))
+                due = (interval - (time.monotonic() - holder.first_at) % interval) % interval
+                started = time.monotonic()
+                run = watch(url, args.model)
+                consumer = Consumer(run)
+                consumer.start()
+                consumer.first.wait(interval + 40)
+                source = run.pipelines[0].source
+                if consumer.arrivals:
+                    arrived = consumer.arrivals[0][0]
+                    t0 = time.monotonic() - source.clock()  # the monotonic time of the source's first picture
+                    firsts.append(arrived - started)
+                    pictures.append(t0 - started)
+                else:
+                    firsts.append(float("inf"))
+                    pictures.append(float("inf"))
+                dues.append(due)
+                consumer.finish()
+            finally:
+                holder.halt.set()
+                holder.join(timeout=10)
+                server.stop()
+            say(
+                f"  keyframe every {interval:g} s, trial {trial + 1}: next keyframe due {due:.2f} s, "
+                f"first picture {pictures[-1]:.2f} s, first sample {firsts[-1]:.2f} s"
+            )
+        goal = interval + 3.0
+        table.add_row(
+            f"{interval:g} s",
+            str(keyint),
+            " / ".join(f"{d:.1f}" for d in dues),
+            " / ".join(f"{p:.2f}" for p in pictures),
+            " / ".join(f"{f:.2f}" for f in firsts),
+            f"{statistics.median(firsts):.2f}",
+            f"{max(firsts):.2f}",
+            f"{goal:g}",
+            "yes" if max(firsts) <= goal else "NO",
+        )
+    return table
+
+
+# -- soak --------------------------------------------------------------------------------------
+
+
+def count_video_frames(path: Path) -> int:
+    """Frames in a (fragmented) MP4, by demuxing its packets without decoding them."""
+    with av.open(str(path)) as container:
+        return sum(1 for packet in container.demux(video=0) if packet.size)
+
+
+def soak(args, console: Console, tmp: Path) -> Table:
+    out = args.out or tmp
+    out.mkdir(parents=True, exist_ok=True)
+    every = 0.2
+    server = RtspServer(tmp)
+    url = server.start(width=args.width, height=args.height, fps=FPS)
+    report_path, csv_path, video_path = out / "soak.json", out / "soak.csv", out / "soak.mp4"
+    duration = args.minutes * 60
+    say(f"soak: {args.minutes:g} min; outputs in {out}")
+    started = time.monotonic()
+    run = watch(
+        url, args.model, every_s=every, report=report_path, csv=csv_path, output=video_path, duration_s=duration
+    )
+    consumer = Consumer(run)
+    poller = ReportPoller(report_path)
+    stats = run.pipelines[0].stats
+    rss: dict[str, float] = {}
+    next_minute = 1
+    try:
+        consumer.start()
+        while consumer.is_alive():
+            consumer.join(timeout=1.0)
+            poller.poll()
+            elapsed = time.monotonic() - started
+            if consumer.is_alive():
+                rss["end"] = rss_mb()
+            if elapsed >= next_minute * 60 and consumer.is_alive():
+                if next_minute == 1:
+                    rss["1 min"] = rss["end"]
+                if next_minute == 10:
+                    rss["10 min"] = rss["end"]
+                say(
+                    f"[{elapsed / 60:6.1f} min] samples {len(consumer.arrivals)}, RSS {rss['end']:.1f} MB, "
+                    f"report rewrites {len(poller.writes)}, dropped {stats.dropped}, outages {stats.outages}, "
+                    f"state {stats.state}"
+                )
+                next_minute += 1
+        consumer.finish()
+        poller.poll()
+    finally:
+        run.stop()
+        server.stop()
+    wall = time.monotonic() - started
+    report = json.loads(report_path.read_text())
+    with csv_path.open() as fh:
+        csv_rows = sum(1 for _ in fh) - 1
+    overlay = next(s for s in run.pipelines[0].sinks if isinstance(s, OverlaySink))
+    video_frames = count_video_frames(video_path)
+    counted = len(consumer.arrivals)
+    expected = report["duration_s"] / every
+    lost = expected - counted
+    growth = rss["end"] - rss["10 min"] if "10 min" in rss else float("nan")
+    frames_read = report["frames_read"]
+    rows = [
+        ("wall time of the run s", f"{wall:.1f}", f"{duration:g} (--duration)"),
+        ("analysed duration_s (report)", f"{report['duration_s']:.3f}", ""),
+        ("samples counted (yielded / report / CSV rows)", f"{counted} / {report['samples']} / {csv_rows}", "equal"),
+        ("samples expected (duration_s / 0.2)", f"{expected:.1f}", ""),
+        ("samples lost (expected - counted)", f"{lost:.1f}", "0 (+-2 at the edges)"),
+        ("frames dropped (buffer, newest-frame policy)", str(report["dropped"]), "0"),
+        ("overlay: frames written / read (dropped)", f"{video_frames} / {frames_read} ({overlay.dropped})", "equal"),
+        ("outages / reconnects", f"{len(report['outages'])} / {report['reconnects']}", "0 / 0"),
+        ("report rewrites seen (polled every 1 s)", str(len(poller.writes)), f"~{duration / 10:.0f} (every 10 s)"),
+        ("longest gap between rewrites s", f"{poller.longest_gap_s:.1f}", "~10"),
+        ("worst |not accounted| over checkpoints s", f"{poller.worst_unaccounted_s:.3f}", "0.000"),
+        ("final: (end_s - start_s) - (totals + outages) s", f"{unaccounted_s(report):+.3f}", "0.000"),
+        ("the same, in-memory report (unrounded) s", f"{exact_unaccounted_s(run.report):+.6f}", "0.000"),
+        ("final: sum(totals) - duration_s s", f"{totals_minus_duration_s(report):+.3f}", "0.000"),
+        ("RSS at 1 min MB", f"{rss.get('1 min', float('nan')):.1f}", ""),
+        ("RSS at 10 min MB", f"{rss.get('10 min', float('nan')):.1f}", ""),
+        ("RSS at end MB", f"{rss['end']:.1f}", ""),
+        ("RSS growth 10 min -> end MB", f"{growth:+.1f}", "< 20"),
+    ]
+    return vertical(
+        f"soak: {args.minutes:g} min of {args.width}x{args.height} {FPS} fps RTSP, every 0.2 s, report + CSV + "
+        "live overlay video, watch() in-process",
+        rows,
+    )
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+def faults(args, console: Console, tmp: Path) -> Table:
+    rng = random.Random(args.seed)
+    sizes = [(320, 240), (352, 288)]
+    server = RtspServer(tmp)
+    url = server.start(width=sizes[0][0], height=sizes[0][1], fps=FPS)
+    report_path = tmp / "faults.json"
+    run = watch(url, args.model, every_s=args.every, report=report_path)
+    consumer = Consumer(run)
+    poller = ReportPoller(report_path)
+    kills: list[dict] = []
+    chaos_error: list[BaseException] = []
+
+    def chaos() -> None:
+        try:
+            if not consumer.first.wait(60):
+                raise RuntimeError("no first sample within 60 s")
+            time.sleep(args.up)
+            for k in range(args.kills):
+                killed = time.monotonic()
+                server.stop()
+                down = rng.uniform(0.5, 2.0)
+                time.sleep(down)
+                size = sizes[(k + 1) % 2]
+                server.start(width=size[0], height=size[1], fps=FPS)
+                kills.append({"killed": killed, "back": time.monotonic(), "size": size})
+                time.sleep(args.up)
+        except BaseException as exc:
+            chaos_error.append(exc)
+        finally:
+            run.stop()
+
+    offset = 0.0
+    started = time.monotonic()
+    consumer.start()
+    chaos_thread = threading.Thread(target=chaos, name="chaos", daemon=True)
+    chaos_thread.start()
+    try:
+        while chaos_thread.is_alive() or consumer.is_alive():
+            chaos_thread.join(timeout=0.5)
+            poller.poll()
+            if consumer.first.is_set() and consumer.is_alive():
+                offset = time.monotonic() - run.pipelines[0].source.clock()  # source time 0, monotonic
+        consumer.finish()
+        poller.poll()
+    finally:
+        run.stop()
+        server.stop()
+    if chaos_error:
+        raise chaos_error[0]
+    report = json.loads(report_path.read_text())
+    outages = [(o["start_s"] + offset, o["end_s"] + offset) for o in report["outages"]]
+    to_frames, matched = [], set()
+    for kill in kills:  # the outage this kill caused: down when the server came back
+        for i, (a, b) in enumerate(outages):
+            if a <= kill["back"] and b >= kill["back"] - 0.05 and i not in matched:
+                matched.add(i)
+                to_frames.append(b - kill["back"])
+                break
+    outage_s = sum(b - a for a, b in outages)
+    down_s = sum(k["back"] - k["killed"] for k in kills)
+    rows = [
+        ("server kills", str(len(kills)), ""),
+        ("reconnects achieved", str(report["reconnects"]), str(len(kills))),
+        ("outages in the report (matched to a kill)", f"{len(outages)} ({len(matched)})", str(len(kills))),
+        ("server down s (kill -> READY), total", f"{down_s:.1f}", ""),
+        ("outage s, total", f"{outage_s:.1f}", ""),
+        (
+            "server back -> frames flowing s, median / max",
+            f"{statistics.median(to_frames):.2f} / {max(to_frames):.2f}" if to_frames else "-",
+            "",
+        ),
+        ("samples", str(report["samples"]), ""),
+        ("analysed duration_s", f"{report['duration_s']:.3f}", ""),
+        ("report rewrites read during the run", str(len(poller.writes)), ""),
+        ("worst |not accounted| over those checkpoints s", f"{poller.worst_unaccounted_s:.3f}", "0.000"),
+        ("final: seconds not accounted for", f"{unaccounted_s(report):+.3f}", "0.000"),
+        ("the same, in-memory report (unrounded) s", f"{exact_unaccounted_s(run.report):+.6f}", "0.000"),
+        ("final: sum(totals) - duration_s s", f"{totals_minus_duration_s(report):+.3f}", "0.000"),
+        ("wall time s", f"{time.monotonic() - started:.0f}", ""),
+    ]
+    caption = (
+        "not accounted for = (end_s - start_s) - (sum of screen_time_s + sum of outage lengths), "
+        "from the report (times rounded to 1 ms)"
+    )
+    if args.per_kill:
+        for n, kill in enumerate(kills, 1):
+            t = to_frames[n - 1] if n <= len(to_frames) else float("nan")
+            down = kill["back"] - kill["killed"]
+            say(f"  kill {n}: down {down:.2f} s, back -> frames {t:.2f} s, size {kill['size']}")
+    return vertical(
+        f"faults: {len(kills)} server kills (SIGKILL, back after 0.5-2 s, every other one at 352x288), "
+        f"{args.up:g} s up between, watch --every {args.every:g} with report",
+        rows,
+        caption,
+    )
+
+
+# -- latency -----------------------------------------------------------------------------------
+
+
+class Run:
+    """A pipeline on a NetworkSource with an injected engine, consumed in a thread."""
+
+    def __init__(self, url: str, engine: Engine, every_s: float) -> None:
         self.source = NetworkSource(url, timeout_s=2.0)
         self.stop = threading.Event()
         policy = ReconnectPolicy(initial_s=0.25, max_s=2.0)
-        self.pipeline = Pipeline(self.source, engine, Sampler(every_s), list(sinks), stop=self.stop, reconnect=policy)
+        self.pipeline = Pipeline(self.source, engine, Sampler(every_s), [], stop=self.stop, reconnect=policy)
         self.predictions: list = []
         self.thread = threading.Thread(target=self._consume, daemon=True)
 
@@ -79,67 +502,9 @@ class Run:
         self.thread.join(timeout=30)
 
 
-def faults(args, console: Console, tmp: Path) -> Table:
-    server = RtspServer(tmp)
-    url = server.start()
-    engine = Engine(args.model, "cpu")
-    every = 0.2
-    back_at: list[float] = []
-    with Run(url, engine, every) as run:
-        time.sleep(5)
-        for k in range(args.kills):
-            server.stop()
-            time.sleep(args.down)
-            size = (320, 240) if k % 2 else (352, 288)
-            server.start(width=size[0], height=size[1])
-            back_at.append(time.monotonic())
-            time.sleep(args.up)
-        time.sleep(2)
-    report = run.pipeline.report
-    reader_t0 = run.source._t0 or 0.0
-    ends = [reader_t0 + o["end_s"] for o in report.outages]
-    to_reconnect = []
-    for t_back in back_at:  # first outage end after the server came back
-        later = [e - t_back for e in ends if e >= t_back - 0.05]
-        if later:
-            to_reconnect.append(max(0.0, min(later)))
-    times = [e.t_s for e in report.timeline]
-    spans = [(o["start_s"], o["end_s"]) for o in report.outages]
-    lost = 0
-    for a, b in itertools.pairwise(times):
-        if any(a <= s <= b for s, _ in spans):
-            continue  # an outage lies between: not a loss
-        lost += max(0, round((b - a) / every) - 1)
-    table = Table(
-        title=f"faults: {args.kills} server kills/restarts ({args.up:g} s up, {args.down:g} s down)",
-        caption="lost: samples missing between consecutive samples with no outage between them (goal 0)",
-    )
-    for col in (
-        "kills",
-        "reconnects",
-        "reconnect s (median)",
-        "reconnect s (max)",
-        "samples",
-        "lost outside outages",
-        "outage s",
-    ):
-        table.add_column(col, justify="right")
-    table.add_row(
-        str(args.kills),
-        str(report.reconnects),
-        f"{statistics.median(to_reconnect):.2f}" if to_reconnect else "-",
-        f"{max(to_reconnect):.2f}" if to_reconnect else "-",
-        str(report.samples),
-        str(lost),
-        f"{sum(b - a for a, b in spans):.1f}",
-    )
-    server.stop()
-    return table
-
-
 def latency(args, console: Console, tmp: Path) -> Table:
     server = RtspServer(tmp)
-    url = server.start(fps=25)
+    url = server.start(fps=FPS)
     engine = SlowEngine(args.model, args.delay)
     with Run(url, engine, 0.0) as run:
         time.sleep(args.minutes * 60)
@@ -148,9 +513,8 @@ def latency(args, console: Console, tmp: Path) -> Table:
     table = Table(title=f"latency: 25 fps RTSP, engine >= {args.delay * 1000:.0f} ms per frame, {args.minutes:g} min")
     for col in ("minute", "samples", "p50 ms", "p95 ms", "max ms"):
         table.add_column(col, justify="right")
-    minutes = int(args.minutes)
     all_lat = []
-    for m in range(minutes):
+    for m in range(int(args.minutes)):
         lat = [p.latency_s * 1000 for t, p in run.predictions if m * 60 <= t - start < (m + 1) * 60]
         all_lat += lat
         table.add_row(
@@ -167,58 +531,38 @@ def latency(args, console: Console, tmp: Path) -> Table:
     return table
 
 
-def soak(args, console: Console, tmp: Path) -> Table:
-    server = RtspServer(tmp)
-    url = server.start(fps=25)
-    engine = Engine(args.model, "cpu")
-    sinks = [ReportSink(tmp / "soak.json", tmp / "soak.csv"), OverlaySink(tmp / "soak.mp4", live=True)]
-    readings: list[tuple[float, float]] = []
-    with Run(url, engine, 0.2, sinks) as run:
-        t0 = time.monotonic()
-        while (elapsed := time.monotonic() - t0) < args.minutes * 60:
-            readings.append((elapsed, rss_mb()))
-            time.sleep(min(30, args.minutes * 60 - elapsed))
-    server.stop()
-    report = run.pipeline.report
-    after_warmup = [r for t, r in readings if t >= 60] or [readings[0][1]]
-    table = Table(title=f"soak: {args.minutes:g} min of 25 fps RTSP, every 0.2 s, report + overlay video")
-    for col in ("samples", "RSS at 1 min MB", "RSS at end MB", "growth MB", "max MB", "dropped"):
-        table.add_column(col, justify="right")
-    table.add_row(
-        str(report.samples),
-        f"{after_warmup[0]:.1f}",
-        f"{readings[-1][1]:.1f}",
-        f"{readings[-1][1] - after_warmup[0]:+.1f}",
-        f"{max(r for _, r in readings):.1f}",
-        str(report.dropped),
-    )
-    return table
+MODES = {"first-sample": first_sample, "soak": soak, "faults": faults, "latency": latency}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["faults", "latency", "soak"])
-    parser.add_argument("--minutes", type=float, default=None)
-    parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--up", type=float, default=4.0, help="seconds the server runs between kills")
-    parser.add_argument("--down", type=float, default=1.0, help="seconds the server stays down")
-    parser.add_argument("--delay", type=float, default=0.1)
+    parser.add_argument("mode", choices=list(MODES))
+    parser.add_argument("--minutes", type=float, default=None, help="soak (default 120), latency (default 10)")
+    parser.add_argument("--kills", type=int, default=20, help="faults: server kills")
+    parser.add_argument("--up", type=float, default=6.0, help="faults: seconds the server runs between kills")
+    parser.add_argument("--every", type=float, default=0.2, help="faults: seconds between samples")
+    parser.add_argument("--seed", type=int, default=12, help="faults: seed of the down times")
+    parser.add_argument("--per-kill", action="store_true", help="faults: a line per kill")
+    parser.add_argument("--trials", type=int, default=3, help="first-sample: trials per keyframe interval")
+    parser.add_argument("--intervals", type=float, nargs="+", default=[1.0, 2.0, 5.0, 10.0])
+    parser.add_argument("--width", type=int, default=640, help="first-sample, soak: frame width")
+    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--delay", type=float, default=0.1, help="latency: minimum seconds per inference")
+    parser.add_argument("--out", type=Path, default=None, help="soak: keep the report, CSV and video here")
     parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args()
     console = Console(width=140)
     quiet_native_logs()
+    say(header())
     with tempfile.TemporaryDirectory() as tmp:
         if args.model is None:
             args.model = make_color_model(Path(tmp) / "color.onnx")
         if args.minutes is None:
-            args.minutes = {"latency": 10, "soak": 60}.get(args.mode, 0)
+            args.minutes = {"latency": 10, "soak": 120}.get(args.mode, 0)
         started = time.monotonic()
-        table = {"faults": faults, "latency": latency, "soak": soak}[args.mode](args, console, Path(tmp))
+        table = MODES[args.mode](args, console, Path(tmp))
     console.print(table)
-    console.print(
-        f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, {time.monotonic() - started:.0f} s; "
-        f"command: python {' '.join(sys.argv)}"
-    )
+    say(f"took {time.monotonic() - started:.0f} s")
     return 0
 
 

@@ -22,7 +22,7 @@ from stream.accounting import Accountant
 from stream.buffer import BufferPolicy, FrameBuffer
 from stream.defaults import BATCH_SIZE, CHECKPOINT_S
 from stream.engine import Engine
-from stream.errors import OutputError, SourceError
+from stream.errors import OutputError, SourceConnectionError, SourceError
 from stream.modelcard import ModelCard
 from stream.preprocess import near_duplicate
 from stream.reader import FrameReader
@@ -383,14 +383,19 @@ class Pipeline:
 
     def _finish(self, end: End) -> None:
         if end.reason is EndReason.FAILED:
-            self.source_error = end.error if end.error is not None else SourceError(f"{self.source.name}: failed")
-            if not isinstance(self.source_error, Exception):  # KeyboardInterrupt inside the reader
-                self.source_error = None
+            if isinstance(end.error, Exception) or end.error is None:
+                self.source_error = end.error or SourceError(f"{self.source.name}: failed")
+            else:  # KeyboardInterrupt inside the reader
                 self.ended = EndReason.INTERRUPTED
-        elif end.reason is EndReason.END_OF_STREAM and self.ended is EndReason.END_OF_STREAM:
-            pass
         elif self.ended is EndReason.END_OF_STREAM:
             self.ended = end.reason
+        if self._reader.stats.frames_read == 0 and self.source_error is None:
+            if not self.source.live:
+                self.source_error = SourceError(f"{self.source.name}: no decodable frames")
+            elif self.source.reconnectable:  # a camera that never answered is a failure, whatever stopped the run
+                why = self.connection.last_error or f"{self.source.name}: no picture"
+                waited = time.monotonic() - self._wall0
+                self.source_error = SourceConnectionError(f"{why} (nothing received in {waited:.0f} s)")
         self.accountant.finish(self._end_time(end))
         if self.source_error is not None:
             self.ended = f"{EndReason.FAILED}: {self.source_error}"
@@ -398,8 +403,6 @@ class Pipeline:
         self.stats.state = RunState.FAILED if self.source_error is not None else RunState.ENDED
         for sink in self._live_sinks():
             self._call(sink, "close", self.report)
-        if self._reader.stats.frames_read == 0 and not self.source.live and self.source_error is None:
-            self.source_error = SourceError(f"{self.source.name}: no decodable frames")
 
     def _end_time(self, end: End) -> float | None:
         """Where analysed time ends, on the accountant's clock (None: at the last sample)."""
@@ -464,4 +467,4 @@ class Pipeline:
             self._failed.add(id(sink))
             message = str(exc) if isinstance(exc, OutputError) else f"{type(sink).__name__}: {exc}"
             self.failed_outputs.append(message)
-            log.error("output failed: %s", message)
+            log.warning("output failed, the run goes on without it: %s", message)
