@@ -290,8 +290,16 @@ def raise_failures(failures: dict[str, BaseException], sources: int) -> None:
     errors = list(failures.values())
     if len(errors) == 1 and sources == 1:
         raise errors[0]
-    kind = SourceError if any(isinstance(e, SourceError) for e in errors) else OutputError
-    if not all(isinstance(e, ScreentimeError) for e in errors):
+    for error in errors:
+        if not isinstance(error, ScreentimeError):  # a bug, not a user's problem: keep its traceback
+            raise error
+    if any(isinstance(e, SourceError) for e in errors):
+        kind: type[ScreentimeError] = SourceError
+    elif all(isinstance(e, OutputError) for e in errors):
+        kind = OutputError
+    elif any(isinstance(e, BadInputError) for e in errors):
+        kind = BadInputError
+    else:
         kind = ScreentimeError
     detail = "; ".join(str(e) for e in errors)
     raise kind(f"{len(errors)} of {sources} sources failed: {detail}")

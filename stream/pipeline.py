@@ -231,6 +231,7 @@ class Pipeline:
             yield from self._process(chunk)
             if self.ended is EndReason.DURATION:
                 return
+            self._tick()
 
     def _control(self, item: Item) -> None:
         if isinstance(item, Lost):

@@ -180,3 +180,84 @@ def test_a_turned_phone_video_counts_the_same_with_and_without_the_overlay(tmp_p
     assert tom.shape == (96, 48, 3)
     assert np.allclose(tom[84, 10], (0, 200, 0), atol=25)  # bottom left: green
     assert np.allclose(tom[84, 38], COLORS[2], atol=25)  # bottom right: the scene's blue
+
+
+def test_stopping_early_over_several_sources_never_hangs(cfr_clip, vfr_clip, color_model):
+    """The caller takes one prediction and leaves: producers must not block on a full fan-in queue."""
+    import threading
+
+    run = watch([cfr_clip, vfr_clip, cfr_clip], color_model, every_s=0.0)
+    done = threading.Event()
+
+    def take_one() -> None:
+        for _ in run:
+            break
+        done.set()
+
+    thread = threading.Thread(target=take_one, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert done.is_set(), "stopping early deadlocked"
+    assert all(r.ended == "interrupted" for r in run.reports)
+
+
+def test_one_bad_source_does_not_stop_the_others(cfr_clip, color_model, tmp_path):
+    truncated = tmp_path / "cut.mp4"
+    truncated.write_bytes(cfr_clip.read_bytes()[:300])  # a header and no frames
+    run = watch([cfr_clip, truncated], color_model, every_s=1.0, report=tmp_path / "r.json")
+    with pytest.raises(BadInputError) as info:
+        list(run)
+    assert "1 of 2 sources failed" in str(info.value) and "cut.mp4" in str(info.value)
+    assert run.reports[0].screen_time_s == pytest.approx(TRUTH, abs=0.01)
+    sections = json.loads((tmp_path / "r.json").read_text())["sources"]
+    assert sections[0]["screen_time_s"] == pytest.approx(TRUTH, abs=0.01)
+
+
+def test_times_are_written_to_the_millisecond(tmp_path, color_model):
+    # 3 fps: frame times like 0.333..., 2.1599999999999966 in float arithmetic
+    times = [i / 3 for i in range(30)]
+    clip = write_color_video(tmp_path / "third.mp4", SCENES, times, rate=3)
+    watch(clip, color_model, every_s=0.7, report=tmp_path / "r.json").run()
+    text = (tmp_path / "r.json").read_text()
+    data = json.loads(text)
+
+    def numbers(value):
+        if isinstance(value, float):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from numbers(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from numbers(v)
+
+    seconds = [
+        v for key in ("screen_time_s", "segments", "timeline", "duration_s", "end_s") for v in numbers(data[key])
+    ]
+    assert seconds and all(round(v, 3) == v for v in seconds)
+    assert "00000000" not in text and "99999999" not in text
+
+
+def test_report_is_checkpointed_during_a_run(cfr_clip, color_model, tmp_path):
+    """A slow engine makes the run last a few seconds; checkpoints (ended: running) appear before the end."""
+    from stream.api import Watch, WatchConfig
+    from tests.helpers import SlowEngine
+
+    config = WatchConfig(
+        sources=[str(cfr_clip)],
+        model=color_model,
+        every_s=0.2,
+        report=tmp_path / "r.json",
+        checkpoint_s=0.5,
+        skip_similar=0,
+        batch_size=1,
+    )
+    run = Watch(config)
+    run.pipelines[0].engine = SlowEngine(color_model, 0.1)
+    seen = []
+    for _ in run:
+        if (tmp_path / "r.json").exists():
+            seen.append(json.loads((tmp_path / "r.json").read_text())["ended"])
+    assert "running" in seen
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["ended"] == "end of stream" and data["screen_time_s"] == pytest.approx(TRUTH, abs=0.01)
