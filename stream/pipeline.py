@@ -131,6 +131,8 @@ class Pipeline:
         self.failed_outputs: list[str] = []  # one line per output that failed
         self._failed: set[int] = set()  # ids of sinks cut off after failing
         self.source_error: BaseException | None = None
+        self._buffer: FrameBuffer | None = None  # both made by run()
+        self._reader: FrameReader | None = None
         self.stats = RunStats(
             source=source.name,
             live=source.live,
@@ -170,7 +172,6 @@ class Pipeline:
         self._stop_clock: float | None = None
         self._next_checkpoint = time.monotonic() + self.checkpoint_s
         self._rates = (time.monotonic(), 0, 0, 0)
-        self._started: list[Sink] = []
         for sink in self.sinks:
             self._call(sink, "start", info or VideoInfo(0, 0, None, None, live=True), self.card)
         end: End | None = None
@@ -435,8 +436,8 @@ class Pipeline:
             screen_time_s=dict(acc.totals_s),
             segments=acc.segments(),
             timeline=list(self.timeline) if self.timeline is not None else None,
-            dropped=self._buffer.dropped if hasattr(self, "_buffer") else 0,
-            frames_read=self._reader.stats.frames_read if hasattr(self, "_reader") else 0,
+            dropped=self._buffer.dropped if self._buffer else 0,
+            frames_read=self._reader.stats.frames_read if self._reader else 0,
             every_s=self.sampler.every_s,
             device=self.engine.device_name,
             multi_label=self.card.multi_label,
