@@ -147,6 +147,13 @@ class Accountant:
             return 0.0
         return max(0.0, self._last_t - self.start_s - sum(b - a for a, b in self.outages))
 
+    def outage_s(self, now_s: float | None = None) -> float:
+        """Seconds down so far, the current outage up to `now_s` included."""
+        closed = sum(b - a for a, b in self.outages)
+        if self._down_since is not None and now_s is not None:
+            closed += max(0.0, now_s - self._down_since)
+        return closed
+
     def running_totals(self, now_s: float | None = None) -> dict[str, float]:
         """Totals including the standing sample's share up to `now_s`, for live display."""
         totals = dict(self.totals_s)

@@ -307,7 +307,10 @@ class Pipeline:
                 to_run.append(frame)
                 self._reference_thumb = frame.thumb
         images = [f.model_input if f.model_input is not None else f.image for f in to_run]
+        started = time.monotonic()
         probs = self.engine.predict(images) if to_run else []
+        if to_run:
+            self.stats.inference_s = (time.monotonic() - started) / len(to_run)  # per frame, batched
         self.inferences += len(to_run)
         verdicts = {id(f): p for f, p in zip(to_run, probs, strict=True)}
         for frame in frames:
@@ -356,6 +359,11 @@ class Pipeline:
         stats.dropped = self._buffer.dropped
         stats.elapsed_s = now - self._wall0
         stats.outages = len(self.accountant.outages) + self.accountant.down
+        stats.decoded = reader.stats.decoded
+        stats.inferences = self.inferences
+        stats.inferences_saved = self.inferences_saved
+        stats.reconnects = self.connection.reconnects
+        stats.outage_s = self.accountant.outage_s(self.source.clock() + self.offset_s if self.source.live else None)
         t0, decoded0, samples0, inferred0 = self._rates
         if now - t0 >= 1.0:
             span = now - t0
@@ -363,6 +371,8 @@ class Pipeline:
             stats.sampled_fps = (stats.samples - samples0) / span
             stats.analysed_fps = (self.inferences - inferred0) / span
             self._rates = (now, reader.stats.decoded, stats.samples, self.inferences)
+            for sink in self._live_sinks():  # once a second, samples or not (a camera that is down)
+                self._call(sink, "tick", stats)
         if self.source.live:
             conn = self.connection
             if stats.state is RunState.RECONNECTING or (stats.state is RunState.CONNECTING and conn.attempt):

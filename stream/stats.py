@@ -38,5 +38,11 @@ class RunStats:
     duration_s: float | None = None  # files: approximate length, for progress and ETA
     device: str = ""
     outages: int = 0
+    outage_s: float = 0.0  # seconds down so far, the current outage included
+    reconnects: int = 0
+    decoded: int = 0  # pictures decoded so far
+    inferences: int = 0  # model runs so far
+    inferences_saved: int = 0  # samples that reused a near-duplicate's result
+    inference_s: float = 0.0  # the latest model run's time per frame
     current: Prediction | None = None
     totals: dict[str, float] = field(default_factory=dict)

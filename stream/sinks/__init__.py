@@ -2,7 +2,8 @@
 
 `start(info, card)` once, `update(prediction, frame, stats)` per analysed frame, `frame(frame,
 prediction)` for every frame in order (only the overlay video uses it), `checkpoint(report)`
-every few seconds of a run (the report so far, `ended == "running"`), `close(report)` once.
+every few seconds of a run (the report so far, `ended == "running"`), `tick(stats)` about once a
+second whether or not samples come (a camera that is down), `close(report)` once.
 A sink that cannot write raises (OutputError); the pipeline cuts it off and the others go on.
 """
 
@@ -24,6 +25,8 @@ class Sink(Protocol):
 
     def checkpoint(self, report: Report) -> None: ...
 
+    def tick(self, stats) -> None: ...
+
     def close(self, report: Report | None) -> None: ...
 
 
@@ -40,6 +43,9 @@ class BaseSink:
         pass
 
     def checkpoint(self, report: Report) -> None:
+        pass
+
+    def tick(self, stats) -> None:
         pass
 
     def close(self, report: Report | None) -> None:
