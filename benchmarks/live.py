@@ -221,15 +221,15 @@ def first_sample(args, console: Console, tmp: Path) -> Table:
     table = Table(
         title=f"first-sample: `watch` (default flags) joining a running {args.width}x{args.height} {FPS} fps "
         f"RTSP camera mid-GOP, {args.trials} trial(s) per interval",
-        caption="next keyframe: the first keyframe the holder received after `watch` started; keyframes missed: "
-        "those the holder received after that start and > 0.1 s before `watch`'s first picture; first picture: "
+        caption="next keyframe: the first keyframe the holder received after `watch` started; missed: keyframes "
+        "the holder received after that start and > 0.1 s before `watch`'s first picture; first picture: "
         "`watch` start to the picture its source opened on; first sample: to the first prediction",
     )
     for col in (
         "keyframe every",
         "keyint",
         "next keyframe s",
-        "keyframes missed",
+        "missed",
         "first picture s",
         "first sample s",
         "median s",
@@ -237,7 +237,7 @@ def first_sample(args, console: Console, tmp: Path) -> Table:
         "goal <= s",
         "met",
     ):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=True)
     for interval in args.intervals:
         keyint = round(interval * FPS)
         dues, pictures, firsts, missed = [], [], [], []
@@ -280,10 +280,10 @@ def first_sample(args, console: Console, tmp: Path) -> Table:
         table.add_row(
             f"{interval:g} s",
             str(keyint),
-            " / ".join(f"{d:.2f}" for d in dues),
-            " / ".join(str(m) for m in missed),
-            " / ".join(f"{p:.2f}" for p in pictures),
-            " / ".join(f"{f:.2f}" for f in firsts),
+            "/".join(f"{d:.2f}" for d in dues),
+            "/".join(str(m) for m in missed),
+            "/".join(f"{p:.2f}" for p in pictures),
+            "/".join(f"{f:.2f}" for f in firsts),
             f"{statistics.median(firsts):.2f}",
             f"{max(firsts):.2f}",
             f"{goal:g}",
