@@ -6,7 +6,8 @@ The rules, so that per-class totals add up to `duration_s` (single-label models)
 - the first sample after an outage also covers the time from the stream's return to it (the
   frame that ended the outage may have been dropped by a busy consumer);
 - the analysed time runs from the first sample to the end, minus outages; an end that comes
-  after an outage but before any sample ends at the stream's return.
+  after an outage but before any sample ends at the stream's return, and a stream lost again
+  before any sample makes the two outages one (no sample covered the time between).
 The accountant holds totals, open segments, closed segments (compactly) and outages: memory
 grows with the number of segments and outages, never with the number of samples.
 """
@@ -94,6 +95,10 @@ class Accountant:
             return
         if self.start_s is None:  # nothing analysed yet: nothing to cut
             self._down_since = t_s
+            return
+        if self._present is None and self.outages:  # back, but lost again before any sample: one outage
+            self._down_since, _ = self.outages.pop()
+            self._last_t, self._present = self._down_since, ()
             return
         t_s = max(t_s, self._last_t or t_s)
         self._credit(t_s)
