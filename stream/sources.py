@@ -181,8 +181,11 @@ class NetworkSource(_LiveSource):
         """Connect and wait for the first decoded picture (SourceConnectionError if none comes)."""
         ms = int(self.open_timeout_s * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-        # nobuffer: FFmpeg otherwise hands over about a second of old frames at once after opening.
-        options = f"rtsp_transport;{self.rtsp_transport}|fflags;nobuffer"
+        # No `fflags nobuffer`: it makes FFmpeg drop what it read while probing the stream (~1.2 s),
+        # the keyframe a camera sends on connect included, so the first picture waited for the
+        # NEXT keyframe (10 s more on a 10 s-GOP camera, at every reconnect). Without it the first
+        # pictures are up to the probe's length old; the newest-frame buffer drains them at once.
+        options = f"rtsp_transport;{self.rtsp_transport}"
         if self.url.lower().startswith(("rtsp://", "rtsps://")):
             options += f"|timeout;{int(self.timeout_s * 1e6)}"  # socket inactivity, microseconds
         with _ffmpeg_options(options):
