@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -31,6 +32,8 @@ from stream.defaults import (
     RTSP_TRANSPORT,
     SEGMENT_MINUTES,
     TIMEOUT_S,
+    VIEW_FPS,
+    VIEW_HOST,
 )
 from stream.engine import Engine, choose_model
 from stream.errors import BadInputError, OutputError, ScreentimeError, SourceError
@@ -46,6 +49,9 @@ from stream.sinks.dashboard import DashboardSink
 from stream.sinks.overlay import OverlaySink
 from stream.sinks.report_sink import ReportSink, TimelineSink
 from stream.sources import open_source
+
+if TYPE_CHECKING:  # imported only when a live view is asked for
+    from stream.sinks.liveview import LiveView
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +80,9 @@ class WatchConfig:
     smoothing: int | None = None  # samples averaged per verdict; None: the model's default
     skip_similar: float = SKIP_SIMILAR_DEFAULT  # reuse the last result when a frame differs by less (mean grey levels)
     precision: str = "auto"  # auto: the INT8 twin on CPU when there is one; fp32; int8
+    view_port: int | None = None  # live view in a browser (MJPEG over HTTP) on this port; 0: any free port
+    view_host: str = VIEW_HOST
+    view_fps: float = VIEW_FPS
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WatchConfig:
@@ -97,6 +106,9 @@ class WatchConfig:
             smoothing=args.smooth,
             skip_similar=args.skip_similar,
             precision=args.precision,
+            view_port=args.view_port,
+            view_host=args.view_host,
+            view_fps=args.view_fps,
         )
 
     def output_paths(self) -> list[Path | None]:
@@ -130,6 +142,10 @@ class WatchConfig:
             raise BadInputError("--resume needs --report (the report whose totals to carry on)")
         if self.smoothing is not None and self.smoothing < 0:
             raise BadInputError("--smooth must be >= 0")
+        if self.view_port is not None and not 0 <= self.view_port <= 65535:
+            raise BadInputError("--view-port must be 0-65535")
+        if self.view_fps <= 0:
+            raise BadInputError("--view-fps must be > 0")
         if self.output is not None and self.output.suffix.lower() not in (".mp4", ".mov", ".mkv"):
             raise BadInputError(f"{self.output}: the overlay video must be .mp4, .mov or .mkv")
         for path in (self.report, self.csv, *self.output_paths()):
@@ -195,6 +211,7 @@ class Watch:
                     checkpoint_s=config.checkpoint_s,
                     accountant=carried.accountant if carried else None,
                     time_offset_s=carried.offset_s if carried else 0.0,
+                    tap_every_s=1 / config.view_fps if config.view_port is not None else None,
                 )
             )
             if carried:
@@ -203,6 +220,14 @@ class Watch:
             dashboard = DashboardSink([p.stats for p in self.pipelines], console=console)
             for pipeline in self.pipelines:
                 pipeline.sinks.append(dashboard)
+        self.view: LiveView | None = None  # the live view's server, closed when the run ends (see __iter__)
+        if config.view_port is not None:
+            from stream.sinks.liveview import LiveView
+
+            names = [p.source.name for p in self.pipelines]
+            self.view = LiveView(names, config.view_port, config.view_host, config.view_fps)
+            for index, pipeline in enumerate(self.pipelines):
+                pipeline.sinks.append(self.view.sink(index))
         self.reports: list[Report] = []
         self.failures: dict[str, BaseException] = {}  # source name -> why it failed (or its outputs did)
 
@@ -212,6 +237,13 @@ class Watch:
         return self.reports[0] if self.reports else None
 
     def __iter__(self) -> Iterator[Prediction]:
+        try:
+            yield from self._iterate()
+        finally:
+            if self.view is not None:  # also when a source failed before its pipeline started its sinks
+                self.view.close()
+
+    def _iterate(self) -> Iterator[Prediction]:
         if len(self.pipelines) == 1:
             pipeline = self.pipelines[0]
             try:
@@ -325,6 +357,9 @@ def watch(
     smoothing: int | None = None,
     skip_similar: float = SKIP_SIMILAR_DEFAULT,
     precision: str = "auto",
+    view_port: int | None = None,
+    view_host: str = VIEW_HOST,
+    view_fps: float = VIEW_FPS,
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
@@ -346,6 +381,9 @@ def watch(
         smoothing=smoothing,
         skip_similar=skip_similar,
         precision=precision,
+        view_port=view_port,
+        view_host=view_host,
+        view_fps=view_fps,
     )
     return Watch(config)
 

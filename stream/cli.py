@@ -149,6 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="average the last N samples (0: off; default: the model's)",
     )
+    p.add_argument(
+        "--view-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="watch the overlaid picture in a browser at http://HOST:PORT/ (MJPEG; 0: any free port)",
+    )
+    p.add_argument(
+        "--view-host", default=defaults.VIEW_HOST, help=f"live view: address to listen on ({defaults.VIEW_HOST})"
+    )
+    p.add_argument(
+        "--view-fps",
+        type=float,
+        default=defaults.VIEW_FPS,
+        help=f"live view: at most this many pictures a second per source ({defaults.VIEW_FPS:g})",
+    )
+
+    p = sub.add_parser("plot", help="draw who was on screen when, from a watch report")
+    p.add_argument("report", type=Path, help="REPORT.json written by watch --report")
+    p.add_argument("-o", "--output", type=Path, default=None, help="timeline PNG (default REPORT.png, unless --html)")
+    p.add_argument("--html", type=Path, default=None, help="also a self-contained HTML page: picture, totals, segments")
 
     p = sub.add_parser("demo", help="end to end on a synthetic cartoon whose truth is known")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
@@ -181,7 +202,7 @@ def _setup_logging(quiet: bool, verbose: bool = False) -> None:
     quiet_native_logs(verbose)
     handler = RichHandler(show_time=False, show_path=False, markup=False)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler], format="%(message)s")
-    for noisy in ("tensorflow", "tf2onnx", "absl", "h5py", "onnx", "onnxruntime"):
+    for noisy in ("tensorflow", "tf2onnx", "absl", "h5py", "onnx", "onnxruntime", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
@@ -266,6 +287,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return run_cli_watch(config)
 
 
+def cmd_plot(args: argparse.Namespace) -> None:
+    from stream.plot import plot_report
+
+    for path in plot_report(args.report, args.output, args.html):
+        print(f"-> {path}")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     from training.demo import run_demo
@@ -280,6 +308,7 @@ COMMANDS = {
     "export": cmd_export,
     "evaluate": cmd_evaluate,
     "watch": cmd_watch,
+    "plot": cmd_plot,
     "demo": cmd_demo,
 }
 

@@ -13,3 +13,5 @@ CHECKPOINT_S = 10.0  # seconds between atomic rewrites of the report during a ru
 FLUSH_S = 2.0  # at most this many seconds of timeline are only in memory (flushed and fsynced)
 BATCH_SIZE = 8  # sampled frames per inference call on files
 SEGMENT_MINUTES = 0.0  # live overlay: 0 = one fragmented MP4; N = a new file every N minutes
+VIEW_HOST = "127.0.0.1"  # live view (--view-port): only this machine unless widened with --view-host
+VIEW_FPS = 5.0  # live view: at most this many pictures a second per source, whatever the camera sends

@@ -99,6 +99,7 @@ class Pipeline:
         checkpoint_s: float = CHECKPOINT_S,
         accountant: Accountant | None = None,
         time_offset_s: float = 0.0,
+        tap_every_s: float | None = None,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -110,6 +111,7 @@ class Pipeline:
         self.duration_s = duration_s
         self.batch_size = batch_size if not source.live else 1
         self.decode_all = decode_all  # the overlay video wants every frame
+        self.tap_every_s = tap_every_s  # live: also a frame this often for sinks' frame() (the live view)
         self.model_name = model_name or str(engine.path)
         self.reconnect = reconnect or ReconnectPolicy()
         self.checkpoint_s = checkpoint_s
@@ -161,7 +163,8 @@ class Pipeline:
             buffer,
             self._halt,
             decode_all=self.decode_all,  # live: every frame to the overlay tap, only sampled ones to the buffer
-            tap=self._tap_overlay if self.source.live and self.decode_all else None,
+            tap=self._tap if self.source.live and (self.decode_all or self.tap_every_s is not None) else None,
+            tap_every_s=self.tap_every_s or 0.0,
             policy=self.reconnect,
             connection=self.connection,
             model_size=self.card.input_size,
@@ -336,11 +339,12 @@ class Pipeline:
         stats.t_s = frame.t_s
         stats.latency_s = latency
         stats.totals = self.accountant.running_totals(t_s)
+        stats.recent.add(t_s, prediction.present)
         for sink in self._live_sinks():
             self._call(sink, "update", prediction, frame, stats)
         return prediction
 
-    def _tap_overlay(self, frame: Frame) -> None:
+    def _tap(self, frame: Frame) -> None:
         for sink in self._live_sinks():
             self._call(sink, "frame", frame, None)
 

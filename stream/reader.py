@@ -45,6 +45,7 @@ class FrameReader(threading.Thread):
         stop: threading.Event,
         decode_all: bool = False,
         tap: Callable[[Frame], None] | None = None,
+        tap_every_s: float = 0.0,
         policy: ReconnectPolicy | None = None,
         connection: ConnectionState | None = None,
         model_size: tuple[int, int] | None = None,
@@ -56,7 +57,11 @@ class FrameReader(threading.Thread):
         self.buffer = buffer
         self.stop_event = stop
         self.decode_all = decode_all
-        self.tap = tap  # sees every decoded frame (live overlay video), must not block
+        self.tap = tap  # sees decoded frames (live overlay video, live view), must not block
+        # Without decode_all the tap gets the sampled frames and, between them, a frame decoded for it
+        # at most every tap_every_s (the live view needs a few pictures a second, not every one).
+        self.tap_every_s = tap_every_s
+        self._tapped_t_s = float("-inf")
         self.stats = ReaderStats()
         self.model_size = model_size  # resize sampled frames here, so it overlaps inference
         self.policy = policy or ReconnectPolicy()
@@ -106,7 +111,8 @@ class FrameReader(threading.Thread):
         index = self._index
         self._index += 1
         sampled = self.sampler.due(t_s)
-        if not (sampled or self.decode_all):
+        tapped = self.tap is not None and (self.decode_all or sampled or t_s - self._tapped_t_s >= self.tap_every_s)
+        if not (sampled or self.decode_all or tapped):
             return True
         image = self.source.retrieve()
         if image is None:
@@ -119,7 +125,8 @@ class FrameReader(threading.Thread):
             model_input = fit_frame(image, self.model_size)
             thumb = thumbnail(model_input)  # what the model sees; 10x cheaper than from the full frame
         frame = Frame(image, t_s, index, captured_at=now, sampled=sampled, model_input=model_input, thumb=thumb)
-        if self.tap is not None:
+        if tapped:
+            self._tapped_t_s = t_s
             self.tap(frame)
         if (sampled or self.buffer.policy is BufferPolicy.WAIT) and not self.buffer.put(frame, self.stop_event):
             return False

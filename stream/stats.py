@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from stream.records import Prediction
+from stream.strip import Strip
 
 
 class RunState(StrEnum):
@@ -46,3 +47,4 @@ class RunStats:
     inference_s: float = 0.0  # the latest model run's time per frame
     current: Prediction | None = None
     totals: dict[str, float] = field(default_factory=dict)
+    recent: Strip = field(default_factory=Strip)  # who was on screen in the last few minutes, bounded

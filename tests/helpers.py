@@ -117,3 +117,40 @@ class SlowEngine(Engine):
         self.calls += 1
         time.sleep(self.delay_s)
         return super().predict(images)
+
+
+def mjpeg_parts(url: str, seconds: float, connect_s: float = 20.0) -> list[tuple[float, bytes]]:
+    """Read an MJPEG stream (`multipart/x-mixed-replace`) for `seconds` after its first part: each
+    part's arrival time and JPEG bytes, parsed by hand from the wire (no library in between)."""
+    import urllib.request
+
+    parts: list[tuple[float, bytes]] = []
+    with urllib.request.urlopen(url, timeout=connect_s) as response:
+        kind = response.headers["Content-Type"]
+        assert kind.startswith("multipart/x-mixed-replace; boundary="), kind
+        boundary = b"--" + kind.split("boundary=", 1)[1].encode()
+        deadline = None
+        while deadline is None or time.monotonic() < deadline:
+            line = response.readline()
+            if not line:
+                break  # the server ended the stream
+            if line.strip() != boundary:
+                continue
+            headers = {}
+            while (header := response.readline().strip()) != b"":
+                name, _, value = header.decode().partition(":")
+                headers[name.strip().lower()] = value.strip()
+            assert headers["content-type"] == "image/jpeg"
+            data = response.read(int(headers["content-length"]))
+            parts.append((time.monotonic(), data))
+            if deadline is None:
+                deadline = time.monotonic() + seconds
+    return parts
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not a JPEG"
+    return image

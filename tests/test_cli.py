@@ -44,7 +44,7 @@ def clip(tmp_path_factory):
 def test_version_and_help():
     assert screentime("--version").stdout.startswith("screentime ")
     out = screentime("--help").stdout
-    for command in ("extract", "train", "export", "evaluate", "watch", "demo"):
+    for command in ("extract", "train", "export", "evaluate", "watch", "plot", "demo"):
         assert command in out
 
 

@@ -1,7 +1,8 @@
 """Where results go. Every sink has the same small interface and is a context manager.
 
 `start(info, card)` once, `update(prediction, frame, stats)` per analysed frame, `frame(frame,
-prediction)` for every frame in order (only the overlay video uses it), `checkpoint(report)`
+prediction)` for every frame in order when an overlay video is written (a live source with
+a live view also gets a few frames a second between samples), `checkpoint(report)`
 every few seconds of a run (the report so far, `ended == "running"`), `tick(stats)` about once a
 second whether or not samples come (a camera that is down), `close(report)` once.
 A sink that cannot write raises (OutputError); the pipeline cuts it off and the others go on.

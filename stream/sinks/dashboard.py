@@ -1,5 +1,12 @@
 """The live terminal dashboard (rich). `render` is a pure function of `RunStats`, so it is tested
-by rendering to a string; the sink only owns the `Live` display that refreshes it."""
+by rendering to a string; the sink only owns the `Live` display that refreshes it.
+
+Below the totals, a strip of the last few minutes: one line per character, one cell per
+`Strip.cell_s` seconds, full where the character was on screen for at least half the cell's
+samples, half where for fewer, blank where not at all, a dot where there was no sample (not yet,
+or the camera was down). Totals say how much; the strip says when, which is what a person
+watching a wall of cameras asks first.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,10 @@ from stream.records import VideoInfo
 from stream.report import Report
 from stream.sinks import BaseSink
 from stream.stats import RunStats
+from stream.strip import Cell
+
+STRIP_COLOURS = ("cyan", "magenta", "yellow", "green", "bright_red", "bright_blue", "white")
+FULL, PART, ABSENT, NO_DATA = "█", "▄", " ", "·"
 
 
 def _clock(seconds: float) -> str:
@@ -54,7 +65,10 @@ def render(stats: RunStats) -> RenderableType:
     if stats.live:  # capture-to-count latency means something only for live sources
         numbers[3:3] = [f"latency {stats.latency_s * 1000:.0f} ms"]
         numbers.append(f"outages {stats.outages}")
-    parts: list[RenderableType] = [table, current, Text("   ".join(numbers))]
+    parts: list[RenderableType] = [table]
+    if (recent := strip(stats)) is not None:
+        parts.append(recent)
+    parts += [current, Text("   ".join(numbers))]
     if stats.duration_s:
         done = min(1.0, stats.t_s / stats.duration_s)
         speed = stats.t_s / stats.elapsed_s if stats.elapsed_s > 0 else 0.0
@@ -70,6 +84,35 @@ def render(stats: RunStats) -> RenderableType:
     state = f"{stats.state} ({stats.detail})" if stats.detail else str(stats.state)
     title = f"screentime · {stats.source} · {state} · {stats.device}"
     return Panel(Group(*parts), title=title, title_align="left")
+
+
+def strip_cell(cell: Cell | None, label: str) -> str:
+    """The glyph for one character in one cell of the strip."""
+    if cell is None or cell.samples == 0:
+        return NO_DATA
+    share = cell.share(label)
+    return FULL if share >= 0.5 else PART if share > 0 else ABSENT
+
+
+def strip(stats: RunStats) -> RenderableType | None:
+    """Who was on screen when, over the last few minutes; None before the first sample."""
+    cells = stats.recent.window()
+    if not cells or not stats.characters:
+        return None
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    for i, name in enumerate(stats.characters):
+        line = Text()
+        colour = STRIP_COLOURS[i % len(STRIP_COLOURS)]
+        for cell in cells:
+            glyph = strip_cell(cell, name)
+            line.append(glyph, style="dim" if glyph == NO_DATA else colour)
+        grid.add_row(name, line)
+    span_s = stats.recent.cell_s * stats.recent.cells
+    span = f"{span_s:g} s" if span_s < 120 else f"{span_s / 60:g} min"
+    grid.add_row("", Text(f"last {span}, one cell = {stats.recent.cell_s:g} s, now at the right", "dim"))
+    return grid
 
 
 def summary(report: Report) -> RenderableType:

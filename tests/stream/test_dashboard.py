@@ -75,3 +75,42 @@ def test_summary_table():
     )
     text = text_of(summary(report))
     assert "60.0%" in text and "6.0" in text and "neither (background)" in text
+
+
+def strip_line(text: str, name: str, names: list[str], cells: int) -> str:
+    """The strip's cells for `name`: after the name column (as wide as the longest name) and one space."""
+    column = len("│ ") + max(map(len, names)) + 1
+    lines = [line for line in text.splitlines() if line.startswith(f"│ {name} ") and "·" in line]
+    assert len(lines) == 1, text
+    return lines[0][column : column + cells]
+
+
+def test_strip_follows_the_history():
+    from stream.strip import Strip
+
+    stats = RunStats(source="cam", live=True, classes=["neither", "jerry", "tom"], characters=["jerry", "tom"])
+    stats.recent = Strip(cell_s=1.0, cells=8)
+    history = [
+        (0.0, ("jerry",)),
+        (1.0, ("jerry",)),
+        (2.0, ("jerry",)),
+        (3.0, ("tom",)),
+        (4.0, ("tom",)),
+        # 5 s to 6 s: no sample (the camera was down)
+        (6.0, ("jerry", "tom")),  # multi-label: both on screen
+        (7.0, ("jerry",)),
+        (7.4, ("neither",)),
+        (7.8, ("neither",)),  # jerry in 1 of 3 samples of the last cell
+    ]
+    for t, present in history:
+        stats.recent.add(t, present)
+    text = text_of(render(stats), width=100)
+    assert strip_line(text, "jerry", stats.characters, 8) == "███  ·█▄"
+    assert strip_line(text, "tom", stats.characters, 8) == "   ██·█ "
+    assert "last 8 s, one cell = 1 s" in text
+    assert not [line for line in text.splitlines() if line.startswith("│ neither") and "·" in line]
+
+
+def test_no_strip_before_the_first_sample():
+    stats = RunStats(source="cam", live=True, classes=["neither", "jerry"], characters=["jerry"])
+    assert "one cell" not in text_of(render(stats))
