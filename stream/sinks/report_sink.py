@@ -47,17 +47,24 @@ class TimelineWriter:
         if fresh:
             self._csv.writerow((["source"] if with_source else []) + TIMELINE_HEADER)
         self._flushed_at = time.monotonic()
+        self._dirty = False
 
     def append(self, source: str, prediction: Prediction) -> None:
         row = [f"{prediction.t_s:.3f}", prediction.label, f"{prediction.confidence:.4f}"]
         self._csv.writerow(([source] if self.with_source else []) + row)
-        if time.monotonic() - self._flushed_at >= self.flush_s:
+        self._dirty = True
+        self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        """Flush what is written if the last flush is `flush_s` old (also called between samples)."""
+        if self._dirty and time.monotonic() - self._flushed_at >= self.flush_s:
             self.flush()
 
     def flush(self) -> None:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._flushed_at = time.monotonic()
+        self._dirty = False
 
     def close(self) -> None:
         try:
@@ -176,6 +183,13 @@ class TimelineSink(_Shared):
         if self._writer is not None:
             self._writer.append(source, prediction)
 
+    def tick(self, stats) -> None:
+        """Rows written just before a pause in samples (an outage) reach the disk on time too."""
+        with self._lock:
+            if self._error is None and self._writer is not None:
+                self._guard(self._writer.flush_if_due)
+            self._raise()
+
     def _on_write(self, index: int, report: Report | None, final: bool, last: bool) -> None:
         if self._writer is None:
             return
@@ -200,6 +214,9 @@ class _Section(BaseSink):
 
     def checkpoint(self, report: Report) -> None:
         self._sink.write(self._index, report, final=False)
+
+    def tick(self, stats) -> None:
+        self._sink.tick(stats)
 
     def close(self, report: Report | None) -> None:
         self._sink.write(self._index, report, final=True)
