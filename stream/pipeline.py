@@ -407,7 +407,8 @@ class Pipeline:
             self.ended = end.reason
         if self._reader.stats.frames_read == 0 and self.source_error is None:
             if not self.source.live:
-                self.source_error = SourceError(f"{self.source.name}: no decodable frames")
+                if end.reason is EndReason.END_OF_STREAM:  # ended, not stopped, before a single frame
+                    self.source_error = SourceError(f"{self.source.name}: no decodable frames")
             elif self.source.reconnectable:  # a camera that never answered is a failure, whatever stopped the run
                 why = self.connection.last_error or f"{self.source.name}: no picture"
                 waited = time.monotonic() - self._wall0
