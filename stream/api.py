@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -27,6 +27,8 @@ from stream.defaults import (
     BATCH_SIZE,
     CHECKPOINT_S,
     EVERY_S,
+    METRICS_HOST,
+    MQTT_UPDATE_S,
     OPEN_TIMEOUT_S,
     RTSP_TRANSPORT,
     SEGMENT_MINUTES,
@@ -34,6 +36,7 @@ from stream.defaults import (
 )
 from stream.engine import Engine, choose_model
 from stream.errors import BadInputError, OutputError, ScreentimeError, SourceError
+from stream.monitoring import MonitorConfig, attach, split_names
 from stream.pipeline import Pipeline
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.reconnect import ReconnectPolicy
@@ -74,6 +77,7 @@ class WatchConfig:
     smoothing: int | None = None  # samples averaged per verdict; None: the model's default
     skip_similar: float = SKIP_SIMILAR_DEFAULT  # reuse the last result when a frame differs by less (mean grey levels)
     precision: str = "auto"  # auto: the INT8 twin on CPU when there is one; fp32; int8
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)  # --name, --metrics-port, --mqtt ...
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WatchConfig:
@@ -97,6 +101,7 @@ class WatchConfig:
             smoothing=args.smooth,
             skip_similar=args.skip_similar,
             precision=args.precision,
+            monitor=MonitorConfig.from_args(args),
         )
 
     def output_paths(self) -> list[Path | None]:
@@ -132,6 +137,7 @@ class WatchConfig:
             raise BadInputError("--smooth must be >= 0")
         if self.output is not None and self.output.suffix.lower() not in (".mp4", ".mov", ".mkv"):
             raise BadInputError(f"{self.output}: the overlay video must be .mp4, .mov or .mkv")
+        self.monitor.validate(len(self.sources))
         for path in (self.report, self.csv, *self.output_paths()):
             if path is None:
                 continue
@@ -203,6 +209,7 @@ class Watch:
             dashboard = DashboardSink([p.stats for p in self.pipelines], console=console)
             for pipeline in self.pipelines:
                 pipeline.sinks.append(dashboard)
+        self.monitoring = attach(config.monitor, self.pipelines, config.every_s)  # metrics, MQTT, webhook
         self.reports: list[Report] = []
         self.failures: dict[str, BaseException] = {}  # source name -> why it failed (or its outputs did)
 
@@ -325,6 +332,13 @@ def watch(
     smoothing: int | None = None,
     skip_similar: float = SKIP_SIMILAR_DEFAULT,
     precision: str = "auto",
+    name: str | Sequence[str] | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = METRICS_HOST,
+    mqtt: str | None = None,
+    mqtt_update_s: float = MQTT_UPDATE_S,
+    min_segment_s: float | None = None,
+    webhook: str | None = None,
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
@@ -346,6 +360,15 @@ def watch(
         smoothing=smoothing,
         skip_similar=skip_similar,
         precision=precision,
+        monitor=MonitorConfig(
+            names=split_names(name),
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            mqtt=mqtt,
+            mqtt_update_s=mqtt_update_s,
+            min_segment_s=min_segment_s,
+            webhook=webhook,
+        ),
     )
     return Watch(config)
 

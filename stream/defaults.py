@@ -13,3 +13,6 @@ CHECKPOINT_S = 10.0  # seconds between atomic rewrites of the report during a ru
 FLUSH_S = 2.0  # at most this many seconds of timeline are only in memory (flushed and fsynced)
 BATCH_SIZE = 8  # sampled frames per inference call on files
 SEGMENT_MINUTES = 0.0  # live overlay: 0 = one fragmented MP4; N = a new file every N minutes
+METRICS_HOST = "127.0.0.1"  # --metrics-port listens on loopback unless --metrics-host widens it
+MQTT_PREFIX = "screentime"  # topic prefix when the --mqtt URL names none
+MQTT_UPDATE_S = 10.0  # at most this often an `update` event (and retained totals) per source

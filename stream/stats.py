@@ -45,4 +45,8 @@ class RunStats:
     inferences_saved: int = 0  # samples that reused a near-duplicate's result
     inference_s: float = 0.0  # the latest model run's time per frame
     current: Prediction | None = None
-    totals: dict[str, float] = field(default_factory=dict)
+    totals: dict[str, float] = field(default_factory=dict)  # for display: the standing sample counts up to now
+    # Seconds credited so far (up to the latest sample, loss or end): they only grow, so counters
+    # read them. `totals` can step back a little: the next sample is timestamped at capture,
+    # before the moment a display last credited the standing sample up to.
+    screen_s: dict[str, float] = field(default_factory=dict)

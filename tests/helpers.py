@@ -117,3 +117,21 @@ class SlowEngine(Engine):
         self.calls += 1
         time.sleep(self.delay_s)
         return super().predict(images)
+
+
+INSTALL_HINT = "bash scripts/install-system-deps.sh (Debian packages mosquitto and prometheus)"
+
+
+def promtool_check(exposition: str) -> None:
+    """Validate a /metrics exposition with Prometheus's own linter; fail (never skip) without it."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("promtool") is None:
+        pytest.fail(f"promtool not found: {INSTALL_HINT}")
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, f"promtool check metrics: {result.stdout}{result.stderr}"

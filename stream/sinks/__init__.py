@@ -1,9 +1,11 @@
 """Where results go. Every sink has the same small interface and is a context manager.
 
 `start(info, card)` once, `update(prediction, frame, stats)` per analysed frame, `frame(frame,
-prediction)` for every frame in order (only the overlay video uses it), `checkpoint(report)`
-every few seconds of a run (the report so far, `ended == "running"`), `tick(stats)` about once a
-second whether or not samples come (a camera that is down), `close(report)` once.
+prediction)` for every frame in order (only the overlay video uses it), `control(item)` when a
+live stream is lost (`Lost`) or back (`Gap`), in order with the samples and on their clock,
+`checkpoint(report)` every few seconds of a run (the report so far, `ended == "running"`),
+`tick(stats)` about once a second whether or not samples come (a camera that is down),
+`close(report)` once.
 A sink that cannot write raises (OutputError); the pipeline cuts it off and the others go on.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from stream.modelcard import ModelCard
-from stream.records import Frame, Prediction, VideoInfo
+from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 from stream.report import Report
 
 
@@ -22,6 +24,8 @@ class Sink(Protocol):
     def update(self, prediction: Prediction, frame: Frame, stats) -> None: ...
 
     def frame(self, frame: Frame, prediction: Prediction | None) -> None: ...
+
+    def control(self, item: Lost | Gap) -> None: ...
 
     def checkpoint(self, report: Report) -> None: ...
 
@@ -40,6 +44,9 @@ class BaseSink:
         pass
 
     def frame(self, frame: Frame, prediction: Prediction | None) -> None:
+        pass
+
+    def control(self, item: Lost | Gap) -> None:
         pass
 
     def checkpoint(self, report: Report) -> None:
