@@ -151,6 +151,7 @@ class EventSink(BaseSink):
             "class": segment.label,
             "start_s": ms(segment.start_s),
             "end_s": ms(segment.end_s) if segment.end_s is not None else None,
+            "last_s": ms(segment.last_s),  # the latest sample that showed it
             "start_time": wall(segment.start_s),
             "end_time": wall(segment.end_s),
             "duration_s": ms(segment.duration_s),

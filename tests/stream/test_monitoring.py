@@ -4,6 +4,9 @@ the webhook (a real HTTP server on loopback) getting the same events MQTT gets."
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,3 +123,19 @@ def test_webhook_gets_each_event_in_order(tmp_path, color_model):
     ]
     assert all(b["source"] == "ep" and b["after"]["mean_confidence"] > 0.9 for b in Receiver.bodies)
     assert set(Receiver.auth) == {"Basic dXNlcjpzZWNyZXQ="}  # user:secret, sent as a header
+
+
+def test_monitoring_libraries_load_only_when_asked_for():
+    code = (
+        "import sys, stream, stream.cli, stream.api; sys.exit(bool({'paho', 'prometheus_client'} & set(sys.modules)))"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_taken_metrics_port_is_bad_input_before_any_work(tmp_path, color_model):
+    clip = write_color_video(tmp_path / "c.mp4", [(1, 0, 1)], [i / 10 for i in range(10)])
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(BadInputError, match="--metrics-port"):
+            watch(clip, color_model, metrics_port=taken.getsockname()[1])
