@@ -83,7 +83,7 @@ def test_events_availability_retained_totals_and_metrics_from_the_cli(
     try:
         online = sub.wait_for(lambda m: m.topic == "st/available" and m.payload == "online", 30, "online")
         sub.wait_for(event("new", "jerry"), 30, "new jerry")
-        time.sleep(2.5)  # updates, at most one a second
+        time.sleep(3.5)  # updates, at most one a second
         exposition = scrape(metrics_port)
         rtsp_server.set_pattern("blue")
         sub.wait_for(event("new", "tom"), 15, "new tom")
