@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: GStreamer's RTSP server (a real RTSP camera on loopback),
 # driven by the system Python's GObject bindings, and Chromium for the labeller's browser test
-# (driven by the `playwright` package; never `playwright install`). Installs only what is missing.
+# (driven by the `playwright` package; never `playwright install`), a Mosquitto broker for the MQTT
+# event tests and Prometheus for `promtool check metrics`. Installs only what is missing.
 set -euo pipefail
 packages=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-          gstreamer1.0-plugins-ugly chromium)
+          gstreamer1.0-plugins-ugly chromium mosquitto prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

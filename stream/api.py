@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,8 @@ from stream.defaults import (
     BATCH_SIZE,
     CHECKPOINT_S,
     EVERY_S,
+    METRICS_HOST,
+    MQTT_UPDATE_S,
     OPEN_TIMEOUT_S,
     RTSP_TRANSPORT,
     SEGMENT_MINUTES,
@@ -37,6 +39,7 @@ from stream.defaults import (
 )
 from stream.engine import Engine, choose_model
 from stream.errors import BadInputError, OutputError, ScreentimeError, SourceError
+from stream.monitoring import MonitorConfig, attach, split_names
 from stream.pipeline import Pipeline
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.reconnect import ReconnectPolicy
@@ -83,6 +86,7 @@ class WatchConfig:
     view_port: int | None = None  # live view in a browser (MJPEG over HTTP) on this port; 0: any free port
     view_host: str = VIEW_HOST
     view_fps: float = VIEW_FPS
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)  # --name, --metrics-port, --mqtt ...
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WatchConfig:
@@ -109,6 +113,7 @@ class WatchConfig:
             view_port=args.view_port,
             view_host=args.view_host,
             view_fps=args.view_fps,
+            monitor=MonitorConfig.from_args(args),
         )
 
     def output_paths(self) -> list[Path | None]:
@@ -148,6 +153,7 @@ class WatchConfig:
             raise BadInputError("--view-fps must be > 0")
         if self.output is not None and self.output.suffix.lower() not in (".mp4", ".mov", ".mkv"):
             raise BadInputError(f"{self.output}: the overlay video must be .mp4, .mov or .mkv")
+        self.monitor.validate(len(self.sources))
         for path in (self.report, self.csv, *self.output_paths()):
             if path is None:
                 continue
@@ -228,6 +234,7 @@ class Watch:
             self.view = LiveView(names, config.view_port, config.view_host, config.view_fps)
             for index, pipeline in enumerate(self.pipelines):
                 pipeline.sinks.append(self.view.sink(index))
+        self.monitoring = attach(config.monitor, self.pipelines, config.every_s)  # metrics, MQTT, webhook
         self.reports: list[Report] = []
         self.failures: dict[str, BaseException] = {}  # source name -> why it failed (or its outputs did)
 
@@ -360,6 +367,13 @@ def watch(
     view_port: int | None = None,
     view_host: str = VIEW_HOST,
     view_fps: float = VIEW_FPS,
+    name: str | Sequence[str] | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = METRICS_HOST,
+    mqtt: str | None = None,
+    mqtt_update_s: float = MQTT_UPDATE_S,
+    min_segment_s: float | None = None,
+    webhook: str | None = None,
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
@@ -384,6 +398,15 @@ def watch(
         view_port=view_port,
         view_host=view_host,
         view_fps=view_fps,
+        monitor=MonitorConfig(
+            names=split_names(name),
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
+            mqtt=mqtt,
+            mqtt_update_s=mqtt_update_s,
+            min_segment_s=min_segment_s,
+            webhook=webhook,
+        ),
     )
     return Watch(config)
 

@@ -171,11 +171,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=None, help="timeline PNG (default REPORT.png, unless --html)")
     p.add_argument("--html", type=Path, default=None, help="also a self-contained HTML page: picture, totals, segments")
 
+    _monitoring_flags(p)
+
     p = sub.add_parser("demo", help="end to end on a synthetic cartoon whose truth is known")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
     p.add_argument("--backbone-weights", default=None, help="VGG16 weights file (default: env, then download)")
     p.add_argument("--no-dashboard", action="store_true")
     return parser
+
+
+def _monitoring_flags(p: argparse.ArgumentParser) -> None:
+    """`watch`'s Prometheus, MQTT and webhook outputs (README: Monitoring)."""
+    g = p.add_argument_group("monitoring")
+    g.add_argument(
+        "--name",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a name per source for metrics and MQTT (repeat, or a comma list; default: masked URL or file name)",
+    )
+    g.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help="serve Prometheus /metrics here")
+    g.add_argument(
+        "--metrics-host", default=defaults.METRICS_HOST, metavar="HOST", help=f"({defaults.METRICS_HOST}; 0.0.0.0: all)"
+    )
+    g.add_argument(
+        "--mqtt",
+        default=None,
+        metavar="URL",
+        help=f"publish events to mqtt://[user:pass@]host[:port][/prefix] (prefix {defaults.MQTT_PREFIX})",
+    )
+    g.add_argument(
+        "--mqtt-update",
+        type=float,
+        default=defaults.MQTT_UPDATE_S,
+        metavar="SECONDS",
+        help=f"at most one `update` event (and totals) per source every SECONDS ({defaults.MQTT_UPDATE_S:g})",
+    )
+    g.add_argument(
+        "--min-segment",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="announce a character only once seen this long (default: one sample interval)",
+    )
+    g.add_argument("--webhook", default=None, metavar="URL", help="POST each event's JSON here")
 
 
 def main(argv: list[str] | None = None) -> int:

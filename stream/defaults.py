@@ -15,3 +15,6 @@ BATCH_SIZE = 8  # sampled frames per inference call on files
 SEGMENT_MINUTES = 0.0  # live overlay: 0 = one fragmented MP4; N = a new file every N minutes
 VIEW_HOST = "127.0.0.1"  # live view (--view-port): only this machine unless widened with --view-host
 VIEW_FPS = 5.0  # live view: at most this many pictures a second per source, whatever the camera sends
+METRICS_HOST = "127.0.0.1"  # --metrics-port listens on loopback unless --metrics-host widens it
+MQTT_PREFIX = "screentime"  # topic prefix when the --mqtt URL names none
+MQTT_UPDATE_S = 10.0  # at most this often an `update` event (and retained totals) per source

@@ -142,6 +142,7 @@ class Pipeline:
             characters=list(self.card.characters),
             device=engine.device_name,
             totals=dict(self.accountant.totals_s),
+            screen_s=dict(self.accountant.totals_s),
         )
 
     # -- the run ---------------------------------------------------------------------------
@@ -239,12 +240,19 @@ class Pipeline:
 
     def _control(self, item: Item) -> None:
         if isinstance(item, Lost):
-            self.accountant.lost(item.t_s + self.offset_s)
+            item = Lost(item.t_s + self.offset_s, item.why)
+            self.accountant.lost(item.t_s)
             self.stats.state = RunState.RECONNECTING
+            self.stats.screen_s = dict(self.accountant.totals_s)
         elif isinstance(item, Gap):
-            self.accountant.gap(item.start_s + self.offset_s, item.end_s + self.offset_s)
+            item = Gap(item.start_s + self.offset_s, item.end_s + self.offset_s)
+            self.accountant.gap(item.start_s, item.end_s)
             self.smoother.reset()  # never average across an outage
             self.stats.state = RunState.RUNNING
+        else:
+            return
+        for sink in self._live_sinks():  # in order with the samples, on the accountant's clock
+            self._call(sink, "control", item)
 
     def _stopping(self, reason: EndReason) -> None:
         self.ended = reason
@@ -315,6 +323,7 @@ class Pipeline:
         if to_run:
             self.stats.inference_s = (time.monotonic() - started) / len(to_run)  # per frame, batched
         self.inferences += len(to_run)
+        self.stats.inferences = self.inferences  # before the samples' update(): sinks see which were model runs
         verdicts = {id(f): p for f, p in zip(to_run, probs, strict=True)}
         for frame in frames:
             if id(frame) in source_of:
@@ -340,6 +349,7 @@ class Pipeline:
         stats.latency_s = latency
         stats.totals = self.accountant.running_totals(t_s)
         stats.recent.add(t_s, prediction.present)
+        stats.screen_s = dict(self.accountant.totals_s)
         for sink in self._live_sinks():
             self._call(sink, "update", prediction, frame, stats)
         return prediction
@@ -417,6 +427,7 @@ class Pipeline:
         if self.source_error is not None:
             self.ended = f"{EndReason.FAILED}: {self.source_error}"
         self.report = self._report(str(self.ended))
+        self.stats.screen_s = dict(self.accountant.totals_s)
         self.stats.state = RunState.FAILED if self.source_error is not None else RunState.ENDED
         for sink in self._live_sinks():
             self._call(sink, "close", self.report)

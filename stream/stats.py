@@ -48,3 +48,8 @@ class RunStats:
     current: Prediction | None = None
     totals: dict[str, float] = field(default_factory=dict)
     recent: Strip = field(default_factory=Strip)  # who was on screen in the last few minutes, bounded
+    totals: dict[str, float] = field(default_factory=dict)  # for display: the standing sample counts up to now
+    # Seconds credited so far (up to the latest sample, loss or end): they only grow, so counters
+    # read them. `totals` can step back a little: the next sample is timestamped at capture,
+    # before the moment a display last credited the standing sample up to.
+    screen_s: dict[str, float] = field(default_factory=dict)

@@ -154,3 +154,21 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     assert image is not None, "not a JPEG"
     return image
+
+
+INSTALL_HINT = "bash scripts/install-system-deps.sh (Debian packages mosquitto and prometheus)"
+
+
+def promtool_check(exposition: str) -> None:
+    """Validate a /metrics exposition with Prometheus's own linter; fail (never skip) without it."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    if shutil.which("promtool") is None:
+        pytest.fail(f"promtool not found: {INSTALL_HINT}")
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, f"promtool check metrics: {result.stdout}{result.stderr}"

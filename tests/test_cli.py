@@ -84,6 +84,8 @@ def test_watch_prints_summary_and_writes_report(clip, color_model, tmp_path):
         (lambda d, clip, model: ["watch", clip, "--model", model, "--output", str(d)], "must be .mp4"),
         (lambda d, clip, model: ["watch", "97", "--model", model], "no camera at index 97"),
         (lambda d, clip, model: ["extract", str(d / "junk.mp4"), "-o", str(d / "out")], "not a video"),
+        (lambda d, clip, model: ["watch", clip, "--model", model, "--mqtt", "ftp://op:secret@b"], "op:***@b"),
+        (lambda d, clip, model: ["watch", clip, "--model", model, "--name", "a,b"], "2 names for 1 sources"),
     ],
     ids=[
         "missing-video",
@@ -98,6 +100,8 @@ def test_watch_prints_summary_and_writes_report(clip, color_model, tmp_path):
         "bad-output",
         "no-webcam",
         "extract-corrupt",
+        "bad-mqtt-url",
+        "names-per-source",
     ],
 )
 def test_bad_input_is_one_line(tmp_path, clip, color_model, make_args, fragment):

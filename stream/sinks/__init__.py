@@ -2,9 +2,11 @@
 
 `start(info, card)` once, `update(prediction, frame, stats)` per analysed frame, `frame(frame,
 prediction)` for every frame in order when an overlay video is written (a live source with
-a live view also gets a few frames a second between samples), `checkpoint(report)`
-every few seconds of a run (the report so far, `ended == "running"`), `tick(stats)` about once a
-second whether or not samples come (a camera that is down), `close(report)` once.
+a live view also gets a few frames a second between samples), `control(item)` when a live
+stream is lost (`Lost`) or back (`Gap`), in order with the samples and on their clock,
+`checkpoint(report)` every few seconds of a run (the report so far, `ended == "running"`),
+`tick(stats)` about once a second whether or not samples come (a camera that is down),
+`close(report)` once.
 A sink that cannot write raises (OutputError); the pipeline cuts it off and the others go on.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from stream.modelcard import ModelCard
-from stream.records import Frame, Prediction, VideoInfo
+from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 from stream.report import Report
 
 
@@ -23,6 +25,8 @@ class Sink(Protocol):
     def update(self, prediction: Prediction, frame: Frame, stats) -> None: ...
 
     def frame(self, frame: Frame, prediction: Prediction | None) -> None: ...
+
+    def control(self, item: Lost | Gap) -> None: ...
 
     def checkpoint(self, report: Report) -> None: ...
 
@@ -41,6 +45,9 @@ class BaseSink:
         pass
 
     def frame(self, frame: Frame, prediction: Prediction | None) -> None:
+        pass
+
+    def control(self, item: Lost | Gap) -> None:
         pass
 
     def checkpoint(self, report: Report) -> None:

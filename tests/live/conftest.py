@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mqtt_control import Broker
 from rtsp_control import APT_PACKAGES, SERVER_SCRIPT, SYSTEM_PYTHON, RtspServer
 
 
@@ -36,3 +37,13 @@ def rtsp_server(gst_rtsp_available: None, tmp_path: Path) -> Iterator[RtspServer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A real Mosquitto broker on a free loopback port (fails with the install line without it)."""
+    broker = Broker(tmp_path)
+    try:
+        yield broker.start()
+    finally:
+        broker.kill()

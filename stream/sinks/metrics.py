@@ -1,0 +1,233 @@
+"""Prometheus metrics (`--metrics-port`): `/metrics` for a Prometheus server, as Frigate's `/api/metrics`.
+
+Imported only when asked for. Each run has its own CollectorRegistry (no module-level default
+registry, so two runs in one process never clash). Counters and gauges are read from the live
+`RunStats` at scrape time by a custom collector, so the pipeline does no extra work per sample;
+only the two histograms are observed in `update()`. Labels are bounded: `source` (the `--name`,
+else the masked URL or file name), `class` (the model's classes), `output` (mqtt, webhook).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from stream.errors import BadInputError
+from stream.modelcard import ModelCard
+from stream.outbox import Sender
+from stream.records import Frame, Prediction, VideoInfo
+from stream.report import Report
+from stream.sinks import BaseSink
+from stream.stats import RunState, RunStats
+from stream.version import __version__
+
+PREFIX = "screentime_"
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str  # as exposed (counters with `_total`)
+    kind: str  # counter, gauge, histogram, info
+    labels: tuple[str, ...]
+    help: str
+
+
+METRICS = (
+    MetricSpec("screentime_screen_seconds_total", "counter", ("source", "class"), "Seconds each class was on screen."),
+    MetricSpec("screentime_samples_total", "counter", ("source",), "Samples analysed and counted."),
+    MetricSpec("screentime_inferences_total", "counter", ("source",), "Model runs."),
+    MetricSpec(
+        "screentime_inferences_saved_total", "counter", ("source",), "Samples that reused a near-duplicate's result."
+    ),
+    MetricSpec("screentime_frames_dropped_total", "counter", ("source",), "Live frames dropped for newer ones."),
+    MetricSpec("screentime_reconnects_total", "counter", ("source",), "Reconnections of a live source."),
+    MetricSpec("screentime_outage_seconds_total", "counter", ("source",), "Seconds a live source was down."),
+    MetricSpec("screentime_source_up", "gauge", ("source",), "1 while the source delivers pictures, else 0."),
+    MetricSpec("screentime_source_state", "gauge", ("source", "state"), "1 for the source's current state."),
+    MetricSpec("screentime_current_class", "gauge", ("source", "class"), "1 for each class the latest sample shows."),
+    MetricSpec(
+        "screentime_current_confidence_ratio", "gauge", ("source",), "Probability of the latest sample's class."
+    ),
+    MetricSpec("screentime_latency_seconds", "histogram", ("source",), "Capture-to-count latency of live samples."),
+    MetricSpec("screentime_inference_seconds", "histogram", ("source",), "Model time per frame."),
+    MetricSpec("screentime_model_info", "info", ("model", "model_version", "device", "version"), "The model in use."),
+    MetricSpec("screentime_outbox_sent_total", "counter", ("output",), "Messages delivered to MQTT or a webhook."),
+    MetricSpec("screentime_outbox_dropped_total", "counter", ("output",), "Messages dropped: receiver away too long."),
+    MetricSpec("screentime_outbox_queued", "gauge", ("output",), "Messages waiting for their receiver."),
+    MetricSpec("screentime_output_connected", "gauge", ("output",), "1 while connected to the receiver."),
+)
+SPEC = {m.name: m for m in METRICS}
+
+
+def _family(name: str) -> Metric:
+    spec = SPEC[name]
+    labels = list(spec.labels)
+    if spec.kind == "counter":
+        return CounterMetricFamily(name.removesuffix("_total"), spec.help, labels=labels)
+    return GaugeMetricFamily(name, spec.help, labels=labels)
+
+
+class RunCollector(Collector):
+    """Reads every source's RunStats at scrape time. Counters never go back: each series keeps its
+    highest value (a live outage's running seconds can settle a little lower than last shown)."""
+
+    def __init__(
+        self, sources: Sequence[tuple[str, RunStats]], info: dict[str, str], senders: Sequence[Sender] = ()
+    ) -> None:
+        self.sources = list(sources)
+        self.info = info
+        self.senders = list(senders)
+        self._high: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._lock = threading.Lock()
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            yield from self._collect()
+
+    def _counter(self, family: Metric, labels: list[str], value: float) -> None:
+        key = (family.name, tuple(labels))
+        value = max(value, self._high.get(key, 0.0))
+        self._high[key] = value
+        family.add_metric(labels, value)
+
+    def _collect(self) -> Iterator[Metric]:
+        per_source = {
+            "screentime_samples_total": lambda s: s.samples,
+            "screentime_inferences_total": lambda s: s.inferences,
+            "screentime_inferences_saved_total": lambda s: s.inferences_saved,
+            "screentime_frames_dropped_total": lambda s: s.dropped,
+            "screentime_reconnects_total": lambda s: s.reconnects,
+            "screentime_outage_seconds_total": lambda s: s.outage_s,
+        }
+        screen = _family("screentime_screen_seconds_total")
+        for name, stats in self.sources:
+            screen_s = stats.screen_s
+            for label in stats.classes:
+                self._counter(screen, [name, label], screen_s.get(label, 0.0))
+        yield screen
+        for metric, read in per_source.items():
+            family = _family(metric)
+            for name, stats in self.sources:
+                self._counter(family, [name], float(read(stats)))
+            yield family
+        up, state, current, confidence = (
+            _family("screentime_source_up"),
+            _family("screentime_source_state"),
+            _family("screentime_current_class"),
+            _family("screentime_current_confidence_ratio"),
+        )
+        for name, stats in self.sources:
+            up.add_metric([name], float(stats.state is RunState.RUNNING))
+            for each in RunState:
+                state.add_metric([name, str(each)], float(stats.state is each))
+            now = stats.current
+            for label in stats.classes:
+                current.add_metric([name, label], float(now is not None and label in now.present))
+            confidence.add_metric([name], now.confidence if now is not None else 0.0)
+        yield from (up, state, current, confidence)
+        yield InfoMetricFamily(PREFIX + "model", SPEC["screentime_model_info"].help, value=self.info)
+        if self.senders:
+            sent, dropped = _family("screentime_outbox_sent_total"), _family("screentime_outbox_dropped_total")
+            queued, connected = _family("screentime_outbox_queued"), _family("screentime_output_connected")
+            for sender in self.senders:
+                self._counter(sent, [sender.kind], float(sender.outbox.sent))
+                self._counter(dropped, [sender.kind], float(sender.outbox.dropped))
+                queued.add_metric([sender.kind], float(len(sender.outbox)))
+                connected.add_metric([sender.kind], float(sender.connected))
+            yield from (sent, dropped, queued, connected)
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # a scrape every 15 s is not news
+        pass
+
+
+class MetricsSink(BaseSink):
+    """The run's `/metrics` endpoint, shared by every source's pipeline (started by the first,
+    stopped by the last). The port is bound when the sink is made, so a taken port is bad input
+    before any work starts."""
+
+    def __init__(
+        self,
+        sources: Sequence[tuple[str, RunStats]],
+        card: ModelCard,
+        model: Path,
+        device: str,
+        host: str,
+        port: int,
+        senders: Sequence[Sender] = (),
+    ) -> None:
+        self.registry = CollectorRegistry()
+        info = {"model": model.name, "model_version": card.screentime_version, "device": device, "version": __version__}
+        self.collector = RunCollector(sources, info, senders)
+        self.registry.register(self.collector)
+        self.latency = Histogram(
+            PREFIX + "latency_seconds",
+            SPEC["screentime_latency_seconds"].help,
+            ["source"],
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        self.inference = Histogram(
+            PREFIX + "inference_seconds",
+            SPEC["screentime_inference_seconds"].help,
+            ["source"],
+            registry=self.registry,
+            buckets=INFERENCE_BUCKETS,
+        )
+        self._names = {id(stats): name for name, stats in sources}
+        self._inferences: dict[int, int] = {id(stats): stats.inferences for _, stats in sources}
+        server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
+        try:
+            self._server = make_server(host, port, make_wsgi_app(self.registry), server_class, handler_class=_Quiet)
+        except OSError as exc:
+            raise BadInputError(f"--metrics-port {port} on {host}: {exc.strerror or exc}") from None
+        self.host = host
+        self.port = self._server.server_port
+        self._users = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self, info: VideoInfo, card: ModelCard) -> None:
+        with self._lock:
+            self._users += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+                self._thread.start()
+
+    def update(self, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
+        name = self._names[id(stats)]
+        if stats.live:
+            self.latency.labels(name).observe(prediction.latency_s)
+        if stats.inferences > self._inferences[id(stats)]:  # a model run, not a reused result
+            self._inferences[id(stats)] = stats.inferences
+            self.inference.labels(name).observe(stats.inference_s)
+
+    def close(self, report: Report | None) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0:
+                return
+            if self._thread is not None:
+                self._server.shutdown()
+                self._thread = None
+            self._server.server_close()
+
+    def scrape(self) -> str:
+        """The exposition as a scrape would get it (also after the run, when the server is gone)."""
+        return generate_latest(self.registry).decode()
