@@ -165,13 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.VIEW_FPS,
         help=f"live view: at most this many pictures a second per source ({defaults.VIEW_FPS:g})",
     )
+    _monitoring_flags(p)
 
     p = sub.add_parser("plot", help="draw who was on screen when, from a watch report")
     p.add_argument("report", type=Path, help="REPORT.json written by watch --report")
     p.add_argument("-o", "--output", type=Path, default=None, help="timeline PNG (default REPORT.png, unless --html)")
     p.add_argument("--html", type=Path, default=None, help="also a self-contained HTML page: picture, totals, segments")
-
-    _monitoring_flags(p)
 
     p = sub.add_parser("demo", help="end to end on a synthetic cartoon whose truth is known")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
