@@ -28,6 +28,7 @@ from stream.defaults import (
     CHECKPOINT_S,
     EVERY_S,
     OPEN_TIMEOUT_S,
+    RTSP_BACKEND,
     RTSP_TRANSPORT,
     SEGMENT_MINUTES,
     TIMEOUT_S,
@@ -66,6 +67,7 @@ class WatchConfig:
     batch_size: int = BATCH_SIZE
     max_reconnects: int | None = None  # None: forever
     rtsp_transport: str = RTSP_TRANSPORT
+    rtsp_backend: str = RTSP_BACKEND  # pyav: decode only what sampling needs; opencv: every frame
     timeout_s: float = TIMEOUT_S
     open_timeout_s: float = OPEN_TIMEOUT_S
     checkpoint_s: float = CHECKPOINT_S
@@ -89,6 +91,7 @@ class WatchConfig:
             duration_s=args.duration,
             max_reconnects=0 if args.no_retry else args.max_reconnects,
             rtsp_transport=args.rtsp_transport,
+            rtsp_backend=args.rtsp_backend,
             timeout_s=args.timeout,
             open_timeout_s=args.open_timeout,
             checkpoint_s=args.checkpoint,
@@ -165,7 +168,7 @@ class Watch:
             shared.append(TimelineSink(config.csv, sections, append=config.resume))
         self.pipelines: list[Pipeline] = []
         for index, (spec, output) in enumerate(zip(config.sources, config.output_paths(), strict=True)):
-            # A file sampled at an interval decodes only what it samples; the overlay needs every frame.
+            # A file or camera sampled at an interval decodes only what it samples; the overlay needs every frame.
             sparse = config.every_s if output is None and config.every_s > 0 else None
             source = open_source(
                 spec,
@@ -173,6 +176,7 @@ class Watch:
                 rtsp_transport=config.rtsp_transport,
                 open_timeout_s=config.open_timeout_s,
                 sparse_every_s=sparse,
+                rtsp_backend=config.rtsp_backend,
             )
             sinks: list[Sink] = [sink.section(index) if sections > 1 else sink for sink in shared]
             if output is not None:
@@ -325,6 +329,7 @@ def watch(
     smoothing: int | None = None,
     skip_similar: float = SKIP_SIMILAR_DEFAULT,
     precision: str = "auto",
+    rtsp_backend: str = RTSP_BACKEND,
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
@@ -346,6 +351,7 @@ def watch(
         smoothing=smoothing,
         skip_similar=skip_similar,
         precision=precision,
+        rtsp_backend=rtsp_backend,
     )
     return Watch(config)
 

@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--no-retry", action="store_true", help="fail at once if a stream is unreachable")
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=defaults.RTSP_TRANSPORT)
     p.add_argument(
+        "--rtsp-backend",
+        choices=["pyav", "opencv"],
+        default=defaults.RTSP_BACKEND,
+        help=f"who decodes rtsp:// cameras: pyav only the frames samples need, opencv all ({defaults.RTSP_BACKEND})",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=defaults.TIMEOUT_S,

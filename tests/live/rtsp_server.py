@@ -25,16 +25,22 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 ELEMENTS = ("videotestsrc", "x264enc", "rtph264pay")
 
 
-def launch_line(width: int, height: int, fps: int, pattern: str, keyint: int | None = None) -> str:
+def launch_line(width: int, height: int, fps: int, pattern: str, keyint: int | None = None, bframes: int = 0) -> str:
     """Live test pattern, H.264 with a keyframe every `keyint` frames (default: every second, so a
-    new client starts within ~1 s; 0: x264enc's own default, 250 frames, like "smart codec" cameras)."""
+    new client starts within ~1 s; 0: x264enc's own default, 250 frames, like "smart codec" cameras)
+    and `bframes` non-reference B-frames between reference frames (0: none, as most cameras)."""
     gop = fps if keyint is None else keyint
     # keyint 0: x264enc exactly as its defaults (no zerolatency tune either: lookahead and B-frames).
     key = f"tune=zerolatency key-int-max={gop} " if gop else ""
+    preset, profile = "ultrafast", ""
+    if bframes:  # neither zerolatency nor ultrafast allows B-frames; without b-pyramid none is a reference
+        preset, profile = "superfast", "! video/x-h264,profile=main "  # the server would pick baseline
+        key = f"key-int-max={gop} " if gop else ""
+        key += f"bframes={bframes} b-adapt=false b-pyramid=false rc-lookahead=0 "
     return (
         f"( videotestsrc name=src is-live=true pattern={pattern} "
         f"! video/x-raw,width={width},height={height},framerate={fps}/1 "
-        f"! x264enc speed-preset=ultrafast {key}bitrate=500 "
+        f"! x264enc speed-preset={preset} {key}bitrate=500 {profile}"
         f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
 
@@ -60,7 +66,7 @@ class Server:
         self.server.set_address("127.0.0.1")
         self.server.set_service(str(args.port))
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(launch_line(args.width, args.height, args.fps, args.pattern, args.keyint))
+        factory.set_launch(launch_line(args.width, args.height, args.fps, args.pattern, args.keyint, args.bframes))
         factory.set_shared(True)
         factory.connect("media-configure", self._on_media)
         self.server.get_mount_points().add_factory(args.path, factory)
@@ -113,6 +119,7 @@ def main() -> int:
     parser.add_argument("--path", default="/test")
     parser.add_argument("--pattern", default="ball")
     parser.add_argument("--keyint", type=int, default=None, help="frames between keyframes (0: x264's default)")
+    parser.add_argument("--bframes", type=int, default=0, help="B-frames between reference frames")
     parser.add_argument("--check", action="store_true", help="only check that the GStreamer elements exist")
     args = parser.parse_args()
     if args.check:
