@@ -182,10 +182,11 @@ def main(argv: list[str] | None = None) -> int:
 def _setup_logging(quiet: bool, verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
-    from stream.logs import quiet_native_logs
+    from stream.logs import MaskCredentials, quiet_native_logs
 
     quiet_native_logs(verbose)
     handler = RichHandler(show_time=False, show_path=False, markup=False)
+    handler.addFilter(MaskCredentials())
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler], format="%(message)s")
     for noisy in ("tensorflow", "tf2onnx", "absl", "h5py", "onnx", "onnxruntime"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
