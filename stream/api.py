@@ -31,6 +31,7 @@ from stream.defaults import (
     METRICS_HOST,
     MQTT_UPDATE_S,
     OPEN_TIMEOUT_S,
+    RTSP_BACKEND,
     RTSP_TRANSPORT,
     SEGMENT_MINUTES,
     TIMEOUT_S,
@@ -75,6 +76,7 @@ class WatchConfig:
     batch_size: int = BATCH_SIZE
     max_reconnects: int | None = None  # None: forever
     rtsp_transport: str = RTSP_TRANSPORT
+    rtsp_backend: str = RTSP_BACKEND  # pyav: decode only what sampling needs; opencv: every frame
     timeout_s: float = TIMEOUT_S
     open_timeout_s: float = OPEN_TIMEOUT_S
     checkpoint_s: float = CHECKPOINT_S
@@ -102,6 +104,7 @@ class WatchConfig:
             duration_s=args.duration,
             max_reconnects=0 if args.no_retry else args.max_reconnects,
             rtsp_transport=args.rtsp_transport,
+            rtsp_backend=args.rtsp_backend,
             timeout_s=args.timeout,
             open_timeout_s=args.open_timeout,
             checkpoint_s=args.checkpoint,
@@ -187,7 +190,7 @@ class Watch:
             shared.append(TimelineSink(config.csv, sections, append=config.resume))
         self.pipelines: list[Pipeline] = []
         for index, (spec, output) in enumerate(zip(config.sources, config.output_paths(), strict=True)):
-            # A file sampled at an interval decodes only what it samples; the overlay needs every frame.
+            # A file or camera sampled at an interval decodes only what it samples; the overlay needs every frame.
             sparse = config.every_s if output is None and config.every_s > 0 else None
             source = open_source(
                 spec,
@@ -195,6 +198,7 @@ class Watch:
                 rtsp_transport=config.rtsp_transport,
                 open_timeout_s=config.open_timeout_s,
                 sparse_every_s=sparse,
+                rtsp_backend=config.rtsp_backend,
             )
             sinks: list[Sink] = [sink.section(index) if sections > 1 else sink for sink in shared]
             if output is not None:
@@ -374,6 +378,7 @@ def watch(
     mqtt_update_s: float = MQTT_UPDATE_S,
     min_segment_s: float | None = None,
     webhook: str | None = None,
+    rtsp_backend: str = RTSP_BACKEND,
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
@@ -407,6 +412,7 @@ def watch(
             min_segment_s=min_segment_s,
             webhook=webhook,
         ),
+        rtsp_backend=rtsp_backend,
     )
     return Watch(config)
 

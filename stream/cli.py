@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--no-retry", action="store_true", help="fail at once if a stream is unreachable")
     p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=defaults.RTSP_TRANSPORT)
     p.add_argument(
+        "--rtsp-backend",
+        choices=["pyav", "opencv"],
+        default=defaults.RTSP_BACKEND,
+        help=f"who decodes rtsp:// cameras: pyav only the frames samples need, opencv all ({defaults.RTSP_BACKEND})",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=defaults.TIMEOUT_S,
@@ -235,10 +241,11 @@ def main(argv: list[str] | None = None) -> int:
 def _setup_logging(quiet: bool, verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
-    from stream.logs import quiet_native_logs
+    from stream.logs import MaskCredentials, quiet_native_logs
 
     quiet_native_logs(verbose)
     handler = RichHandler(show_time=False, show_path=False, markup=False)
+    handler.addFilter(MaskCredentials())
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler], format="%(message)s")
     for noisy in ("tensorflow", "tf2onnx", "absl", "h5py", "onnx", "onnxruntime", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -9,6 +9,9 @@ TIMEOUT_S = 5.0  # once a stream delivers pictures: seconds without one before i
 # at 25 fps); 20 s covers that plus probing.
 OPEN_TIMEOUT_S = 20.0
 RTSP_TRANSPORT = "tcp"
+# Who decodes rtsp:// cameras: PyAV decodes only the frames sampling needs (keyframes alone when
+# they come at least once per sample); "opencv" decodes every frame.
+RTSP_BACKEND = "pyav"
 CHECKPOINT_S = 10.0  # seconds between atomic rewrites of the report during a run
 FLUSH_S = 2.0  # at most this many seconds of timeline are only in memory (flushed and fsynced)
 BATCH_SIZE = 8  # sampled frames per inference call on files

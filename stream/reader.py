@@ -29,7 +29,7 @@ class ReaderStats:
     """Counters for the dashboard; written by the reader thread only, read for display."""
 
     frames_read: int = 0  # frames seen (timestamps), decoded or not
-    decoded: int = 0  # pictures decoded
+    decoded: int = 0  # pictures decoded (by the source's count where it keeps one: files, cameras)
     last_t_s: float = 0.0
     frame_interval_s: float | None = None
 
@@ -110,16 +110,23 @@ class FrameReader(threading.Thread):
         now = time.monotonic()
         index = self._index
         self._index += 1
-        sampled = self.sampler.due(t_s)
+        # A source that decodes only what sampling needs says which frames have a picture (and
+        # how early one may stand in for a due sample); the sampler waits for one that has.
+        source = self.source
+        sampled = getattr(source, "picture_ready", True) and self.sampler.due(t_s, getattr(source, "early_s", 0.0))
+        counted = hasattr(source, "decoded")  # the source counts what its decoder did, sampled or not
+        if counted:
+            stats.decoded = source.decoded
         tapped = self.tap is not None and (self.decode_all or sampled or t_s - self._tapped_t_s >= self.tap_every_s)
         if not (sampled or self.decode_all or tapped):
             return True
-        image = self.source.retrieve()
+        image = source.retrieve()
         if image is None:
             if sampled:
-                log.warning("%s: frame %d could not be decoded; skipped", self.source.name, index)
+                log.warning("%s: frame %d could not be decoded; skipped", source.name, index)
             return True
-        stats.decoded += 1
+        if not counted:
+            stats.decoded += 1
         model_input = thumb = None
         if sampled and self.model_size is not None:
             model_input = fit_frame(image, self.model_size)
@@ -130,8 +137,8 @@ class FrameReader(threading.Thread):
             self.tap(frame)
         if (sampled or self.buffer.policy is BufferPolicy.WAIT) and not self.buffer.put(frame, self.stop_event):
             return False
-        if sampled and hasattr(self.source, "skip_to"):  # a file sampled sparsely: decode only what is needed
-            self.source.skip_to(self.sampler.next_due_s)
+        if sampled and hasattr(source, "skip_to"):  # sampled sparsely: decode only what is needed
+            source.skip_to(self.sampler.next_due_s)
         return True
 
     def _lose(self) -> None:

@@ -29,16 +29,21 @@ class Sampler:
         if not math.isfinite(self.every_s) or self.every_s < 0:
             raise BadInputError(f"sampling interval must be >= 0 seconds, got {self.every_s}")
 
-    def due(self, t_s: float) -> bool:
-        """True if the frame at `t_s` should be analysed; advances the grid when it is."""
+    def due(self, t_s: float, early_s: float = 0.0) -> bool:
+        """True if the frame at `t_s` should be analysed; advances the grid when it is.
+
+        `early_s` lets a frame up to that long before a grid point stand in for it: a camera
+        decoded at keyframes only offers a picture about once per sample, and its keyframes
+        arrive a little before or after the grid point by chance.
+        """
         if self.next_due_s is None:
             self.next_due_s = t_s
-        if t_s + _EPS < self.next_due_s:
+        if t_s + _EPS + early_s < self.next_due_s:
             return False
         if self.every_s == 0:
             self.next_due_s = t_s + _EPS
             return True
-        steps = math.floor((t_s + _EPS - self.next_due_s) / self.every_s) + 1
+        steps = max(1, math.floor((t_s + _EPS - self.next_due_s) / self.every_s) + 1)
         self.next_due_s += steps * self.every_s
         return True
 

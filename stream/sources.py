@@ -1,6 +1,7 @@
 """Video sources: one class per kind (file, webcam, network), one factory `open_source`.
 
-Files are decoded by PyAV (`stream.filesource`); webcams and network streams by OpenCV here.
+Files are decoded by PyAV (`stream.filesource`), RTSP cameras by PyAV too (`stream.netsource`:
+it decodes only the frames sampling needs), webcams and other network streams by OpenCV here.
 
 A source only grabs and decodes; it never invents frames (no filler, no repeats). Files give
 media timestamps (position after grab), live sources the monotonic clock, so time is right for
@@ -11,22 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 import time
 from collections.abc import Iterator
 from enum import StrEnum
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
-from stream.defaults import OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
-from stream.errors import SourceConnectionError, SourceError
+from stream.defaults import OPEN_TIMEOUT_S, RTSP_BACKEND, RTSP_TRANSPORT, TIMEOUT_S
+from stream.errors import BadInputError, SourceConnectionError, SourceError
 from stream.filesource import FileSource
+from stream.netsource import PyAVNetworkSource
 from stream.records import VideoInfo
+from stream.urls import mask_text, mask_url
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
+RTSP_BACKENDS = ("pyav", "opencv")  # who decodes rtsp:// and rtsps:// URLs (other schemes: OpenCV)
 
 
 class SourceKind(StrEnum):
@@ -41,25 +43,6 @@ def classify(spec: str) -> SourceKind:
         return SourceKind.WEBCAM
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     return SourceKind.NETWORK if scheme in NETWORK_SCHEMES else SourceKind.FILE
-
-
-def mask_url(spec: str) -> str:
-    """Hide credentials (`rtsp://user:pass@host` -> `rtsp://user:***@host`) for logs and reports."""
-    if "://" not in spec:
-        return spec
-    parts = urlsplit(spec)
-    if parts.password is None and parts.username is None:
-        return spec
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***" if parts.password is not None else "***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
-def mask_text(text: str) -> str:
-    """Mask every URL credential inside a message (FFmpeg and OpenCV echo URLs back)."""
-    return re.sub(r"(\w+://[^:/@\s]+):[^@\s/]+@", r"\1:***@", text)
 
 
 class _LiveSource:
@@ -147,6 +130,7 @@ class NetworkSource(_LiveSource):
         self.timeout_s = timeout_s
         self.open_timeout_s = max(open_timeout_s, timeout_s)
         self.rtsp_transport = rtsp_transport
+        self.decoded = 0  # pictures decoded: OpenCV's grab decodes every frame, sampled or not
         self._primed_t: float | None = None
         self._reset_hang_watch()
 
@@ -164,6 +148,7 @@ class NetworkSource(_LiveSource):
         t_s = super().grab()
         if t_s is None or self._cap is None:
             return t_s
+        self.decoded += 1
         if time.monotonic() - started >= 0.9 * self.timeout_s:
             return None  # the read timed out: what OpenCV returns now is stale
         pts = self._cap.get(cv2.CAP_PROP_POS_MSEC)
@@ -198,6 +183,7 @@ class NetworkSource(_LiveSource):
         if not cap.grab():
             self.close()
             raise SourceConnectionError(f"{self.name}: connected, but no picture within {self.open_timeout_s:g} s")
+        self.decoded += 1
         now = time.monotonic()
         if self._t0 is None:
             self._t0 = now
@@ -206,7 +192,7 @@ class NetworkSource(_LiveSource):
         return self._info(cap)
 
 
-Source = FileSource | WebcamSource | NetworkSource
+Source = FileSource | WebcamSource | NetworkSource | PyAVNetworkSource
 
 
 def open_source(
@@ -215,14 +201,21 @@ def open_source(
     rtsp_transport: str = RTSP_TRANSPORT,
     open_timeout_s: float = OPEN_TIMEOUT_S,
     sparse_every_s: float | None = None,
+    rtsp_backend: str = RTSP_BACKEND,
 ) -> Source:
-    """Build (not yet open) the source a user's SOURCE argument names; `sparse_every_s`: a file
-    will be sampled this often with nothing needing every frame (see `FileSource`)."""
+    """Build (not yet open) the source a user's SOURCE argument names; `sparse_every_s`: it will
+    be sampled this often with nothing needing every frame (files and PyAV cameras then decode
+    only what sampling needs); `rtsp_backend`: PyAV or OpenCV for rtsp:// and rtsps:// URLs."""
+    if rtsp_backend not in RTSP_BACKENDS:
+        raise BadInputError(f"unknown RTSP backend {rtsp_backend!r}: choose {' or '.join(RTSP_BACKENDS)}")
     kind = classify(spec)
     if kind is SourceKind.WEBCAM:
         return WebcamSource(int(spec))
     if kind is SourceKind.NETWORK:
-        return NetworkSource(spec, timeout_s=timeout_s, rtsp_transport=rtsp_transport, open_timeout_s=open_timeout_s)
+        timeouts = {"timeout_s": timeout_s, "rtsp_transport": rtsp_transport, "open_timeout_s": open_timeout_s}
+        if rtsp_backend == "pyav" and spec.lower().startswith(("rtsp://", "rtsps://")):
+            return PyAVNetworkSource(spec, sparse_every_s=sparse_every_s, **timeouts)
+        return NetworkSource(spec, **timeouts)
     return FileSource(spec, sparse_every_s)
 
 
@@ -260,6 +253,7 @@ def _sane_fps(fps: float) -> float | None:
 __all__ = [
     "FileSource",
     "NetworkSource",
+    "PyAVNetworkSource",
     "Source",
     "SourceError",
     "SourceKind",

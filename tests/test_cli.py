@@ -188,3 +188,19 @@ def test_sigterm_mid_run_leaves_a_complete_report(tmp_path, color_model):
 
     with av.open(str(tmp_path / "o.mp4")) as container:  # finalised, playable
         assert sum(1 for _ in container.decode(video=0)) > 0
+
+
+@pytest.mark.parametrize("backend", ["pyav", "opencv"])
+def test_verbose_stream_errors_never_show_the_password(color_model, backend):
+    """With -v FFmpeg's own lines are shown too; none may carry the URL's password."""
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"rtsp://admin:topsecret@127.0.0.1:{port}/cam"
+    result = screentime(
+        "-v", "watch", url, "--model", str(color_model), "--no-dashboard", "--no-retry", "--rtsp-backend", backend
+    )
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "topsecret" not in result.stderr + result.stdout and "admin:***@127.0.0.1" in result.stderr

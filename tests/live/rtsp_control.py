@@ -55,7 +55,13 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.port}{self.path}"
 
     def start(
-        self, width: int = 320, height: int = 240, fps: int = 25, pattern: str = "ball", keyint: int | None = None
+        self,
+        width: int = 320,
+        height: int = 240,
+        fps: int = 25,
+        pattern: str = "ball",
+        keyint: int | None = None,
+        bframes: int = 0,
     ) -> str:
         """Launch the server and wait for READY; the URL to open (same port on a restart)."""
         if self.proc is not None:
@@ -68,6 +74,8 @@ class RtspServer:
         cmd += ["--width", str(width), "--height", str(height), "--fps", str(fps), "--pattern", pattern]
         if keyint is not None:
             cmd += ["--keyint", str(keyint)]
+        if bframes:
+            cmd += ["--bframes", str(bframes)]
         with self._log.open("w") as stderr:
             # stdin stays a pipe: commands go through it, and the server quits when it closes.
             self.proc = subprocess.Popen(

@@ -25,18 +25,30 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 ELEMENTS = ("videotestsrc", "x264enc", "rtph264pay")
 
 
-def launch_line(width: int, height: int, fps: int, pattern: str, keyint: int | None = None) -> str:
+def launch_line(width: int, height: int, fps: int, pattern: str, keyint: int | None = None, bframes: int = 0) -> str:
     """Live test pattern, H.264 with a keyframe every `keyint` frames (default: every second, so a
-    new client starts within ~1 s; 0: x264enc's own default, 250 frames, like "smart codec" cameras)."""
+    new client starts within ~1 s; 0: x264enc's own default, 250 frames, like "smart codec" cameras)
+    and `bframes` non-reference B-frames between reference frames (0: none, as most cameras)."""
     gop = fps if keyint is None else keyint
     # keyint 0: x264enc exactly as its defaults (no zerolatency tune either: lookahead and B-frames).
     key = f"tune=zerolatency key-int-max={gop} " if gop else ""
+    preset, profile = "ultrafast", ""
+    if bframes:  # neither zerolatency nor ultrafast allows B-frames; without b-pyramid none is a reference
+        preset, profile = "superfast", "! video/x-h264,profile=main "  # the server would pick baseline
+        key = f"key-int-max={gop} " if gop else ""
+        key += f"bframes={bframes} b-adapt=false b-pyramid=false rc-lookahead=0 "
     return (
         f"( videotestsrc name=src is-live=true pattern={pattern} "
         f"! video/x-raw,width={width},height={height},framerate={fps}/1 "
-        f"! x264enc speed-preset=ultrafast {key}bitrate=500 "
+        f"! x264enc speed-preset={preset} {key}bitrate=500 {profile}"
         f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
+
+
+def clip_line(path: str) -> str:
+    """A pre-encoded H.264 MP4 sent as it is (no re-encoding, so many cameras cost the server
+    little), paced in real time by the server's clock."""
+    return f"( filesrc location={path} ! qtdemux ! rtph264pay name=pay0 pt=96 config-interval=1 )"
 
 
 def check() -> int:
@@ -50,7 +62,8 @@ def check() -> int:
 
 
 class Server:
-    """One shared media: every client sees the same live stream, as with a real camera."""
+    """One shared media per mount point: every client sees the same live stream, as with a real
+    camera. `--mounts N` serves N cameras (PATH1 ... PATHN), each its own media."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.loop = GLib.MainLoop()
@@ -59,14 +72,22 @@ class Server:
         self.server = GstRtspServer.RTSPServer()
         self.server.set_address("127.0.0.1")
         self.server.set_service(str(args.port))
-        factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(launch_line(args.width, args.height, args.fps, args.pattern, args.keyint))
-        factory.set_shared(True)
-        factory.connect("media-configure", self._on_media)
-        self.server.get_mount_points().add_factory(args.path, factory)
+        if args.clip:
+            line = clip_line(args.clip)
+        else:
+            line = launch_line(args.width, args.height, args.fps, args.pattern, args.keyint, args.bframes)
+        paths = [args.path] if args.mounts == 1 else [f"{args.path}{i}" for i in range(1, args.mounts + 1)]
+        for path in paths:
+            factory = GstRtspServer.RTSPMediaFactory()
+            factory.set_launch(line)
+            factory.set_shared(True)
+            factory.connect("media-configure", self._on_media)
+            self.server.get_mount_points().add_factory(path, factory)
 
     def _on_media(self, _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
         src = media.get_element().get_by_name("src")
+        if src is None:  # a clip: no pattern to switch
+            return
         src.set_property("pattern", self.pattern)
         self.sources.append(src)
         media.connect("unprepared", lambda _m: self.sources.remove(src) if src in self.sources else None)
@@ -113,6 +134,9 @@ def main() -> int:
     parser.add_argument("--path", default="/test")
     parser.add_argument("--pattern", default="ball")
     parser.add_argument("--keyint", type=int, default=None, help="frames between keyframes (0: x264's default)")
+    parser.add_argument("--bframes", type=int, default=0, help="B-frames between reference frames")
+    parser.add_argument("--clip", default=None, help="serve this H.264 MP4 as it is instead of a test pattern")
+    parser.add_argument("--mounts", type=int, default=1, help="cameras: PATH1 ... PATHN when more than one")
     parser.add_argument("--check", action="store_true", help="only check that the GStreamer elements exist")
     args = parser.parse_args()
     if args.check:

@@ -1,7 +1,7 @@
 """The live path against a real RTSP server on loopback: what unit tests with fake sources cannot show.
 
-OpenCV's FFmpeg backend buffers, probes and times out in its own ways; these tests check that,
-through it, latency stays bounded when inference is slower than the stream, sampling follows
+FFmpeg (through PyAV, the default, or OpenCV) buffers, probes and times out in its own ways; these
+tests check that, through it, latency stays bounded when inference is slower than the stream, sampling follows
 wall-clock time, screen time adds up, and a dead, hung or rebooting camera is survived and its
 outage cut from the accounting instead of hanging the run or being counted as screen time.
 """
@@ -26,7 +26,8 @@ from stream.reconnect import ReconnectPolicy
 from stream.records import Prediction
 from stream.report import Report
 from stream.sampler import Sampler
-from stream.sources import NetworkSource, open_source
+from stream.sources import NetworkSource, PyAVNetworkSource, open_source
+from stream.stats import RunStats
 
 FPS = 25
 OPEN_S = 1.5  # FFmpeg probes ~1.2 s of stream before open() returns
@@ -41,25 +42,32 @@ def watchdog(stop: threading.Event, after_s: float) -> threading.Timer:
     return timer
 
 
-def network_source(url: str, timeout_s: float = 5.0) -> NetworkSource:
-    source = open_source(url, timeout_s=timeout_s)
-    assert isinstance(source, NetworkSource)
+def network_source(
+    url: str, timeout_s: float = 5.0, sparse_every_s: float | None = None, backend: str = "pyav"
+) -> NetworkSource | PyAVNetworkSource:
+    """As `watch` builds it: sampled every `sparse_every_s` with no overlay video (None: every frame)."""
+    source = open_source(url, timeout_s=timeout_s, sparse_every_s=sparse_every_s, rtsp_backend=backend)
+    assert isinstance(source, NetworkSource if backend == "opencv" else PyAVNetworkSource)
     return source
 
 
 def run_pipeline(
-    source: NetworkSource,
+    source: NetworkSource | PyAVNetworkSource,
     engine: Engine,
     every_s: float,
     duration_s: float,
     reconnect: ReconnectPolicy | None = None,
     at: tuple[float, Callable[[], None]] | None = None,
+    stats: list[RunStats] | None = None,
 ) -> tuple[list[Prediction], Report]:
-    """Analyse `source` for `duration_s` wall-clock seconds; `at=(s, action)` runs `action` s into the run."""
+    """Analyse `source` for `duration_s` wall-clock seconds; `at=(s, action)` runs `action` s into the
+    run; `stats` gets the run's live numbers (decoded pictures ...)."""
     stop = threading.Event()
     pipeline = Pipeline(
         source, engine, Sampler(every_s), sinks=[], stop=stop, duration_s=duration_s, reconnect=reconnect
     )
+    if stats is not None:
+        stats.append(pipeline.stats)
     guard = watchdog(stop, OPEN_S + duration_s + 20)
     predictions: list[Prediction] = []
     pending = at
@@ -115,10 +123,13 @@ def test_latency_does_not_build_up_with_slow_engine(rtsp_server: RtspServer, col
     assert_accounting(predictions, report)
 
 
-def test_sampling_follows_wall_clock_and_sees_the_picture(rtsp_server: RtspServer, color_model: Path) -> None:
+@pytest.mark.parametrize("backend", ["pyav", "opencv"])
+def test_sampling_follows_wall_clock_and_sees_the_picture(
+    rtsp_server: RtspServer, color_model: Path, backend: str
+) -> None:
     """every_s=0.5 on a live stream: about two samples a second, each of the colour actually sent."""
     duration_s, every_s = 5.0, 0.5
-    source = network_source(rtsp_server.start(fps=FPS, pattern="red"))
+    source = network_source(rtsp_server.start(fps=FPS, pattern="red"), sparse_every_s=every_s, backend=backend)
     predictions, report = run_pipeline(source, Engine(color_model, "cpu"), every_s=every_s, duration_s=duration_s)
 
     expected = report.duration_s / every_s
@@ -261,3 +272,45 @@ def test_hung_camera_does_not_block_the_run(rtsp_server: RtspServer, color_model
     stale = [round(p.t_s - marks["down"], 2) for p in predictions if p.t_s > marks["down"] + 0.1]
     assert not stale, f"stale samples {stale} s after the freeze"
     assert report.outages[0]["start_s"] == pytest.approx(marks["down"], abs=0.3)
+
+
+@pytest.mark.parametrize(
+    ("keyint", "bframes", "share"),
+    [
+        (FPS, 0, 0.1),  # a keyframe every second, sampled every second: keyframes only
+        (4 * FPS, 2, 0.5),  # a keyframe every 4 s, IBBP: only the reference frames (a third) and the samples
+    ],
+)
+def test_sparse_sampling_decodes_few_pictures_and_the_right_ones(
+    rtsp_server: RtspServer, color_model: Path, keyint: int, bframes: int, share: float
+) -> None:
+    """every_s=1 on 25 fps: far fewer pictures decoded than frames received, every second still
+    sampled, and each sample shows what the camera sent then (red, then blue after a switch)."""
+    duration_s, every_s, switch_s = 12.0, 1.0, 7.0
+    url = rtsp_server.start(fps=FPS, pattern="red", keyint=keyint, bframes=bframes)
+    source = network_source(url, sparse_every_s=every_s)
+    stats: list[RunStats] = []
+    marks: dict[str, float] = {}
+
+    def switch() -> None:
+        # Counted from here: the first seconds decode every frame while keyframe spacing is learnt.
+        marks.update(blue=source.clock(), decoded=stats[0].decoded, read=stats[0].frames_read)
+        marks.update(keyframes_only=source.keyframes_only)
+        rtsp_server.set_pattern("blue")
+
+    predictions, report = run_pipeline(
+        source, Engine(color_model, "cpu"), every_s, duration_s, at=(switch_s, switch), stats=stats
+    )
+    decoded, read = stats[0].decoded - marks["decoded"], stats[0].frames_read - marks["read"]
+    assert report.frames_read >= 0.8 * FPS * report.duration_s, f"{report.frames_read} frames read"
+    assert decoded < share * read, f"{decoded} pictures decoded of the last {read} frames"
+    assert marks["keyframes_only"] is (keyint == FPS)
+    assert report.duration_s - 2 <= report.samples <= report.duration_s + 1, f"{report.samples} samples"
+    gaps = [b.t_s - a.t_s for a, b in pairwise(predictions)]
+    assert max(gaps) < 1.6, f"sample gaps {gaps}"  # a keyframe stands in for a due time up to 0.5 s early
+    labels = [(round(p.t_s - marks["blue"], 2), p.label) for p in predictions]
+    # The switch reaches the picture within a frame or two; keyframes-only sees it at the next keyframe.
+    assert all(label == "jerry" for t, label in labels if t < 0), labels
+    assert all(label == "tom" for t, label in labels if t > 1.2), labels
+    assert (report.outages, report.reconnects, report.dropped) == ([], 0, 0)
+    assert_accounting(predictions, report)

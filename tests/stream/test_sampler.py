@@ -37,6 +37,17 @@ def test_grid_anchored_at_first_frame_and_repeated_timestamps_taken_once():
     assert picked(times, 1.0) == [10.0, 11.0, 12.1]
 
 
+def test_keyframes_a_little_early_or_late_stand_in_for_their_grid_points():
+    """A camera decoded at keyframes only: one picture a second, arriving just before or after
+    each whole second. With `early_s` each is taken (the grid stays put); without it, every
+    early one is missed and the sample waits a whole second for the next."""
+    keyframes = [0.0, 0.99, 2.01, 2.98, 3.97, 5.02]
+    sampler = Sampler(1.0)
+    assert [t for t in keyframes if sampler.due(t, early_s=0.5)] == keyframes
+    assert sampler.next_due_s == pytest.approx(6.0)
+    assert picked(keyframes, 1.0) == [0.0, 2.01, 3.97, 5.02]  # 0.99 and 2.98 come too early
+
+
 def test_interval_from_flags():
     assert interval_from(None, None) == 1.0
     assert interval_from(2.5, None) == 2.5

@@ -2,8 +2,17 @@ import os
 
 import pytest
 
-from stream.errors import SourceConnectionError
-from stream.sources import NetworkSource, SourceKind, classify, mask_text, mask_url
+from stream.errors import BadInputError, SourceConnectionError
+from stream.sources import (
+    FileSource,
+    NetworkSource,
+    PyAVNetworkSource,
+    SourceKind,
+    classify,
+    mask_text,
+    mask_url,
+    open_source,
+)
 
 
 @pytest.mark.parametrize(
@@ -26,6 +35,33 @@ def test_credentials_are_masked():
     assert mask_url("rtsp://token@cam/live") == "rtsp://***@cam/live"
     assert mask_url("rtsp://cam/live") == "rtsp://cam/live"
     assert mask_text("open rtsp://u:p4ss@h/x failed") == "open rtsp://u:***@h/x failed"
+
+
+@pytest.mark.parametrize(
+    ("spec", "backend", "kind"),
+    [
+        ("rtsp://cam/live", None, PyAVNetworkSource),  # the default: decodes only what samples need
+        ("RTSPS://cam/live", "pyav", PyAVNetworkSource),
+        ("rtsp://cam/live", "opencv", NetworkSource),
+        ("http://cam/live.mjpg", "pyav", NetworkSource),  # other schemes stay with OpenCV
+        ("clip.mp4", "opencv", FileSource),
+    ],
+)
+def test_open_source_picks_the_rtsp_backend(spec, backend, kind):
+    source = open_source(spec, sparse_every_s=1.0, **({"rtsp_backend": backend} if backend else {}))
+    assert type(source) is kind
+    with pytest.raises(BadInputError, match="pyav or opencv"):
+        open_source(spec, rtsp_backend="gstreamer")
+
+
+def test_pyav_stream_errors_are_one_line_without_the_password():
+    source = PyAVNetworkSource("rtsp://admin:s3cr3t@127.0.0.1:9/none", timeout_s=1.0)
+    with pytest.raises(SourceConnectionError) as info:
+        source.open()
+    message = str(info.value)
+    assert message.startswith("rtsp://admin:***@127.0.0.1:9/none: cannot connect (")
+    assert "s3cr3t" not in message and "\n" not in message and info.value.__cause__ is None
+    assert source.grab() is None  # closed: lost, never a stale frame
 
 
 def test_stream_options_do_not_leak_into_later_captures():
