@@ -18,7 +18,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e ".[train,dev,bench]"
+	$(BIN)/pip install -q -e ".[train,dev,bench,cluster]"
 	touch $@
 
 demo: $(VENV)/.installed
