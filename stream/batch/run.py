@@ -145,7 +145,8 @@ def _analyse(
     started = _connect(ray, config)
     try:
         workers = min(_workers(ray, config), len(pending))  # an idle engine only costs memory
-        dataset = _dataset(ray, ActorPoolStrategy, pending, config, model, workers)
+        threads = config.engine_threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
+        dataset = _dataset(ray, ActorPoolStrategy, pending, config, model, workers, threads)
         durations = {v.index: probe_duration_s(v.path) for v in pending}
         by_index = {v.index: v for v in pending}
         collector = Collector()
@@ -179,10 +180,6 @@ def _connect(ray: Any, config: BatchConfig) -> bool:
         log_to_driver=False,
         logging_level=logging.WARNING,
     )
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # ours is the one the user reads
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its plan and timings, once per run
-    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
     return True
 
 
@@ -202,10 +199,17 @@ def _workers(ray: Any, config: BatchConfig) -> int:
     return config.workers or max(1, int(resources.get("CPU", 2.0)) // 2)
 
 
-def _dataset(ray: Any, actor_pool: Any, pending: list[Video], config: BatchConfig, model: _Model, workers: int) -> Any:
+def _dataset(
+    ray: Any, actor_pool: Any, pending: list[Video], config: BatchConfig, model: _Model, workers: int, threads: int
+) -> Any:
     """Decode tasks (one CPU each, one per video) feeding an actor pool of engines. The engines
-    ask Ray for GPUs only: on CPU they share the cores with decoding, and Ray Data pauses
-    decoding when inference falls behind, so neither stage's share has to be guessed."""
+    ask Ray for GPUs only: on CPU they share the cores with decoding (`threads` each, all the
+    cores between them), and Ray Data pauses decoding when inference falls behind, so neither
+    stage's share has to be guessed."""
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ours is the one the user reads
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # its plan and timings, once per run
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
     items = [{"video": v.index, "source": v.source, "path": v.path} for v in pending]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
     dataset = dataset.map_batches(
@@ -217,11 +221,11 @@ def _dataset(ray: Any, actor_pool: Any, pending: list[Video], config: BatchConfi
     gpu = config.gpus_per_worker > 0
     return dataset.map_batches(
         InferenceWorker,
-        batch_size=config.batch_size,
+        batch_size=config.inference_batch,
         compute=actor_pool(size=workers),
         num_cpus=0,
         num_gpus=config.gpus_per_worker if gpu else None,
-        fn_constructor_kwargs={"model": str(model.path), "gpu": gpu, "threads": config.engine_threads},
+        fn_constructor_kwargs={"model": str(model.path), "gpu": gpu, "threads": threads},
     )
 
 
