@@ -1,16 +1,19 @@
 """`screentime batch` against `watch` one video after the other, on this machine.
 
 N copies (default 20) of one synthetic 3-minute 1280x720 25 fps H.264 clip (training.synthetic's
-cartoon: characters moving over rooms that change by scene; encoded once by PyAV/libx264,
-preset veryfast, x264's default keyframe interval, and cached), sampled once a second:
+cartoon: characters moving over rooms that change by scene, with film grain; encoded once by
+PyAV/libx264 at 3 Mbit/s, preset veryfast, x264's default keyframe interval, and cached;
+`--grain 0`: no grain, the encoder's own rate), sampled once a second:
 
   watch      watch() in one process, one video after the other (no start-up per video: the
              kindest case for watch), reports written as `watch --report` writes them
   batch-W    run_batch on a local Ray with W inference workers (Ray's start included)
 
-Columns: wall time, sampled seconds of video per second of wall time, speed-up over watch,
-peak resident memory of the driver and of each kind of Ray worker (VmHWM: decode task workers,
-engine actors), object-store spill, and whether every batch report equals watch's (totals to
+Columns: wall time, sampled seconds of video per second of wall time, speed-up over watch, CPU
+seconds of the mode's whole process tree (Ray's own processes and workers included, as reaped;
+unlike wall time it hardly depends on what else the machine runs), peak resident memory of the
+driver and of each kind of Ray worker (VmHWM, shared object-store pages included: decode task
+workers, engine actors), object-store spill, and whether every batch report equals watch's (totals to
 the millisecond, same segments). Each mode runs in its own process. The load average before
 each run is printed: other work on the machine slows every mode.
 
@@ -41,28 +44,39 @@ CACHE = Path(os.environ.get("SCREENTIME_BENCH_CACHE", "/tmp/screentime-bench"))
 VOLATILE = {"started_at", "updated_at"}
 
 
-def make_clip(path: Path, minutes: float, size: tuple[int, int], fps: float) -> None:
+def make_clip(path: Path, minutes: float, size: tuple[int, int], fps: float, grain: int) -> None:
+    """The cartoon, with film grain (uniform noise of +-`grain` levels) so that x264 at 3 Mbit/s
+    spends its bits as on broadcast footage: a flat synthetic clip compresses to 50 kbit/s and
+    decodes 6x cheaper than real video (see RESULTS.md)."""
+    import numpy as np
+
     from training.synthetic import draw_frame, plan_scenes, write_video
 
     duration = minutes * 60
     scenes = plan_scenes(duration, seed=7, min_s=3.0, max_s=12.0)
     times = [i / fps for i in range(round(duration * fps))]
+    rng = np.random.default_rng(7)
 
     def frame_at(t: float):
         index = next(i for i, s in enumerate(scenes) if s.start_s <= t < s.end_s or s is scenes[-1])
-        return draw_frame(scenes[index].label, t, size, scene_seed=7000 + index)
+        frame = draw_frame(scenes[index].label, t, size, scene_seed=7000 + index)
+        if not grain:
+            return frame
+        return np.clip(frame + rng.integers(-grain, grain + 1, frame.shape), 0, 255).astype(np.uint8)
 
-    write_video(path, times, frame_at, size, rate=fps, options={"preset": "veryfast"})
+    options = {"preset": "veryfast", **({"b": "3000k"} if grain else {})}
+    write_video(path, times, frame_at, size, rate=fps, options=options)
 
 
-def archive(videos: int, minutes: float) -> Path:
+def archive(videos: int, minutes: float, grain: int) -> Path:
     """N copies of the clip (separate files, as an archive has), made once and kept."""
-    folder = CACHE / f"archive-{videos}x{minutes:g}min"
-    clip = CACHE / f"clip-{minutes:g}min-720p25.mp4"
+    kind = f"grain{grain}" if grain else "flat"
+    folder = CACHE / f"archive-{videos}x{minutes:g}min-{kind}"
+    clip = CACHE / f"clip-{minutes:g}min-720p25-{kind}.mp4"
     if not clip.exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        make_clip(clip.with_suffix(".tmp.mp4"), minutes, (1280, 720), 25)
+        make_clip(clip.with_suffix(".tmp.mp4"), minutes, (1280, 720), 25, grain)
         clip.with_suffix(".tmp.mp4").rename(clip)
         print(f"made {clip} in {time.monotonic() - started:.0f} s", flush=True)
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +100,12 @@ def run_watch(folder: Path, model: Path, out: Path, every_s: float) -> dict:
         report = watch(str(video), model, every_s=every_s, report=out / f"{video.stem}.json").run()
         seconds += report.duration_s
     wall = time.monotonic() - started
-    return {"wall_s": wall, "seconds": seconds, "driver_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "wall_s": wall,
+        "seconds": seconds,
+        "cpu_s": tree_cpu_s(),
+        "driver_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def run_batch_mode(folder: Path, model: Path, out: Path, every_s: float, workers: int) -> dict:
@@ -100,6 +119,7 @@ def run_batch_mode(folder: Path, model: Path, out: Path, every_s: float, workers
     result = run_batch(BatchConfig(inputs=(str(folder),), model=model, out=out, every_s=every_s, workers=workers))
     wall = time.monotonic() - started
     workers_mb = worker_peaks()
+    cpu_s = tree_cpu_s()
     from ray._private.internal_api import memory_summary
 
     spilled = re.search(r"Spilled (\d+) MiB", memory_summary(stats_only=True))
@@ -110,6 +130,7 @@ def run_batch_mode(folder: Path, model: Path, out: Path, every_s: float, workers
         "seconds": seconds,
         "driver_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "spilled_mb": int(spilled.group(1)) if spilled else 0,
+        "cpu_s": cpu_s,
         "failed": len(result.failed),
         **workers_mb,
     }
@@ -133,6 +154,22 @@ def worker_peaks() -> dict:
         kind = "actor_mb" if "InferenceWorker" in cmdline else "decode_mb"
         peaks[kind] = max(peaks[kind], int(hwm.group(1)) / 1024 if hwm else 0.0)
     return peaks
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds of this process and every live descendant (Ray's processes and workers), with
+    what their exited children used; read before Ray shuts down."""
+    me, tick = os.getpid(), os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not _descends_from(int(entry.name), me):
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return total / tick
 
 
 def _descends_from(pid: int, ancestor: int) -> bool:
@@ -165,13 +202,14 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--every", type=float, default=1.0)
+    parser.add_argument("--grain", type=int, default=12, help="film grain (levels) of the clip; 0: flat, 50 kbit/s")
     parser.add_argument("--model", type=Path, default=None, help="default: the tiny colour model")
     parser.add_argument("--workers", default="1,2", help="batch runs, by number of inference workers")
     parser.add_argument("--mode", default=None, help=argparse.SUPPRESS)  # internal: one mode in this process
     parser.add_argument("--out", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.mode:
-        folder = archive(args.videos, args.minutes)
+        folder = archive(args.videos, args.minutes, args.grain)
         if args.mode == "watch":
             row = run_watch(folder, args.model, args.out, args.every)
         else:
@@ -190,13 +228,14 @@ def main() -> None:
         from tests.helpers import make_color_model
 
         model = make_color_model(work / "color.onnx")
-    archive(args.videos, args.minutes)  # made before any timing
+    clip = archive(args.videos, args.minutes, args.grain)  # made before any timing
     modes = ["watch"] + [f"batch-{w}" for w in args.workers.split(",")]
     rows = {}
     for mode in modes:
         load = os.getloadavg()[0]
         command = [sys.executable, __file__, "--mode", mode, "--out", str(work / mode), "--model", str(model)]
         command += ["--videos", str(args.videos), "--minutes", str(args.minutes), "--every", str(args.every)]
+        command += ["--grain", str(args.grain)]
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
@@ -205,10 +244,12 @@ def main() -> None:
         print(mode, rows[mode], flush=True)
 
     base = rows["watch"]["wall_s"]
-    table = Table(title=f"{args.videos} x {args.minutes:g} min 1280x720 25 fps, one sample every {args.every:g} s")
-    for column in ("mode", "wall s", "sampled s/s", "vs watch", "driver MB", "decode worker MB", "engine actor MB"):
-        table.add_column(column, justify="right")
-    for column in ("spilled MB", "reports = watch", "load avg before"):
+    rate = next(clip.glob("*.mp4")).stat().st_size * 8 / (args.minutes * 60) / 1e6
+    title = f"{args.videos} x {args.minutes:g} min 1280x720 25 fps H.264 at {rate:.2f} Mbit/s"
+    table = Table(title=f"{title}, one sample every {args.every:g} s")
+    columns = ["mode", "wall s", "sampled s/s", "vs watch", "CPU s", "driver MB", "decode worker MB"]
+    columns += ["engine actor MB", "spilled MB", "reports = watch", "load avg before"]
+    for column in columns:
         table.add_column(column, justify="right")
     for mode, row in rows.items():
         is_batch = mode != "watch"
@@ -217,6 +258,7 @@ def main() -> None:
             f"{row['wall_s']:.1f}",
             f"{row['seconds'] / row['wall_s']:.0f}",
             f"{base / row['wall_s']:.2f}x",
+            f"{row['cpu_s']:.0f}",
             f"{row['driver_mb']:.0f}",
             f"{row['decode_mb']:.0f}" if is_batch else "-",
             f"{row['actor_mb']:.0f}" if is_batch else "-",

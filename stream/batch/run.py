@@ -15,6 +15,7 @@ runs: `import stream` never loads it.
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 CLUSTER_EXTRA = 'Ray is not installed: pip install "screentime[cluster]"'
 FAILED_EXIT_BASE = 100
 FAILED_EXIT_MAX = 125  # 126 and up mean other things to shells
+CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def _analyse(
         workers = min(_workers(ray, config), len(pending))  # an idle engine only costs memory
         threads = config.engine_threads or max(1, int(ray.cluster_resources().get("CPU", 1)) // workers)
         dataset = _dataset(ray, ActorPoolStrategy, pending, config, model, workers, threads)
-        durations = {v.index: probe_duration_s(v.path) for v in pending}
+        durations = {v.index: probe_duration_s(v.path) if config.progress else 0.0 for v in pending}  # for the bar
         by_index = {v.index: v for v in pending}
         collector = Collector()
         batches = iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))
@@ -173,6 +175,8 @@ def _connect(ray: Any, config: BatchConfig) -> bool:
     if ray.is_initialized():
         return False
     local = config.address is None
+    if not local:
+        _check_reachable(config.address)
     ray.init(
         address="local" if local else config.address,
         num_cpus=config.local_cpus if local else None,
@@ -181,6 +185,17 @@ def _connect(ray: Any, config: BatchConfig) -> bool:
         logging_level=logging.WARNING,
     )
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable head for minutes; a HOST:PORT that refuses is one line at once."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # "auto", ray:// client addresses: Ray's own business
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise BadInputError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
 
 
 def _workers(ray: Any, config: BatchConfig) -> int:

@@ -199,3 +199,11 @@ def test_two_node_cluster_shares_the_work(two_nodes, archive, color_model, tmp_p
     ep1 = json.loads((out / next(r["report"] for r in rows if r["video"].endswith("/ep1.mp4"))).read_text())
     source = ep1["source"]
     assert without_volatile(ep1) == without_volatile(watch(source, color_model, every_s=EVERY_S).run().to_dict())
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_at_once(archive, color_model, tmp_path):
+    command = [sys.executable, "-m", "stream.cli", "batch", str(archive), "--model", str(color_model)]
+    command += ["--out", str(tmp_path / "out"), "--address", f"127.0.0.1:{free_port()}"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("screentime: error: --address 127.0.0.1:")

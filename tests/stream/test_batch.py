@@ -156,3 +156,19 @@ def test_exit_status_counts_failed_videos(failed, status):
 def test_stream_never_imports_ray():
     code = "import sys, stream, stream.cli, stream.batch, stream.batch.plan; sys.exit('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_cli_refuses_bad_input_before_starting_ray(color_model, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for args, fragment in (
+        ([str(empty), "--model", str(color_model)], "no videos found"),
+        ([str(tmp_path / "missing.mp4"), "--model", str(color_model)], "no such file or directory"),
+        ([str(empty), "--model", str(tmp_path / "m.onnx")], "no such model file"),
+        ([str(empty), "--model", str(color_model), "--workers", "0"], "--workers must be >= 1"),
+    ):
+        command = [sys.executable, "-m", "stream.cli", "batch", *args, "--out", str(tmp_path / "out")]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("screentime: error:") and fragment in lines[0]
