@@ -14,8 +14,9 @@ seconds of the mode's whole process tree (Ray's own processes and workers includ
 unlike wall time it hardly depends on what else the machine runs), peak resident memory of the
 driver and of each kind of Ray worker (VmHWM, shared object-store pages included: decode task
 workers, engine actors), object-store spill, and whether every batch report equals watch's (totals to
-the millisecond, same segments). Each mode runs in its own process. The load average before
-each run is printed: other work on the machine slows every mode.
+the millisecond, same segments). Each mode runs in its own process. "cores used" is CPU s / wall
+s and "load avg during" the mean 1-minute load average while the mode ran (it counts the mode's
+own threads too): on a shared machine other work slows every mode, and they are the measure of it.
 
 Usage: python benchmarks/batch.py [--videos 20] [--minutes 3] [--model MODEL.onnx] [--workers 1,2]
 Without --model the tiny colour-classifier ONNX model of tests/helpers.py is used (inference
@@ -34,6 +35,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -197,6 +199,14 @@ def same_reports(a: Path, b: Path) -> bool:
 # -- the table ----------------------------------------------------------------------------------
 
 
+def _sample_load(loads: list[float], done: threading.Event) -> None:
+    """The 1-minute load average every 5 s while a mode runs: what else the machine was doing."""
+    while True:
+        loads.append(os.getloadavg()[0])
+        if done.wait(5.0):
+            return
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=int, default=20)
@@ -232,23 +242,28 @@ def main() -> None:
     modes = ["watch"] + [f"batch-{w}" for w in args.workers.split(",")]
     rows = {}
     for mode in modes:
-        load = os.getloadavg()[0]
+        loads: list[float] = []
+        sampling = threading.Event()
+        sampler = threading.Thread(target=_sample_load, args=(loads, sampling), daemon=True)
+        sampler.start()
         command = [sys.executable, __file__, "--mode", mode, "--out", str(work / mode), "--model", str(model)]
         command += ["--videos", str(args.videos), "--minutes", str(args.minutes), "--every", str(args.every)]
         command += ["--grain", str(args.grain)]
         done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        sampling.set()
+        sampler.join()
         line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
         if line is None:
             sys.exit(f"{mode} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-        rows[mode] = {**json.loads(line[7:]), "load": load}
+        rows[mode] = {**json.loads(line[7:]), "load": sum(loads) / len(loads)}
         print(mode, rows[mode], flush=True)
 
     base = rows["watch"]["wall_s"]
     rate = next(clip.glob("*.mp4")).stat().st_size * 8 / (args.minutes * 60) / 1e6
     title = f"{args.videos} x {args.minutes:g} min 1280x720 25 fps H.264 at {rate:.2f} Mbit/s"
     table = Table(title=f"{title}, one sample every {args.every:g} s")
-    columns = ["mode", "wall s", "sampled s/s", "vs watch", "CPU s", "driver MB", "decode worker MB"]
-    columns += ["engine actor MB", "spilled MB", "reports = watch", "load avg before"]
+    columns = ["mode", "wall s", "sampled s/s", "vs watch", "CPU s", "cores used", "driver MB", "decode worker MB"]
+    columns += ["engine actor MB", "spilled MB", "reports = watch", "load avg during"]
     for column in columns:
         table.add_column(column, justify="right")
     for mode, row in rows.items():
@@ -259,6 +274,7 @@ def main() -> None:
             f"{row['seconds'] / row['wall_s']:.0f}",
             f"{base / row['wall_s']:.2f}x",
             f"{row['cpu_s']:.0f}",
+            f"{row['cpu_s'] / row['wall_s']:.2f}",
             f"{row['driver_mb']:.0f}",
             f"{row['decode_mb']:.0f}" if is_batch else "-",
             f"{row['actor_mb']:.0f}" if is_batch else "-",

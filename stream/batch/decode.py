@@ -112,7 +112,7 @@ def decode_video(
             if isinstance(item, End):
                 end_s = item.end_s
                 if item.reason is EndReason.FAILED:
-                    error = str(item.error or f"{source}: decoding failed")
+                    error = one_line(item.error) if item.error else f"{source}: decoding failed"
                 break
             if times and item.t_s <= times[-1]:  # never counted twice, as in the pipeline
                 continue
@@ -133,7 +133,7 @@ def decode_video(
         if frames.frames_read == 0 and not error:
             error = f"{source}: no decodable frames"
     except Exception as exc:  # corrupt, unreadable, vanished: recorded, never fatal to the batch
-        error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        error = one_line(exc)
     if error and not error.startswith(source):
         error = f"{source}: {error}"  # one line that names the video, whatever raised it
     yield VideoRecord(
@@ -147,6 +147,11 @@ def decode_video(
         started_at=started,
         decode_s=time.monotonic() - wall0,
     )
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def decode_rows(
