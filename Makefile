@@ -18,7 +18,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e ".[train,dev,bench,plot]"
+	$(BIN)/pip install -q -e ".[train,dev,bench,plot,cluster]"
 	touch $@
 
 demo: $(VENV)/.installed

@@ -182,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
     p.add_argument("--backbone-weights", default=None, help="VGG16 weights file (default: env, then download)")
     p.add_argument("--no-dashboard", action="store_true")
+
+    p = sub.add_parser("batch", help="screen time of a whole archive, on this machine or a Ray cluster; resumable")
+    p.add_argument("inputs", nargs="+", metavar="VIDEO_OR_DIR", help="video files, or directories searched for them")
+    p.add_argument("--model", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="directory for VIDEO.json reports and summary.csv")
+    p.add_argument("--every", type=float, default=defaults.EVERY_S, help="seconds between analysed frames")
+    p.add_argument("--address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--workers", type=int, default=None, help="inference engines (default: per GPU share, or CPUs/2)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per engine (0: CPU engines)")
     return parser
 
 
@@ -346,6 +355,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.output, backbone_weights=args.backbone_weights, dashboard=not args.no_dashboard)
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from stream.batch.plan import BatchConfig
+    from stream.batch.run import run_cli_batch
+
+    return run_cli_batch(BatchConfig.from_args(args, progress=sys.stdout.isatty()))
+
+
 COMMANDS = {
     "extract": cmd_extract,
     "label": cmd_label,
@@ -355,6 +371,7 @@ COMMANDS = {
     "watch": cmd_watch,
     "plot": cmd_plot,
     "demo": cmd_demo,
+    "batch": cmd_batch,
 }
 
 

@@ -7,8 +7,10 @@ caller never repeats class names or input sizes.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +96,16 @@ def choose_model(model: Path, device: Device | str, precision: str = "auto") -> 
     return model
 
 
+def file_sha256(path: str | Path) -> str:
+    """The model file's SHA-256: a report names the exact weights that made it, and `batch` redoes
+    a video only when they changed."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def check_card_against_graph(card: ModelCard, session: ort.InferenceSession, source: str) -> None:
     """Refuse at load a card that does not describe its graph (class count = output width,
     background in range, an image input), rather than fail mid-run."""
@@ -148,6 +160,11 @@ class Engine:
                 log.info("device auto: %s not usable here, running on %s", asked[0], self.providers[0])
         elif self.providers[0] != _PROVIDER[device]:
             raise ModelError(f"--device {device.value}: {_PROVIDER[device]} is not usable on this machine")
+
+    @cached_property
+    def sha256(self) -> str:
+        """Of the file loaded (the INT8 twin when chosen); hashed when a report first asks."""
+        return file_sha256(self.path)
 
     @property
     def device_name(self) -> str:

@@ -116,10 +116,13 @@ class FileSource:
     live = False
     reconnectable = False
 
-    def __init__(self, path: str | os.PathLike[str], sparse_every_s: float | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], sparse_every_s: float | None = None, threads: int | None = None
+    ) -> None:
         self.path = Path(path)
         self.name = str(path)
         self.sparse_every_s = sparse_every_s
+        self.threads = threads  # decoder threads; None: half the cores (a batch decodes many files, one core each)
         self.index: FrameIndex | None = None  # built at open() when sampling sparsely
         self.seek = False  # jump to keyframes (sparse only; dropping non-reference frames always is)
         self.seeks = 0
@@ -152,7 +155,7 @@ class FileSource:
         # Frame threads on half the cores: inference needs the rest (on two cores, decoding in one
         # thread costs less CPU in all, and drops more frames: threads decode ahead of `skip_to`).
         self._stream.thread_type = "AUTO"
-        self._stream.thread_count = max(1, (os.cpu_count() or 2) // 2)
+        self._stream.thread_count = self.threads or max(1, (os.cpu_count() or 2) // 2)
         if self.sparse_every_s:
             self._index(self.sparse_every_s)
         self._frames = self._decode()

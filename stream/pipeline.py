@@ -27,13 +27,12 @@ from stream.modelcard import ModelCard
 from stream.preprocess import near_duplicate
 from stream.reader import FrameReader
 from stream.reconnect import ConnectionState, ReconnectPolicy
-from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, Segment, VideoInfo
+from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
 from stream.report import RUNNING, Report, TimelineEntry, ms
 from stream.sampler import Sampler
 from stream.sinks import Sink
 from stream.smoothing import Smoother
 from stream.stats import RunState, RunStats
-from stream.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -448,36 +447,23 @@ class Pipeline:
         return min(self._last_t + max(self.sampler.every_s, interval), reader_end)
 
     def _report(self, ended: str) -> Report:
-        acc = self.accountant
-        background = self.card.classes[self.card.background] if self.card.background is not None else None
-        end_s = acc.accounted_until_s
-        return Report(
+        return Report.from_accountant(
+            self.accountant,
+            self.card,
             source=self.source.name,
             model=self.model_name,
-            classes=list(self.card.classes),
-            characters=list(self.card.characters),
-            background=background,
-            samples=acc.samples,
-            duration_s=acc.duration_s,
-            screen_time_s=dict(acc.totals_s),
-            segments=acc.segments(),
-            timeline=list(self.timeline) if self.timeline is not None else None,
-            dropped=self._buffer.dropped if self._buffer else 0,
-            frames_read=self._reader.stats.frames_read if self._reader else 0,
+            ended=ended,
+            timeline=self.timeline,
             every_s=self.sampler.every_s,
             device=self.engine.device_name,
-            multi_label=self.card.multi_label,
-            outages=[{"start_s": a, "end_s": b} for a, b in acc.outages],
-            reconnects=self.connection.reconnects,
-            inferences_saved=self.inferences_saved,
-            ended=ended,
             started_at=self._started_at,
             updated_at=now_utc(),
-            start_s=acc.start_s or 0.0,
-            end_s=end_s,
-            open_segments=[Segment(label, start, end_s) for label, start in acc.open.items()],
+            frames_read=self._reader.stats.frames_read if self._reader else 0,
+            dropped=self._buffer.dropped if self._buffer else 0,
+            reconnects=self.connection.reconnects,
+            inferences_saved=self.inferences_saved,
             resumed=self.resumed,
-            screentime_version=__version__,
+            model_sha256=self.engine.sha256,
         )
 
     # -- sinks -------------------------------------------------------------------------------

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from stream.accounting import Accountant
+from stream.modelcard import ModelCard
 from stream.records import Segment
+from stream.version import __version__
 
 RUNNING = "running"  # `ended` of a checkpoint written while the run goes on
 
@@ -54,6 +57,63 @@ class Report:
     open_segments: list[Segment] = field(default_factory=list)  # checkpoints: still open at end_s
     resumed: int = 0  # how many earlier runs' totals this report carries on (--resume)
     screentime_version: str = ""
+    model_sha256: str = ""  # of the ONNX file that ran (the INT8 twin when chosen): which weights made these numbers
+
+    @classmethod
+    def from_accountant(
+        cls,
+        accountant: Accountant,
+        card: ModelCard,
+        *,
+        source: str,
+        model: str,
+        ended: str,
+        timeline: list[TimelineEntry] | None,
+        every_s: float,
+        device: str,
+        started_at: str,
+        updated_at: str,
+        frames_read: int = 0,
+        dropped: int = 0,
+        reconnects: int = 0,
+        inferences_saved: int = 0,
+        resumed: int = 0,
+        model_sha256: str = "",
+    ) -> Report:
+        """The report as the accountant stands. `watch`'s pipeline and `batch` both build it here,
+        so a file's report cannot depend on which of them analysed it."""
+        acc = accountant
+        background = card.classes[card.background] if card.background is not None else None
+        end_s = acc.accounted_until_s
+        return cls(
+            source=source,
+            model=model,
+            classes=list(card.classes),
+            characters=list(card.characters),
+            background=background,
+            samples=acc.samples,
+            duration_s=acc.duration_s,
+            screen_time_s=dict(acc.totals_s),
+            segments=acc.segments(),
+            timeline=list(timeline) if timeline is not None else None,
+            dropped=dropped,
+            frames_read=frames_read,
+            every_s=every_s,
+            device=device,
+            multi_label=card.multi_label,
+            outages=[{"start_s": a, "end_s": b} for a, b in acc.outages],
+            reconnects=reconnects,
+            inferences_saved=inferences_saved,
+            ended=ended,
+            started_at=started_at,
+            updated_at=updated_at,
+            start_s=acc.start_s or 0.0,
+            end_s=end_s,
+            open_segments=[Segment(label, start, end_s) for label, start in acc.open.items()],
+            resumed=resumed,
+            screentime_version=__version__,
+            model_sha256=model_sha256,
+        )
 
     @property
     def share(self) -> dict[str, float]:
@@ -65,6 +125,7 @@ class Report:
         data = {
             "source": self.source,
             "model": self.model,
+            "model_sha256": self.model_sha256,
             "classes": self.classes,
             "characters": self.characters,
             "background": self.background,
