@@ -119,7 +119,7 @@ class Accountant:
         self.outages.append((down_since, end_s))
         self._last_t, self._present = end_s, None
 
-    def restore_end(self, end_s: float, down_s: float) -> None:
+    def restore_end(self, end_s: float) -> None:
         """Carry on after an earlier run that ended at `end_s`: down since then (see stream.resume)."""
         self._last_t, self._present, self._down_since = end_s, (), end_s
 

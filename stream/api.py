@@ -434,14 +434,11 @@ def run_cli_watch(config: WatchConfig) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        try:
-            run.run()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            summarise(run, config.dashboard)
-    except ScreentimeError:
-        raise
+        run.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        summarise(run, config.dashboard)
     return 0
 
 

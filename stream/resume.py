@@ -64,5 +64,5 @@ def resumed_accountant(previous: dict, classes: tuple[str, ...], now: datetime |
         return Carried(accountant, 0.0, int(previous.get("resumed", 0)) + 1)
     down_s = max(0.0, ((now or datetime.now(UTC)) - updated).total_seconds())
     accountant.start_s = float(previous["start_s"])
-    accountant.restore_end(end_s, down_s)
+    accountant.restore_end(end_s)
     return Carried(accountant, end_s + down_s, int(previous.get("resumed", 0)) + 1)

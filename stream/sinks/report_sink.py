@@ -20,7 +20,7 @@ from stream.atomic import atomic_write_text
 from stream.defaults import FLUSH_S
 from stream.errors import OutputError
 from stream.records import Frame, Prediction
-from stream.report import Report, ms
+from stream.report import Report
 from stream.sinks import BaseSink
 
 TIMELINE_HEADER = ["t_s", "class", "confidence"]
@@ -222,4 +222,4 @@ class _Section(BaseSink):
         self._sink.write(self._index, report, final=True)
 
 
-__all__ = ["ReportSink", "TimelineSink", "TimelineWriter", "ms", "report_json"]
+__all__ = ["ReportSink", "TimelineSink", "TimelineWriter", "report_json"]
