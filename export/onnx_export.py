@@ -23,6 +23,9 @@ from stream.version import __version__
 log = logging.getLogger(__name__)
 
 PARITY_TOLERANCE = 1e-4
+# The parts of MODEL.metrics.json the card carries: honest accuracy, and the held-out presence
+# counts that `watch` and `evaluate` turn into screen-time intervals.
+CARD_METRICS = ("cross_validation", "cross_validation_method", "heldout_counts", "class_counts", "seed")
 OPSET = 17
 
 
@@ -67,7 +70,7 @@ def card_for(model, metrics: dict) -> ModelCard:
         background=metrics.get("background", 0),
         multi_label=bool(metrics.get("multi_label", False)),
         backbone=metrics.get("backbone", {}),
-        metrics={k: metrics[k] for k in ("validation", "validation_split", "class_counts", "seed") if k in metrics},
+        metrics={k: metrics[k] for k in CARD_METRICS if k in metrics},
         screentime_version=__version__,
     )
 

@@ -56,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="only print the address")
 
     p = sub.add_parser("train", help="train the classifier on labelled frames")
-    p.add_argument("--frames", required=True, type=Path)
-    p.add_argument("--labels", required=True, type=Path, help="CSV Image_ID,Class")
+    p.add_argument(
+        "--frames", required=True, type=Path, action="append", help="directory of frames; repeat for several videos"
+    )
+    p.add_argument(
+        "--labels", type=Path, action="append", help="CSV Image_ID,Class, one per --frames (default: DIR/labels.csv)"
+    )
     p.add_argument("-o", "--output", required=True, type=Path, help="MODEL.keras")
     p.add_argument("--classes", type=_classes, default=None, help="names by class id (default neither,jerry,tom)")
     p.add_argument("--backbone-weights", default=None, help="VGG16 weights file, 'imagenet' or 'random'")
@@ -298,11 +302,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         **{k: v for k, v in given.items() if v is not None},
     )
     result = train(config)
-    val = result.metrics["validation"]
+    m = result.metrics
+    cv = m["cross_validation"]
+    sets = m["sets"]
+    by_set = "; ".join(f"{Path(s['frames_dir']).name} {s['cross_validation_accuracy'] or 0:.3f}" for s in sets)
     print(
-        f"out-of-fold time-block validation accuracy {val['accuracy']:.3f} on {val['samples']} frames "
-        f"({result.metrics['ensemble']} heads, best epochs {result.metrics['best_epoch']}, "
-        f"{time.monotonic() - started:.0f} s)"
+        f"cross-validated accuracy {cv['accuracy']:.3f} on {cv['samples']} frames"
+        + (f" ({by_set})" if len(sets) > 1 else "")
+        + f" ({m['ensemble']} heads, best epochs {m['best_epoch']}, {time.monotonic() - started:.0f} s)"
     )
     print(f"model -> {result.model_path}\nmetrics -> {result.metrics_path}")
 

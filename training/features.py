@@ -1,7 +1,10 @@
-"""Backbone features, computed once per (backbone, frame set) and cached on disk.
+"""Backbone features, computed once per frame and cached on disk by the frame's content.
 
-The backbone is frozen, so its output for a frame never changes: a second `train` on the same
-frames (another seed, more epochs, a different head) skips the expensive part.
+The backbone is frozen, so its output for a frame never changes. The cache is keyed per frame
+(content hash, under a key for the backbone's weights, input size, pooled layers and view), not
+per list of frames: adding 20 newly labelled frames to a set costs 20 backbone passes, and a
+retrain on the old frames plus the new ones takes seconds instead of a full feature pass. A
+frame copied, renamed or shared by two sets is computed once.
 """
 
 from __future__ import annotations
@@ -36,16 +39,48 @@ VIEWS: dict[str, Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = {
 }
 
 
-def cache_key(backbone: Backbone, paths: Sequence[Path], view: str = "full") -> str:
+def backbone_key(backbone: Backbone, view: str = "full") -> str:
+    """Everything besides the frame that decides its features: weights, input size, layers, view."""
     digest = hashlib.sha256(backbone.fingerprint.encode())
-    if view != "full":  # keys of unaugmented features stay what they were
-        digest.update(f"view:{view}".encode())
+    digest.update(f"view:{view}".encode())
     digest.update(repr(backbone.model.input_shape).encode())
     digest.update(repr(FEATURE_LAYERS).encode())  # what is pooled is part of what is cached
-    for path in paths:
-        stat = path.stat()
-        digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
+
+
+def frame_digest(path: Path) -> str:
+    """The frame's content hash: the same picture under another name or set hits the cache."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:32]
+
+
+class FeatureCache:
+    """One small `.npy` file per (backbone key, frame digest); any file may vanish at any time."""
+
+    def __init__(self, key: str, root: Path | None = None) -> None:
+        self.directory = (root or cache_dir()) / key
+        self.writable = True
+
+    def _path(self, digest: str) -> Path:
+        return self.directory / digest[:2] / f"{digest}.npy"
+
+    def get(self, digest: str) -> np.ndarray | None:
+        try:
+            return np.load(self._path(digest))
+        except (OSError, ValueError):  # absent, or torn by a crash: recompute
+            return None
+
+    def put(self, digest: str, vector: np.ndarray) -> None:
+        if not self.writable:
+            return
+        path = self._path(digest)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, vector)
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only or full home must not stop training
+            log.warning("feature cache not written (%s)", exc)
+            self.writable = False
 
 
 def backbone_features(
@@ -56,29 +91,32 @@ def backbone_features(
     use_cache: bool = True,
     view: str = "full",
 ) -> np.ndarray:
-    """Pooled feature vectors (N, 1024) for `view` of the frames at `paths`, cached."""
+    """Pooled feature vectors (N, 1024) for `view` of the frames at `paths`; only frames not
+    in the cache go through the backbone."""
     transform = VIEWS[view]
-    path = cache_dir() / f"{cache_key(backbone, paths, view)}.npy"
-    if use_cache and path.exists():
-        log.info("backbone features from cache %s", path)
-        return np.load(path)
-    size = (backbone.model.input_shape[2], backbone.model.input_shape[1])
-    model = feature_extractor(backbone)
-    chunks = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("backbone features" + ("" if view == "full" else f" ({view})"), total=len(paths))
-        for start in range(0, len(paths), batch_size):
-            chunk = list(paths[start : start + batch_size])
-            images = np.stack([transform(image, size) for image in read_images(chunk)])
-            chunks.append(model.predict(images.astype(np.float32), verbose=0))
-            bar.advance(task, len(chunk))
-    features = np.concatenate(chunks)
-    if use_cache:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, features)
-            os.replace(tmp, path)
-        except OSError as exc:  # a read-only home must not stop training
-            log.warning("feature cache not written (%s)", exc)
-    return features
+    digests = [frame_digest(p) for p in paths]
+    cache = FeatureCache(backbone_key(backbone, view)) if use_cache else None
+    found = {d: v for d in set(digests) if cache and (v := cache.get(d)) is not None}
+    todo: dict[str, int] = {}  # one backbone pass per distinct picture: digest -> a frame showing it
+    for i, d in enumerate(digests):
+        if d not in found:
+            todo.setdefault(d, i)
+    if todo:
+        log.info("backbone features: %d of %d frames not cached", len(todo), len(paths))
+        indices = list(todo.values())
+        size = (backbone.model.input_shape[2], backbone.model.input_shape[1])
+        model = feature_extractor(backbone)
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task("backbone features" + ("" if view == "full" else f" ({view})"), total=len(indices))
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                images = np.stack([transform(image, size) for image in read_images([paths[i] for i in chunk])])
+                out = model.predict(images.astype(np.float32), verbose=0)
+                for i, vector in zip(chunk, out, strict=True):
+                    found[digests[i]] = vector
+                    if cache:
+                        cache.put(digests[i], vector)
+                bar.advance(task, len(chunk))
+    if not paths:
+        return np.zeros((0, 0), np.float32)
+    return np.stack([found[d] for d in digests])

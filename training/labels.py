@@ -32,6 +32,24 @@ class LabelledFrames:
     dropped: list[str]
     unlabelled: int
 
+    @classmethod
+    def concat(cls, sets: list[LabelledFrames]) -> LabelledFrames:
+        """Several sets as one list (each still in its own time order); with more than one set,
+        dropped frames are named with their directory, since names repeat across sets."""
+        if len(sets) == 1:
+            return sets[0]
+        return cls(
+            paths=[p for s in sets for p in s.paths],
+            labels=[lab for s in sets for lab in s.labels],
+            times_s=[t for s in sets for t in s.times_s],
+            dropped=[str(s.directory / name) for s in sets for name in s.dropped],
+            unlabelled=sum(s.unlabelled for s in sets),
+        )
+
+    @property
+    def directory(self) -> Path:
+        return self.paths[0].parent
+
     @property
     def single(self) -> list[int]:
         """One class per frame, as single-label training needs."""

@@ -58,3 +58,17 @@ def summarize_sets(true: Sequence[tuple[int, ...]], pred: Sequence[tuple[int, ..
         }
     exact = sum(1 for t, p in zip(true, pred, strict=True) if set(t) == set(p))
     return {"accuracy": exact / len(true) if true else None, "samples": len(true), "per_class": per_class}
+
+
+def presence_counts(
+    true: Sequence[tuple[int, ...]], pred: Sequence[tuple[int, ...]], classes: Sequence[str], background: int | None
+) -> dict[str, list[int]]:
+    """Per class, [true pos, false pos, false neg, true neg] of "on screen" over held-out frames:
+    what the screen-time interval (stream.interval) needs to know of the model's mistakes.
+    Single- and multi-label alike; the background class is counted like any other."""
+    counts = {}
+    for i, name in enumerate(classes):
+        t = np.asarray([i in s for s in true], bool)
+        p = np.asarray([i in s for s in pred], bool)
+        counts[name] = [int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum()), int((~t & ~p).sum())]
+    return counts

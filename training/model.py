@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import keras
@@ -38,9 +39,9 @@ class Backbone:
     model: keras.Model
     provenance: dict  # where the weights came from, for the model card
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """Digest of the weights, so cached features are never reused across backbones."""
+        """Digest of the weights, so cached features are never reused across backbones (computed once)."""
         digest = hashlib.sha256()
         for w in self.model.get_weights():
             digest.update(np.ascontiguousarray(w).tobytes())

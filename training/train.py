@@ -2,8 +2,8 @@
 
 Frozen ImageNet VGG16 with the preprocessing its weights expect, a dense head with dropout,
 balanced class weights, validation on time blocks, the checkpoint with the best (class-weighted)
-validation loss,
-early stopping, and a metrics file beside the model.
+validation loss, early stopping, and a metrics file beside the model. Several labelled sets (an
+old episode and a few dozen frames of a new one) train one model; each set is split by its own time.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from rich.progress import Progress
 from stream.atomic import atomic_write_text, check_writable
 from stream.errors import BadInputError, LabelError
 from stream.version import __version__
+from training.extract import LABELS_CSV
 from training.features import backbone_features
-from training.labels import read_labels
-from training.metrics import present_ids, summarize, summarize_sets
+from training.labels import LabelledFrames, read_labels
+from training.metrics import presence_counts, present_ids, summarize, summarize_sets
 from training.model import assemble, build_head, load_backbone
-from training.split import time_block_split
+from training.split import GAP_S, Folds
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ DEFAULT_CLASSES = ("neither", "jerry", "tom")
 
 @dataclass
 class TrainConfig:
-    frames: Path
-    labels: Path
+    frames: Path | Sequence[Path]  # one directory of labelled frames, or several (one per video)
+    labels: Path | Sequence[Path | None] | None  # one CSV per directory; None: each directory's labels.csv
     output: Path
     classes: tuple[str, ...] = DEFAULT_CLASSES
     backbone_weights: str | None = None
@@ -64,10 +65,32 @@ class TrainConfig:
             raise BadInputError(f"{self.output}: the model file must end in .keras")
         if self.epochs < 1:
             raise BadInputError("--epochs must be at least 1")
+        self.label_sets()
         try:
             check_writable(self.output)
         except OSError as exc:
             raise BadInputError(f"{self.output}: cannot write ({exc})") from None
+
+    def label_sets(self) -> list[tuple[Path, Path]]:
+        """(frames directory, label CSV) per set; a set without a CSV uses its `labels.csv`."""
+        frames = [Path(self.frames)] if isinstance(self.frames, str | Path) else [Path(f) for f in self.frames]
+        labels = self.labels
+        labels = [None] * len(frames) if labels is None else [labels] if isinstance(labels, str | Path) else labels
+        if not frames:
+            raise BadInputError("no --frames given")
+        if len(labels) != len(frames):
+            raise BadInputError(
+                f"{len(frames)} --frames but {len(labels)} --labels: give one --labels per --frames, "
+                f"in the same order, or none (each directory's {LABELS_CSV})"
+            )
+        sets = [(f, Path(lab) if lab else f / LABELS_CSV) for f, lab in zip(frames, labels, strict=True)]
+        seen: set[tuple[Path, Path]] = set()
+        for f, lab in sets:
+            key = (f.resolve(), lab.resolve())
+            if key in seen:
+                raise BadInputError(f"{f} with {lab} is given twice")
+            seen.add(key)
+        return sets
 
 
 @dataclass
@@ -98,17 +121,27 @@ def class_weights(labels: list[int], n_classes: int) -> dict[int, float]:
     return {c: len(labels) / (len(present) * counts[c]) for c in present}
 
 
+CROSS_VALIDATION = (
+    "time-block cross-validation, {folds} folds cut within each set: every frame is scored by the one "
+    "head that neither trained on it nor chose its checkpoint on it (that head chose on the next fold; "
+    "frames within {gap:g} s of either fold kept out of its training). One head per frame, so the "
+    "exported ensemble of {heads} is likely a little better than this figure."
+)
+
+
 def train(config: TrainConfig) -> TrainResult:
     config.validate()
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
-    data = read_labels(config.labels, config.frames, len(config.classes))
+    sets = [read_labels(lab, frames, len(config.classes)) for frames, lab in config.label_sets()]
+    data = LabelledFrames.concat(sets)
     # Any frame labelled with several classes (`1;2`) makes a multi-label model: one sigmoid per
     # class, and a frame counts for every character on it. Seed files stay single-label.
     multi = any(len(lab) > 1 for lab in data.labels)
     y = multi_hot(data.labels, len(config.classes), config.background) if multi else np.asarray(data.single)
     if len(y) < 2 * config.folds:
-        raise LabelError(f"{config.labels}: too few labelled frames for a time-block split")
+        raise LabelError(f"{len(y)} labelled frames are too few for {config.folds}-fold time-block validation")
+    folds = Folds.of_sets([s.times_s for s in sets], config.folds)
 
     backbone = load_backbone(config.input_size, config.backbone_weights)
     t0 = time.monotonic()
@@ -116,14 +149,25 @@ def train(config: TrainConfig) -> TrainResult:
     augmented = [backbone_features(backbone, data.paths, progress=config.progress, view=v) for v in config.augment]
     feature_s = time.monotonic() - t0
 
-    heads, histories, oof = fit_heads(features, y, config, multi, augmented)
-    val_idx = np.flatnonzero(~np.isnan(oof[:, 0]))
-    probs = oof[val_idx]
-    if multi:
-        truth = [data.labels[i] for i in val_idx]
-        validation = summarize_sets(truth, present_ids(probs, config.background), config.classes)
-    else:
-        validation = summarize(y[val_idx].tolist(), probs.argmax(axis=1).tolist(), config.classes)
+    t0 = time.monotonic()
+    heads, histories, oof = fit_heads(features, y, config, multi, augmented, folds)
+    heads_s = time.monotonic() - t0
+    scored = np.flatnonzero(~np.isnan(oof[:, 0]))
+    truth, verdicts = _verdicts(data.labels, oof, scored, config, multi)
+    cross_validation = score(truth, verdicts, config.classes, multi)
+    per_set = []
+    for g, ((frames_dir, labels_csv), s) in enumerate(zip(config.label_sets(), sets, strict=True)):
+        mine = [j for j, i in enumerate(scored) if folds.group[i] == g]
+        accuracy = score([truth[j] for j in mine], [verdicts[j] for j in mine], config.classes, multi)["accuracy"]
+        per_set.append(
+            {
+                "frames_dir": str(frames_dir.resolve()),
+                "labels": str(labels_csv.resolve()),
+                "frames": len(s.paths),
+                "cross_validation_accuracy": accuracy,
+                "cross_validation_frames": len(mine),
+            }
+        )
     best = [_best_epoch(h) for h in histories]
 
     model = assemble(backbone, heads)
@@ -131,13 +175,12 @@ def train(config: TrainConfig) -> TrainResult:
     metrics = {
         "classes": list(config.classes),
         "background": config.background,
-        "validation": validation,
-        "validation_split": (
-            f"time blocks, out of fold: each head validates on its own fold of {config.folds} (gap 2 frames), "
-            "each frame is scored by the heads that never trained on it"
-        ),
+        "cross_validation": cross_validation,
+        "cross_validation_method": CROSS_VALIDATION.format(folds=config.folds, gap=GAP_S, heads=config.ensemble),
+        "heldout_counts": presence_counts(truth, verdicts, config.classes, config.background),
+        "sets": per_set,
         "train_frames": len(y),
-        "val_frames": len(val_idx),
+        "cross_validation_frames": len(scored),
         "dropped_frames": data.dropped,
         "unlabelled_frames": data.unlabelled,
         "multi_label": multi,
@@ -148,19 +191,39 @@ def train(config: TrainConfig) -> TrainResult:
         "epochs_run": [len(h["val_loss"]) for h in histories],
         "best_epoch": [b + 1 for b in best],
         "checkpoint_on": "validation loss" if multi else "class-weighted validation loss",
-        "best_val_loss": float(np.mean([h["val_loss"][b] for h, b in zip(histories, best, strict=True)])),
+        "best_checkpoint_loss": float(np.mean([h["val_loss"][b] for h, b in zip(histories, best, strict=True)])),
         "label_smoothing": config.label_smoothing,
         "augment": list(config.augment),
         "backbone": backbone.provenance,
         "input_size": list(config.input_size),
-        "frames_dir": str(config.frames.resolve()),
+        "frames_dir": per_set[0]["frames_dir"],
         "seed": config.seed,
         "screentime_version": __version__,
-        "timing_s": {"features": round(feature_s, 2), "total": round(time.monotonic() - started, 2)},
+        "timing_s": {
+            "features": round(feature_s, 2),
+            "heads": round(heads_s, 2),
+            "total": round(time.monotonic() - started, 2),
+        },
     }
     metrics_file = metrics_path_for(config.output)
     atomic_write_text(metrics_file, json.dumps(metrics, indent=2) + "\n")
     return TrainResult(config.output, metrics_file, metrics)
+
+
+def _verdicts(
+    labels: list[tuple[int, ...]], probs: np.ndarray, idx: np.ndarray, config: TrainConfig, multi: bool
+) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """(true, predicted) class sets of frames `idx`; single-label: one class each."""
+    if multi:
+        truth = [tuple(c for c in labels[i] if c != config.background) or labels[i] for i in idx]
+        return truth, present_ids(probs[idx], config.background)
+    return [(labels[i][0],) for i in idx], [(int(c),) for c in probs[idx].argmax(axis=1)]
+
+
+def score(truth: list[tuple[int, ...]], verdicts: list[tuple[int, ...]], classes: Sequence[str], multi: bool) -> dict:
+    if multi:
+        return summarize_sets(truth, verdicts, classes)
+    return summarize([t[0] for t in truth], [v[0] for v in verdicts], classes)
 
 
 def _best_epoch(history: dict) -> int:
@@ -169,17 +232,24 @@ def _best_epoch(history: dict) -> int:
 
 
 def fit_heads(
-    features: np.ndarray, y: np.ndarray, config: TrainConfig, multi: bool, augmented: Sequence[np.ndarray] = ()
+    features: np.ndarray,
+    y: np.ndarray,
+    config: TrainConfig,
+    multi: bool,
+    augmented: Sequence[np.ndarray] = (),
+    folds: Folds | None = None,
 ) -> tuple[list[keras.Model], list[dict], np.ndarray]:
-    """Train `config.ensemble` heads, head k validating on time-block fold k (an ensemble of folds).
+    """Train `config.ensemble` heads; head k trains on three folds, keeps the weights of its best
+    epoch on fold k + 1 and is scored on fold k, which it never saw (`Folds.head_split`).
 
-    Every frame trains all heads but the one(s) that validate on it, so no labelled frame is
-    wasted on validation alone, and each head keeps the weights of its best validation epoch.
+    Together the heads train on every labelled frame, and each frame gets one honest score: from
+    a head whose training and checkpoint choice never touched it or its neighbours.
     `y` holds class ids (single-label) or 0/1 rows (multi-label); `augmented` holds features of
-    other views of the same frames (flips), used for training only. Returns the heads, their
-    Keras histories and out-of-fold probabilities (N, classes): each frame scored by
-    the heads that never trained on it, NaN for frames no head validated on.
+    other views of the same frames (flips), used for training only; `folds` defaults to one set
+    whose frames are one second apart. Returns the heads, their Keras histories and held-out
+    probabilities (N, classes), NaN for frames no head held out.
     """
+    folds = folds or Folds.of_sets([np.arange(len(y), dtype=float)], config.folds)
     targets = y if multi else keras.utils.to_categorical(y, len(config.classes))
     heads, histories = [], []
     oof_sum = np.zeros((len(y), len(config.classes)))
@@ -187,8 +257,8 @@ def fit_heads(
     with Progress(disable=not config.progress, transient=True) as bar:
         task = bar.add_task("training heads", total=config.ensemble * config.epochs)
         for k in range(config.ensemble):
-            split = time_block_split(len(y), folds=config.folds, fold=k % config.folds)
-            train_idx, val_idx = np.asarray(split.train), np.asarray(split.val)
+            split = folds.head_split(k)
+            train_idx, val_idx = split.train, split.checkpoint
             keras.utils.set_random_seed(config.seed * 1000 + k)
             head = build_head(features.shape[1], len(config.classes), multi_label=multi, name=f"head_{k}")
             x_train = np.concatenate([features[train_idx], *(a[train_idx] for a in augmented)])
@@ -204,8 +274,9 @@ def fit_heads(
                 val_data += (np.asarray([weights.get(c, 1.0) for c in y[val_idx]], np.float32),)
             histories.append(_fit_head(head, (x_train, t_train), val_data, weights, config, multi, bar, task))
             heads.append(head)
-            oof_sum[val_idx] += head.predict(features[val_idx], verbose=0)
-            oof_n[val_idx] += 1
+            if len(split.held_out):
+                oof_sum[split.held_out] += head.predict(features[split.held_out], verbose=0)
+                oof_n[split.held_out] += 1
     with np.errstate(invalid="ignore"):
         oof = oof_sum / oof_n[:, None]
     return heads, histories, oof

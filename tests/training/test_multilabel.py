@@ -62,7 +62,7 @@ def model(tmp_path_factory):
 def test_multi_label_training_and_card(model):
     frames, result, exported = model
     assert result.metrics["multi_label"] is True
-    assert result.metrics["validation"]["accuracy"] >= 0.8
+    assert result.metrics["cross_validation"]["accuracy"] >= 0.8
     assert Engine(exported.path, "cpu").card.multi_label is True
     evaluation = evaluate(exported.path, frames, frames / "labels.csv")
     assert evaluation.metrics["multi_label"] is True and evaluation.metrics["accuracy"] >= 0.8

@@ -73,16 +73,36 @@ def exported(trained, dataset):
 def test_training_learns_a_separable_set_and_writes_metrics(trained):
     metrics = json.loads(trained.metrics_path.read_text())
     assert trained.metrics_path.name == "model.metrics.json"
-    assert metrics["validation"]["accuracy"] >= 0.9
+    cv = metrics["cross_validation"]
+    assert cv["accuracy"] >= 0.9
     assert metrics["classes"] == list(CLASSES)
-    assert set(metrics["validation"]["per_class"]) == set(CLASSES)
-    assert np.asarray(metrics["validation"]["confusion"]).sum() == metrics["val_frames"]
+    assert set(cv["per_class"]) == set(CLASSES)
+    assert np.asarray(cv["confusion"]).sum() == metrics["cross_validation_frames"]
     assert metrics["backbone"]["weights"].startswith("random")
     assert metrics["seed"] == 1
-    assert metrics["validation_split"].startswith("time blocks")
+    assert "neither trained on it nor chose its checkpoint on it" in metrics["cross_validation_method"]
     assert metrics["ensemble"] == len(metrics["best_epoch"]) == len(metrics["epochs_run"]) == 5
-    # An ensemble of folds: every frame is validated by a head that never trained on it.
-    assert metrics["val_frames"] == metrics["train_frames"] == N_FRAMES
+    # Five heads over five folds: every frame is scored once, by a head that never saw it.
+    assert metrics["cross_validation_frames"] == metrics["train_frames"] == N_FRAMES
+    # The held-out presence counts the intervals use agree with the confusion matrix.
+    confusion = np.asarray(cv["confusion"])
+    for i, name in enumerate(CLASSES):
+        tp, fp, fn, tn = metrics["heldout_counts"][name]
+        assert (tp, tp + fp, tp + fn, tp + fp + fn + tn) == (
+            confusion[i, i],
+            confusion[:, i].sum(),
+            confusion[i].sum(),
+            N_FRAMES,
+        )
+    assert metrics["sets"] == [
+        {
+            "frames_dir": str(trained.metrics["frames_dir"]),
+            "labels": metrics["sets"][0]["labels"],
+            "frames": N_FRAMES,
+            "cross_validation_accuracy": cv["accuracy"],
+            "cross_validation_frames": N_FRAMES,
+        }
+    ]
     assert metrics["augment"] == ["flip"]
     assert all(1 <= b <= e for b, e in zip(metrics["best_epoch"], metrics["epochs_run"], strict=True))
 
@@ -101,7 +121,55 @@ def test_second_run_uses_cached_features(trained, dataset, caplog, tmp_path):
     )
     with caplog.at_level(logging.INFO):
         train(config)
-    assert caplog.text.count("backbone features from cache") == 2  # the frames and their mirror images
+    assert "not cached" not in caplog.text  # neither the frames nor their mirror images
+
+
+def test_several_sets_train_one_model_and_only_new_frames_pass_the_backbone(trained, dataset, caplog, tmp_path):
+    # A "new episode": 12 frames named like the old set's (frame0.jpg ...) but showing other
+    # pictures, labelled in its own labels.csv; one of them is a byte copy of an old frame.
+    new = tmp_path / "new"
+    new.mkdir()
+    rows = ["Image_ID,Class"]
+    for i in range(12):
+        cv2.imwrite(str(new / f"frame{i}.jpg"), color_frame(label_of(i + 1), (56, 44), noise=60, seed=100 + i))
+        rows.append(f"frame{i}.jpg,{label_of(i + 1)}")
+    (new / "frame11.jpg").write_bytes((dataset / "frame7.jpg").read_bytes())
+    rows[-1] = f"frame11.jpg,{label_of(7)}"
+    (new / "labels.csv").write_text("\n".join(rows) + "\n")
+    config = TrainConfig(
+        frames=(dataset, new),
+        labels=None,  # each directory's labels.csv
+        output=tmp_path / "both.keras",
+        classes=CLASSES,
+        backbone_weights="random",
+        epochs=3,
+        input_size=(32, 32),
+        progress=False,
+        seed=1,
+    )
+    with caplog.at_level(logging.INFO):
+        result = train(config)
+    # 11 new pictures (the copy is cached under its content), for the frames and for their mirrors.
+    assert caplog.text.count("backbone features: 11 of 72 frames not cached") == 2
+    m = result.metrics
+    assert m["train_frames"] == 72 and [s["frames"] for s in m["sets"]] == [N_FRAMES, 12]
+    assert [s["frames_dir"] for s in m["sets"]] == [str(dataset.resolve()), str(new.resolve())]
+    assert sum(s["cross_validation_frames"] for s in m["sets"]) == m["cross_validation_frames"] == 72
+    # Same names in two sets are two frames: every label of both files counts.
+    old_counts = {n: sum(1 for i in range(N_FRAMES) if label_of(i) == c) for c, n in enumerate(CLASSES)}
+    new_counts = {n: sum(1 for i in range(12) if label_of(i + 1 if i < 11 else 7) == c) for c, n in enumerate(CLASSES)}
+    assert m["class_counts"] == {n: old_counts[n] + new_counts[n] for n in CLASSES}
+
+
+def test_labels_must_pair_with_frames(dataset, tmp_path):
+    config = TrainConfig(
+        frames=(dataset, dataset), labels=(dataset / "labels.csv",), output=tmp_path / "m.keras", progress=False
+    )
+    with pytest.raises(BadInputError, match="2 --frames but 1 --labels"):
+        config.validate()
+    twice = TrainConfig(frames=(dataset, dataset), labels=None, output=tmp_path / "m.keras")
+    with pytest.raises(BadInputError, match="given twice"):
+        twice.validate()
 
 
 def test_flip_view_is_the_features_of_mirrored_frames(dataset, tmp_path, monkeypatch):
@@ -127,7 +195,8 @@ def test_export_parity_and_model_card_round_trip(trained, exported, dataset):
     assert card.classes == CLASSES
     assert card.input_size == (32, 32)
     assert card.channel_order == CHANNEL_ORDER == "BGR"
-    assert card.metrics["validation"]["accuracy"] >= 0.9
+    assert card.metrics["cross_validation"]["accuracy"] >= 0.9
+    assert set(card.metrics["heldout_counts"]) == set(CLASSES)
     assert card.screentime_version
     graph = onnx.load(str(exported.path)).graph
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
