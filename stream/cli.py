@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", required=True, type=Path)
     p.add_argument("--labels", required=True, type=Path)
     p.add_argument("--json", type=Path, default=None, help="write the numbers here")
+    p.add_argument(
+        "--errors",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="what it gets wrong: index.html, contact sheet errors.jpg, predictions.csv",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
 
     p = sub.add_parser("watch", help="measure screen time on a file, webcam or stream, live")
@@ -330,7 +337,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     from stream.report_table import screen_time_table
     from training.evaluate import evaluate
+    from training.mistakes import prepare_outdir, write_errors
 
+    if args.errors:
+        prepare_outdir(args.errors)  # an unwritable DIR fails now, not after the model has run
     result = evaluate(args.model, args.frames, args.labels, device=args.device)
     if args.json:
         from stream.atomic import atomic_write_text
@@ -339,6 +349,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     console = Console()
     console.print(f"accuracy {result.metrics['accuracy']:.3f} on {result.metrics['samples']} frames")
     console.print(screen_time_table(result.screen_time_s["predicted"], result.screen_time_s["true"]))
+    if args.errors:
+        errors = write_errors(result, args.errors)
+        first, last = (errors.sheets[0], errors.sheets[-1]) if errors.sheets else (None, None)
+        sheets = (
+            "no contact sheet: no mistakes"
+            if first is None
+            else f"contact sheet {first}"
+            if first == last
+            else f"contact sheets {first} ... {last.name}"
+        )
+        print(f"{errors.wrong} wrong of {errors.frames} frames: {errors.index_html} ({sheets})")
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +17,15 @@ from stream.engine import Engine
 from training.images import load_images
 from training.labels import read_labels
 from training.metrics import present_ids, summarize, summarize_sets
+from training.mistakes import FramePrediction, frame_predictions
 
 
 @dataclass(frozen=True)
 class Evaluation:
     metrics: dict
     screen_time_s: dict[str, dict[str, float]]  # {"predicted": {...}, "true": {...}}
+    # Every frame's verdict, time order (for `--errors`); not in to_dict(): it would swamp the JSON.
+    predictions: tuple[FramePrediction, ...] = field(default=(), repr=False)
 
     def to_dict(self) -> dict:
         return {**self.metrics, "screen_time_s": self.screen_time_s}
@@ -61,4 +64,5 @@ def evaluate(
         totals = account(data.times_s, present, end, card.classes).totals_s
         return {k: round(v, 3) for k, v in totals.items()}
 
-    return Evaluation(metrics, {"predicted": seconds(pred), "true": seconds(true)})
+    records = frame_predictions(data.paths, data.times_s, true, pred, probs, card, Path(frames))
+    return Evaluation(metrics, {"predicted": seconds(pred), "true": seconds(true)}, predictions=records)
