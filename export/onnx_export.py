@@ -17,7 +17,7 @@ import numpy as np
 
 from stream.atomic import check_writable
 from stream.errors import BadInputError, ModelError
-from stream.modelcard import ModelCard
+from stream.modelcard import FEATURES_OUTPUT, PROBS_OUTPUT, ModelCard
 from stream.version import __version__
 
 log = logging.getLogger(__name__)
@@ -76,15 +76,20 @@ def card_for(model, metrics: dict) -> ModelCard:
 
 
 def convert(model, output: Path) -> None:
-    """tf2onnx on a tf.function: uint8 in, cast inside the graph, probabilities out."""
+    """tf2onnx on a tf.function: uint8 in, cast inside the graph; out: probabilities and the
+    pooled backbone features (outputs named by `stream.modelcard`)."""
     import tensorflow as tf
     import tf2onnx
 
+    from training.model import with_features
+
     _, height, width, channels = model.input_shape
+    both = with_features(model)
 
     @tf.function(input_signature=[tf.TensorSpec((None, height, width, channels), tf.uint8, name="frames")])
     def serve(frames):
-        return {"probs": model(tf.cast(frames, tf.float32), training=False)}
+        out = both(tf.cast(frames, tf.float32), training=False)
+        return {PROBS_OUTPUT: out["probs"], FEATURES_OUTPUT: out["features"]}
 
     tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=OPSET, output_path=str(output))
 
@@ -120,7 +125,7 @@ def onnx_probs(path: Path, frames: np.ndarray) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: frames})[0]
+    return session.run([PROBS_OUTPUT], {session.get_inputs()[0].name: frames})[0]
 
 
 def export(

@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 8765 if free; 0 = any)")
     p.add_argument("--no-browser", action="store_true", help="only print the address")
 
+    p = sub.add_parser("suggest", help="the unlabelled frames whose labels would help the model most, best first")
+    p.add_argument("directory", type=Path, help="directory written by extract")
+    p.add_argument("--model", required=True, type=Path, help="MODEL.onnx to ask")
+    p.add_argument("-n", type=int, default=None, help="how many frames (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="breaks ties; one seed, one list")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+
     p = sub.add_parser("train", help="train the classifier on labelled frames")
     p.add_argument(
         "--frames", required=True, type=Path, action="append", help="directory of frames; repeat for several videos"
@@ -292,6 +299,21 @@ def cmd_label(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_suggest(args: argparse.Namespace) -> None:
+    from training.suggest import DEFAULT_N, suggest
+
+    result = suggest(
+        args.directory, args.model, DEFAULT_N if args.n is None else args.n, args.seed, args.device, sys.stderr.isatty()
+    )
+    for name in result.names:
+        print(name)
+    print(
+        f"{len(result.names)} of {result.candidates} unlabelled frames ({result.labelled} labelled), spread by "
+        f"{result.space}; label them with: screentime label {args.directory} --model {args.model}",
+        file=sys.stderr,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     import_tensorflow_quietly()
     from training.train import DEFAULT_CLASSES, TrainConfig, train
@@ -393,6 +415,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 COMMANDS = {
     "extract": cmd_extract,
     "label": cmd_label,
+    "suggest": cmd_suggest,
     "train": cmd_train,
     "export": cmd_export,
     "evaluate": cmd_evaluate,

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from stream.errors import ModelError
-from stream.modelcard import ModelCard
+from stream.modelcard import FEATURES_OUTPUT, PROBS_OUTPUT, ModelCard
 from stream.preprocess import batch_frames
 from stream.quiet import captured_output
 
@@ -110,7 +110,8 @@ def check_card_against_graph(card: ModelCard, session: ort.InferenceSession, sou
     """Refuse at load a card that does not describe its graph (class count = output width,
     background in range, an image input), rather than fail mid-run."""
     outputs, inputs = session.get_outputs(), session.get_inputs()
-    width = outputs[0].shape[-1] if outputs and outputs[0].shape else None
+    probs = next((o for o in outputs if o.name == PROBS_OUTPUT), outputs[0] if outputs else None)
+    width = probs.shape[-1] if probs is not None and probs.shape else None
     if isinstance(width, int) and width != len(card.classes):
         raise ModelError(
             f"{source}: the model card lists {len(card.classes)} classes but the graph outputs {width} scores"
@@ -152,6 +153,9 @@ class Engine:
         self.providers = self.session.get_providers()
         self._check_device(device, chain)
         self.input_name = self.session.get_inputs()[0].name
+        names = [o.name for o in self.session.get_outputs()]
+        self.probs_name = PROBS_OUTPUT if PROBS_OUTPUT in names else names[0]
+        self.features_name = FEATURES_OUTPUT if FEATURES_OUTPUT in names else None
 
     def _check_device(self, device: Device, chain: list) -> None:
         asked = [p if isinstance(p, str) else p[0] for p in chain]
@@ -175,4 +179,14 @@ class Engine:
         if not images:
             return np.zeros((0, len(self.card.classes)), np.float32)
         batch = batch_frames(images, self.card.input_size)
-        return self.session.run(None, {self.input_name: batch})[0]
+        return self.session.run([self.probs_name], {self.input_name: batch})[0]
+
+    def predict_with_features(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and the backbone's pooled features (None for a model exported without them)."""
+        if not images:
+            return self.predict(images), None
+        batch = batch_frames(images, self.card.input_size)
+        if self.features_name is None:
+            return self.session.run([self.probs_name], {self.input_name: batch})[0], None
+        probs, features = self.session.run([self.probs_name, self.features_name], {self.input_name: batch})
+        return probs, features

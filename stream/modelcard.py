@@ -16,6 +16,8 @@ from stream.errors import ModelError
 METADATA_KEY = "screentime.card"
 FORMAT_VERSION = 1
 CHANNEL_ORDER = "BGR"  # what OpenCV gives; the graph expects frames exactly as decoded
+PROBS_OUTPUT = "probs"  # graph output: class probabilities (N, classes)
+FEATURES_OUTPUT = "features"  # graph output: pooled backbone features (N, F); older models lack it
 
 
 @dataclass(frozen=True)

@@ -29,14 +29,18 @@ def make_color_model(
     classes: Sequence[str] = CLASSES,
     size: tuple[int, int] = (32, 32),
     crop: tuple[int, int, int, int] | None = None,
+    features: bool = False,
+    sharpness: float = 10.0,
 ) -> Path:
     """Write an ONNX model whose class is the frame's dominant colour (see COLORS); with `crop`
     (x0, y0, x1, y1 in input pixels), the dominant colour of that part only, so a model that
-    sees a picture turned sideways answers differently."""
+    sees a picture turned sideways answers differently. With `features`, a second output
+    `features` (the mean BGR colour), as exported models give their backbone features; a lower
+    `sharpness` makes blends of two colours uncertain."""
     centers = np.array([COLORS[i] for i in range(len(classes))], np.float32)  # (k, 3) BGR
     # Nearest centre by a linear score: -|x - c|^2 = 2 x.c - |c|^2 + const; sharpened for confident output.
-    weight = (2 * centers.T / 255.0 * 10).astype(np.float32)  # (3, k)
-    bias = (-(centers**2).sum(1) / 255.0**2 * 10).astype(np.float32)
+    weight = (2 * centers.T / 255.0 * sharpness).astype(np.float32)  # (3, k)
+    bias = (-(centers**2).sum(1) / 255.0**2 * sharpness).astype(np.float32)
     x0, y0, x1, y1 = crop or (0, 0, size[0], size[1])
     nodes = [
         helper.make_node("Slice", ["frames", "starts", "ends", "axes"], ["part"]),
@@ -47,6 +51,8 @@ def make_color_model(
         helper.make_node("Add", ["logits0", "b"], ["logits"]),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=1),
     ]
+    if features:
+        nodes.append(helper.make_node("Identity", ["mean"], ["features"]))
     inits = [
         numpy_helper.from_array(np.array([y0, x0], np.int64), "starts"),
         numpy_helper.from_array(np.array([y1, x1], np.int64), "ends"),
@@ -59,7 +65,8 @@ def make_color_model(
         nodes,
         "color",
         [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", size[1], size[0], 3])],
-        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", len(classes)])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", len(classes)])]
+        + ([helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 3])] if features else []),
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -36,6 +36,7 @@ from stream.atomic import atomic_write_text
 from stream.errors import BadInputError, LabelError
 from training.extract import FRAMES_CSV, LABELS_CSV, read_timestamps
 from training.labels import _frame_number, parse_class
+from training.shots import same_shot, signature
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ DEFAULT_CLASSES = ("neither", "jerry", "tom")  # training.train's default, not i
 DEFAULT_PORT = 8765
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_BODY = 1 << 20
-RUN_THRESHOLD = 6.0  # mean |difference| (0..255) of 16x16 grey thumbnails below which two frames are one shot
 RUN_MAX = 500
 PAGE = Path(__file__).with_name("label_page.html")
 
@@ -148,7 +148,7 @@ class LabelStore:
         run = [name]
         for other in self.order[self.index[name] + 1 : self.index[name] + RUN_MAX]:
             sig = self._signature(other)
-            if ref is None or sig is None or float(np.abs(sig - ref).mean()) > RUN_THRESHOLD:
+            if ref is None or sig is None or not same_shot(sig, ref):
                 break
             run.append(other)
         return run
@@ -156,7 +156,7 @@ class LabelStore:
     def _signature(self, name: str) -> np.ndarray | None:
         if name not in self._signatures:
             grey = cv2.imread(str(self.paths[name]), cv2.IMREAD_REDUCED_GRAYSCALE_4)
-            sig = None if grey is None else cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+            sig = None if grey is None else signature(grey)
             self._signatures[name] = sig
         return self._signatures[name]
 

@@ -132,10 +132,22 @@ def assemble(backbone: Backbone, heads: list[keras.Model]) -> keras.Model:
     """The deployable model: frames in, class probabilities out (the heads' average)."""
     features = feature_extractor(backbone)
     inputs = keras.Input(backbone.model.input_shape[1:], name="frames")
-    x = features(inputs)
-    outputs = [head(x) for head in heads]
-    probs = keras.layers.Average(name="ensemble")(outputs) if len(outputs) > 1 else outputs[0]
-    return keras.Model(inputs, probs, name="screentime")
+    return keras.Model(inputs, _ensemble(heads, features(inputs)), name="screentime")
+
+
+def with_features(model: keras.Model) -> keras.Model:
+    """`model` (as `assemble` built it) answering {"probs", "features"}: the exported graph also
+    gives each frame's pooled backbone features, which `suggest` spreads its picks over."""
+    features = model.get_layer("features")
+    heads = [layer for layer in model.layers if layer.name.startswith("head_")]
+    inputs = keras.Input(model.input_shape[1:], name="frames")
+    pooled = features(inputs)
+    return keras.Model(inputs, {"probs": _ensemble(heads, pooled), "features": pooled}, name="screentime_export")
+
+
+def _ensemble(heads: list[keras.Model], pooled):
+    outputs = [head(pooled) for head in heads]
+    return keras.layers.Average(name="ensemble")(outputs) if len(outputs) > 1 else outputs[0]
 
 
 def _sha256(path: Path) -> str:

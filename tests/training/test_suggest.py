@@ -1,0 +1,122 @@
+"""`suggest`: the arithmetic on hand-made arrays, then a real ONNX model over a real directory."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from stream.cli import main
+from tests.helpers import COLORS, make_color_model
+from training.shots import SAME_SHOT
+from training.suggest import choose, suggest, uncertainty
+
+
+def test_uncertainty_is_one_minus_the_margin():
+    probs = np.array([[0.5, 0.5, 0.0], [0.9, 0.05, 0.05], [0.4, 0.35, 0.25]])
+    assert uncertainty(probs) == pytest.approx([1.0, 0.15, 0.95])
+    # Multi-label: the least sure yes/no decision counts.
+    assert uncertainty(np.array([[0.9, 0.5], [0.99, 0.01]]), multi_label=True) == pytest.approx([1.0, 0.02])
+
+
+def _signatures(count: int) -> np.ndarray:
+    """Thumbnails far apart from each other: no two frames are one shot."""
+    return np.arange(count, dtype=np.float32)[:, None, None] * (4 * SAME_SHOT) * np.ones((1, 16, 16), np.float32)
+
+
+def test_choose_spreads_over_scenes_instead_of_stacking_the_most_uncertain():
+    # Three scenes in feature space; scene A holds the five most uncertain frames.
+    centers = np.eye(3)
+    scene = np.array([0] * 5 + [1] * 5 + [2] * 5)
+    rng = np.random.default_rng(0)
+    features = centers[scene] + rng.normal(0, 0.02, (15, 3))
+    uncertain = np.where(scene == 0, 0.9, 0.6) + rng.uniform(0, 0.01, 15)
+    picked = choose(uncertain, features, _signatures(15), n=3)
+    assert picked[0] == int(np.argmax(uncertain))  # most useful first
+    assert sorted(scene[picked]) == [0, 1, 2]  # then the scenes nobody covers yet
+
+
+def test_choose_respects_n_labelled_frames_and_never_offers_one_shot_twice():
+    count = 12
+    signatures = _signatures(count)
+    signatures[5] = signatures[4] + SAME_SHOT / 2  # 4 and 5: the same shot
+    signatures[7] = signatures[1]  # 7 is a still of labelled frame 1
+    features = np.random.default_rng(1).normal(size=(count, 8))
+    uncertain = np.linspace(0.2, 0.9, count)
+    labelled = np.zeros(count, bool)
+    labelled[[1, 9]] = True
+    picked = choose(uncertain, features, signatures, n=5, labelled=labelled)
+    assert len(picked) == 5 and len(set(picked)) == 5
+    assert not {1, 9, 7} & set(picked)
+    assert not {4, 5} <= set(picked)
+    everything = choose(uncertain, features, signatures, n=100, labelled=labelled)
+    assert len(everything) == count - 3 - 1  # all but the labelled two, the still and one of the shot
+
+
+def test_choose_is_deterministic_for_a_seed():
+    rng = np.random.default_rng(2)
+    features, uncertain = rng.normal(size=(200, 16)), np.full(200, 0.5)  # all ties: only the seed decides
+    signatures = _signatures(200)
+    first = choose(uncertain, features, signatures, n=10, seed=3)
+    assert first == choose(uncertain, features, signatures, n=10, seed=3)
+    assert len(first) == 10
+
+
+def blend(a: int, b: int, w: float, seed: int) -> np.ndarray:
+    """A frame mixing two class colours, with a small white square whose place makes each frame
+    its own shot."""
+    colour = np.asarray(COLORS[a], float) * (1 - w) + np.asarray(COLORS[b], float) * w
+    image = np.empty((48, 64, 3), np.float32)
+    image[:] = colour
+    x, y = (seed * 5) % 52, (seed * 7) % 36
+    image[y : y + 12, x : x + 12] = 255
+    return image.clip(0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def frames(tmp_path):
+    """Twelve frames: clear colours and half-blends (where the colour model hesitates), a still,
+    and a labels.csv with two frames labelled."""
+    directory = tmp_path / "frames"
+    directory.mkdir()
+    plan = [(0, 0, 0), (1, 1, 0), (2, 2, 0), (0, 1, 0.5), (1, 2, 0.5), (0, 2, 0.5)] * 2
+    for i, (a, b, w) in enumerate(plan):
+        cv2.imwrite(str(directory / f"frame{i}.jpg"), blend(a, b, w, seed=i))
+    cv2.imwrite(str(directory / "frame12.jpg"), cv2.imread(str(directory / "frame3.jpg")))  # a still of 3
+    (directory / "labels.csv").write_text("Image_ID,Class\nframe0.jpg,0\nframe9.jpg,1\n")
+    return directory
+
+
+def test_suggest_on_a_directory_with_a_real_onnx_model(frames, tmp_path):
+    model = make_color_model(tmp_path / "m.onnx", features=True, sharpness=3.0)
+    result = suggest(frames, model, n=4)
+    assert result.space == "backbone features" and result.labelled == 2 and result.candidates == 11
+    assert len(result.names) == 4 and not {"frame0.jpg", "frame9.jpg"} & set(result.names)
+    assert not {"frame3.jpg", "frame12.jpg"} <= set(result.names)  # one shot, offered once
+    # The model hesitates on blends: the least sure one comes first.
+    assert result.names[0] in {f"frame{i}.jpg" for i in (4, 5, 10, 11)}
+    assert result.margins[0] == min(result.margins)
+    assert suggest(frames, model, n=4) == result  # deterministic
+
+
+def test_model_without_features_spreads_by_thumbnails(frames, tmp_path, caplog):
+    model = make_color_model(tmp_path / "old.onnx", sharpness=3.0)
+    with caplog.at_level(logging.WARNING):
+        result = suggest(frames, model, n=3)
+    assert result.space == "thumbnails" and len(result.names) == 3
+    assert "no features output" in caplog.text
+
+
+def test_cli_prints_one_name_a_line(frames, tmp_path, capsys):
+    model = make_color_model(tmp_path / "m.onnx", features=True, sharpness=3.0)
+    assert main(["suggest", str(frames), "--model", str(model), "-n", "5"]) == 0
+    out, err = capsys.readouterr()
+    names = out.split()
+    assert len(names) == 5 and all((frames / n).is_file() for n in names)
+    assert "5 of 11 unlabelled frames (2 labelled)" in err
+    assert main(["suggest", str(tmp_path / "nowhere"), "--model", str(model)]) == 2
+    assert main(["suggest", str(frames), "--model", str(model), "-n", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 2

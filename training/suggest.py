@@ -1,0 +1,139 @@
+"""`screentime suggest`: the frames whose labels would teach the model most, most useful first.
+
+A label is worth a user's minute when the model is unsure of the frame (a small margin between
+its two likeliest classes) and the frame shows something no labelled frame shows (far from them
+in the backbone's feature space). Each pick maximises the product of the two, then counts as
+labelled for the next (greedy k-center coverage weighted by uncertainty), so the list spreads
+over the video instead of spending twenty labels on one confusing scene; a frame of the same shot
+as a picked or labelled frame (`training.shots`) is never offered. Runs on the ONNX model alone:
+no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rich.progress import Progress
+
+from stream.errors import BadInputError
+from training.shots import SAME_SHOT, signature
+
+log = logging.getLogger(__name__)
+
+DEFAULT_N = 20
+BATCH = 16
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    names: tuple[str, ...]  # most useful first
+    margins: tuple[float, ...]  # the model's margin on each (0: a coin toss between two classes)
+    candidates: int  # unlabelled frames considered
+    labelled: int  # frames already labelled (they count as covered)
+    space: str  # what "far apart" was measured in: "backbone features" or "thumbnails"
+
+
+def uncertainty(probs: np.ndarray, multi_label: bool = False) -> np.ndarray:
+    """1 - margin, in [0, 1]. Single-label: margin between the two likeliest classes; multi-label:
+    the least sure of the independent yes/no decisions (|2p - 1| at its smallest)."""
+    if multi_label:
+        return 1.0 - np.abs(2.0 * probs - 1.0).min(axis=1)
+    top = np.sort(probs, axis=1)
+    return 1.0 - (top[:, -1] - top[:, -2])
+
+
+def choose(
+    uncertain: np.ndarray,
+    features: np.ndarray,
+    signatures: np.ndarray,
+    n: int,
+    labelled: np.ndarray | None = None,
+    seed: int = 0,
+) -> list[int]:
+    """Indices of up to `n` frames to label, most useful first.
+
+    `uncertain` (N,) in [0, 1]; `features` (N, F), compared by cosine distance; `signatures`
+    (N, 256) shot thumbnails; `labelled` (N,) bool marks frames already labelled. The seed only
+    breaks ties, so one seed always gives one list.
+    """
+    count = len(uncertain)
+    labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    flat = signatures.reshape(count, -1)
+    open_ = ~labelled
+    nearest = np.full(count, np.inf)  # cosine distance to the nearest labelled or picked frame
+    for i in np.flatnonzero(labelled):
+        _cover(i, unit, flat, nearest, open_)
+    jitter = np.random.default_rng(seed).random(count) * 1e-9
+    picked: list[int] = []
+    while len(picked) < n and open_.any():
+        far = nearest[open_]
+        spread = (
+            np.ones(count)
+            if np.isinf(far).all()
+            else np.minimum(nearest / max(far[np.isfinite(far)].max(), 1e-12), 1.0)
+        )
+        score = np.where(open_, uncertain * spread + jitter, -np.inf)
+        best = int(np.argmax(score))
+        picked.append(best)
+        _cover(best, unit, flat, nearest, open_)
+    return picked
+
+
+def _cover(i: int, unit: np.ndarray, flat: np.ndarray, nearest: np.ndarray, open_: np.ndarray) -> None:
+    """Frame i is labelled (or picked): distances shrink, and its shot is closed."""
+    np.minimum(nearest, 1.0 - unit @ unit[i], out=nearest)
+    open_[i] = False
+    open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
+
+
+def suggest(
+    directory: str | Path,
+    model: str | Path,
+    n: int = DEFAULT_N,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+) -> Suggestion:
+    """Rank the unlabelled frames of an `extract` directory for labelling with `model`'s help."""
+    from stream.engine import Engine, choose_model
+    from training.label_server import LabelStore
+
+    if n < 1:
+        raise BadInputError("-n must be at least 1")
+    engine = Engine(choose_model(Path(model), device), device)
+    store = LabelStore(Path(directory), len(engine.card.classes))
+    names = store.order
+    probs, features, signatures = [], [], []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("scoring frames", total=len(names))
+        for start in range(0, len(names), BATCH):
+            chunk = names[start : start + BATCH]
+            images = [cv2.imread(str(store.paths[name])) for name in chunk]
+            for name, image in zip(chunk, images, strict=True):
+                if image is None:
+                    raise BadInputError(f"{store.paths[name]}: not an image OpenCV can read")
+            p, f = engine.predict_with_features(images)
+            probs.append(p)
+            signatures.extend(signature(image) for image in images)
+            # A model exported before `features` was an output: spread by thumbnails instead.
+            features.append(f if f is not None else np.stack([signature(im).ravel() for im in images]))
+            bar.advance(task, len(chunk))
+    space = "backbone features" if engine.features_name else "thumbnails"
+    if space == "thumbnails":
+        log.warning("%s has no features output (exported by an older screentime): spreading by thumbnails", model)
+    probs_all = np.concatenate(probs)
+    uncertain = uncertainty(probs_all, engine.card.multi_label)
+    labelled = np.asarray([bool(store.labels[name]) for name in names])
+    order = choose(uncertain, np.concatenate(features), np.stack(signatures), n, labelled, seed)
+    return Suggestion(
+        names=tuple(names[i] for i in order),
+        margins=tuple(round(1.0 - float(uncertain[i]), 4) for i in order),
+        candidates=int((~labelled).sum()),
+        labelled=int(labelled.sum()),
+        space=space,
+    )
