@@ -37,7 +37,7 @@ import keras
 
 from stream.accounting import account
 from stream.smoothing import smooth_probs
-from training.features import backbone_features, cache_dir, cache_key
+from training.features import backbone_features, backbone_key, cache_dir
 from training.images import load_images
 from training.labels import read_labels
 from training.metrics import summarize
@@ -83,7 +83,8 @@ def features(paths: list[Path], method: Method, weights: str) -> tuple[np.ndarra
     preprocessing and size, and the backbone's images per second; cached."""
     if method.preprocess == "default":  # exactly what `screentime train` computes (and caches)
         backbone = load_backbone(method.size, weights)
-        rate_file = cache_dir() / f"bench-rate-{cache_key(backbone, paths)}.txt"
+        key = hashlib.sha256((backbone_key(backbone) + "".join(f"{p}\n" for p in paths)).encode()).hexdigest()
+        rate_file = cache_dir() / f"bench-rate-{key[:24]}.txt"
         started = time.perf_counter()
         out = backbone_features(backbone, paths, progress=False)
         if not rate_file.exists():  # the first computation's speed, not the cache's

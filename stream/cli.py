@@ -370,7 +370,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
     console = Console()
     console.print(f"accuracy {result.metrics['accuracy']:.3f} on {result.metrics['samples']} frames")
-    console.print(screen_time_table(result.screen_time_s["predicted"], result.screen_time_s["true"]))
+    st = result.screen_time_s
+    console.print(screen_time_table(st["predicted"], st["true"], interval=st.get("interval")))
+    if "interval" in result.metrics:
+        iv = result.metrics["interval"]
+        console.print(
+            f"true seconds inside the {iv['level']:.0%} interval for {iv['true_inside']} of {iv['classes']} classes "
+            "(intervals hold on frames the model never trained on)"
+        )
     if args.errors:
         errors = write_errors(result, args.errors)
         first, last = (errors.sheets[0], errors.sheets[-1]) if errors.sheets else (None, None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from stream.accounting import Accountant
+from stream.interval import COVERS, LEVEL, Interval, intervals
 from stream.modelcard import ModelCard
 from stream.records import Segment
 from stream.version import __version__
@@ -58,6 +59,7 @@ class Report:
     resumed: int = 0  # how many earlier runs' totals this report carries on (--resume)
     screentime_version: str = ""
     model_sha256: str = ""  # of the ONNX file that ran (the INT8 twin when chosen): which weights made these numbers
+    heldout_counts: dict[str, list[int]] = field(default_factory=dict)  # the model card's, for the intervals
 
     @classmethod
     def from_accountant(
@@ -113,6 +115,7 @@ class Report:
             resumed=resumed,
             screentime_version=__version__,
             model_sha256=model_sha256,
+            heldout_counts=dict(card.metrics.get("heldout_counts") or {}),
         )
 
     @property
@@ -120,6 +123,12 @@ class Report:
         if self.duration_s <= 0:
             return dict.fromkeys(self.screen_time_s, 0.0)
         return {k: v / self.duration_s for k, v in self.screen_time_s.items()}
+
+    @property
+    def intervals(self) -> dict[str, Interval]:
+        """Per class, where the true seconds likely lie (stream.interval); empty for models
+        whose card has no held-out counts."""
+        return intervals(self.screen_time_s, self.duration_s, self.samples, self.heldout_counts)
 
     def to_dict(self) -> dict:
         data = {
@@ -139,6 +148,7 @@ class Report:
             "duration_s": ms(self.duration_s),
             "screen_time_s": {k: ms(v) for k, v in self.screen_time_s.items()},
             "share": {k: round(v, 4) for k, v in self.share.items()},
+            **self._intervals(),
             "segments": [_segment(s) for s in self.segments],
             "open_segments": [{"class": s.label, "start_s": ms(s.start_s)} for s in self.open_segments],
             "outages": [{"start_s": ms(o["start_s"]), "end_s": ms(o["end_s"])} for o in self.outages],
@@ -162,6 +172,15 @@ class Report:
             "which excludes outages"
         )
         return data
+
+    def _intervals(self) -> dict:
+        found = self.intervals
+        if not found:
+            return {}
+        return {
+            "screen_time_interval_s": {k: {"low": ms(v.low), "high": ms(v.high)} for k, v in found.items()},
+            "interval": COVERS.format(level=LEVEL),
+        }
 
 
 def _segment(segment: Segment) -> dict:

@@ -6,16 +6,25 @@ from rich.table import Table
 
 
 def screen_time_table(
-    predicted: dict[str, float], true: dict[str, float] | None = None, title: str = "screen time"
+    predicted: dict[str, float],
+    true: dict[str, float] | None = None,
+    title: str = "screen time",
+    interval: dict[str, tuple[float, float]] | None = None,
 ) -> Table:
+    """`interval`: per class, (low, high) seconds of the 90% interval (stream.interval)."""
     table = Table(title=title)
     table.add_column("class")
     table.add_column("predicted s", justify="right")
+    if interval:
+        table.add_column("90% interval s", justify="right")
     if true is not None:
         table.add_column("true s", justify="right")
         table.add_column("error s", justify="right")
     for name, seconds in predicted.items():
         row = [name, f"{seconds:.1f}"]
+        if interval:
+            low, high = interval.get(name, (float("nan"), float("nan")))
+            row.append(f"{low:.1f}-{high:.1f}")
         if true is not None:
             row += [f"{true.get(name, 0.0):.1f}", f"{seconds - true.get(name, 0.0):+.1f}"]
         table.add_row(*row)

@@ -31,6 +31,7 @@ def make_color_model(
     crop: tuple[int, int, int, int] | None = None,
     features: bool = False,
     sharpness: float = 10.0,
+    metrics: dict | None = None,
 ) -> Path:
     """Write an ONNX model whose class is the frame's dominant colour (see COLORS); with `crop`
     (x0, y0, x1, y1 in input pixels), the dominant colour of that part only, so a model that
@@ -71,7 +72,13 @@ def make_color_model(
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    card = ModelCard(classes=tuple(classes), input_width=size[0], input_height=size[1], screentime_version="test")
+    card = ModelCard(
+        classes=tuple(classes),
+        input_width=size[0],
+        input_height=size[1],
+        metrics=metrics or {},
+        screentime_version="test",
+    )
     for key, value in card.to_metadata().items():
         model.metadata_props.add(key=key, value=value)
     onnx.save(model, str(path))

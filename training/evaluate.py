@@ -14,6 +14,7 @@ import numpy as np
 
 from stream.accounting import account
 from stream.engine import Engine
+from stream.interval import COVERS, LEVEL, intervals
 from training.images import load_images
 from training.labels import read_labels
 from training.metrics import present_ids, summarize, summarize_sets
@@ -65,4 +66,17 @@ def evaluate(
         return {k: round(v, 3) for k, v in totals.items()}
 
     records = frame_predictions(data.paths, data.times_s, true, pred, probs, card, Path(frames))
-    return Evaluation(metrics, {"predicted": seconds(pred), "true": seconds(true)}, predictions=records)
+    predicted, truth = seconds(pred), seconds(true)
+    screen_time: dict = {"predicted": predicted, "true": truth}
+    found = intervals(predicted, end - data.times_s[0], len(pred), card.metrics.get("heldout_counts") or {})
+    if found:
+        # Only honest on frames the model never trained on: on its own training frames the
+        # truth will sit inside more often than the level says.
+        screen_time["interval"] = {k: [round(v.low, 3), round(v.high, 3)] for k, v in found.items()}
+        metrics["interval"] = {
+            "level": LEVEL,
+            "covers": COVERS.format(level=LEVEL),
+            "true_inside": sum(v.contains(truth[k]) for k, v in found.items()),
+            "classes": len(found),
+        }
+    return Evaluation(metrics, screen_time, predictions=records)

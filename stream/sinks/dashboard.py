@@ -121,10 +121,18 @@ def summary(report: Report) -> RenderableType:
     table.add_column("seconds", justify="right")
     table.add_column("share", justify="right")
     table.add_column("segments", justify="right")
+    found = report.intervals  # empty for a model card without held-out counts
+    if found:
+        table.add_column("90% interval s", justify="right")
     for name, seconds in report.screen_time_s.items():
         runs = sum(1 for s in report.segments if s.label == name)
         label = name if name in report.characters else f"{name} (background)"
-        table.add_row(label, f"{seconds:.1f}", f"{report.share[name]:.1%}", str(runs))
+        row = [label, f"{seconds:.1f}", f"{report.share[name]:.1%}", str(runs)]
+        if found:
+            row.append(f"{found[name].low:.1f}-{found[name].high:.1f}" if name in found else "")
+        table.add_row(*row)
+    if found:
+        table.caption = "interval: from the model's held-out mistakes; valid for footage like its training frames"
     return table
 
 

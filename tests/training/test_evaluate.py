@@ -33,3 +33,22 @@ def test_evaluate_numbers_by_hand(tmp_path, color_model):
     assert result.screen_time_s["true"] == pytest.approx({"neither": 0.5 + 0.5, "jerry": 1.5, "tom": 1.0})
     assert result.screen_time_s["predicted"] == pytest.approx({"neither": 1.0, "jerry": 1.0, "tom": 1.5})
     json.dumps(result.to_dict())  # JSON-ready
+
+
+def test_evaluate_states_a_screen_time_interval_from_the_card(tmp_path):
+    from tests.helpers import make_color_model
+
+    counts = {"neither": [30, 3, 3, 60], "jerry": [25, 2, 4, 65], "tom": [28, 4, 2, 62]}
+    model = make_color_model(tmp_path / "m.onnx", metrics={"heldout_counts": counts})
+    rows = ["Image_ID,Class"]
+    for i in range(12):
+        cv2.imwrite(str(tmp_path / f"frame{i}.png"), color_frame(i % 3, noise=10, seed=i))
+        rows.append(f"frame{i}.png,{i % 3}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    result = evaluate(model, tmp_path, tmp_path / "labels.csv")
+    st = result.screen_time_s
+    assert set(st["interval"]) == {"neither", "jerry", "tom"}
+    for name, (low, high) in st["interval"].items():
+        assert low <= st["predicted"][name] <= high or low <= st["true"][name] <= high
+    assert result.metrics["interval"]["classes"] == 3 and 0 <= result.metrics["interval"]["true_inside"] <= 3
+    json.dumps(result.to_dict())

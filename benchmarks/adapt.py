@@ -1,0 +1,290 @@
+# ruff: noqa: E402  (TensorFlow is imported quietly before the modules that need it)
+"""New footage: how much a few labelled frames of it help, chosen uniformly, at random or by `suggest`.
+
+The shared episode is cut by time into an "old" part and a "new" part (first half / second half,
+and the reverse). A model is trained on old; then k frames of new are labelled (k = 10, 20, 40),
+picked (a) uniformly in time, (b) at random, (c) by `suggest` (the old-only model's uncertainty
+and coverage of the backbone features, `training.suggest.choose`), and the model is retrained on
+old + those k as two sets, exactly as `screentime train --frames old --frames new` does
+(`fit_heads` with per-set folds, the exported ensemble's average as the prediction). Scored on
+the rest of new, less the frames within 2 s of a picked frame (near-duplicates of a training
+frame): frame accuracy and the worst per-character screen-time error (predicted minus true
+seconds over true seconds, one second per frame). Mean and range over seeds.
+
+Also measured: the wall time of a real `screentime train --frames OLD --frames NEW` with the
+per-frame cache warm, and the coverage of the 90% screen-time interval (stream.interval) on
+held-out folds: each fold's interval from the held-out counts of the other folds.
+
+Both halves of one episode are one drawing style, so "new" here is a new part of the same show,
+not a new show: the gains are smaller than on a different episode.
+
+Usage: python benchmarks/adapt.py --frames DIR [--labels CSV] --backbone-weights VGG16.weights.h5 [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import cv2
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from stream.quiet import import_tensorflow_quietly
+
+import_tensorflow_quietly()
+
+from stream.interval import intervals
+from training.features import backbone_features
+from training.labels import read_labels
+from training.metrics import presence_counts
+from training.model import load_backbone
+from training.shots import signature
+from training.split import GAP_S, Folds
+from training.suggest import choose, uncertainty
+from training.train import TrainConfig, fit_heads
+
+CLASSES = ("neither", "jerry", "tom")
+CHARACTERS = ("jerry", "tom")
+KS = (10, 20, 40)
+
+
+@dataclass(frozen=True)
+class Data:
+    paths: list[Path]
+    y: np.ndarray
+    times: np.ndarray
+    x: np.ndarray
+    views: list[np.ndarray]
+    signatures: np.ndarray
+
+
+def fit_predict(data: Data, sets: list[np.ndarray], test: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train as `screentime train` on the given sets (index arrays, each in time order);
+    the ensemble's probabilities on `test` and the held-out probabilities of the training frames."""
+    idx = np.concatenate(sets)
+    folds = Folds.of_sets([data.times[s] for s in sets], 5)
+    config = TrainConfig(
+        frames=Path("."), labels=None, output=Path("x.keras"), classes=CLASSES, progress=False, seed=seed
+    )
+    heads, _, oof = fit_heads(data.x[idx], data.y[idx], config, False, [v[idx] for v in data.views], folds)
+    probs = np.mean([h.predict(data.x[test], verbose=0) for h in heads], axis=0)
+    return probs, oof
+
+
+def seconds(labels: np.ndarray) -> dict[str, float]:
+    return {name: float((labels == i).sum()) for i, name in enumerate(CLASSES)}
+
+
+def score(data: Data, test: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    pred, true = probs.argmax(1), data.y[test]
+    p, t = seconds(pred), seconds(true)
+    worst = max(abs(p[c] - t[c]) / t[c] for c in CHARACTERS if t[c])
+    return float((pred == true).mean()), float(worst)
+
+
+def covered(data: Data, train: np.ndarray, oof: np.ndarray, test: np.ndarray, probs: np.ndarray) -> list[bool]:
+    """Per class: is the true total of `test` inside the 90% interval built from the training
+    frames' held-out counts, as `watch` and `evaluate` would state it?"""
+    scored = ~np.isnan(oof[:, 0])
+    counts = presence_counts(
+        [(c,) for c in data.y[train][scored]], [(c,) for c in oof[scored].argmax(1)], CLASSES, background=0
+    )
+    truth = seconds(data.y[test])
+    found = intervals(seconds(probs.argmax(1)), float(len(test)), len(test), counts)
+    return [iv.contains(truth[name]) for name, iv in found.items()]
+
+
+def pick_uniform(pool: np.ndarray, k: int, **_) -> np.ndarray:
+    return pool[((np.arange(k) + 0.5) * len(pool) / k).astype(int)]
+
+
+def pick_random(pool: np.ndarray, k: int, seed: int, **_) -> np.ndarray:
+    return np.sort(np.random.default_rng(1000 + seed).choice(pool, k, replace=False))
+
+
+def pick_suggest(pool: np.ndarray, k: int, data: Data, old_probs: np.ndarray, seed: int, **_) -> np.ndarray:
+    order = choose(uncertainty(old_probs), data.x[pool], data.signatures[pool], k, seed=seed)
+    return np.sort(pool[order])
+
+
+STRATEGIES: dict[str, Callable[..., np.ndarray]] = {
+    "uniform": pick_uniform,
+    "random": pick_random,
+    "suggest": pick_suggest,
+}
+
+
+def rest_of(pool: np.ndarray, picked: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """`pool` less the picked frames and their near-duplicates (within GAP_S)."""
+    if not len(picked):
+        return pool
+    near = np.abs(times[pool][:, None] - times[picked][None, :]).min(axis=1) <= GAP_S
+    return pool[~near]
+
+
+def fold_coverage(data: Data, seeds: list[int]) -> tuple[int, int, list[float]]:
+    """Train on everything; for each fold, the interval from the other folds' held-out counts
+    against the fold's true seconds. Returns (inside, checks, widths as a share of the truth)."""
+    everything = np.arange(len(data.y))
+    inside = checks = 0
+    widths = []
+    for seed in seeds:
+        _, oof = fit_predict(data, [everything], everything[:1], seed)
+        folds = Folds.of_sets([data.times], 5)
+        pred = oof.argmax(1)
+        for k in range(5):
+            mine, others = folds.fold == k, folds.fold != k
+            counts = presence_counts(
+                [(c,) for c in data.y[others]], [(c,) for c in pred[others]], CLASSES, background=0
+            )
+            totals = seconds(pred[mine])
+            truth = seconds(data.y[mine])
+            for name, iv in intervals(totals, float(mine.sum()), int(mine.sum()), counts).items():
+                inside += iv.contains(truth[name])
+                checks += 1
+                widths.append((iv.high - iv.low) / max(truth[name], 1.0))
+    return inside, checks, widths
+
+
+def retrain_wall_time(data: Data, old: np.ndarray, picked: np.ndarray, labels: dict[Path, int], weights: str) -> float:
+    """A real `screentime train --frames OLD --frames NEW` (the cache already holds every frame)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = []
+        for name, idx in (("old", old), ("new", picked)):
+            d = Path(tmp) / name
+            d.mkdir()
+            rows = ["Image_ID,Class"]
+            for i in idx:
+                shutil.copy(data.paths[i], d / data.paths[i].name)
+                rows.append(f"{data.paths[i].name},{labels[data.paths[i]]}")
+            (d / "labels.csv").write_text("\n".join(rows) + "\n")
+            dirs += ["--frames", str(d)]
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                str(Path(sys.executable).parent / "screentime"),
+                "-q",
+                "train",
+                *dirs,
+                "-o",
+                f"{tmp}/m.keras",
+                "--backbone-weights",
+                weights,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, default=None)
+    parser.add_argument("--backbone-weights", required=True)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--skip-coverage", action="store_true")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    console = Console()
+    labels_csv = args.labels or next(p for p in (args.frames / "labels.csv", args.frames / "mapping.csv") if p.exists())
+    frames = read_labels(labels_csv, args.frames, len(CLASSES))
+    backbone = load_backbone(TrainConfig.input_size, args.backbone_weights)
+    t0 = time.perf_counter()
+    x = backbone_features(backbone, frames.paths)
+    views = [backbone_features(backbone, frames.paths, view=v) for v in TrainConfig.augment]
+    console.print(f"features of {len(frames.paths)} frames (x{1 + len(views)} views): {time.perf_counter() - t0:.0f} s")
+    data = Data(
+        frames.paths,
+        np.asarray(frames.single),
+        np.asarray(frames.times_s, float),
+        x,
+        views,
+        np.stack([signature(cv2.imread(str(p))) for p in frames.paths]),
+    )
+    n = len(data.y)
+    half = n // 2
+    directions = {
+        "old = first half": (np.arange(half), np.arange(half, n)),
+        "old = second half": (np.arange(half, n), np.arange(half)),
+    }
+
+    rows: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+    coverage: dict[int, list[bool]] = {}
+    for direction, (old, new) in directions.items():
+        for seed in seeds:
+            started = time.perf_counter()
+            old_probs, oof = fit_predict(data, [old], new, seed)
+            rows.setdefault((direction, "none", 0), []).append(score(data, new, old_probs))
+            coverage.setdefault(0, []).extend(covered(data, old, oof, new, old_probs))
+            for strategy, pick in STRATEGIES.items():
+                for k in KS:
+                    picked = pick(new, k, data=data, old_probs=old_probs, seed=seed)
+                    test = rest_of(new, picked, data.times)
+                    probs, oof = fit_predict(data, [old, picked], test, seed)
+                    rows.setdefault((direction, strategy, k), []).append(score(data, test, probs))
+                    coverage.setdefault(k, []).extend(covered(data, np.concatenate([old, picked]), oof, test, probs))
+            console.print(f"{direction}, seed {seed}: {time.perf_counter() - started:.0f} s", style="dim")
+
+    table = Table(title=f"New footage: accuracy and worst character error on the rest of new (seeds {args.seeds})")
+    for col in (
+        "old/new",
+        "labelled frames of new",
+        "k",
+        "accuracy mean",
+        "accuracy range",
+        "worst error mean",
+        "worst error range",
+    ):
+        table.add_column(col, justify="right" if col not in ("old/new", "labelled frames of new") else "left")
+    for (direction, strategy, k), results in rows.items():
+        acc = np.array([r[0] for r in results])
+        err = np.array([r[1] for r in results])
+        table.add_row(
+            direction,
+            strategy,
+            str(k),
+            f"{acc.mean():.3f}",
+            f"{acc.min():.3f}-{acc.max():.3f}",
+            f"{err.mean():.1%}",
+            f"{err.min():.1%}-{err.max():.1%}",
+        )
+    console.print(table)
+    for k, hits in coverage.items():
+        console.print(
+            f"90% interval coverage on the rest of new, k = {k}: {sum(hits)}/{len(hits)} = {np.mean(hits):.0%}"
+            + (" (no frame of new labelled: the held-out counts describe old footage)" if k == 0 else "")
+        )
+
+    label_of = {p: int(c) for p, c in zip(data.paths, data.y, strict=True)}
+    old, new = directions["old = first half"]
+    old_probs, _ = fit_predict(data, [old], new, seeds[0])
+    picked = pick_suggest(new, 20, data, old_probs, seeds[0])
+    wall = retrain_wall_time(data, old, picked, label_of, args.backbone_weights)
+    console.print(
+        f"retrain, warm cache: `screentime train --frames OLD --frames NEW` ({len(old)} + 20 frames): {wall:.1f} s"
+    )
+
+    if not args.skip_coverage:
+        inside, checks, widths = fold_coverage(data, seeds)
+        console.print(
+            f"90% interval coverage on held-out folds: {inside}/{checks} = {inside / checks:.0%} "
+            f"(3 classes x 5 folds x {len(seeds)} seeds; median width {np.median(widths):.0%} of the true seconds)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
