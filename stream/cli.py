@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
     p.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 8765 if free; 0 = any)")
     p.add_argument("--no-browser", action="store_true", help="only print the address")
+    p.add_argument(
+        "--suggest", type=int, default=None, metavar="N", help="with --model: the page's 'suggested' order (default 20)"
+    )
 
     p = sub.add_parser("suggest", help="the unlabelled frames whose labels would help the model most, best first")
     p.add_argument("directory", type=Path, help="directory written by extract")
@@ -296,6 +299,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         device=args.device,
         port=args.port,
         browser=not args.no_browser,
+        suggest=args.suggest,
     )
 
 

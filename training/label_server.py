@@ -37,6 +37,7 @@ from stream.errors import BadInputError, LabelError
 from training.extract import FRAMES_CSV, LABELS_CSV, read_timestamps
 from training.labels import _frame_number, parse_class
 from training.shots import same_shot, signature
+from training.suggest import DEFAULT_N, Suggestion, rank
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,40 @@ class Predictor:
         return {"classes": [best], "conf": float(probs[best])}
 
 
+class Suggestions:
+    """The frames `screentime suggest` would print for this directory, ranked once per server.
+
+    Ranked in a background thread from the start rather than on first request: the list then
+    ranks the labels on disk when the session began (what `suggest` prints just before), not
+    whatever was labelled by the time the user asks, and scoring every frame (minutes on a big
+    directory) overlaps with labelling instead of keeping the user waiting. Never re-ranked:
+    labelling a suggested frame marks it done and the order stays put.
+    """
+
+    def __init__(self, predictor: Predictor, store: LabelStore, n: int, seed: int = 0) -> None:
+        self._args = (predictor.engine, store, n, seed)
+        self.result: Suggestion | None = None
+        self.error: str | None = None
+
+    def start(self) -> None:
+        threading.Thread(target=self._rank, name="suggest", daemon=True).start()
+
+    def _rank(self) -> None:
+        try:
+            self.result = rank(*self._args)
+        except Exception as exc:  # a thread's exception would vanish; the page shows it instead
+            log.error("suggestions failed: %s", exc)
+            self.error = str(exc) or type(exc).__name__
+
+    def answer(self) -> tuple[int, dict[str, Any]]:
+        """The `/api/suggested` reply: the names when ranked, `ready: false` until then."""
+        if self.error is not None:
+            return 500, {"error": f"cannot rank suggestions: {self.error}"}
+        if self.result is None:
+            return 200, {"names": [], "space": None, "ready": False}
+        return 200, {"names": list(self.result.names), "space": self.result.space, "ready": True}
+
+
 def _csp(html: str) -> str:
     """Allow exactly the page's own inline script and style (by hash), same-origin fetches and images."""
 
@@ -215,13 +250,20 @@ def _csp(html: str) -> str:
 
 
 class LabelServer(ThreadingHTTPServer):
-    """One labelling session: the store, the optional predictor, and who may talk to it."""
+    """One labelling session: the store, the optional predictor and suggestions, and who may talk to it."""
 
     daemon_threads = True
 
-    def __init__(self, store: LabelStore, classes: tuple[str, ...], predictor: Predictor | None, port: int) -> None:
+    def __init__(
+        self,
+        store: LabelStore,
+        classes: tuple[str, ...],
+        predictor: Predictor | None,
+        port: int,
+        suggestions: Suggestions | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", port), LabelHandler)
-        self.store, self.classes, self.predictor = store, classes, predictor
+        self.store, self.classes, self.predictor, self.suggestions = store, classes, predictor, suggestions
         self.port = self.server_address[1]
         self.hosts = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
         self.origins = {f"http://{h}" for h in self.hosts}
@@ -268,6 +310,8 @@ class LabelHandler(BaseHTTPRequestHandler):
                 return self._json(400, {"error": "expected f=FRAME (1..256 known frames)"})
             guesses = self.server.predictor.predict({n: store.paths[n] for n in names})
             self._json(200, {"predictions": guesses})
+        elif path == "/api/suggested" and self.server.suggestions is not None:
+            self._json(*self.server.suggestions.answer())
         else:
             self._json(404, {"error": "not found"})
 
@@ -347,13 +391,19 @@ def make_server(
     model: str | Path | None = None,
     device: str = "auto",
     port: int | None = None,
+    suggest: int | None = None,
 ) -> LabelServer:
-    """A bound, not yet serving, labeller; the model's own class list wins over `classes`."""
+    """A bound, not yet serving, labeller; the model's own class list wins over `classes`. With a
+    model it starts ranking the `suggest` (default `training.suggest.DEFAULT_N`) suggested frames."""
     directory = Path(directory)
     if not directory.is_dir():
         raise BadInputError(f"{directory}: no such directory")
     if port is not None and not 0 <= port <= 65535:
         raise BadInputError(f"--port {port}: expected 0..65535")
+    if suggest is not None and suggest < 1:
+        raise BadInputError(f"--suggest {suggest}: expected at least 1")
+    if suggest is not None and model is None:
+        log.warning("--suggest ignored: suggestions need --model")
     predictor = Predictor(Path(model), device) if model is not None else None
     if predictor is not None:
         if classes and tuple(classes) != predictor.classes:
@@ -361,10 +411,25 @@ def make_server(
         classes = predictor.classes
     classes = tuple(classes or DEFAULT_CLASSES)
     store = LabelStore(directory, len(classes))
+    suggestions = Suggestions(predictor, store, suggest or DEFAULT_N) if predictor is not None else None
+    server = _bind(store, classes, predictor, port, suggestions)
+    if suggestions is not None:
+        suggestions.start()  # only once listening: a port refused wastes no scoring
+    return server
+
+
+def _bind(
+    store: LabelStore,
+    classes: tuple[str, ...],
+    predictor: Predictor | None,
+    port: int | None,
+    suggestions: Suggestions | None,
+) -> LabelServer:
+    """The default port when free, else any; an explicit port or nothing."""
     candidates = [DEFAULT_PORT, 0] if port is None else [port]
     for candidate in candidates:
         try:
-            return LabelServer(store, classes, predictor, candidate)
+            return LabelServer(store, classes, predictor, candidate, suggestions)
         except OSError as exc:
             if candidate == candidates[-1]:
                 raise BadInputError(f"127.0.0.1:{candidate}: cannot listen ({exc.strerror or exc})") from None
@@ -385,9 +450,10 @@ def serve(
     device: str = "auto",
     port: int | None = None,
     browser: bool = True,
+    suggest: int | None = None,
 ) -> int:
     """Run the labeller until Ctrl-C; labels are already on disk, so stopping needs no saving."""
-    server = make_server(directory, classes, model, device, port)
+    server = make_server(directory, classes, model, device, port, suggest)
     store = server.store
     print(f"labelling {len(store.order)} frames in {store.directory} ({store.labelled} labelled)", flush=True)
     print(f"open {server.url}  (Ctrl-C to stop)", flush=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -21,6 +22,10 @@ from rich.progress import Progress
 
 from stream.errors import BadInputError
 from training.shots import SAME_SHOT, signature
+
+if TYPE_CHECKING:  # both load at call time: onnxruntime, and label_server imports this module
+    from stream.engine import Engine
+    from training.label_server import LabelStore
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +111,13 @@ def suggest(
     if n < 1:
         raise BadInputError("-n must be at least 1")
     engine = Engine(choose_model(Path(model), device), device)
-    store = LabelStore(Path(directory), len(engine.card.classes))
-    names = store.order
+    return rank(engine, LabelStore(Path(directory), len(engine.card.classes)), n, seed, progress)
+
+
+def rank(engine: Engine, store: LabelStore, n: int = DEFAULT_N, seed: int = 0, progress: bool = False) -> Suggestion:
+    """`suggest` over an engine and a store already open: the labeller ranks with its own model and
+    frames instead of loading them twice. Labels are read once, so labelling meanwhile cannot skew it."""
+    names, labels = store.order, store.labels
     probs, features, signatures = [], [], []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("scoring frames", total=len(names))
@@ -125,10 +135,10 @@ def suggest(
             bar.advance(task, len(chunk))
     space = "backbone features" if engine.features_name else "thumbnails"
     if space == "thumbnails":
-        log.warning("%s has no features output (exported by an older screentime): spreading by thumbnails", model)
+        log.warning("%s has no features output (exported by an older screentime): spreading by thumbnails", engine.path)
     probs_all = np.concatenate(probs)
     uncertain = uncertainty(probs_all, engine.card.multi_label)
-    labelled = np.asarray([bool(store.labels[name]) for name in names])
+    labelled = np.asarray([bool(labels[name]) for name in names])
     order = choose(uncertain, np.concatenate(features), np.stack(signatures), n, labelled, seed)
     return Suggestion(
         names=tuple(names[i] for i in order),
