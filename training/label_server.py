@@ -176,9 +176,11 @@ class Predictor:
     """
 
     def __init__(self, model: Path, device: str) -> None:
-        from stream.engine import Engine  # onnxruntime only when a model is given
+        from stream.engine import Engine, choose_model  # onnxruntime only when a model is given
 
-        self.engine = Engine(model, device)
+        # The same file `suggest` and `watch` load (the INT8 twin on CPU), so the page's order
+        # is the list `screentime suggest` prints.
+        self.engine = Engine(choose_model(model, device), device)
         self.classes = self.engine.card.classes
         self._cache: dict[str, dict[str, Any] | None] = {}
         self._lock = threading.Lock()
