@@ -46,6 +46,7 @@ from training.split import time_block_split
 from training.train import TrainConfig, class_weights, fit_heads
 
 CLASSES = ("neither", "jerry", "tom")
+S = (448, 252)  # the default input size
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Method:
     smoothing: int = 1  # causal moving average over this many samples at prediction time
     augment: tuple[str, ...] = ("flip",)  # "default" rows: the views `screentime train` adds
     ensemble: int = 5  # "default" rows: heads
+    test_view: str = "full"  # "default" rows: the view of the test frames (transfer rows: "pillarbox", "crop43")
 
 
 def seed_head(shape: tuple[int, ...], n: int) -> keras.Model:
@@ -163,7 +165,11 @@ def fit_predict_default(
         ensemble=method.ensemble,
     )
     heads, _, _ = fit_heads(x[train], y[train], config, multi=False, augmented=[v[train] for v in views])
-    return np.mean([h.predict(x[test], verbose=0) for h in heads], axis=0)
+    x_test = x if method.test_view == "full" else _TEST_VIEWS[method.test_view]
+    return np.mean([np.asarray(h(x_test[test], training=False)) for h in heads], axis=0)
+
+
+_TEST_VIEWS: dict[str, np.ndarray] = {}  # features of every frame in a test view, filled by main()
 
 
 _RAW: dict[tuple, list[np.ndarray]] = {}  # per-fold test probabilities of a recipe before smoothing
@@ -246,6 +252,26 @@ def main() -> int:
         Method("screentime default: the same + flipped training frames", "default", (448, 252), product_head),
         Method("default with 10 heads (2 per fold)", "default", (448, 252), product_head, ensemble=10),
         Method("default + temporal smoothing over 3 samples", "default", (448, 252), product_head, smoothing=3),
+        Method(
+            "transfer: default + recoloured training frames", "default", S, product_head, augment=("flip", "colour")
+        ),
+        Method("transfer: default, tested on pillarboxed frames", "default", S, product_head, test_view="pillarbox"),
+        Method("transfer: default, tested with the bars cropped", "default", S, product_head, test_view="crop43"),
+        Method(
+            "transfer: default + pillarboxed training frames, tested pillarboxed",
+            "default",
+            S,
+            product_head,
+            augment=("flip", "pillarbox"),
+            test_view="pillarbox",
+        ),
+        Method(
+            "transfer: default + pillarboxed training frames, tested full",
+            "default",
+            S,
+            product_head,
+            augment=("flip", "pillarbox"),
+        ),
         Method("default at 384x216 (0.73x the pixels)", "default", (384, 216), product_head),
         Method("default at 320x180 (0.51x the pixels)", "default", (320, 180), product_head),
     ]
@@ -272,6 +298,11 @@ def main() -> int:
         table.add_column(col, justify="left" if col == "recipe" else "right")
     for method in methods:
         x, views, rate = features(data.paths, method, args.backbone_weights)
+        if method.test_view != "full" and method.test_view not in _TEST_VIEWS:
+            backbone = load_backbone(method.size, args.backbone_weights)
+            _TEST_VIEWS[method.test_view] = backbone_features(
+                backbone, data.paths, progress=False, view=method.test_view
+            )
         runs = [evaluate(method, x, views, y, args.folds, seed) for seed in seeds]
 
         errs = [r["screen_time_error_s"] for r in runs]

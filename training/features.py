@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 from rich.progress import Progress
 
@@ -33,9 +34,44 @@ def cache_dir() -> Path:
 # Views of a training frame the head learns from. The stream only ever sees "full"; the others are
 # augmentations whose features are cached like the originals, so they cost one backbone pass each.
 # Each takes a frame as decoded (BGR, any size) and the model's (width, height).
+def _recolour(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Another palette: hue turned 10 degrees, saturation 0.75x, a little brighter (another print
+    or season of the same show)."""
+    hsv = cv2.cvtColor(fit_frame(image, size), cv2.COLOR_BGR2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + 5) % 180
+    hsv[..., 1] *= 0.75
+    hsv[..., 2] = np.minimum(hsv[..., 2] * 1.1 + 8, 255)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+
+
+def _centre_4_3(image: np.ndarray) -> tuple[int, int]:
+    """Columns [x0, x1) of the centred 4:3 part of a wide frame."""
+    width = min(image.shape[1], round(image.shape[0] * 4 / 3))
+    x0 = (image.shape[1] - width) // 2
+    return x0, x0 + width
+
+
+def _pillarbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The frame as a 4:3 show looks in a 16:9 picture: the centre kept, black bars either side."""
+    x0, x1 = _centre_4_3(image)
+    boxed = np.zeros_like(image)
+    boxed[:, x0:x1] = image[:, x0:x1]
+    return fit_frame(boxed, size)
+
+
+def _cropped_4_3(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A pillarboxed frame with its bars cropped before resizing: the 4:3 centre, stretched."""
+    x0, x1 = _centre_4_3(image)
+    return fit_frame(np.ascontiguousarray(image[:, x0:x1]), size)
+
+
 VIEWS: dict[str, Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = {
     "full": fit_frame,
     "flip": lambda image, size: fit_frame(image, size)[:, ::-1],  # mirrored: a character faces either way
+    # Measured by benchmarks/accuracy.py (transfer rows), not used by default:
+    "colour": _recolour,
+    "pillarbox": _pillarbox,
+    "crop43": _cropped_4_3,
 }
 
 

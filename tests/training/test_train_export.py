@@ -240,3 +240,14 @@ def test_export_refuses_files_that_are_not_models(tmp_path):
         export(bogus, tmp_path / "out.onnx")
     with pytest.raises(BadInputError, match=r"\.onnx"):
         export(bogus, tmp_path / "out.txt")
+
+
+def test_transfer_views_black_out_or_crop_the_sides():
+    from training.features import VIEWS
+
+    frame = np.full((72, 128, 3), 200, np.uint8)
+    boxed = VIEWS["pillarbox"](frame, (128, 72))
+    assert boxed.shape == (72, 128, 3)
+    assert boxed[:, :16].max() == 0 and boxed[:, -16:].max() == 0 and boxed[:, 16:112].min() == 200
+    assert VIEWS["crop43"](frame, (64, 36)).shape == (36, 64, 3)
+    assert VIEWS["colour"](frame, (64, 36)).shape == (36, 64, 3)
