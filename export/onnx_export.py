@@ -25,7 +25,15 @@ log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-4
 # The parts of MODEL.metrics.json the card carries: honest accuracy, and the held-out presence
 # counts that `watch` and `evaluate` turn into screen-time intervals.
-CARD_METRICS = ("cross_validation", "cross_validation_method", "heldout_counts", "class_counts", "seed")
+CARD_METRICS = (
+    "cross_validation",
+    "cross_validation_method",
+    "heldout_counts",
+    "heldout_design_effect",
+    "frame_spacing_s",
+    "class_counts",
+    "seed",
+)
 OPSET = 17
 
 

@@ -10,10 +10,14 @@ an "off" verdict missed the character (fn of fn + tn). The true total is then
 and both shares are uncertain twice over: the rates come from a few hundred labelled frames
 (Beta posteriors, Jeffreys prior) and the run's own samples scatter around them (binomial).
 A seeded Monte Carlo over both gives the interval, so one report always states the same one.
+Mistakes come in runs (a scene fools the model for its whole length), so both the held-out
+counts and the run's samples are worth fewer independent observations than their number: the
+counts are divided by the held-out mistakes' design effect, and the run's samples are capped at
+one per correlation time (that effect times the spacing of the training frames).
 
 What it covers: footage like the labelled frames. On a new show, season or camera the held-out
 rates do not hold, and neither does the interval; label a few frames of it (README, "New
-footage"). Samples are taken as independent, and the rates are those of unsmoothed frames.
+footage"). The rates are those of unsmoothed frames.
 """
 
 from __future__ import annotations
@@ -49,11 +53,16 @@ def interval(
     level: float = LEVEL,
     draws: int = DRAWS,
     seed: int = 0,
+    design_effect: float = 1.0,
+    correlation_s: float = 0.0,
 ) -> Interval:
     """Interval for one class's true seconds, given `on_s` of `duration_s` counted "on" over
-    `samples` samples and the held-out presence `counts` (tp, fp, fn, tn). Samples are split
-    between "on" and "off" in proportion to their seconds."""
-    tp, fp, fn, tn = (float(c) for c in counts)
+    `samples` samples and the held-out presence `counts` (tp, fp, fn, tn). `design_effect`
+    deflates the counts; `correlation_s` caps the samples at one per that many seconds. Samples
+    are split between "on" and "off" in proportion to their seconds."""
+    tp, fp, fn, tn = (float(c) / max(design_effect, 1.0) for c in counts)
+    if correlation_s > 0 and duration_s > 0:
+        samples = min(samples, max(1, round(duration_s / correlation_s)))
     off_s = max(duration_s - on_s, 0.0)
     n_on = round(samples * on_s / duration_s) if duration_s > 0 else 0
     n_off = max(samples - n_on, 0)
@@ -73,10 +82,31 @@ def intervals(
     samples: int,
     heldout_counts: Mapping[str, Sequence[int]],
     level: float = LEVEL,
+    design_effect: float = 1.0,
+    correlation_s: float = 0.0,
 ) -> dict[str, Interval]:
     """An interval per class that has held-out counts (a model card without them gives none)."""
     return {
-        name: interval(seconds, duration_s, samples, heldout_counts[name], level)
+        name: interval(
+            seconds,
+            duration_s,
+            samples,
+            heldout_counts[name],
+            level,
+            design_effect=design_effect,
+            correlation_s=correlation_s,
+        )
         for name, seconds in totals_s.items()
         if name in heldout_counts and len(heldout_counts[name]) == 4
     }
+
+
+def card_intervals(
+    totals_s: Mapping[str, float], duration_s: float, samples: int, card_metrics: Mapping, level: float = LEVEL
+) -> dict[str, Interval]:
+    """`intervals` with what the model card says of its held-out mistakes (`heldout_counts`,
+    `heldout_design_effect`, `frame_spacing_s`); none for a card without counts."""
+    deff = float(card_metrics.get("heldout_design_effect") or 1.0)
+    spacing = float(card_metrics.get("frame_spacing_s") or 0.0)
+    counts = card_metrics.get("heldout_counts") or {}
+    return intervals(totals_s, duration_s, samples, counts, level, deff, deff * spacing)

@@ -14,7 +14,7 @@ import numpy as np
 
 from stream.accounting import account
 from stream.engine import Engine
-from stream.interval import COVERS, LEVEL, intervals
+from stream.interval import COVERS, LEVEL, card_intervals
 from training.images import load_images
 from training.labels import read_labels
 from training.metrics import present_ids, summarize, summarize_sets
@@ -68,7 +68,7 @@ def evaluate(
     records = frame_predictions(data.paths, data.times_s, true, pred, probs, card, Path(frames))
     predicted, truth = seconds(pred), seconds(true)
     screen_time: dict = {"predicted": predicted, "true": truth}
-    found = intervals(predicted, end - data.times_s[0], len(pred), card.metrics.get("heldout_counts") or {})
+    found = card_intervals(predicted, end - data.times_s[0], len(pred), card.metrics)
     if found:
         # Only honest on frames the model never trained on: on its own training frames the
         # truth will sit inside more often than the level says.

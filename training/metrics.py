@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -72,3 +73,22 @@ def presence_counts(
         p = np.asarray([i in s for s in pred], bool)
         counts[name] = [int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum()), int((~t & ~p).sum())]
     return counts
+
+
+def design_effect(wrong_runs: Sequence[Sequence[bool]], cap: float = 50.0) -> float:
+    """How many consecutive frames carry the information of one, judged by the mistakes.
+
+    Neighbouring frames of a video are wrong together (one scene fools the model for its whole
+    length), so n held-out frames know less than n independent ones. With the lag-1
+    autocorrelation r of the "wrong" indicator, pooled over time-ordered sequences (one per set),
+    an AR(1) process inflates the variance of a count by (1 + r) / (1 - r): that factor, at least 1.
+    """
+    pairs = [(a, b) for run in wrong_runs for a, b in itertools.pairwise(run)]
+    if len(pairs) < 3:
+        return 1.0
+    x = np.asarray(pairs, float)
+    if x[:, 0].std() == 0 or x[:, 1].std() == 0:
+        return 1.0
+    r = float(np.corrcoef(x[:, 0], x[:, 1])[0, 1])
+    r = min(max(r, 0.0), 0.999)
+    return float(min((1 + r) / (1 - r), cap))

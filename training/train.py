@@ -8,6 +8,7 @@ old episode and a few dozen frames of a new one) train one model; each set is sp
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import tempfile
@@ -27,7 +28,7 @@ from stream.version import __version__
 from training.extract import LABELS_CSV
 from training.features import backbone_features
 from training.labels import LabelledFrames, read_labels
-from training.metrics import presence_counts, present_ids, summarize, summarize_sets
+from training.metrics import design_effect, presence_counts, present_ids, summarize, summarize_sets
 from training.model import assemble, build_head, load_backbone
 from training.split import GAP_S, Folds
 
@@ -178,6 +179,8 @@ def train(config: TrainConfig) -> TrainResult:
         "cross_validation": cross_validation,
         "cross_validation_method": CROSS_VALIDATION.format(folds=config.folds, gap=GAP_S, heads=config.ensemble),
         "heldout_counts": presence_counts(truth, verdicts, config.classes, config.background),
+        "heldout_design_effect": round(_design_effect(folds, scored, truth, verdicts), 3),
+        "frame_spacing_s": round(_spacing(sets), 3),
         "sets": per_set,
         "train_frames": len(y),
         "cross_validation_frames": len(scored),
@@ -218,6 +221,18 @@ def _verdicts(
         truth = [tuple(c for c in labels[i] if c != config.background) or labels[i] for i in idx]
         return truth, present_ids(probs[idx], config.background)
     return [(labels[i][0],) for i in idx], [(int(c),) for c in probs[idx].argmax(axis=1)]
+
+
+def _design_effect(folds: Folds, scored: np.ndarray, truth: list, verdicts: list) -> float:
+    """The held-out mistakes' design effect (`metrics.design_effect`), over each set in time order."""
+    wrong = np.asarray([set(t) != set(v) for t, v in zip(truth, verdicts, strict=True)])
+    return design_effect([wrong[folds.group[scored] == g].tolist() for g in np.unique(folds.group)])
+
+
+def _spacing(sets: list[LabelledFrames]) -> float:
+    """The typical time between labelled frames (median over all sets' gaps)."""
+    gaps = [b - a for s in sets for a, b in itertools.pairwise(s.times_s) if b > a]
+    return float(np.median(gaps)) if gaps else 1.0
 
 
 def score(truth: list[tuple[int, ...]], verdicts: list[tuple[int, ...]], classes: Sequence[str], multi: bool) -> dict:

@@ -87,3 +87,32 @@ def test_report_states_intervals_when_the_card_has_held_out_counts():
     assert tom["low"] <= data["screen_time_s"]["tom"] == 4.0 <= tom["high"]
     assert "interval" in data["interval"] and "footage like the training frames" in data["interval"]
     assert "screen_time_interval_s" not in report({})
+
+
+def test_mistakes_in_runs_widen_the_interval():
+    counts = (90, 10, 10, 90)
+    alone = interval(50.0, 100.0, 100, counts)
+    runs = interval(50.0, 100.0, 100, counts, design_effect=5.0, correlation_s=5.0)
+    assert runs.high - runs.low > 1.5 * (alone.high - alone.low)
+
+
+def test_design_effect_reads_runs_of_mistakes():
+    from training.metrics import design_effect
+
+    scattered = [[i % 7 == 0 for i in range(200)]]  # isolated mistakes
+    runs = [[(i // 10) % 4 == 0 for i in range(200)]]  # mistakes ten frames long
+    assert design_effect(scattered) == pytest.approx(1.0)
+    assert design_effect(runs) > 5.0
+    assert design_effect([[True, False]]) == 1.0  # too little to say
+
+
+def test_card_intervals_use_the_cards_design_effect():
+    from stream.interval import card_intervals
+
+    counts = {"tom": [90, 10, 10, 90]}
+    plain = card_intervals({"tom": 50.0}, 100.0, 100, {"heldout_counts": counts})["tom"]
+    wide = card_intervals(
+        {"tom": 50.0}, 100.0, 100, {"heldout_counts": counts, "heldout_design_effect": 4.0, "frame_spacing_s": 1.0}
+    )["tom"]
+    assert wide.high - wide.low > plain.high - plain.low
+    assert card_intervals({"tom": 50.0}, 100.0, 100, {}) == {}

@@ -94,6 +94,7 @@ def test_training_learns_a_separable_set_and_writes_metrics(trained):
             confusion[i].sum(),
             N_FRAMES,
         )
+    assert metrics["heldout_design_effect"] >= 1.0 and metrics["frame_spacing_s"] == 1.0
     assert metrics["sets"] == [
         {
             "frames_dir": str(trained.metrics["frames_dir"]),
