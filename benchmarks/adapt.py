@@ -23,6 +23,7 @@ Usage: python benchmarks/adapt.py --frames DIR [--labels CSV] --backbone-weights
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import subprocess
@@ -44,13 +45,13 @@ from stream.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
-from stream.interval import intervals
+from stream.interval import card_intervals
 from training.features import backbone_features
 from training.labels import read_labels
-from training.metrics import presence_counts
+from training.metrics import design_effect, presence_counts
 from training.model import load_backbone
 from training.shots import signature
-from training.split import Folds
+from training.split import Folds, HeadSplit
 from training.suggest import choose, uncertainty
 from training.train import TrainConfig, fit_heads
 
@@ -82,6 +83,46 @@ def fit_predict(data: Data, sets: list[np.ndarray], test: np.ndarray, seed: int)
     return probs, oof
 
 
+class SameFoldFolds(Folds):
+    """The earlier scheme, for comparison only: head k picks its checkpoint on the fold it is
+    scored on, and trains on the other four."""
+
+    def head_split(self, k: int, gap_s: float = 2.0) -> HeadSplit:
+        held = np.flatnonzero(self.fold == k % self.n_folds)
+        near = (self.group[:, None] == self.group[held][None, :]) & (
+            np.abs(self.times_s[:, None] - self.times_s[held][None, :]) <= gap_s
+        )
+        return HeadSplit(np.flatnonzero(~near.any(axis=1)), held, held)
+
+
+def compare_schemes(data: Data, directions: dict, seeds: list[int], console: Console) -> None:
+    """Deployed ensemble on the other half, and what each scheme reports, old scheme against new."""
+    table = Table(title="Checkpoint on the scored fold (earlier) vs on the next fold (now): train on one half")
+    for col in ("scheme", "reported out-of-fold accuracy", "ensemble accuracy on the other half"):
+        table.add_column(col, justify="left" if col == "scheme" else "right")
+    for name, folds_type in (
+        ("earlier: checkpoint = scored fold", SameFoldFolds),
+        ("now: checkpoint = next fold", Folds),
+    ):
+        reported, other = [], []
+        for old, new in directions.values():
+            for seed in seeds:
+                folds = folds_type.of_sets([data.times[old]], 5)
+                config = TrainConfig(
+                    frames=Path("."), labels=None, output=Path("x.keras"), classes=CLASSES, progress=False, seed=seed
+                )
+                heads, _, oof = fit_heads(data.x[old], data.y[old], config, False, [v[old] for v in data.views], folds)
+                reported.append(float((oof.argmax(1) == data.y[old]).mean()))
+                probs = np.mean([np.asarray(h(data.x[new], training=False)) for h in heads], axis=0)
+                other.append(float((probs.argmax(1) == data.y[new]).mean()))
+        table.add_row(
+            name,
+            f"{np.mean(reported):.3f} ({min(reported):.3f}-{max(reported):.3f})",
+            f"{np.mean(other):.3f} ({min(other):.3f}-{max(other):.3f})",
+        )
+    console.print(table)
+
+
 def seconds(labels: np.ndarray) -> dict[str, float]:
     return {name: float((labels == i).sum()) for i, name in enumerate(CLASSES)}
 
@@ -93,15 +134,29 @@ def score(data: Data, test: np.ndarray, probs: np.ndarray) -> tuple[float, float
     return float((pred == true).mean()), float(worst)
 
 
-def covered(data: Data, train: np.ndarray, oof: np.ndarray, test: np.ndarray, probs: np.ndarray) -> list[bool]:
+def card_of(y: np.ndarray, pred: np.ndarray, runs: list[np.ndarray]) -> dict:
+    """What `train` writes into the model card about held-out mistakes: presence counts of
+    (true `y`, held-out `pred`) and the design effect of the mistakes over `runs` (index arrays
+    into y, each in time order); frames one second apart."""
+    counts = presence_counts([(c,) for c in y], [(c,) for c in pred], CLASSES, background=0)
+    deff = design_effect([(pred[r] != y[r]).tolist() for r in runs])
+    return {"heldout_counts": counts, "heldout_design_effect": deff, "frame_spacing_s": 1.0}
+
+
+def covered(data: Data, sets: list[np.ndarray], oof: np.ndarray, test: np.ndarray, probs: np.ndarray) -> list[bool]:
     """Per class: is the true total of `test` inside the 90% interval built from the training
-    frames' held-out counts, as `watch` and `evaluate` would state it?"""
+    frames' held-out mistakes, as `watch` and `evaluate` would state it?"""
+    train = np.concatenate(sets)
     scored = ~np.isnan(oof[:, 0])
-    counts = presence_counts(
-        [(c,) for c in data.y[train][scored]], [(c,) for c in oof[scored].argmax(1)], CLASSES, background=0
+    bounds = np.cumsum([0, *(len(s) for s in sets)])
+    runs = [np.flatnonzero(scored[a:b]) + a for a, b in itertools.pairwise(bounds)]
+    y, pred = data.y[train], np.where(scored, np.nan_to_num(oof).argmax(1), -1)
+    card = card_of(y, pred, runs)
+    card["heldout_counts"] = presence_counts(
+        [(c,) for c in y[scored]], [(c,) for c in pred[scored]], CLASSES, background=0
     )
     truth = seconds(data.y[test])
-    found = intervals(seconds(probs.argmax(1)), float(len(test)), len(test), counts)
+    found = card_intervals(seconds(probs.argmax(1)), float(len(test)), len(test), card)
     return [iv.contains(truth[name]) for name, iv in found.items()]
 
 
@@ -131,28 +186,28 @@ def rest_of(pool: np.ndarray, picked: np.ndarray) -> np.ndarray:
     return np.setdiff1d(pool, picked)
 
 
-def fold_coverage(data: Data, seeds: list[int]) -> tuple[int, int, list[float]]:
+def fold_coverage(data: Data, seeds: list[int]) -> tuple[int, int, list[float], list[float]]:
     """Train on everything; for each fold, the interval from the other folds' held-out counts
-    against the fold's true seconds. Returns (inside, checks, widths as a share of the truth)."""
+    against the fold's true seconds. Returns (inside, checks, widths as a share of the truth,
+    the cross-validated accuracy of each seed)."""
     everything = np.arange(len(data.y))
     inside = checks = 0
-    widths = []
+    widths, accuracy = [], []
     for seed in seeds:
         _, oof = fit_predict(data, [everything], everything[:1], seed)
         folds = Folds.of_sets([data.times], 5)
         pred = oof.argmax(1)
+        accuracy.append(float((pred == data.y).mean()))
         for k in range(5):
-            mine, others = folds.fold == k, folds.fold != k
-            counts = presence_counts(
-                [(c,) for c in data.y[others]], [(c,) for c in pred[others]], CLASSES, background=0
-            )
+            mine, others = folds.fold == k, np.flatnonzero(folds.fold != k)
+            card = card_of(data.y[others], pred[others], [np.arange(len(others))])
             totals = seconds(pred[mine])
             truth = seconds(data.y[mine])
-            for name, iv in intervals(totals, float(mine.sum()), int(mine.sum()), counts).items():
+            for name, iv in card_intervals(totals, float(mine.sum()), int(mine.sum()), card).items():
                 inside += iv.contains(truth[name])
                 checks += 1
                 widths.append((iv.high - iv.low) / max(truth[name], 1.0))
-    return inside, checks, widths
+    return inside, checks, widths, accuracy
 
 
 def retrain_wall_time(data: Data, old: np.ndarray, picked: np.ndarray, labels: dict[Path, int], weights: str) -> float:
@@ -193,6 +248,10 @@ def main() -> int:
     parser.add_argument("--backbone-weights", required=True)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--skip-coverage", action="store_true")
+    parser.add_argument("--coverage-only", action="store_true", help="only the held-out fold coverage")
+    parser.add_argument(
+        "--schemes", action="store_true", help="only: earlier checkpoint scheme against the current one"
+    )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     console = Console()
@@ -218,64 +277,69 @@ def main() -> int:
         "old = second half": (np.arange(half, n), np.arange(half)),
     }
 
-    rows: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
-    coverage: dict[int, list[bool]] = {}
-    for direction, (old, new) in directions.items():
-        for seed in seeds:
-            started = time.perf_counter()
-            old_probs, oof = fit_predict(data, [old], new, seed)
-            rows.setdefault((direction, "none", 0), []).append(score(data, new, old_probs))
-            coverage.setdefault(0, []).extend(covered(data, old, oof, new, old_probs))
-            for strategy, pick in STRATEGIES.items():
-                for k in KS:
-                    picked = pick(new, k, data=data, old_probs=old_probs, seed=seed)
-                    test = rest_of(new, picked)
-                    probs, oof = fit_predict(data, [old, picked], test, seed)
-                    rows.setdefault((direction, strategy, k), []).append(score(data, test, probs))
-                    coverage.setdefault(k, []).extend(covered(data, np.concatenate([old, picked]), oof, test, probs))
-            console.print(f"{direction}, seed {seed}: {time.perf_counter() - started:.0f} s", style="dim")
+    if args.schemes:
+        compare_schemes(data, directions, seeds, console)
+        return 0
+    if not args.coverage_only:
+        rows: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
+        coverage: dict[int, list[bool]] = {}
+        for direction, (old, new) in directions.items():
+            for seed in seeds:
+                started = time.perf_counter()
+                old_probs, oof = fit_predict(data, [old], new, seed)
+                rows.setdefault((direction, "none", 0), []).append(score(data, new, old_probs))
+                coverage.setdefault(0, []).extend(covered(data, [old], oof, new, old_probs))
+                for strategy, pick in STRATEGIES.items():
+                    for k in KS:
+                        picked = pick(new, k, data=data, old_probs=old_probs, seed=seed)
+                        test = rest_of(new, picked)
+                        probs, oof = fit_predict(data, [old, picked], test, seed)
+                        rows.setdefault((direction, strategy, k), []).append(score(data, test, probs))
+                        coverage.setdefault(k, []).extend(covered(data, [old, picked], oof, test, probs))
+                console.print(f"{direction}, seed {seed}: {time.perf_counter() - started:.0f} s", style="dim")
 
-    table = Table(title=f"New footage: accuracy and worst character error on the rest of new (seeds {args.seeds})")
-    for col in (
-        "old/new",
-        "labelled frames of new",
-        "k",
-        "accuracy mean",
-        "accuracy range",
-        "worst error mean",
-        "worst error range",
-    ):
-        table.add_column(col, justify="right" if col not in ("old/new", "labelled frames of new") else "left")
-    for (direction, strategy, k), results in rows.items():
-        acc = np.array([r[0] for r in results])
-        err = np.array([r[1] for r in results])
-        table.add_row(
-            direction,
-            strategy,
-            str(k),
-            f"{acc.mean():.3f}",
-            f"{acc.min():.3f}-{acc.max():.3f}",
-            f"{err.mean():.1%}",
-            f"{err.min():.1%}-{err.max():.1%}",
-        )
-    console.print(table)
-    for k, hits in coverage.items():
+        table = Table(title=f"New footage: accuracy and worst character error on the rest of new (seeds {args.seeds})")
+        for col in (
+            "old/new",
+            "labelled frames of new",
+            "k",
+            "accuracy mean",
+            "accuracy range",
+            "worst error mean",
+            "worst error range",
+        ):
+            table.add_column(col, justify="right" if col not in ("old/new", "labelled frames of new") else "left")
+        for (direction, strategy, k), results in rows.items():
+            acc = np.array([r[0] for r in results])
+            err = np.array([r[1] for r in results])
+            table.add_row(
+                direction,
+                strategy,
+                str(k),
+                f"{acc.mean():.3f}",
+                f"{acc.min():.3f}-{acc.max():.3f}",
+                f"{err.mean():.1%}",
+                f"{err.min():.1%}-{err.max():.1%}",
+            )
+        console.print(table)
+        for k, hits in coverage.items():
+            console.print(
+                f"90% interval coverage on the rest of new, k = {k}: {sum(hits)}/{len(hits)} = {np.mean(hits):.0%}"
+                + (" (no frame of new labelled: the held-out counts describe old footage)" if k == 0 else "")
+            )
+
+        label_of = {p: int(c) for p, c in zip(data.paths, data.y, strict=True)}
+        old, new = directions["old = first half"]
+        old_probs, _ = fit_predict(data, [old], new, seeds[0])
+        picked = pick_suggest(new, 20, data, old_probs, seeds[0])
+        wall = retrain_wall_time(data, old, picked, label_of, args.backbone_weights)
         console.print(
-            f"90% interval coverage on the rest of new, k = {k}: {sum(hits)}/{len(hits)} = {np.mean(hits):.0%}"
-            + (" (no frame of new labelled: the held-out counts describe old footage)" if k == 0 else "")
+            f"retrain, warm cache: `screentime train --frames OLD --frames NEW` ({len(old)} + 20 frames): {wall:.1f} s"
         )
-
-    label_of = {p: int(c) for p, c in zip(data.paths, data.y, strict=True)}
-    old, new = directions["old = first half"]
-    old_probs, _ = fit_predict(data, [old], new, seeds[0])
-    picked = pick_suggest(new, 20, data, old_probs, seeds[0])
-    wall = retrain_wall_time(data, old, picked, label_of, args.backbone_weights)
-    console.print(
-        f"retrain, warm cache: `screentime train --frames OLD --frames NEW` ({len(old)} + 20 frames): {wall:.1f} s"
-    )
 
     if not args.skip_coverage:
-        inside, checks, widths = fold_coverage(data, seeds)
+        inside, checks, widths, accuracy = fold_coverage(data, seeds)
+        console.print(f"cross-validated accuracy (train on all {n} frames): {', '.join(f'{a:.3f}' for a in accuracy)}")
         console.print(
             f"90% interval coverage on held-out folds: {inside}/{checks} = {inside / checks:.0%} "
             f"(3 classes x 5 folds x {len(seeds)} seeds; median width {np.median(widths):.0%} of the true seconds)"
