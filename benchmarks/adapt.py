@@ -173,10 +173,18 @@ def pick_suggest(pool: np.ndarray, k: int, data: Data, old_probs: np.ndarray, se
     return np.sort(pool[order])
 
 
+def pick_clusters(pool: np.ndarray, k: int, data: Data, old_probs: np.ndarray, seed: int, **_) -> np.ndarray:
+    from training.suggest import choose_clusters
+
+    order = choose_clusters(uncertainty(old_probs), data.x[pool], data.signatures[pool], k, seed=seed)
+    return np.sort(pool[order])
+
+
 STRATEGIES: dict[str, Callable[..., np.ndarray]] = {
     "uniform": pick_uniform,
     "random": pick_random,
     "suggest": pick_suggest,
+    "clusters": pick_clusters,
 }
 
 
@@ -248,13 +256,16 @@ def main() -> int:
     parser.add_argument("--backbone-weights", required=True)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--skip-coverage", action="store_true")
+    parser.add_argument("--strategies", default="uniform,random,suggest")
+    parser.add_argument("--ks", default=",".join(map(str, KS)))
+    parser.add_argument("--skip-retrain", action="store_true")
     parser.add_argument("--coverage-only", action="store_true", help="only the held-out fold coverage")
     parser.add_argument(
         "--schemes", action="store_true", help="only: earlier checkpoint scheme against the current one"
     )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    console = Console()
+    console = Console(width=150)
     labels_csv = args.labels or next(p for p in (args.frames / "labels.csv", args.frames / "mapping.csv") if p.exists())
     frames = read_labels(labels_csv, args.frames, len(CLASSES))
     backbone = load_backbone(TrainConfig.input_size, args.backbone_weights)
@@ -328,14 +339,16 @@ def main() -> int:
                 + (" (no frame of new labelled: the held-out counts describe old footage)" if k == 0 else "")
             )
 
-        label_of = {p: int(c) for p, c in zip(data.paths, data.y, strict=True)}
-        old, new = directions["old = first half"]
-        old_probs, _ = fit_predict(data, [old], new, seeds[0])
-        picked = pick_suggest(new, 20, data, old_probs, seeds[0])
-        wall = retrain_wall_time(data, old, picked, label_of, args.backbone_weights)
-        console.print(
-            f"retrain, warm cache: `screentime train --frames OLD --frames NEW` ({len(old)} + 20 frames): {wall:.1f} s"
-        )
+        if not args.skip_retrain:
+            label_of = {p: int(c) for p, c in zip(data.paths, data.y, strict=True)}
+            old, new = directions["old = first half"]
+            old_probs, _ = fit_predict(data, [old], new, seeds[0])
+            picked = pick_suggest(new, 20, data, old_probs, seeds[0])
+            wall = retrain_wall_time(data, old, picked, label_of, args.backbone_weights)
+            console.print(
+                f"retrain, warm cache: `screentime train --frames OLD --frames NEW` ({len(old)} + 20 frames): "
+                f"{wall:.1f} s"
+            )
 
     if not args.skip_coverage:
         inside, checks, widths, accuracy = fold_coverage(data, seeds)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -75,20 +74,19 @@ def presence_counts(
     return counts
 
 
-def design_effect(wrong_runs: Sequence[Sequence[bool]], cap: float = 50.0) -> float:
+def design_effect(wrong_runs: Sequence[Sequence[bool]], block: int = 10, cap: float = 50.0) -> float:
     """How many consecutive frames carry the information of one, judged by the mistakes.
 
     Neighbouring frames of a video are wrong together (one scene fools the model for its whole
-    length), so n held-out frames know less than n independent ones. With the lag-1
-    autocorrelation r of the "wrong" indicator, pooled over time-ordered sequences (one per set),
-    an AR(1) process inflates the variance of a count by (1 + r) / (1 - r): that factor, at least 1.
+    length), so n held-out frames know less than n independent ones. Batch means: cut each
+    time-ordered sequence (one per set) into blocks of `block` frames; if mistakes were
+    independent, the blocks' error rates would vary as p(1 - p) / block. The ratio of their
+    actual variance to that is the design effect (at least 1): the factor by which correlated
+    mistakes inflate the variance of a count.
     """
-    pairs = [(a, b) for run in wrong_runs for a, b in itertools.pairwise(run)]
-    if len(pairs) < 3:
+    means = [float(np.mean(run[i : i + block])) for run in wrong_runs for i in range(0, len(run) - block + 1, block)]
+    total = [bool(w) for run in wrong_runs for w in run]
+    p = float(np.mean(total)) if total else 0.0
+    if len(means) < 4 or p in (0.0, 1.0):
         return 1.0
-    x = np.asarray(pairs, float)
-    if x[:, 0].std() == 0 or x[:, 1].std() == 0:
-        return 1.0
-    r = float(np.corrcoef(x[:, 0], x[:, 1])[0, 1])
-    r = min(max(r, 0.0), 0.999)
-    return float(min((1 + r) / (1 - r), cap))
+    return float(min(max(block * np.var(means, ddof=1) / (p * (1 - p)), 1.0), cap))

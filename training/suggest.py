@@ -89,6 +89,75 @@ def choose(
     return picked
 
 
+def choose_clusters(
+    uncertain: np.ndarray,
+    features: np.ndarray,
+    signatures: np.ndarray,
+    n: int,
+    labelled: np.ndarray | None = None,
+    seed: int = 0,
+) -> list[int]:
+    """Like `choose`, by clusters: k-means the open frames' features into n groups, take each
+    group's least certain frame, big uncertain groups far from labelled frames first."""
+    count = len(uncertain)
+    labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
+    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    flat = signatures.reshape(count, -1)
+    open_ = ~labelled
+    for i in np.flatnonzero(labelled):
+        open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
+    candidates = np.flatnonzero(open_)
+    if not len(candidates):
+        return []
+    k = min(n, len(candidates))
+    assign, centres = kmeans(unit[candidates], k, seed)
+    known = unit[labelled]
+    gap = np.ones(k) if not len(known) else 1.0 - (centres @ known.T).max(axis=1)
+    gap = gap / max(gap.max(), 1e-12)
+    sizes = np.bincount(assign, minlength=k)
+    mean_u = np.bincount(assign, weights=uncertain[candidates], minlength=k) / np.maximum(sizes, 1)
+    priority = sizes * mean_u * gap
+    picked: list[int] = []
+    for c in np.argsort(-priority, kind="stable"):
+        members = candidates[assign == c]
+        for i in members[np.argsort(-uncertain[members], kind="stable")]:
+            if open_[i]:
+                picked.append(int(i))
+                open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
+                break
+    rest = [int(i) for i in np.argsort(-uncertain, kind="stable") if open_[i]]
+    while len(picked) < n and rest:  # groups emptied by shot closures: the least certain of the rest
+        i = rest.pop(0)
+        if open_[i]:
+            picked.append(i)
+            open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
+    return picked[:n]
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Plain k-means (k-means++ start, seeded) on unit vectors; returns (assignment, unit centres)."""
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    d2 = ((x - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        nxt = x[rng.choice(len(x), p=d2 / d2.sum())] if d2.sum() > 0 else x[rng.integers(len(x))]
+        centres.append(nxt)
+        d2 = np.minimum(d2, ((x - nxt) ** 2).sum(axis=1))
+    c = np.stack(centres)
+    assign = np.zeros(len(x), int)
+    for _ in range(iterations):
+        new = (x @ c.T).argmax(axis=1)
+        if _ and (new == assign).all():
+            break
+        assign = new
+        for j in range(k):
+            members = x[assign == j]
+            if len(members):
+                mean = members.mean(axis=0)
+                c[j] = mean / max(np.linalg.norm(mean), 1e-12)
+    return assign, c
+
+
 def _cover(i: int, unit: np.ndarray, flat: np.ndarray, nearest: np.ndarray, open_: np.ndarray) -> None:
     """Frame i is labelled (or picked): distances shrink, and its shot is closed."""
     np.minimum(nearest, 1.0 - unit @ unit[i], out=nearest)
