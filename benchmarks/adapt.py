@@ -45,6 +45,8 @@ from stream.quiet import import_tensorflow_quietly
 
 import_tensorflow_quietly()
 
+import keras
+
 from stream.interval import card_intervals
 from training.features import backbone_features
 from training.labels import read_labels
@@ -73,6 +75,7 @@ class Data:
 def fit_predict(data: Data, sets: list[np.ndarray], test: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train as `screentime train` on the given sets (index arrays, each in time order);
     the ensemble's probabilities on `test` and the held-out probabilities of the training frames."""
+    keras.backend.clear_session()  # hundreds of heads in one process: keep Keras' global state small
     idx = np.concatenate(sets)
     folds = Folds.of_sets([data.times[s] for s in sets], 5)
     config = TrainConfig(
@@ -180,7 +183,15 @@ def pick_clusters(pool: np.ndarray, k: int, data: Data, old_probs: np.ndarray, s
     return np.sort(pool[order])
 
 
+def pick_strata(pool: np.ndarray, k: int, data: Data, old_probs: np.ndarray, seed: int, **_) -> np.ndarray:
+    from training.suggest import choose_strata
+
+    order = choose_strata(uncertainty(old_probs), data.x[pool], data.signatures[pool], k, seed=seed)
+    return np.sort(pool[order])
+
+
 STRATEGIES: dict[str, Callable[..., np.ndarray]] = {
+    "strata": pick_strata,
     "uniform": pick_uniform,
     "random": pick_random,
     "suggest": pick_suggest,

@@ -207,6 +207,16 @@ def input_size_of(model: onnx.ModelProto) -> tuple[int, int]:
     return dims[2].dim_value, dims[1].dim_value
 
 
+def probs_only(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph answering class probabilities alone: exported models also output `features`
+    (for `suggest`), which every backend here would otherwise return first or second."""
+    kept = [o for o in model.graph.output if o.name == "probs"]
+    if kept and len(kept) < len(model.graph.output):
+        del model.graph.output[:]
+        model.graph.output.extend(kept)
+    return model
+
+
 def resize_input(model: onnx.ModelProto, size: tuple[int, int]) -> onnx.ModelProto:
     """The same graph and weights with its input's height and width rewritten; batch made symbolic.
 
@@ -462,7 +472,7 @@ def benchmark(args: argparse.Namespace) -> Results:
             f"synthetic VGG16-shaped graph, RANDOM weights (speed only), {args.synthetic[0]}x{args.synthetic[1]}"
         )
     else:
-        model = onnx.load(str(args.model))
+        model = probs_only(onnx.load(str(args.model)))
         described = f"{args.model} ({args.model.stat().st_size / 1e6:.1f} MB)"
     if args.input_size:
         model = resize_input(model, args.input_size)

@@ -134,6 +134,33 @@ def choose_clusters(
     return picked[:n]
 
 
+def choose_strata(
+    uncertain: np.ndarray,
+    features: np.ndarray,
+    signatures: np.ndarray,
+    n: int,
+    labelled: np.ndarray | None = None,
+    seed: int = 0,
+) -> list[int]:
+    """Like `choose`, by time: cut the open frames (in time order) into n runs and take each
+    run's least certain frame; least certain first."""
+    count = len(uncertain)
+    labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
+    flat = signatures.reshape(count, -1)
+    open_ = ~labelled
+    for i in np.flatnonzero(labelled):
+        open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
+    candidates = np.flatnonzero(open_)
+    picked: list[int] = []
+    for stratum in np.array_split(candidates, min(n, len(candidates))) if len(candidates) else []:
+        for i in stratum[np.argsort(-uncertain[stratum], kind="stable")]:
+            if open_[i]:
+                picked.append(int(i))
+                open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
+                break
+    return sorted(picked, key=lambda i: -uncertain[i])
+
+
 def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """Plain k-means (k-means++ start, seeded) on unit vectors; returns (assignment, unit centres)."""
     rng = np.random.default_rng(seed)
