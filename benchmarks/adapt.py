@@ -176,26 +176,10 @@ def pick_suggest(pool: np.ndarray, k: int, data: Data, old_probs: np.ndarray, se
     return np.sort(pool[order])
 
 
-def pick_clusters(pool: np.ndarray, k: int, data: Data, old_probs: np.ndarray, seed: int, **_) -> np.ndarray:
-    from training.suggest import choose_clusters
-
-    order = choose_clusters(uncertainty(old_probs), data.x[pool], data.signatures[pool], k, seed=seed)
-    return np.sort(pool[order])
-
-
-def pick_strata(pool: np.ndarray, k: int, data: Data, old_probs: np.ndarray, seed: int, **_) -> np.ndarray:
-    from training.suggest import choose_strata
-
-    order = choose_strata(uncertainty(old_probs), data.x[pool], data.signatures[pool], k, seed=seed)
-    return np.sort(pool[order])
-
-
 STRATEGIES: dict[str, Callable[..., np.ndarray]] = {
-    "strata": pick_strata,
     "uniform": pick_uniform,
     "random": pick_random,
     "suggest": pick_suggest,
-    "clusters": pick_clusters,
 }
 
 
@@ -267,7 +251,6 @@ def main() -> int:
     parser.add_argument("--backbone-weights", required=True)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--skip-coverage", action="store_true")
-    parser.add_argument("--strategies", default="uniform,random,suggest")
     parser.add_argument("--ks", default=",".join(map(str, KS)))
     parser.add_argument("--skip-retrain", action="store_true")
     parser.add_argument("--coverage-only", action="store_true", help="only the held-out fold coverage")

@@ -2,11 +2,12 @@
 
 A label is worth a user's minute when the model is unsure of the frame (a small margin between
 its two likeliest classes) and the frame shows something no labelled frame shows (far from them
-in the backbone's feature space). Each pick maximises the product of the two, then counts as
-labelled for the next (greedy k-center coverage weighted by uncertainty), so the list spreads
-over the video instead of spending twenty labels on one confusing scene; a frame of the same shot
-as a picked or labelled frame (`training.shots`) is never offered. Runs on the ONNX model alone:
-no TensorFlow.
+in the backbone's feature space). The unlabelled frames are grouped by their features (k-means,
+one group per frame asked for) and each group offers its least certain frame, so the list spreads
+over the kinds of picture in the video instead of spending twenty labels on one confusing scene;
+a frame of the same shot as a picked or labelled frame (`training.shots`) is never offered.
+Chosen by benchmarks/adapt.py over a greedy uncertainty-times-distance pick and over time strata
+(benchmarks/RESULTS.md, "New footage"). Runs on the ONNX model alone: no TensorFlow.
 """
 
 from __future__ import annotations
@@ -61,44 +62,12 @@ def choose(
 ) -> list[int]:
     """Indices of up to `n` frames to label, most useful first.
 
-    `uncertain` (N,) in [0, 1]; `features` (N, F), compared by cosine distance; `signatures`
-    (N, 256) shot thumbnails; `labelled` (N,) bool marks frames already labelled. The seed only
-    breaks ties, so one seed always gives one list.
+    `uncertain` (N,) in [0, 1]; `features` (N, F), compared by cosine similarity; `signatures`
+    (N, 16, 16) shot thumbnails; `labelled` (N,) bool marks frames already labelled. The open
+    frames' features are cut into n groups (k-means, seeded: one seed, one list); each group
+    gives its least certain frame, and groups come first that are big, uncertain on average and
+    far from every labelled frame.
     """
-    count = len(uncertain)
-    labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    flat = signatures.reshape(count, -1)
-    open_ = ~labelled
-    nearest = np.full(count, np.inf)  # cosine distance to the nearest labelled or picked frame
-    for i in np.flatnonzero(labelled):
-        _cover(i, unit, flat, nearest, open_)
-    jitter = np.random.default_rng(seed).random(count) * 1e-9
-    picked: list[int] = []
-    while len(picked) < n and open_.any():
-        far = nearest[open_]
-        spread = (
-            np.ones(count)
-            if np.isinf(far).all()
-            else np.minimum(nearest / max(far[np.isfinite(far)].max(), 1e-12), 1.0)
-        )
-        score = np.where(open_, uncertain * spread + jitter, -np.inf)
-        best = int(np.argmax(score))
-        picked.append(best)
-        _cover(best, unit, flat, nearest, open_)
-    return picked
-
-
-def choose_clusters(
-    uncertain: np.ndarray,
-    features: np.ndarray,
-    signatures: np.ndarray,
-    n: int,
-    labelled: np.ndarray | None = None,
-    seed: int = 0,
-) -> list[int]:
-    """Like `choose`, by clusters: k-means the open frames' features into n groups, take each
-    group's least certain frame, big uncertain groups far from labelled frames first."""
     count = len(uncertain)
     labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
@@ -134,33 +103,6 @@ def choose_clusters(
     return picked[:n]
 
 
-def choose_strata(
-    uncertain: np.ndarray,
-    features: np.ndarray,
-    signatures: np.ndarray,
-    n: int,
-    labelled: np.ndarray | None = None,
-    seed: int = 0,
-) -> list[int]:
-    """Like `choose`, by time: cut the open frames (in time order) into n runs and take each
-    run's least certain frame; least certain first."""
-    count = len(uncertain)
-    labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
-    flat = signatures.reshape(count, -1)
-    open_ = ~labelled
-    for i in np.flatnonzero(labelled):
-        open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
-    candidates = np.flatnonzero(open_)
-    picked: list[int] = []
-    for stratum in np.array_split(candidates, min(n, len(candidates))) if len(candidates) else []:
-        for i in stratum[np.argsort(-uncertain[stratum], kind="stable")]:
-            if open_[i]:
-                picked.append(int(i))
-                open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
-                break
-    return sorted(picked, key=lambda i: -uncertain[i])
-
-
 def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
     """Plain k-means (k-means++ start, seeded) on unit vectors; returns (assignment, unit centres)."""
     rng = np.random.default_rng(seed)
@@ -183,13 +125,6 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> tuple[
                 mean = members.mean(axis=0)
                 c[j] = mean / max(np.linalg.norm(mean), 1e-12)
     return assign, c
-
-
-def _cover(i: int, unit: np.ndarray, flat: np.ndarray, nearest: np.ndarray, open_: np.ndarray) -> None:
-    """Frame i is labelled (or picked): distances shrink, and its shot is closed."""
-    np.minimum(nearest, 1.0 - unit @ unit[i], out=nearest)
-    open_[i] = False
-    open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
 
 
 def suggest(

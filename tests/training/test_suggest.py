@@ -57,7 +57,7 @@ def test_choose_respects_n_labelled_frames_and_never_offers_one_shot_twice():
 
 def test_choose_is_deterministic_for_a_seed():
     rng = np.random.default_rng(2)
-    features, uncertain = rng.normal(size=(200, 16)), np.full(200, 0.5)  # all ties: only the seed decides
+    features, uncertain = rng.normal(size=(200, 16)), np.full(200, 0.5)  # all ties: the seeded k-means start decides
     signatures = _signatures(200)
     first = choose(uncertain, features, signatures, n=10, seed=3)
     assert first == choose(uncertain, features, signatures, n=10, seed=3)
