@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +23,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from stream.atomic import atomic_write_text, check_writable, fsync_dir
+from stream.atomic import atomic_write_bytes, atomic_write_text, check_writable, fsync_dir
 from stream.errors import BadInputError, OutputError
 from stream.modelcard import ModelCard
 from stream.plot import clock
@@ -290,18 +288,7 @@ def _write_jpeg(path: Path, image: np.ndarray, durable: bool = True) -> None:
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise OutputError(f"{path}: OpenCV could not encode the picture")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 is too private for pictures meant to be shared
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.tobytes())
-            if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data.tobytes(), durable)
 
 
 def _fit(text: str, width: int = THUMB_WIDTH - 10) -> str:
