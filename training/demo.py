@@ -65,7 +65,7 @@ def run_demo(out: Path, backbone_weights: str | None = None, dashboard: bool = T
             progress=console.is_terminal,
         )
     )
-    console.print(f"time-block validation accuracy {result.metrics['validation']['accuracy']:.3f}")
+    console.print(f"cross-validated accuracy {result.metrics['cross_validation']['accuracy']:.3f}")
 
     console.rule("4. export to ONNX")
     exported = export(result.model_path, out / "model.onnx")
@@ -87,7 +87,12 @@ def run_demo(out: Path, backbone_weights: str | None = None, dashboard: bool = T
         dashboard=dashboard and console.is_terminal,
     )
     report = run.run()
-    console.print(screen_time_table(report.screen_time_s, test_clip.screen_time_s(), title="unseen clip: screen time"))
+    interval = {k: (v.low, v.high) for k, v in report.intervals.items()}
+    console.print(
+        screen_time_table(
+            report.screen_time_s, test_clip.screen_time_s(), title="unseen clip: screen time", interval=interval
+        )
+    )
     console.print(f"report -> {out / 'report.json'}, overlay video -> {out / 'overlay.mp4'}")
     return 0
 
