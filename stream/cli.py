@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", type=Path, help="directory written by extract")
     p.add_argument("--model", required=True, type=Path, help="MODEL.onnx to ask")
     p.add_argument("-n", type=int, default=None, help="how many frames (default 20)")
-    p.add_argument("--seed", type=int, default=0, help="breaks ties; one seed, one list")
+    p.add_argument("--seed", type=int, default=0, help="seeds the grouping; one seed, one list")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
 
     p = sub.add_parser("train", help="train the classifier on labelled frames")
