@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from stream.errors import BadInputError
 from tests.helpers import color_frame
@@ -63,6 +63,22 @@ def running(directory: Path, **kwargs) -> Iterator[LabelServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def chromium_page(url: str) -> Iterator[tuple[Page, list[str]]]:
+    """A headless Chromium page opened at `url`, and the page and console errors it reports."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.goto(url)
+            yield page, errors
+        finally:
+            browser.close()
 
 
 def request(port: int, method: str, path: str, body=None, headers: dict | None = None) -> tuple[int, bytes]:
@@ -409,93 +425,81 @@ def test_browser_keyboard_labelling(tmp_path, color_model, capsys):
     model = soften(color_model, tmp_path / "soft.onnx")
     n = len(truth)
     screenshot = Path(os.environ.get("SCREENTIME_LABEL_SCREENSHOT") or tmp_path / "label.png")
-    with (
-        running(frames, model=model, device="cpu") as server,
-        sync_playwright() as p,
-    ):
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 820})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.goto(server.url)
-            expect(page.locator("#progress")).to_have_text(f"0/{n} labelled")
-            expect(page.locator("#name")).to_have_text("frame0.jpg")
+    with running(frames, model=model, device="cpu") as server, chromium_page(server.url) as (page, errors):
+        expect(page.locator("#progress")).to_have_text(f"0/{n} labelled")
+        expect(page.locator("#name")).to_have_text("frame0.jpg")
 
-            # Keyboard labelling: a digit labels and moves on.
-            started = time.perf_counter()
-            for i in range(shots):
-                page.keyboard.press(f"Digit{truth[i]}")
-            expect(page.locator("#progress")).to_have_text(f"{shots}/{n} labelled")
-            _wait_saved(page)
-            elapsed = time.perf_counter() - started
-            expect(page.locator("#name")).to_have_text(f"frame{shots}.jpg")
-            labelled = read_labels(frames / "labels.csv", frames, 3)
-            assert labelled.single == truth[:shots]
+        # Keyboard labelling: a digit labels and moves on.
+        started = time.perf_counter()
+        for i in range(shots):
+            page.keyboard.press(f"Digit{truth[i]}")
+        expect(page.locator("#progress")).to_have_text(f"{shots}/{n} labelled")
+        _wait_saved(page)
+        elapsed = time.perf_counter() - started
+        expect(page.locator("#name")).to_have_text(f"frame{shots}.jpg")
+        labelled = read_labels(frames / "labels.csv", frames, 3)
+        assert labelled.single == truth[:shots]
 
-            # Reopening resumes: saved labels shown, first unlabelled frame current.
-            page.reload()
-            expect(page.locator("#progress")).to_have_text(f"{shots}/{n} labelled")
-            expect(page.locator("#name")).to_have_text(f"frame{shots}.jpg")
+        # Reopening resumes: saved labels shown, first unlabelled frame current.
+        page.reload()
+        expect(page.locator("#progress")).to_have_text(f"{shots}/{n} labelled")
+        expect(page.locator("#name")).to_have_text(f"frame{shots}.jpg")
 
-            # Shift+digit toggles classes on the current frame without moving: two characters -> 1;2.
-            page.keyboard.press("Shift+Digit1")
-            page.keyboard.press("Shift+Digit2")
-            expect(page.locator("#label")).to_have_text("jerry + tom")
-            _wait_saved(page)
-            assert dict(csv_rows(frames / "labels.csv"))[f"frame{shots}.jpg"] == "1;2"
-            page.keyboard.press("Shift+Digit2")
-            _wait_saved(page)
-            assert dict(csv_rows(frames / "labels.csv"))[f"frame{shots}.jpg"] == "1"
-            page.keyboard.press("Shift+Digit2")
-            _wait_saved(page)
-            assert read_labels(frames / "labels.csv", frames, 3).labels[-1] == (1, 2)
+        # Shift+digit toggles classes on the current frame without moving: two characters -> 1;2.
+        page.keyboard.press("Shift+Digit1")
+        page.keyboard.press("Shift+Digit2")
+        expect(page.locator("#label")).to_have_text("jerry + tom")
+        _wait_saved(page)
+        assert dict(csv_rows(frames / "labels.csv"))[f"frame{shots}.jpg"] == "1;2"
+        page.keyboard.press("Shift+Digit2")
+        _wait_saved(page)
+        assert dict(csv_rows(frames / "labels.csv"))[f"frame{shots}.jpg"] == "1"
+        page.keyboard.press("Shift+Digit2")
+        _wait_saved(page)
+        assert read_labels(frames / "labels.csv", frames, 3).labels[-1] == (1, 2)
 
-            # R selects the run of near-identical frames (the rest of the red shot); one digit labels it.
-            page.keyboard.press("ArrowRight")
-            expect(page.locator("#name")).to_have_text(f"frame{shots + 1}.jpg")
-            page.keyboard.press("r")
-            expect(page.locator("#status")).to_contain_text("run of 3")
-            page.keyboard.press("Digit1")
-            _wait_saved(page)
-            expect(page.locator("#name")).to_have_text(f"frame{shots + 4}.jpg")
-            rows = dict(csv_rows(frames / "labels.csv"))
-            assert [rows[f"frame{i}.jpg"] for i in range(shots + 1, shots + 5)] == ["1", "1", "1", ""]
+        # R selects the run of near-identical frames (the rest of the red shot); one digit labels it.
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#name")).to_have_text(f"frame{shots + 1}.jpg")
+        page.keyboard.press("r")
+        expect(page.locator("#status")).to_contain_text("run of 3")
+        page.keyboard.press("Digit1")
+        _wait_saved(page)
+        expect(page.locator("#name")).to_have_text(f"frame{shots + 4}.jpg")
+        rows = dict(csv_rows(frames / "labels.csv"))
+        assert [rows[f"frame{i}.jpg"] for i in range(shots + 1, shots + 5)] == ["1", "1", "1", ""]
 
-            # Shift+click in the film strip selects consecutive frames; one digit labels them all.
-            page.locator(f".thumb[data-i='{shots + 6}']").click(modifiers=["Shift"])
-            expect(page.locator(".thumb.sel")).to_have_count(3)
-            page.keyboard.press("Digit2")
-            _wait_saved(page)
-            rows = dict(csv_rows(frames / "labels.csv"))
-            assert [rows[f"frame{i}.jpg"] for i in range(shots + 4, shots + 7)] == ["2", "2", "2"]
+        # Shift+click in the film strip selects consecutive frames; one digit labels them all.
+        page.locator(f".thumb[data-i='{shots + 6}']").click(modifiers=["Shift"])
+        expect(page.locator(".thumb.sel")).to_have_count(3)
+        page.keyboard.press("Digit2")
+        _wait_saved(page)
+        rows = dict(csv_rows(frames / "labels.csv"))
+        assert [rows[f"frame{i}.jpg"] for i in range(shots + 4, shots + 7)] == ["2", "2", "2"]
 
-            # Unlabelled-only: arrows skip labelled frames.
-            page.keyboard.press("u")
-            page.keyboard.press("Home")
-            expect(page.locator("#name")).to_have_text(f"frame{shots + 7}.jpg")
+        # Unlabelled-only: arrows skip labelled frames.
+        page.keyboard.press("u")
+        page.keyboard.press("Home")
+        expect(page.locator("#name")).to_have_text(f"frame{shots + 7}.jpg")
 
-            # With a model: its guess is shown, Enter accepts it, O orders least confident first.
-            expect(page.locator("#pred")).to_contain_text("model: neither")
-            page.keyboard.press("Enter")
-            _wait_saved(page)
-            assert dict(csv_rows(frames / "labels.csv"))[f"frame{shots + 7}.jpg"] == "0"
-            page.keyboard.press("u")
-            page.keyboard.press("o")
-            expect(page.locator("#name")).to_have_text(f"frame{n - 1}.jpg")  # the grey-red frame
-            expect(page.locator("#pred")).to_contain_text("model: neither 5")
-            page.keyboard.press("Escape")
-            page.keyboard.press("o")
-            expect(page.locator("#name")).to_have_text(f"frame{shots + 8}.jpg")
-            page.locator(f".thumb[data-i='{shots + 10}']").click(modifiers=["Shift"])
-            expect(page.locator(".thumb.sel")).to_have_count(3)
-            expect(page.locator("#pred")).to_contain_text("%")
-            screenshot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(screenshot))
-            assert errors == []
-        finally:
-            browser.close()
+        # With a model: its guess is shown, Enter accepts it, O orders least confident first.
+        expect(page.locator("#pred")).to_contain_text("model: neither")
+        page.keyboard.press("Enter")
+        _wait_saved(page)
+        assert dict(csv_rows(frames / "labels.csv"))[f"frame{shots + 7}.jpg"] == "0"
+        page.keyboard.press("u")
+        page.keyboard.press("o")
+        expect(page.locator("#name")).to_have_text(f"frame{n - 1}.jpg")  # the grey-red frame
+        expect(page.locator("#pred")).to_contain_text("model: neither 5")
+        page.keyboard.press("Escape")
+        page.keyboard.press("o")
+        expect(page.locator("#name")).to_have_text(f"frame{shots + 8}.jpg")
+        page.locator(f".thumb[data-i='{shots + 10}']").click(modifiers=["Shift"])
+        expect(page.locator(".thumb.sel")).to_have_count(3)
+        expect(page.locator("#pred")).to_contain_text("%")
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot))
+        assert errors == []
     assert screenshot.stat().st_size > 10_000
     rate = shots / elapsed * 60
     with capsys.disabled():

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import cv2
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from stream.cli import main
 from stream.errors import BadInputError
 from tests.helpers import make_color_model
-from tests.training.test_label import CHROMIUM, CHROMIUM_ARGS, _wait_saved, post_labels, request, running
+from tests.training.test_label import CHROMIUM, _wait_saved, chromium_page, post_labels, request, running
 from tests.training.test_suggest import blend
 from training.label_server import make_server
 from training.suggest import suggest
@@ -84,38 +84,26 @@ def test_bad_suggest_count_is_one_line(frames, model, capsys):
 def test_browser_suggested_order(frames, model):
     assert CHROMIUM.is_file(), f"{CHROMIUM} missing: run scripts/install-system-deps.sh (installs Debian's chromium)"
     names = suggest(frames, model, n=4, device="cpu").names
-    with (
-        running(frames, model=model, device="cpu", suggest=4) as server,
-        sync_playwright() as p,
-    ):
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 820})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.goto(server.url)
-            expect(page.locator("#name")).to_have_text("frame1.jpg")  # time order: first unlabelled
-            expect(page.locator("#suggested")).to_have_text("suggested: 4 of 4 left")
+    with running(frames, model=model, device="cpu", suggest=4) as server, chromium_page(server.url) as (page, errors):
+        expect(page.locator("#name")).to_have_text("frame1.jpg")  # time order: first unlabelled
+        expect(page.locator("#suggested")).to_have_text("suggested: 4 of 4 left")
 
-            page.select_option("#order", "suggested")
-            expect(page.locator("#name")).to_have_text(names[0])
-            page.keyboard.press("Digit2")
-            expect(page.locator("#suggested")).to_have_text("suggested: 3 of 4 left")
-            expect(page.locator("#name")).to_have_text(names[1])  # on to the next suggestion
-            _wait_saved(page)
+        page.select_option("#order", "suggested")
+        expect(page.locator("#name")).to_have_text(names[0])
+        page.keyboard.press("Digit2")
+        expect(page.locator("#suggested")).to_have_text("suggested: 3 of 4 left")
+        expect(page.locator("#name")).to_have_text(names[1])  # on to the next suggestion
+        _wait_saved(page)
 
-            page.reload()
-            expect(page.locator("#order")).to_have_value("suggested")
-            expect(page.locator("#name")).to_have_text(names[1])
-            expect(page.locator("#suggested")).to_have_text("suggested: 3 of 4 left")
-            page.keyboard.press("ArrowLeft")
-            expect(page.locator("#name")).to_have_text(names[0])  # the labelled one stays in the list
-            expect(page.locator("#label")).to_have_text("tom")
+        page.reload()
+        expect(page.locator("#order")).to_have_value("suggested")
+        expect(page.locator("#name")).to_have_text(names[1])
+        expect(page.locator("#suggested")).to_have_text("suggested: 3 of 4 left")
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#name")).to_have_text(names[0])  # the labelled one stays in the list
+        expect(page.locator("#label")).to_have_text("tom")
 
-            page.keyboard.press("s")  # S toggles back to time order
-            expect(page.locator("#order")).to_have_value("time")
-            assert errors == []
-        finally:
-            browser.close()
+        page.keyboard.press("s")  # S toggles back to time order
+        expect(page.locator("#order")).to_have_value("time")
+        assert errors == []
     assert dict(line.split(",") for line in (frames / "labels.csv").read_text().splitlines()[1:])[names[0]] == "2"
