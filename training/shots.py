@@ -20,3 +20,9 @@ def signature(image: np.ndarray) -> np.ndarray:
 
 def same_shot(a: np.ndarray, b: np.ndarray) -> bool:
     return float(np.abs(a - b).mean()) <= SAME_SHOT
+
+
+def same_shot_as(signatures: np.ndarray, i: int) -> np.ndarray:
+    """(N,) mask of the frames in the same shot as frame i; `signatures` (N, 16, 16) or (N, 256)."""
+    flat = signatures.reshape(len(signatures), -1)
+    return np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT

@@ -22,7 +22,7 @@ import numpy as np
 from rich.progress import Progress
 
 from stream.errors import BadInputError
-from training.shots import SAME_SHOT, signature
+from training.shots import same_shot_as, signature
 
 if TYPE_CHECKING:  # both load at call time: onnxruntime, and label_server imports this module
     from stream.engine import Engine
@@ -71,10 +71,9 @@ def choose(
     count = len(uncertain)
     labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    flat = signatures.reshape(count, -1)
     open_ = ~labelled
     for i in np.flatnonzero(labelled):
-        open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
+        open_[same_shot_as(signatures, i)] = False
     candidates = np.flatnonzero(open_)
     if not len(candidates):
         return []
@@ -87,19 +86,21 @@ def choose(
     mean_u = np.bincount(assign, weights=uncertain[candidates], minlength=k) / np.maximum(sizes, 1)
     priority = sizes * mean_u * gap
     picked: list[int] = []
-    for c in np.argsort(-priority, kind="stable"):
+
+    def pick(i: int) -> None:
+        picked.append(int(i))
+        open_[same_shot_as(signatures, i)] = False
+
+    for c in np.argsort(-priority, kind="stable"):  # each group's least certain open frame
         members = candidates[assign == c]
-        for i in members[np.argsort(-uncertain[members], kind="stable")]:
-            if open_[i]:
-                picked.append(int(i))
-                open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
-                break
-    rest = [int(i) for i in np.argsort(-uncertain, kind="stable") if open_[i]]
-    while len(picked) < n and rest:  # groups emptied by shot closures: the least certain of the rest
-        i = rest.pop(0)
+        first = next((i for i in members[np.argsort(-uncertain[members], kind="stable")] if open_[i]), None)
+        if first is not None:
+            pick(first)
+    for i in np.argsort(-uncertain, kind="stable"):  # groups emptied by shot closures: the least certain left
+        if len(picked) >= n:
+            break
         if open_[i]:
-            picked.append(i)
-            open_[np.abs(flat - flat[i]).mean(axis=1) <= SAME_SHOT] = False
+            pick(i)
     return picked[:n]
 
 
@@ -114,9 +115,9 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> tuple[
         d2 = np.minimum(d2, ((x - nxt) ** 2).sum(axis=1))
     c = np.stack(centres)
     assign = np.zeros(len(x), int)
-    for _ in range(iterations):
+    for step in range(iterations):
         new = (x @ c.T).argmax(axis=1)
-        if _ and (new == assign).all():
+        if step and (new == assign).all():
             break
         assign = new
         for j in range(k):
@@ -159,10 +160,11 @@ def rank(engine: Engine, store: LabelStore, n: int = DEFAULT_N, seed: int = 0, p
                 if image is None:
                     raise BadInputError(f"{store.paths[name]}: not an image OpenCV can read")
             p, f = engine.predict_with_features(images)
+            shots = np.stack([signature(image) for image in images])
             probs.append(p)
-            signatures.extend(signature(image) for image in images)
+            signatures.append(shots)
             # A model exported before `features` was an output: spread by thumbnails instead.
-            features.append(f if f is not None else np.stack([signature(im).ravel() for im in images]))
+            features.append(f if f is not None else shots.reshape(len(shots), -1))
             bar.advance(task, len(chunk))
     space = "backbone features" if engine.features_name else "thumbnails"
     if space == "thumbnails":
@@ -170,7 +172,7 @@ def rank(engine: Engine, store: LabelStore, n: int = DEFAULT_N, seed: int = 0, p
     probs_all = np.concatenate(probs)
     uncertain = uncertainty(probs_all, engine.card.multi_label)
     labelled = np.asarray([bool(labels[name]) for name in names])
-    order = choose(uncertain, np.concatenate(features), np.stack(signatures), n, labelled, seed)
+    order = choose(uncertain, np.concatenate(features), np.concatenate(signatures), n, labelled, seed)
     return Suggestion(
         names=tuple(names[i] for i in order),
         margins=tuple(round(1.0 - float(uncertain[i]), 4) for i in order),
