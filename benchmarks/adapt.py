@@ -23,7 +23,6 @@ Usage: python benchmarks/adapt.py --frames DIR [--labels CSV] --backbone-weights
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import shutil
 import subprocess
@@ -50,7 +49,7 @@ import keras
 from stream.interval import card_intervals
 from training.features import backbone_features
 from training.labels import read_labels
-from training.metrics import design_effect, presence_counts
+from training.metrics import heldout_mistakes
 from training.model import load_backbone
 from training.shots import signature
 from training.split import Folds, HeadSplit
@@ -138,26 +137,20 @@ def score(data: Data, test: np.ndarray, probs: np.ndarray) -> tuple[float, float
 
 
 def card_of(y: np.ndarray, pred: np.ndarray, runs: list[np.ndarray]) -> dict:
-    """What `train` writes into the model card about held-out mistakes: presence counts of
-    (true `y`, held-out `pred`) and the design effect of the mistakes over `runs` (index arrays
-    into y, each in time order); frames one second apart."""
-    counts = presence_counts([(c,) for c in y], [(c,) for c in pred], CLASSES, background=0)
-    deff = design_effect([(pred[r] != y[r]).tolist() for r in runs])
-    return {"heldout_counts": counts, "heldout_design_effect": deff, "frame_spacing_s": 1.0}
+    """What `train` writes into the model card about held-out mistakes (`heldout_mistakes`), for
+    true classes `y` and held-out predictions `pred`; `runs` index arrays into y, each a set in
+    time order; frames one second apart."""
+    held = heldout_mistakes([(c,) for c in y], [(c,) for c in pred], runs, CLASSES, background=0)
+    return {**held, "frame_spacing_s": 1.0}
 
 
 def covered(data: Data, sets: list[np.ndarray], oof: np.ndarray, test: np.ndarray, probs: np.ndarray) -> list[bool]:
     """Per class: is the true total of `test` inside the 90% interval built from the training
     frames' held-out mistakes, as `watch` and `evaluate` would state it?"""
-    train = np.concatenate(sets)
     scored = ~np.isnan(oof[:, 0])
-    bounds = np.cumsum([0, *(len(s) for s in sets)])
-    runs = [np.flatnonzero(scored[a:b]) + a for a, b in itertools.pairwise(bounds)]
-    y, pred = data.y[train], np.where(scored, np.nan_to_num(oof).argmax(1), -1)
-    card = card_of(y, pred, runs)
-    card["heldout_counts"] = presence_counts(
-        [(c,) for c in y[scored]], [(c,) for c in pred[scored]], CLASSES, background=0
-    )
+    set_of = np.repeat(np.arange(len(sets)), [len(s) for s in sets])[scored]
+    runs = [np.flatnonzero(set_of == g) for g in range(len(sets))]
+    card = card_of(data.y[np.concatenate(sets)][scored], oof[scored].argmax(1), runs)
     truth = seconds(data.y[test])
     found = card_intervals(seconds(probs.argmax(1)), float(len(test)), len(test), card)
     return [iv.contains(truth[name]) for name, iv in found.items()]

@@ -17,7 +17,7 @@ from stream.engine import Engine
 from stream.interval import COVERS, LEVEL, card_intervals
 from training.images import load_images
 from training.labels import read_labels
-from training.metrics import present_ids, summarize, summarize_sets
+from training.metrics import score, verdicts
 from training.mistakes import FramePrediction, frame_predictions
 
 
@@ -50,14 +50,11 @@ def evaluate(
             for start in range(0, len(data.paths), batch)
         ]
     )
-    if card.multi_label:  # every character on a frame counts; totals need not add up to the duration
-        true = [tuple(c for c in lab if c != card.background) or lab for lab in data.labels]
-        pred = present_ids(probs, card.background)
-        metrics = summarize_sets(true, pred, card.classes) | {"multi_label": True}
-    else:
-        true = [(c,) for c in data.single]
-        pred = [(int(c),) for c in probs.argmax(axis=1)]
-        metrics = summarize([t[0] for t in true], [p[0] for p in pred], card.classes)
+    # Multi-label: every character on a frame counts; totals need not add up to the duration.
+    true, pred = verdicts(data.labels, probs, card.background, card.multi_label)
+    metrics = score(true, pred, card.classes, card.multi_label)
+    if card.multi_label:
+        metrics["multi_label"] = True
     end = frame_end(data.times_s)
 
     def seconds(ids: list[tuple[int, ...]]) -> dict[str, float]:

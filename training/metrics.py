@@ -90,3 +90,41 @@ def design_effect(wrong_runs: Sequence[Sequence[bool]], block: int = 10, cap: fl
     if len(means) < 4 or p in (0.0, 1.0):
         return 1.0
     return float(min(max(block * np.var(means, ddof=1) / (p * (1 - p)), 1.0), cap))
+
+
+def verdicts(
+    labels: Sequence[tuple[int, ...]], probs: np.ndarray, background: int | None, multi_label: bool
+) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
+    """(true, predicted) class sets per frame, as `train` and `evaluate` both score them.
+    Single-label: one class each (the label's first, the argmax). Multi-label: the characters
+    on the frame (the background only where none is), and every class above 0.5."""
+    if multi_label:
+        truth = [tuple(c for c in lab if c != background) or tuple(lab) for lab in labels]
+        return truth, present_ids(probs, background)
+    return [(lab[0],) for lab in labels], [(int(c),) for c in probs.argmax(axis=1)]
+
+
+def score(
+    truth: Sequence[tuple[int, ...]], predicted: Sequence[tuple[int, ...]], classes: Sequence[str], multi_label: bool
+) -> dict:
+    """`summarize_sets` for multi-label models, else `summarize` of the single classes."""
+    if multi_label:
+        return summarize_sets(truth, predicted, classes)
+    return summarize([t[0] for t in truth], [p[0] for p in predicted], classes)
+
+
+def heldout_mistakes(
+    truth: Sequence[tuple[int, ...]],
+    predicted: Sequence[tuple[int, ...]],
+    runs: Sequence[Sequence[int]],
+    classes: Sequence[str],
+    background: int | None,
+) -> dict:
+    """What the model card states of the model's held-out mistakes, for the screen-time
+    intervals (stream.interval): presence counts per class and the mistakes' design effect over
+    `runs` (index lists into `truth`, one per labelled set, in time order)."""
+    wrong = [set(t) != set(p) for t, p in zip(truth, predicted, strict=True)]
+    return {
+        "heldout_counts": presence_counts(truth, predicted, classes, background),
+        "heldout_design_effect": round(design_effect([[wrong[i] for i in run] for run in runs]), 3),
+    }

@@ -28,7 +28,7 @@ from stream.version import __version__
 from training.extract import LABELS_CSV
 from training.features import backbone_features
 from training.labels import LabelledFrames, read_labels
-from training.metrics import design_effect, presence_counts, present_ids, summarize, summarize_sets
+from training.metrics import heldout_mistakes, score, verdicts
 from training.model import assemble, build_head, load_backbone
 from training.split import GAP_S, Folds
 
@@ -134,7 +134,8 @@ def train(config: TrainConfig) -> TrainResult:
     config.validate()
     started = time.monotonic()
     keras.utils.set_random_seed(config.seed)
-    sets = [read_labels(lab, frames, len(config.classes)) for frames, lab in config.label_sets()]
+    label_sets = config.label_sets()
+    sets = [read_labels(lab, frames, len(config.classes)) for frames, lab in label_sets]
     data = LabelledFrames.concat(sets)
     # Any frame labelled with several classes (`1;2`) makes a multi-label model: one sigmoid per
     # class, and a frame counts for every character on it. Seed files stay single-label.
@@ -154,12 +155,12 @@ def train(config: TrainConfig) -> TrainResult:
     heads, histories, oof = fit_heads(features, y, config, multi, augmented, folds)
     heads_s = time.monotonic() - t0
     scored = np.flatnonzero(~np.isnan(oof[:, 0]))
-    truth, verdicts = _verdicts(data.labels, oof, scored, config, multi)
-    cross_validation = score(truth, verdicts, config.classes, multi)
+    truth, predicted = verdicts([data.labels[i] for i in scored], oof[scored], config.background, multi)
+    cross_validation = score(truth, predicted, config.classes, multi)
+    runs = [np.flatnonzero(folds.group[scored] == g) for g in range(len(sets))]  # each set's scored frames
     per_set = []
-    for g, ((frames_dir, labels_csv), s) in enumerate(zip(config.label_sets(), sets, strict=True)):
-        mine = [j for j, i in enumerate(scored) if folds.group[i] == g]
-        accuracy = score([truth[j] for j in mine], [verdicts[j] for j in mine], config.classes, multi)["accuracy"]
+    for (frames_dir, labels_csv), s, mine in zip(label_sets, sets, runs, strict=True):
+        accuracy = score([truth[j] for j in mine], [predicted[j] for j in mine], config.classes, multi)["accuracy"]
         per_set.append(
             {
                 "frames_dir": str(frames_dir.resolve()),
@@ -178,8 +179,7 @@ def train(config: TrainConfig) -> TrainResult:
         "background": config.background,
         "cross_validation": cross_validation,
         "cross_validation_method": CROSS_VALIDATION.format(folds=config.folds, gap=GAP_S, heads=config.ensemble),
-        "heldout_counts": presence_counts(truth, verdicts, config.classes, config.background),
-        "heldout_design_effect": round(_design_effect(folds, scored, truth, verdicts), 3),
+        **heldout_mistakes(truth, predicted, runs, config.classes, config.background),
         "frame_spacing_s": round(_spacing(sets), 3),
         "sets": per_set,
         "train_frames": len(y),
@@ -213,32 +213,10 @@ def train(config: TrainConfig) -> TrainResult:
     return TrainResult(config.output, metrics_file, metrics)
 
 
-def _verdicts(
-    labels: list[tuple[int, ...]], probs: np.ndarray, idx: np.ndarray, config: TrainConfig, multi: bool
-) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
-    """(true, predicted) class sets of frames `idx`; single-label: one class each."""
-    if multi:
-        truth = [tuple(c for c in labels[i] if c != config.background) or labels[i] for i in idx]
-        return truth, present_ids(probs[idx], config.background)
-    return [(labels[i][0],) for i in idx], [(int(c),) for c in probs[idx].argmax(axis=1)]
-
-
-def _design_effect(folds: Folds, scored: np.ndarray, truth: list, verdicts: list) -> float:
-    """The held-out mistakes' design effect (`metrics.design_effect`), over each set in time order."""
-    wrong = np.asarray([set(t) != set(v) for t, v in zip(truth, verdicts, strict=True)])
-    return design_effect([wrong[folds.group[scored] == g].tolist() for g in np.unique(folds.group)])
-
-
 def _spacing(sets: list[LabelledFrames]) -> float:
     """The typical time between labelled frames (median over all sets' gaps)."""
     gaps = [b - a for s in sets for a, b in itertools.pairwise(s.times_s) if b > a]
     return float(np.median(gaps)) if gaps else 1.0
-
-
-def score(truth: list[tuple[int, ...]], verdicts: list[tuple[int, ...]], classes: Sequence[str], multi: bool) -> dict:
-    if multi:
-        return summarize_sets(truth, verdicts, classes)
-    return summarize([t[0] for t in truth], [v[0] for v in verdicts], classes)
 
 
 def _best_epoch(history: dict) -> int:
