@@ -106,11 +106,18 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def probs_output(session: ort.InferenceSession) -> str | None:
+    """The graph output holding class probabilities: `probs` by name, else (older or foreign
+    graphs) the first output."""
+    names = [o.name for o in session.get_outputs()]
+    return PROBS_OUTPUT if PROBS_OUTPUT in names else (names[0] if names else None)
+
+
 def check_card_against_graph(card: ModelCard, session: ort.InferenceSession, source: str) -> None:
     """Refuse at load a card that does not describe its graph (class count = output width,
     background in range, an image input), rather than fail mid-run."""
     outputs, inputs = session.get_outputs(), session.get_inputs()
-    probs = next((o for o in outputs if o.name == PROBS_OUTPUT), outputs[0] if outputs else None)
+    probs = next((o for o in outputs if o.name == probs_output(session)), None)
     width = probs.shape[-1] if probs is not None and probs.shape else None
     if isinstance(width, int) and width != len(card.classes):
         raise ModelError(
@@ -153,8 +160,8 @@ class Engine:
         self.providers = self.session.get_providers()
         self._check_device(device, chain)
         self.input_name = self.session.get_inputs()[0].name
+        self.probs_name = probs_output(self.session)
         names = [o.name for o in self.session.get_outputs()]
-        self.probs_name = PROBS_OUTPUT if PROBS_OUTPUT in names else names[0]
         self.features_name = FEATURES_OUTPUT if FEATURES_OUTPUT in names else None
 
     def _check_device(self, device: Device, chain: list) -> None:
@@ -176,17 +183,15 @@ class Engine:
 
     def predict(self, images: list[np.ndarray]) -> np.ndarray:
         """Class probabilities (N, classes) for BGR frames of any size."""
-        if not images:
-            return np.zeros((0, len(self.card.classes)), np.float32)
-        batch = batch_frames(images, self.card.input_size)
-        return self.session.run([self.probs_name], {self.input_name: batch})[0]
+        return self._run(images, with_features=False)[0]
 
     def predict_with_features(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities and the backbone's pooled features (None for a model exported without them)."""
+        return self._run(images, with_features=True)
+
+    def _run(self, images: list[np.ndarray], with_features: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if not images:
-            return self.predict(images), None
-        batch = batch_frames(images, self.card.input_size)
-        if self.features_name is None:
-            return self.session.run([self.probs_name], {self.input_name: batch})[0], None
-        probs, features = self.session.run([self.probs_name, self.features_name], {self.input_name: batch})
-        return probs, features
+            return np.zeros((0, len(self.card.classes)), np.float32), None
+        wanted = [self.probs_name] + ([self.features_name] if with_features and self.features_name else [])
+        out = self.session.run(wanted, {self.input_name: batch_frames(images, self.card.input_size)})
+        return out[0], out[1] if len(out) > 1 else None
