@@ -59,7 +59,7 @@ class Report:
     resumed: int = 0  # how many earlier runs' totals this report carries on (--resume)
     screentime_version: str = ""
     model_sha256: str = ""  # of the ONNX file that ran (the INT8 twin when chosen): which weights made these numbers
-    heldout: dict = field(default_factory=dict)  # the model card's metrics: held-out mistakes, for the intervals
+    card_metrics: dict = field(default_factory=dict)  # the model card's metrics (held-out mistakes: the intervals)
 
     @classmethod
     def from_accountant(
@@ -115,7 +115,7 @@ class Report:
             resumed=resumed,
             screentime_version=__version__,
             model_sha256=model_sha256,
-            heldout=dict(card.metrics),
+            card_metrics=dict(card.metrics),
         )
 
     @property
@@ -128,7 +128,7 @@ class Report:
     def intervals(self) -> dict[str, Interval]:
         """Per class, where the true seconds likely lie (stream.interval); empty for models
         whose card has no held-out counts."""
-        return card_intervals(self.screen_time_s, self.duration_s, self.samples, self.heldout)
+        return card_intervals(self.screen_time_s, self.duration_s, self.samples, self.card_metrics)
 
     def to_dict(self) -> dict:
         data = {

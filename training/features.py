@@ -129,6 +129,8 @@ def backbone_features(
 ) -> np.ndarray:
     """Pooled feature vectors (N, 1024) for `view` of the frames at `paths`; only frames not
     in the cache go through the backbone."""
+    if not paths:
+        return np.zeros((0, 0), np.float32)
     transform = VIEWS[view]
     digests = [frame_digest(p) for p in paths]
     cache = FeatureCache(backbone_key(backbone, view)) if use_cache else None
@@ -153,6 +155,4 @@ def backbone_features(
                     if cache:
                         cache.put(digests[i], vector)
                 bar.advance(task, len(chunk))
-    if not paths:
-        return np.zeros((0, 0), np.float32)
     return np.stack([found[d] for d in digests])
