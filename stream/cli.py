@@ -55,13 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 8765 if free; 0 = any)")
     p.add_argument("--no-browser", action="store_true", help="only print the address")
     p.add_argument(
-        "--suggest", type=int, default=None, metavar="N", help="with --model: the page's 'suggested' order (default 20)"
+        "--suggest",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"with --model: the page's 'suggested' order (default {defaults.SUGGEST_N})",
     )
 
     p = sub.add_parser("suggest", help="the unlabelled frames whose labels would help the model most, best first")
     p.add_argument("directory", type=Path, help="directory written by extract")
     p.add_argument("--model", required=True, type=Path, help="MODEL.onnx to ask")
-    p.add_argument("-n", type=int, default=None, help="how many frames (default 20)")
+    p.add_argument("-n", type=int, default=defaults.SUGGEST_N, help=f"how many frames (default {defaults.SUGGEST_N})")
     p.add_argument("--seed", type=int, default=0, help="seeds the grouping; one seed, one list")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
 
@@ -304,11 +308,9 @@ def cmd_label(args: argparse.Namespace) -> int:
 
 
 def cmd_suggest(args: argparse.Namespace) -> None:
-    from training.suggest import DEFAULT_N, suggest
+    from training.suggest import suggest
 
-    result = suggest(
-        args.directory, args.model, DEFAULT_N if args.n is None else args.n, args.seed, args.device, sys.stderr.isatty()
-    )
+    result = suggest(args.directory, args.model, args.n, args.seed, args.device, sys.stderr.isatty())
     for name in result.names:
         print(name)
     print(
@@ -338,13 +340,17 @@ def cmd_train(args: argparse.Namespace) -> None:
     m = result.metrics
     cv = m["cross_validation"]
     sets = m["sets"]
-    by_set = "; ".join(f"{Path(s['frames_dir']).name} {s['cross_validation_accuracy'] or 0:.3f}" for s in sets)
+    by_set = "; ".join(f"{Path(s['frames_dir']).name} {_accuracy(s['cross_validation_accuracy'])}" for s in sets)
     print(
         f"cross-validated accuracy {cv['accuracy']:.3f} on {cv['samples']} frames"
         + (f" ({by_set})" if len(sets) > 1 else "")
         + f" ({m['ensemble']} heads, best epochs {m['best_epoch']}, {time.monotonic() - started:.0f} s)"
     )
     print(f"model -> {result.model_path}\nmetrics -> {result.metrics_path}")
+
+
+def _accuracy(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def cmd_export(args: argparse.Namespace) -> None:

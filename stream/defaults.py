@@ -21,3 +21,4 @@ VIEW_FPS = 5.0  # live view: at most this many pictures a second per source, wha
 METRICS_HOST = "127.0.0.1"  # --metrics-port listens on loopback unless --metrics-host widens it
 MQTT_PREFIX = "screentime"  # topic prefix when the --mqtt URL names none
 MQTT_UPDATE_S = 10.0  # at most this often an `update` event (and retained totals) per source
+SUGGEST_N = 20  # frames `suggest` (and the labeller's "suggested" order) offers

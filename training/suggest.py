@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
+from stream import defaults
 from stream.errors import BadInputError
 from training.shots import same_shot_as, signature
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # both load at call time: onnxruntime, and label_server impor
 
 log = logging.getLogger(__name__)
 
-DEFAULT_N = 20
+DEFAULT_N = defaults.SUGGEST_N
 BATCH = 16
 
 
