@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", type=Path, default=None, help="timeline PNG (default REPORT.png, unless --html)")
     p.add_argument("--html", type=Path, default=None, help="also a self-contained HTML page: picture, totals, segments")
 
+    p = sub.add_parser("serve", help="a camera fleet as a service over one YAML config (README: Running a fleet)")
+    p.add_argument("config", type=Path, help="CONFIG.yaml: cameras, models, outputs, HTTP address")
+    p.add_argument("--check", action="store_true", help="only check the config (exit 2 naming the first bad key)")
+
     p = sub.add_parser("demo", help="end to end on a synthetic cartoon whose truth is known")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
     p.add_argument("--backbone-weights", default=None, help="VGG16 weights file (default: env, then download)")
@@ -415,6 +419,12 @@ def cmd_plot(args: argparse.Namespace) -> None:
         print(f"-> {path}")
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from stream.fleet.cli import serve
+
+    return serve(args.config, check=args.check)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import_tensorflow_quietly()
     from training.demo import run_demo
@@ -438,6 +448,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "watch": cmd_watch,
     "plot": cmd_plot,
+    "serve": cmd_serve,
     "demo": cmd_demo,
     "batch": cmd_batch,
 }

@@ -22,3 +22,11 @@ METRICS_HOST = "127.0.0.1"  # --metrics-port listens on loopback unless --metric
 MQTT_PREFIX = "screentime"  # topic prefix when the --mqtt URL names none
 MQTT_UPDATE_S = 10.0  # at most this often an `update` event (and retained totals) per source
 SUGGEST_N = 20  # frames `suggest` (and the labeller's "suggested" order) offers
+# `screentime serve` (a camera fleet over one config file)
+SERVE_HOST = "127.0.0.1"  # the service's HTTP port (API, /metrics, live view): loopback unless a token is set
+SERVE_PORT = 8770
+SERVE_SEGMENT_MINUTES = 60.0  # a service's overlay: a new file every hour (one file would grow for weeks)
+COLLECT_PER_HOUR = 10  # frames saved for labelling per camera and hour (the least certain, one per shot)
+COLLECT_PER_DAY = 100
+COLLECT_MAX_MB = 500.0  # the whole collect folder of one camera
+COLLECT_MAX_MARGIN = 0.5  # only samples whose top two classes are closer than this are worth a label

@@ -1,0 +1,30 @@
+"""`screentime serve` behind the CLI: check the config, or run the service over it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from stream.fleet.config import FleetConfig, load_config
+
+log = logging.getLogger(__name__)
+
+
+def summary(config: FleetConfig) -> str:
+    """One line a person can check a config by (no secret in it: URLs as written)."""
+    cameras = ", ".join(f"{c.name} every {c.every_s:g} s" for c in config.cameras.values()) or "none yet"
+    access = "loopback" if config.loopback else "token required"
+    return (
+        f"{config.path}: {len(config.cameras)} cameras ({cameras}); http://{config.host}:{config.port} ({access}); "
+        f"days cut at midnight {config.timezone.key}"
+    )
+
+
+def serve(path: Path, check: bool = False) -> int:
+    config = load_config(path)
+    if check:
+        print(f"ok: {summary(config)}")
+        return 0
+    from stream.fleet.service import run_service
+
+    return run_service(config)
