@@ -66,6 +66,13 @@ class Accountant:
     def down(self) -> bool:
         return self._down_since is not None
 
+    @property
+    def standing(self) -> tuple[str, ...] | None:
+        """The classes of the sample standing now (() before any); None when back after an outage
+        with no sample yet (the next one covers back to the return). A day cut at midnight
+        carries it over (stream.fleet.days)."""
+        return self._present
+
     def sample(self, t_s: float, present: Iterable[str]) -> None:
         """A sample at `t_s` showing the classes in `present` (times never go backwards)."""
         present = tuple(present)
