@@ -1,0 +1,146 @@
+"""Daily files with an injected clock: cut at midnight, each a complete report, carried on after a kill."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date, datetime
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from stream.accounting import Accountant
+from stream.fleet.dayfiles import DayFilesSink, day_paths
+from stream.fleet.days import Clock
+from stream.modelcard import ModelCard
+from stream.plot import load_sections, plot_report
+from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
+from stream.report import Report
+
+CARD = ModelCard(classes=("neither", "jerry", "tom"), input_width=32, input_height=32)
+PARIS = ZoneInfo("Europe/Paris")
+T0 = datetime(2026, 12, 3, 23, 58, tzinfo=PARIS).timestamp()  # source time 0; midnight at t = 120 s
+INFO = VideoInfo(64, 48, 25.0, None, live=True)
+
+
+class Wall:
+    """The injected wall clock: the camera's time plus T0, moved by the test."""
+
+    def __init__(self) -> None:
+        self.t_s = 0.0
+
+    def __call__(self) -> float:
+        return T0 + self.t_s
+
+
+def run_report(acc: Accountant, ended: str, samples_read: int) -> Report:
+    return Report.from_accountant(
+        acc,
+        CARD,
+        source="door",
+        model="m.onnx",
+        ended=ended,
+        timeline=None,
+        every_s=1.0,
+        device="cpu",
+        started_at="",
+        updated_at="",
+        frames_read=samples_read,
+        model_sha256="abc",
+    )
+
+
+def drive(sink: DayFilesSink, acc: Accountant, wall: Wall, records: list[tuple], offset_s: float = 0.0) -> None:
+    """Hand the sink what a pipeline would, and the run's accountant the same records."""
+    frame = Frame(np.zeros((48, 64, 3), np.uint8), 0.0, 0)
+    stats = SimpleNamespace(frames_read=0, dropped=0, reconnects=0, inferences_saved=0, device="cpu")
+    for kind, t_s, *rest in records:
+        wall.t_s = t_s + offset_s
+        if kind == "sample":
+            present = tuple(rest[0])
+            acc.sample(t_s, present)
+            stats.frames_read += 1
+            sink.update(Prediction(t_s, present[0], 0.9, {}, present), frame, stats)
+        elif kind == "lost":
+            acc.lost(t_s)
+            sink.control(Lost(t_s))
+        elif kind == "gap":
+            acc.gap(t_s, rest[0])
+            sink.control(Gap(t_s, rest[0]))
+        elif kind == "checkpoint":
+            sink.checkpoint(run_report(acc, "running", stats.frames_read))
+
+
+def test_two_days_each_complete_adding_up_to_the_run(tmp_path):
+    wall, acc = Wall(), Accountant(CARD.classes)
+    sink = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall)
+    sink.start(INFO, CARD)
+    records = [("sample", float(t), ["tom" if t < 90 else "jerry"]) for t in range(0, 200, 10)]
+    records.insert(5, ("checkpoint", 45.0))
+    records += [("lost", 195.0), ("gap", 195.0, 230.0), ("sample", 231.0, ["tom"])]
+    drive(sink, acc, wall, records)
+    acc.finish(240.0)
+    run = run_report(acc, "interrupted", 21)
+    sink.close(run)
+    first, second = (json.loads(day_paths(tmp_path, date(2026, 12, d))[0].read_text()) for d in (3, 4))
+    assert (first["day"], second["day"], first["timezone"]) == ("2026-12-03", "2026-12-04", "Europe/Paris")
+    assert (first["ended"], second["ended"]) == ("midnight", "interrupted")
+    for key in ("tom", "jerry", "neither"):
+        assert first["screen_time_s"][key] + second["screen_time_s"][key] == pytest.approx(run.screen_time_s[key])
+    assert first["duration_s"] + second["duration_s"] == pytest.approx(run.duration_s)
+    assert first["samples"] + second["samples"] == run.samples == 21
+    assert first["screen_time_s"] == {"neither": 0.0, "jerry": 30.0, "tom": 90.0}  # jerry from 90 s to midnight
+    assert second["outages"] == [{"start_s": 195.0, "end_s": 230.0}] and first["outages"] == []
+    assert first["frames_read"] + second["frames_read"] == 21
+    # hours: the local day's 24, the last of the first day holding its two minutes
+    assert len(first["hours"]) == 24 and first["hours"][-1]["hour"] == "23:00+01:00"
+    assert first["hours"][-1]["screen_time_s"] == {"tom": 90.0, "jerry": 30.0}
+    assert all(not h["screen_time_s"] for h in first["hours"][:-1])
+    assert sum(h["duration_s"] for h in second["hours"]) == pytest.approx(second["duration_s"])
+    assert second["hours"][0]["screen_time_s"] == pytest.approx({"jerry": 75.0, "tom": 10.0})
+    # each day's timeline holds that day's samples
+    rows = [list(csv.DictReader(day_paths(tmp_path, date(2026, 12, d))[1].open())) for d in (3, 4)]
+    assert [len(r) for r in rows] == [12, 9] and all(float(r["t_s"]) >= 120 for r in rows[1])
+    # a day file is a report: plot draws it
+    assert load_sections(day_paths(tmp_path, date(2026, 12, 4))[0])[0]["day"] == "2026-12-04"
+
+
+def test_plot_draws_a_day_file(tmp_path):
+    pytest.importorskip("matplotlib")
+    wall, acc = Wall(), Accountant(CARD.classes)
+    sink = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall)
+    sink.start(INFO, CARD)
+    drive(sink, acc, wall, [("sample", 0.0, ["tom"]), ("sample", 150.0, ["jerry"])])
+    acc.finish(160.0)
+    sink.close(run_report(acc, "interrupted", 2))
+    [png] = plot_report(day_paths(tmp_path, date(2026, 12, 4))[0])
+    assert png.stat().st_size > 1000
+
+
+def test_killed_and_restarted_the_same_day_carries_today_on(tmp_path):
+    wall = Wall()
+    first = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall)
+    first.start(INFO, CARD)
+    acc = Accountant(CARD.classes)
+    drive(first, acc, wall, [("sample", 130.0 + t, ["tom"]) for t in range(0, 60, 5)] + [("checkpoint", 186.0)])
+    # kill -9: no close. Up again 100 s later, on a new camera clock that starts at 0.
+    wall.t_s = 286.0
+    again = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, wall=wall)
+    again.start(INFO, CARD)
+    # stream.resume's rule: the new clock starts after the last accounted second (185) plus the
+    # wall time since the file was written (186 -> 286)
+    assert again.runs == 1 and again.offset_s == pytest.approx(285.0)
+    acc2 = Accountant(CARD.classes)
+    drive(again, acc2, wall, [("sample", float(t), ["jerry"]) for t in range(0, 30, 5)], offset_s=286.0)
+    acc2.finish(30.0)
+    again.close(run_report(acc2, "interrupted", 6))
+    today = json.loads(day_paths(tmp_path, date(2026, 12, 4))[0].read_text())
+    assert today["resumed"] == 1 and today["samples"] == 12 + 6
+    assert today["screen_time_s"]["tom"] == pytest.approx(55.0)  # up to the last checkpointed sample
+    assert today["screen_time_s"]["jerry"] == pytest.approx(30.0)
+    assert today["outages"] == [{"start_s": 185.0, "end_s": 285.0}]  # the time it was down
+    assert today["duration_s"] == pytest.approx(55.0 + 30.0)
+    rows = list(csv.DictReader(day_paths(tmp_path, date(2026, 12, 4))[1].open()))
+    assert len(rows) == 18 and float(rows[-1]["t_s"]) == pytest.approx(285.0 + 25.0)
