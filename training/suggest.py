@@ -23,6 +23,7 @@ from rich.progress import Progress
 
 from stream import defaults
 from stream.errors import BadInputError
+from stream.margin import uncertainty
 from training.shots import same_shot_as, signature
 
 if TYPE_CHECKING:  # both load at call time: onnxruntime, and label_server imports this module
@@ -42,15 +43,6 @@ class Suggestion:
     candidates: int  # unlabelled frames considered
     labelled: int  # frames already labelled (they count as covered)
     space: str  # what "far apart" was measured in: "backbone features" or "thumbnails"
-
-
-def uncertainty(probs: np.ndarray, multi_label: bool = False) -> np.ndarray:
-    """1 - margin, in [0, 1]. Single-label: margin between the two likeliest classes; multi-label:
-    the least sure of the independent yes/no decisions (|2p - 1| at its smallest)."""
-    if multi_label:
-        return 1.0 - np.abs(2.0 * probs - 1.0).min(axis=1)
-    top = np.sort(probs, axis=1)
-    return 1.0 - (top[:, -1] - top[:, -2])
 
 
 def choose(
