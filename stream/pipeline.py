@@ -23,41 +23,20 @@ from stream.buffer import BufferPolicy, FrameBuffer
 from stream.defaults import BATCH_SIZE, CHECKPOINT_S
 from stream.engine import Engine
 from stream.errors import OutputError, SourceConnectionError, SourceError
-from stream.modelcard import ModelCard
 from stream.preprocess import near_duplicate
 from stream.reader import FrameReader
 from stream.reconnect import ConnectionState, ReconnectPolicy
 from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
-from stream.report import RUNNING, Report, TimelineEntry, ms
+from stream.report import RUNNING, Report, TimelineEntry
 from stream.sampler import Sampler
 from stream.sinks import Sink
 from stream.smoothing import Smoother
 from stream.stats import RunState, RunStats
+from stream.verdict import to_prediction
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 2.0  # beyond the source's own timeouts, how long a stop waits for the reader's End
-
-
-def to_prediction(probs: np.ndarray, card: ModelCard, t_s: float, latency_s: float = 0.0) -> Prediction:
-    """Probabilities -> verdict. Multi-label models count every class above 0.5."""
-    top = int(np.argmax(probs))
-    label = card.classes[top]
-    if card.multi_label:
-        present = tuple(c for i, c in enumerate(card.classes) if probs[i] >= 0.5 and i != card.background)
-        if not present:
-            present = (card.classes[card.background],) if card.background is not None else (label,)
-        label = "+".join(present)  # e.g. "jerry+tom" in the timeline
-    else:
-        present = (label,)
-    return Prediction(
-        t_s=ms(t_s),
-        label=label,
-        confidence=float(probs[top]),
-        probs={c: float(p) for c, p in zip(card.classes, probs, strict=True)},
-        present=present,
-        latency_s=latency_s,
-    )
 
 
 def now_utc() -> str:

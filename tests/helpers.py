@@ -186,3 +186,37 @@ def promtool_check(exposition: str) -> None:
         ["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=30, check=False
     )
     assert result.returncode == 0, f"promtool check metrics: {result.stdout}{result.stderr}"
+
+
+def make_presence_model(path: Path, classes: Sequence[str] = CLASSES, size: tuple[int, int] = (32, 32)) -> Path:
+    """A multi-label ONNX model (independent sigmoids): class k's probability rises with one colour
+    channel of the frame's mean (neither: green, jerry: red, tom: blue), 0.5 at 40 % of full scale.
+    Grey shows all three at once, magenta jerry and tom, black none: every branch of the verdict."""
+    channel = {0: 1, 1: 2, 2: 0}  # class -> BGR channel
+    weight = np.zeros((3, len(classes)), np.float32)
+    for k in range(len(classes)):
+        weight[channel[k], k] = 10.0 / 255.0
+    bias = np.full(len(classes), -4.0, np.float32)
+    nodes = [
+        helper.make_node("Cast", ["frames"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["f"], ["mean"], axes=[1, 2], keepdims=0),
+        helper.make_node("MatMul", ["mean", "W"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "b"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["probs"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "presence",
+        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", size[1], size[0], 3])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", len(classes)])],
+        [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    card = ModelCard(
+        classes=tuple(classes), input_width=size[0], input_height=size[1], multi_label=True, screentime_version="test"
+    )
+    for key, value in card.to_metadata().items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
