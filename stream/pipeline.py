@@ -4,8 +4,9 @@ It receives its collaborators rather than building them, so a test can hand it a
 a failing sink. It consumes one ordered stream of records from its reader (frames, `Lost`,
 `Gap`, `End`) and never looks inside the reader. Whatever ends the run (end of stream, Ctrl-C,
 SIGTERM, `--duration`, a failed source) goes through the same `finally`: the accountant is
-finished and every sink closed with the report. A sink that fails is cut off and reported at
-the end (OutputError) while the others go on.
+finished and every sink closed with the report. A sink that fails is cut off while the others
+go on: an output that could not be written is reported at the end (OutputError, exit 4), any
+other exception is a bug, logged with its traceback and raised at the end.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class Pipeline:
         self.report: Report | None = None
         self.ended: str = EndReason.END_OF_STREAM
         self.failed_outputs: list[str] = []  # one line per output that failed
+        self.output_bug: Exception | None = None  # the first sink that raised something not an output error
         self._failed: set[int] = set()  # ids of sinks cut off after failing
         self.source_error: BaseException | None = None
         self._buffer: FrameBuffer | None = None  # both made by run()
@@ -167,6 +169,10 @@ class Pipeline:
             if end is None:
                 end = self._await_end(buffer)
             self._finish(end)
+        if self.output_bug is not None:  # a bug outranks what the user can fix: keep its traceback
+            if self.source_error is not None:
+                log.error("%s", self.source_error)
+            raise self.output_bug
         if self.source_error is not None:
             raise self.source_error
         if self.failed_outputs:
@@ -451,13 +457,23 @@ class Pipeline:
         return [s for s in self.sinks if id(s) not in self._failed]
 
     def _call(self, sink: Sink, method: str, *args) -> None:
-        """Call a sink; one that fails is cut off (its error kept for the exit status), the others go on."""
+        """Call a sink; one that fails is cut off and the others go on.
+
+        Only an output that could not be written (OutputError, OSError) is a user's problem: one
+        line, exit 4. Anything else is a bug in the sink: logged with its traceback and raised
+        when the run has closed its other outputs.
+        """
         if id(sink) in self._failed:
             return
         try:
             getattr(sink, method)(*args)
-        except Exception as exc:
+        except (OutputError, OSError) as exc:
             self._failed.add(id(sink))
             message = str(exc) if isinstance(exc, OutputError) else f"{type(sink).__name__}: {exc}"
             self.failed_outputs.append(message)
             log.warning("output failed, the run goes on without it: %s", message)
+        except Exception as exc:
+            self._failed.add(id(sink))
+            log.error("bug in output %s.%s; the run goes on without it", type(sink).__name__, method, exc_info=True)
+            if self.output_bug is None:
+                self.output_bug = exc
