@@ -44,7 +44,7 @@ def now_utc() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class _Halt(threading.Event):
+class Halt(threading.Event):
     """Set when this pipeline ends, or when the run's shared stop event is.
 
     Everything that waits on it polls with short timeouts, so the parent is seen promptly.
@@ -79,6 +79,7 @@ class Pipeline:
         accountant: Accountant | None = None,
         time_offset_s: float = 0.0,
         tap_every_s: float | None = None,
+        resumed: int = 0,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -86,7 +87,7 @@ class Pipeline:
         self.sampler = sampler
         self.sinks = list(sinks)
         self.stop = stop or threading.Event()  # may be shared by several pipelines: only read here
-        self._halt = _Halt(self.stop)  # this pipeline's own end, seen by its reader
+        self._halt = Halt(self.stop)  # this pipeline's own end, seen by its reader
         self.duration_s = duration_s
         self.batch_size = batch_size if not source.live else 1
         self.decode_all = decode_all  # the overlay video wants every frame
@@ -98,7 +99,7 @@ class Pipeline:
         # A resumed run carries an earlier run's accountant on; its times continue after `time_offset_s`.
         self.accountant = accountant or Accountant(self.card.classes)
         self.offset_s = time_offset_s
-        self.resumed = 0  # earlier runs whose totals this one carries on
+        self.resumed = resumed  # earlier runs whose totals this one carries on
         window = smoothing if smoothing is not None else int(self.card.smoothing.get("window", 1))
         self.smoother = Smoother(window)  # samples averaged per verdict: the flag, the model's default, or none
         self.skip_similar = skip_similar  # mean grey-level difference under which a result is reused
