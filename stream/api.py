@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import queue
 import signal
 import sys
 import threading
@@ -39,16 +38,17 @@ from stream.defaults import (
     VIEW_HOST,
 )
 from stream.engine import Engine, choose_model
-from stream.errors import BadInputError, OutputError, ScreentimeError, SourceError
-from stream.monitoring import MonitorConfig, attach, split_names
+from stream.errors import BadInputError
+from stream.monitoring import MonitorConfig, build, split_names
 from stream.pipeline import Pipeline
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.reconnect import ReconnectPolicy
 from stream.records import Prediction
 from stream.report import Report
 from stream.resume import load_previous, resumed_accountant
+from stream.run import Run
 from stream.sampler import Sampler, interval_from
-from stream.sinks import Sink
+from stream.sinks import Output, Sink
 from stream.sinks.dashboard import DashboardSink
 from stream.sinks.overlay import OverlaySink
 from stream.sinks.report_sink import ReportSink, TimelineSink
@@ -169,78 +169,107 @@ class WatchConfig:
 class Watch:
     """One run over one or more sources: iterate for predictions; `reports` is set at the end.
 
-    Each source has its own pipeline (and reader thread); all share one engine, one stop event,
-    one dashboard, one report file and one timeline (a section per source when there are
-    several). One source's permanent failure does not stop the others: the run goes on and
-    raises at the end, naming every source that failed.
+    A `stream.run.Run` owns it all: one engine, one stop event, the run-wide outputs (dashboard,
+    report file, timeline, live view, metrics, events: a section per source when there are
+    several) and a pipeline (and reader thread) per source. One source's permanent failure does
+    not stop the others: the run goes on and raises at the end, naming every source that failed.
+    Sources can be added (`add_source`) and removed (`remove_source`) while it runs.
     """
 
     def __init__(self, config: WatchConfig, stop: threading.Event | None = None, console: Console | None = None):
         config.validate()
         self.config = config
-        self.stop_event = stop or threading.Event()
         self.engine = Engine(choose_model(config.model, config.device, config.precision), config.device)
-        policy = ReconnectPolicy(max_attempts=config.max_reconnects)
-        sections = len(config.sources)
-        previous = load_previous(config.report, config.resume, sections)
-        shared: list[Sink] = []
+        self.policy = ReconnectPolicy(max_attempts=config.max_reconnects)
+        several = len(config.sources) > 1
+        self.previous = load_previous(config.report, config.resume, len(config.sources))
+        outputs: list[Output] = []
         if config.report:
-            shared.append(ReportSink(config.report, sections))
+            outputs.append(ReportSink(config.report, several))
         if config.csv:
-            shared.append(TimelineSink(config.csv, sections, append=config.resume))
-        self.pipelines: list[Pipeline] = []
-        for index, (spec, output) in enumerate(zip(config.sources, config.output_paths(), strict=True)):
-            # A file or camera sampled at an interval decodes only what it samples; the overlay needs every frame.
-            sparse = config.every_s if output is None and config.every_s > 0 else None
-            source = open_source(
-                spec,
-                timeout_s=config.timeout_s,
-                rtsp_transport=config.rtsp_transport,
-                open_timeout_s=config.open_timeout_s,
-                sparse_every_s=sparse,
-                rtsp_backend=config.rtsp_backend,
-            )
-            sinks: list[Sink] = [sink.section(index) if sections > 1 else sink for sink in shared]
-            if output is not None:
-                sinks.append(OverlaySink(output, live=source.live, segment_minutes=config.segment_minutes))
-            carried = resumed_accountant(previous[index], self.engine.card.classes) if previous else None
-            self.pipelines.append(
-                Pipeline(
-                    source,
-                    self.engine,
-                    Sampler(config.every_s),
-                    sinks,
-                    stop=self.stop_event,
-                    duration_s=config.duration_s,
-                    batch_size=config.batch_size,
-                    decode_all=output is not None,
-                    model_name=str(config.model),
-                    reconnect=policy,
-                    smoothing=config.smoothing,
-                    skip_similar=config.skip_similar,
-                    checkpoint_s=config.checkpoint_s,
-                    accountant=carried.accountant if carried else None,
-                    time_offset_s=carried.offset_s if carried else 0.0,
-                    tap_every_s=1 / config.view_fps if config.view_port is not None else None,
-                )
-            )
-            if carried:
-                self.pipelines[-1].resumed = carried.runs
+            outputs.append(TimelineSink(config.csv, several, append=config.resume))
         if config.dashboard:
-            dashboard = DashboardSink([p.stats for p in self.pipelines], console=console)
-            for pipeline in self.pipelines:
-                pipeline.sinks.append(dashboard)
-        self.view: LiveView | None = None  # the live view's server, closed when the run ends (see __iter__)
+            outputs.append(DashboardSink(console=console))
+        self.view: LiveView | None = None
         if config.view_port is not None:
             from stream.sinks.liveview import LiveView
 
-            names = [p.source.name for p in self.pipelines]
-            self.view = LiveView(names, config.view_port, config.view_host, config.view_fps)
-            for index, pipeline in enumerate(self.pipelines):
-                pipeline.sinks.append(self.view.sink(index))
-        self.monitoring = attach(config.monitor, self.pipelines, config.every_s)  # metrics, MQTT, webhook
-        self.reports: list[Report] = []
-        self.failures: dict[str, BaseException] = {}  # source name -> why it failed (or its outputs did)
+            self.view = LiveView(config.view_port, config.view_host, config.view_fps)
+            outputs.append(self.view)
+        self.monitoring = build(config.monitor, self.engine, config.every_s)  # metrics, MQTT, webhook
+        self.runner = Run(self.engine, outputs + self.monitoring.outputs, holds=self.monitoring.senders, stop=stop)
+        names = config.monitor.names or [None] * len(config.sources)
+        for index, (spec, output, name) in enumerate(zip(config.sources, config.output_paths(), names, strict=True)):
+            self.add_source(spec, name=name, output=output, index=index)
+
+    def add_source(self, spec: str, name: str | None = None, output: Path | None = None, index: int | None = None):
+        """Add a source to the run (also while it runs), with the run's options; its tag.
+
+        `output`: its own overlay video; `index`: its place in a resumed report (`--resume`)."""
+        config = self.config
+        # A file or camera sampled at an interval decodes only what it samples; the overlay needs every frame.
+        sparse = config.every_s if output is None and config.every_s > 0 else None
+        source = open_source(
+            spec,
+            timeout_s=config.timeout_s,
+            rtsp_transport=config.rtsp_transport,
+            open_timeout_s=config.open_timeout_s,
+            sparse_every_s=sparse,
+            rtsp_backend=config.rtsp_backend,
+        )
+        sinks: list[Sink] = []
+        if output is not None:
+            sinks.append(OverlaySink(output, live=source.live, segment_minutes=config.segment_minutes))
+        carried = None
+        if self.previous and index is not None:
+            carried = resumed_accountant(self.previous[index], self.engine.card.classes)
+        tag = self.runner.add_source(
+            source,
+            Sampler(config.every_s),
+            name=name,
+            sinks=sinks,
+            duration_s=config.duration_s,
+            batch_size=config.batch_size,
+            decode_all=output is not None,
+            model_name=str(config.model),
+            reconnect=self.policy,
+            smoothing=config.smoothing,
+            skip_similar=config.skip_similar,
+            checkpoint_s=config.checkpoint_s,
+            accountant=carried.accountant if carried else None,
+            time_offset_s=carried.offset_s if carried else 0.0,
+            resumed=carried.runs if carried else 0,
+            tap_every_s=1 / config.view_fps if config.view_port is not None else None,
+        )
+        return tag
+
+    def remove_source(self, tag, timeout_s: float | None = None) -> Report | None:
+        """Stop one source (a tag, or its name); its outputs get its final report, returned."""
+        if isinstance(tag, str):
+            tag = next(t for t in self.runner.tags if t.name == tag)
+        return self.runner.remove_source(tag, timeout_s)
+
+    @property
+    def pipelines(self) -> list[Pipeline]:
+        return [self.runner.pipeline(tag) for tag in self.runner.tags]
+
+    @property
+    def names(self) -> list[str]:
+        """Every source's name for the outputs (`--name`, else the masked URL or file name)."""
+        return [tag.name for tag in self.runner.tags]
+
+    @property
+    def stop_event(self) -> threading.Event:
+        return self.runner.stop_event
+
+    @property
+    def reports(self) -> list[Report]:
+        """The final report of every source that has ended, in the order the sources were added."""
+        return self.runner.reports
+
+    @property
+    def failures(self) -> dict[str, BaseException]:
+        return self.runner.failures
 
     @property
     def report(self) -> Report | None:
@@ -248,71 +277,8 @@ class Watch:
         return self.reports[0] if self.reports else None
 
     def __iter__(self) -> Iterator[Prediction]:
-        try:
-            yield from self._iterate()
-        finally:
-            if self.view is not None:  # also when a source failed before its pipeline started its sinks
-                self.view.close()
-
-    def _iterate(self) -> Iterator[Prediction]:
-        if len(self.pipelines) == 1:
-            pipeline = self.pipelines[0]
-            try:
-                yield from pipeline.run()
-            finally:
-                self.reports = [r for r in [pipeline.report] if r is not None]
-            return
-        yield from self._run_parallel()
-
-    def _run_parallel(self) -> Iterator[Prediction]:
-        """Fan-in of every source's predictions. Producers never block on a consumer that has
-        gone: puts time out and watch the stop event, so stopping early cannot deadlock."""
-        results: queue.Queue = queue.Queue(maxsize=256)
-        done = object()
-
-        def put(item: object) -> None:
-            while True:
-                try:
-                    results.put(item, timeout=0.2)
-                    return
-                except queue.Full:
-                    if self.stop_event.is_set():
-                        return
-
-        def consume(pipeline: Pipeline) -> None:
-            try:
-                for prediction in pipeline.run():
-                    put(prediction)
-            except Exception as exc:  # this source (or its outputs) failed; the others go on
-                self.failures[pipeline.source.name] = exc
-                log.error("%s", exc)
-            finally:
-                put(done)
-
-        threads = [
-            threading.Thread(target=consume, args=(p,), name=f"pipeline:{p.source.name}", daemon=True)
-            for p in self.pipelines
-        ]
-        for thread in threads:
-            thread.start()
-        finished = 0
-        try:
-            while finished < len(threads):
-                try:
-                    item = results.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if item is done:
-                    finished += 1
-                else:
-                    yield item
-        finally:
-            if finished < len(threads):  # the caller stopped iterating early
-                self.stop_event.set()
-            for thread in threads:
-                thread.join()
-            self.reports = [p.report for p in self.pipelines if p.report is not None]
-        raise_failures(self.failures, len(self.pipelines))
+        for _tag, prediction in self.runner:
+            yield prediction
 
     def run(self) -> Report:
         """Run to the end; the report of the first source (all of them are in `reports`)."""
@@ -323,29 +289,7 @@ class Watch:
 
     def stop(self) -> None:
         """Ask the run to end; the reports are still written (thread-safe)."""
-        self.stop_event.set()
-
-
-def raise_failures(failures: dict[str, BaseException], sources: int) -> None:
-    """One error naming every failed source: a source failure (exit 3) outranks an output one (4)."""
-    if not failures:
-        return
-    errors = list(failures.values())
-    if len(errors) == 1 and sources == 1:
-        raise errors[0]
-    for error in errors:
-        if not isinstance(error, ScreentimeError):  # a bug, not a user's problem: keep its traceback
-            raise error
-    if any(isinstance(e, SourceError) for e in errors):
-        kind: type[ScreentimeError] = SourceError
-    elif all(isinstance(e, OutputError) for e in errors):
-        kind = OutputError
-    elif any(isinstance(e, BadInputError) for e in errors):
-        kind = BadInputError
-    else:
-        kind = ScreentimeError
-    detail = "; ".join(str(e) for e in errors)
-    raise kind(f"{len(errors)} of {sources} sources failed: {detail}")
+        self.runner.stop()
 
 
 def watch(

@@ -1,6 +1,6 @@
 """`watch`'s monitoring outputs: Prometheus metrics, MQTT events and a webhook, built only when asked for.
 
-Their modules (and prometheus_client, paho-mqtt) are imported here, inside `attach`, so a run
+Their modules (and prometheus_client, paho-mqtt) are imported here, inside `build`, so a run
 without them loads neither. Sources are named for them by `--name`, else by the masked URL or
 the file's name: a label or a topic never carries a password or an unbounded value.
 """
@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stream.defaults import METRICS_HOST, MQTT_UPDATE_S
+from stream.engine import Engine
 from stream.errors import BadInputError
 from stream.outbox import Sender
-from stream.pipeline import Pipeline
+from stream.run import default_name
+from stream.sinks import Output
 
 if TYPE_CHECKING:
     from stream.sinks.metrics import MetricsSink
@@ -87,28 +88,23 @@ def source_names(given: Sequence[str], sources: Sequence[str], live: Sequence[bo
         return list(given)
     names: list[str] = []
     for name, is_live in zip(sources, live, strict=True):
-        base = name if is_live else Path(name).name
-        candidate, n = base, 1
-        while candidate in names:
-            n += 1
-            candidate = f"{base}-{n}"
-        names.append(candidate)
+        names.append(default_name(name, is_live, names))
     return names
 
 
 @dataclass
 class Monitoring:
-    """What `attach` built: the metrics sink (its `scrape()`, its `port`) and the event senders."""
+    """What `build` made: the run's monitoring outputs (the metrics endpoint with its `scrape()`
+    and `port`, the events) and the senders the run holds open while they run."""
 
-    names: list[str]
     metrics: MetricsSink | None = None
     senders: list[Sender] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
 
 
-def attach(config: MonitorConfig, pipelines: Sequence[Pipeline], every_s: float) -> Monitoring:
-    """Add the monitoring sinks asked for to every pipeline."""
-    names = source_names(config.names, [p.source.name for p in pipelines], [p.source.live for p in pipelines])
-    monitoring = Monitoring(names)
+def build(config: MonitorConfig, engine: Engine, every_s: float) -> Monitoring:
+    """The monitoring outputs asked for, for a run to open; each source is named when added."""
+    monitoring = Monitoring()
     if config.mqtt:
         from stream.sinks.mqtt import MqttSender, MqttTarget
 
@@ -121,15 +117,12 @@ def attach(config: MonitorConfig, pipelines: Sequence[Pipeline], every_s: float)
         from stream.sinks.event_sink import EventSink
 
         min_segment_s = every_s if config.min_segment_s is None else config.min_segment_s
-        for name, pipeline in zip(names, pipelines, strict=True):
-            sink = EventSink(name, monitoring.senders, min_segment_s, config.mqtt_update_s, JITTER * every_s)
-            pipeline.sinks.append(sink)
+        events = EventSink(monitoring.senders, min_segment_s, config.mqtt_update_s, JITTER * every_s)
+        monitoring.outputs.append(events)
     if config.metrics_port is not None:
         from stream.sinks.metrics import MetricsSink
 
-        engine = pipelines[0].engine
         metrics = MetricsSink(
-            [(name, p.stats) for name, p in zip(names, pipelines, strict=True)],
             engine.card,
             engine.path,
             engine.device_name,
@@ -137,7 +130,6 @@ def attach(config: MonitorConfig, pipelines: Sequence[Pipeline], every_s: float)
             config.metrics_port,
             monitoring.senders,
         )
-        for pipeline in pipelines:
-            pipeline.sinks.append(metrics)
+        monitoring.outputs.append(metrics)
         monitoring.metrics = metrics
     return monitoring

@@ -88,7 +88,8 @@ class Outbox:
 
 
 class Sender:
-    """One receiver shared by every source of a run: opened by the first, closed by the last.
+    """One receiver shared by every source of a run, opened and closed once by the run (a
+    context manager: `open` on entry, `close` on exit).
 
     Subclasses say how to connect, deliver one message and disconnect; this class owns the outbox
     and the thread. `_deliver` returns False, after waiting a little, while the receiver is away:
@@ -100,36 +101,37 @@ class Sender:
 
     def __init__(self, capacity: int = OUTBOX_CAPACITY) -> None:
         self.outbox = Outbox(capacity)
-        self._users = 0
-        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._deadline: float | None = None  # set when the last user closes
+        self._deadline: float | None = None  # set by close: how long a receiver that is away is waited for
 
     @property
     def connected(self) -> bool:
         return True
 
     def open(self) -> None:
-        with self._lock:
-            self._users += 1
-            if self._users > 1:
-                return
-            self._connect()
-            self._thread = threading.Thread(target=self._run, name=f"{self.kind}-sender", daemon=True)
-            self._thread.start()
+        self._connect()
+        self._thread = threading.Thread(target=self._run, name=f"{self.kind}-sender", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> Sender:
+        self.open()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def put(self, message: Message) -> None:
         self.outbox.put(message)
 
     def close(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users > 0 or self._thread is None:
-                return
-            self._deadline = time.monotonic() + DRAIN_S
-            self.outbox.close()
-            self._thread.join(DRAIN_S + 5.0)
-            self._disconnect()
+        """Deliver what is queued (waiting up to DRAIN_S for a receiver that is away), then disconnect."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._deadline = time.monotonic() + DRAIN_S
+        self.outbox.close()
+        thread.join(DRAIN_S + 5.0)
+        self._disconnect()
 
     def _run(self) -> None:
         while True:

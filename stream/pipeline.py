@@ -4,8 +4,9 @@ It receives its collaborators rather than building them, so a test can hand it a
 a failing sink. It consumes one ordered stream of records from its reader (frames, `Lost`,
 `Gap`, `End`) and never looks inside the reader. Whatever ends the run (end of stream, Ctrl-C,
 SIGTERM, `--duration`, a failed source) goes through the same `finally`: the accountant is
-finished and every sink closed with the report. A sink that fails is cut off and reported at
-the end (OutputError) while the others go on.
+finished and every sink closed with the report. A sink that fails is cut off while the others
+go on: an output that could not be written is reported at the end (OutputError, exit 4), any
+other exception is a bug, logged with its traceback and raised at the end.
 """
 
 from __future__ import annotations
@@ -23,48 +24,27 @@ from stream.buffer import BufferPolicy, FrameBuffer
 from stream.defaults import BATCH_SIZE, CHECKPOINT_S
 from stream.engine import Engine
 from stream.errors import OutputError, SourceConnectionError, SourceError
-from stream.modelcard import ModelCard
 from stream.preprocess import near_duplicate
 from stream.reader import FrameReader
 from stream.reconnect import ConnectionState, ReconnectPolicy
 from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
-from stream.report import RUNNING, Report, TimelineEntry, ms
+from stream.report import RUNNING, Report, TimelineEntry
 from stream.sampler import Sampler
 from stream.sinks import Sink
 from stream.smoothing import Smoother
 from stream.stats import RunState, RunStats
+from stream.verdict import to_prediction
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 2.0  # beyond the source's own timeouts, how long a stop waits for the reader's End
 
 
-def to_prediction(probs: np.ndarray, card: ModelCard, t_s: float, latency_s: float = 0.0) -> Prediction:
-    """Probabilities -> verdict. Multi-label models count every class above 0.5."""
-    top = int(np.argmax(probs))
-    label = card.classes[top]
-    if card.multi_label:
-        present = tuple(c for i, c in enumerate(card.classes) if probs[i] >= 0.5 and i != card.background)
-        if not present:
-            present = (card.classes[card.background],) if card.background is not None else (label,)
-        label = "+".join(present)  # e.g. "jerry+tom" in the timeline
-    else:
-        present = (label,)
-    return Prediction(
-        t_s=ms(t_s),
-        label=label,
-        confidence=float(probs[top]),
-        probs={c: float(p) for c, p in zip(card.classes, probs, strict=True)},
-        present=present,
-        latency_s=latency_s,
-    )
-
-
 def now_utc() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class _Halt(threading.Event):
+class Halt(threading.Event):
     """Set when this pipeline ends, or when the run's shared stop event is.
 
     Everything that waits on it polls with short timeouts, so the parent is seen promptly.
@@ -99,6 +79,7 @@ class Pipeline:
         accountant: Accountant | None = None,
         time_offset_s: float = 0.0,
         tap_every_s: float | None = None,
+        resumed: int = 0,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -106,7 +87,7 @@ class Pipeline:
         self.sampler = sampler
         self.sinks = list(sinks)
         self.stop = stop or threading.Event()  # may be shared by several pipelines: only read here
-        self._halt = _Halt(self.stop)  # this pipeline's own end, seen by its reader
+        self._halt = Halt(self.stop)  # this pipeline's own end, seen by its reader
         self.duration_s = duration_s
         self.batch_size = batch_size if not source.live else 1
         self.decode_all = decode_all  # the overlay video wants every frame
@@ -118,7 +99,7 @@ class Pipeline:
         # A resumed run carries an earlier run's accountant on; its times continue after `time_offset_s`.
         self.accountant = accountant or Accountant(self.card.classes)
         self.offset_s = time_offset_s
-        self.resumed = 0  # earlier runs whose totals this one carries on
+        self.resumed = resumed  # earlier runs whose totals this one carries on
         window = smoothing if smoothing is not None else int(self.card.smoothing.get("window", 1))
         self.smoother = Smoother(window)  # samples averaged per verdict: the flag, the model's default, or none
         self.skip_similar = skip_similar  # mean grey-level difference under which a result is reused
@@ -130,6 +111,7 @@ class Pipeline:
         self.report: Report | None = None
         self.ended: str = EndReason.END_OF_STREAM
         self.failed_outputs: list[str] = []  # one line per output that failed
+        self.output_bug: Exception | None = None  # the first sink that raised something not an output error
         self._failed: set[int] = set()  # ids of sinks cut off after failing
         self.source_error: BaseException | None = None
         self._buffer: FrameBuffer | None = None  # both made by run()
@@ -188,6 +170,10 @@ class Pipeline:
             if end is None:
                 end = self._await_end(buffer)
             self._finish(end)
+        if self.output_bug is not None:  # a bug outranks what the user can fix: keep its traceback
+            if self.source_error is not None:
+                log.error("%s", self.source_error)
+            raise self.output_bug
         if self.source_error is not None:
             raise self.source_error
         if self.failed_outputs:
@@ -472,13 +458,23 @@ class Pipeline:
         return [s for s in self.sinks if id(s) not in self._failed]
 
     def _call(self, sink: Sink, method: str, *args) -> None:
-        """Call a sink; one that fails is cut off (its error kept for the exit status), the others go on."""
+        """Call a sink; one that fails is cut off and the others go on.
+
+        Only an output that could not be written (OutputError, OSError) is a user's problem: one
+        line, exit 4. Anything else is a bug in the sink: logged with its traceback and raised
+        when the run has closed its other outputs.
+        """
         if id(sink) in self._failed:
             return
         try:
             getattr(sink, method)(*args)
-        except Exception as exc:
+        except (OutputError, OSError) as exc:
             self._failed.add(id(sink))
             message = str(exc) if isinstance(exc, OutputError) else f"{type(sink).__name__}: {exc}"
             self.failed_outputs.append(message)
             log.warning("output failed, the run goes on without it: %s", message)
+        except Exception as exc:
+            self._failed.add(id(sink))
+            log.error("bug in output %s.%s; the run goes on without it", type(sink).__name__, method, exc_info=True)
+            if self.output_bug is None:
+                self.output_bug = exc

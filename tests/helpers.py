@@ -7,6 +7,7 @@ fast and with a known answer: a frame's class is its dominant colour.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from stream.engine import Engine
 from stream.modelcard import ModelCard
+from stream.records import VideoInfo
 from training.synthetic import write_video
 
 # BGR colours of the classes in the colour clips: grey = neither, red = jerry, blue = tom.
@@ -186,3 +188,86 @@ def promtool_check(exposition: str) -> None:
         ["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=30, check=False
     )
     assert result.returncode == 0, f"promtool check metrics: {result.stdout}{result.stderr}"
+
+
+def make_presence_model(path: Path, classes: Sequence[str] = CLASSES, size: tuple[int, int] = (32, 32)) -> Path:
+    """A multi-label ONNX model (independent sigmoids): class k's probability rises with one colour
+    channel of the frame's mean (neither: green, jerry: red, tom: blue), 0.5 at 40 % of full scale.
+    Grey shows all three at once, magenta jerry and tom, black none: every branch of the verdict."""
+    channel = {0: 1, 1: 2, 2: 0}  # class -> BGR channel
+    weight = np.zeros((3, len(classes)), np.float32)
+    for k in range(len(classes)):
+        weight[channel[k], k] = 10.0 / 255.0
+    bias = np.full(len(classes), -4.0, np.float32)
+    nodes = [
+        helper.make_node("Cast", ["frames"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["f"], ["mean"], axes=[1, 2], keepdims=0),
+        helper.make_node("MatMul", ["mean", "W"], ["logits0"]),
+        helper.make_node("Add", ["logits0", "b"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["probs"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "presence",
+        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", size[1], size[0], 3])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", len(classes)])],
+        [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    card = ModelCard(
+        classes=tuple(classes), input_width=size[0], input_height=size[1], multi_label=True, screentime_version="test"
+    )
+    for key, value in card.to_metadata().items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
+
+
+class ScriptedSource:
+    """A file-like source played from a script in memory: (t_s, colour label) per picture, no
+    decoder and no sleeps. With `gate`, it holds before picture `hold_at` until the gate is set
+    (a run's state at that point is then known to the test)."""
+
+    live = False
+    reconnectable = False
+
+    def __init__(
+        self,
+        name: str,
+        script: Sequence[tuple[float, int]],
+        size: tuple[int, int] = (64, 48),
+        gate: threading.Event | None = None,
+        hold_at: int = 0,
+    ) -> None:
+        self.name = name
+        self.script = list(script)
+        self.size = size
+        self.gate, self.hold_at = gate, hold_at
+        self._next = 0
+        self.closed = False
+
+    def open(self) -> VideoInfo:
+        return VideoInfo(self.size[0], self.size[1], None, len(self.script), live=False)
+
+    def grab(self) -> float | None:
+        if self.gate is not None and self._next == self.hold_at:
+            self.gate.wait()
+        if self._next >= len(self.script):
+            return None
+        self._next += 1
+        return self.script[self._next - 1][0]
+
+    def retrieve(self) -> np.ndarray:
+        return color_frame(self.script[self._next - 1][1], self.size)
+
+    def clock(self) -> float:
+        return 0.0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def script(scenes: Sequence[tuple[int, float, float]], fps: float) -> list[tuple[float, int]]:
+    """Pictures at `fps` through scenes (label, start_s, end_s)."""
+    return [(round(i / fps, 6), label) for label, a, b in scenes for i in range(round(a * fps), round(b * fps))]

@@ -34,6 +34,7 @@ import numpy as np
 
 from stream.atomic import atomic_write_text
 from stream.errors import BadInputError, LabelError
+from stream.verdict import verdict
 from training.extract import FRAMES_CSV, LABELS_CSV, read_timestamps
 from training.labels import _frame_number, parse_class
 from training.shots import same_shot, signature
@@ -197,11 +198,11 @@ class Predictor:
             return {n: hit for n in paths if (hit := self._cache.get(n))}
 
     def _guess(self, probs: np.ndarray) -> dict[str, Any]:
-        if self.engine.card.multi_label:  # independent sigmoids: each class is its own yes/no decision
-            ids = [int(i) for i in np.flatnonzero(probs >= 0.5)] or [int(np.argmax(probs))]
+        """The classes `watch` would count on this frame (`stream.verdict`), and how sure the model is."""
+        ids = list(verdict(probs, self.engine.card))
+        if self.engine.card.multi_label:  # independent sigmoids: the least sure yes/no decision
             return {"classes": ids, "conf": float(np.min(np.maximum(probs, 1 - probs)))}
-        best = int(np.argmax(probs))
-        return {"classes": [best], "conf": float(probs[best])}
+        return {"classes": ids, "conf": float(probs[ids[0]])}
 
 
 class Suggestions:

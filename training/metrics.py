@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from stream.verdict import VerdictRule, verdict
+
 
 def confusion(true: Sequence[int], pred: Sequence[int], n_classes: int) -> np.ndarray:
     """Rows are true classes, columns predicted."""
@@ -33,15 +35,6 @@ def summarize(true: Sequence[int], pred: Sequence[int], classes: Sequence[str]) 
         "per_class": per_class,
         "confusion": matrix.tolist(),
     }
-
-
-def present_ids(probs: np.ndarray, background: int | None, threshold: float = 0.5) -> list[tuple[int, ...]]:
-    """Multi-label verdicts: every character above the threshold, else the background alone."""
-    out = []
-    for row in probs:
-        ids = tuple(int(i) for i in np.flatnonzero(row >= threshold) if i != background)
-        out.append(ids or ((background,) if background is not None else (int(np.argmax(row)),)))
-    return out
 
 
 def summarize_sets(true: Sequence[tuple[int, ...]], pred: Sequence[tuple[int, ...]], classes: Sequence[str]) -> dict:
@@ -97,11 +90,13 @@ def verdicts(
 ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """(true, predicted) class sets per frame, as `train` and `evaluate` both score them.
     Single-label: one class each (the label's first, the argmax). Multi-label: the characters
-    on the frame (the background only where none is), and every class above 0.5."""
+    on the frame (the background only where none is). Predicted: `stream.verdict`, the rule
+    `watch` counts by."""
+    rule = VerdictRule(multi_label, background)
+    predicted = [verdict(row, rule) for row in probs]
     if multi_label:
-        truth = [tuple(c for c in lab if c != background) or tuple(lab) for lab in labels]
-        return truth, present_ids(probs, background)
-    return [(lab[0],) for lab in labels], [(int(c),) for c in probs.argmax(axis=1)]
+        return [tuple(c for c in lab if c != background) or tuple(lab) for lab in labels], predicted
+    return [(lab[0],) for lab in labels], predicted
 
 
 def score(

@@ -15,10 +15,11 @@ import numpy as np
 from stream.accounting import Accountant
 from stream.batch.decode import VideoRecord
 from stream.modelcard import ModelCard
-from stream.pipeline import now_utc, to_prediction
+from stream.pipeline import now_utc
 from stream.records import EndReason
 from stream.report import Report, TimelineEntry
 from stream.smoothing import Smoother
+from stream.verdict import to_prediction
 
 
 def tally(

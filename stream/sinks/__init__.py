@@ -8,10 +8,17 @@ stream is lost (`Lost`) or back (`Gap`), in order with the samples and on their 
 `tick(stats)` about once a second whether or not samples come (a camera that is down),
 `close(report)` once.
 A sink that cannot write raises (OutputError); the pipeline cuts it off and the others go on.
+
+Sinks belong to one source's pipeline (the overlay video). Outputs that a whole run shares
+(report, timeline, dashboard, metrics, live view, events) are `Output`s: the run (`stream.run`)
+opens each once and closes it once (they are context managers), tells it when a source joins
+(`added`) and leaves (`removed`, with the source's final report), and hands it every record
+tagged with its source. An output never counts who uses it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from stream.modelcard import ModelCard
@@ -64,3 +71,51 @@ class BaseSink:
 
     def __exit__(self, *exc) -> None:
         self.close(None)
+
+
+@dataclass(frozen=True)
+class SourceTag:
+    """Which source of a run a record belongs to: `key` numbers sources in the order they were
+    added (never reused), `name` is its name for outputs (`--name`, else the masked URL or file
+    name), `source` the source's own name (masked URL or path as given)."""
+
+    key: int
+    name: str
+    source: str
+    live: bool
+
+
+class Output:
+    """A run-wide output; no-op defaults so each implements only what it uses.
+
+    `__enter__` opens it (a server thread, a live display, a file) and `__exit__` closes it, once
+    each, by the run. A call raising OutputError or OSError cuts the output off (exit 4); any
+    other exception is a bug, raised at the end of the run.
+    """
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def added(self, tag: SourceTag, stats) -> None:
+        pass
+
+    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats) -> None:
+        pass
+
+    def frame(self, tag: SourceTag, frame: Frame, prediction: Prediction | None) -> None:
+        pass
+
+    def control(self, tag: SourceTag, item: Lost | Gap) -> None:
+        pass
+
+    def checkpoint(self, tag: SourceTag, report: Report) -> None:
+        pass
+
+    def tick(self, tag: SourceTag, stats) -> None:
+        pass
+
+    def removed(self, tag: SourceTag, report: Report | None) -> None:
+        """The source has left the run; `report` is its final report (None: it never started)."""

@@ -10,8 +10,6 @@ watching a wall of cameras asks first.
 
 from __future__ import annotations
 
-import threading
-
 from rich.bar import Bar
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -20,10 +18,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from stream.modelcard import ModelCard
-from stream.records import VideoInfo
 from stream.report import Report
-from stream.sinks import BaseSink
+from stream.sinks import Output, SourceTag
 from stream.stats import RunStats
 from stream.strip import Cell
 
@@ -136,38 +132,33 @@ def summary(report: Report) -> RenderableType:
     return table
 
 
-class DashboardSink(BaseSink):
-    """One live display for the run: a panel per source. Shared by the sources' pipelines, so it
-    starts with the first of them and ends, printing every summary, with the last."""
+class DashboardSink(Output):
+    """One live display for the run: a panel per source, in the order they were added. Opened
+    with the run; at its end the display stops and every source's summary is printed."""
 
-    def __init__(
-        self, stats: RunStats | list[RunStats], console: Console | None = None, refresh_per_second: float = 4
-    ) -> None:
-        self.stats = stats if isinstance(stats, list) else [stats]
+    def __init__(self, console: Console | None = None, refresh_per_second: float = 4) -> None:
+        self.stats: dict[int, RunStats] = {}
         self.console = console or Console()
         self._live = Live(
-            get_renderable=lambda: Group(*(render(s) for s in self.stats)),
+            get_renderable=lambda: Group(*(render(s) for s in list(self.stats.values()))),
             console=self.console,
             refresh_per_second=refresh_per_second,
             transient=True,
         )
-        self._lock = threading.Lock()
-        self._running = 0
         self._reports: list[Report] = []
 
-    def start(self, info: VideoInfo, card: ModelCard) -> None:
-        with self._lock:
-            if self._running == 0:
-                self._live.start()
-            self._running += 1
+    def __enter__(self) -> DashboardSink:
+        self._live.start()
+        return self
 
-    def close(self, report: Report | None) -> None:
-        with self._lock:
-            if report is not None:
-                self._reports.append(report)
-            self._running -= 1
-            if self._running > 0:
-                return
-            self._live.stop()
-            for finished in self._reports:
-                self.console.print(summary(finished))
+    def added(self, tag: SourceTag, stats: RunStats) -> None:
+        self.stats[tag.key] = stats
+
+    def removed(self, tag: SourceTag, report: Report | None) -> None:
+        if report is not None:
+            self._reports.append(report)
+
+    def __exit__(self, *exc) -> None:
+        self._live.stop()
+        for finished in self._reports:
+            self.console.print(summary(finished))

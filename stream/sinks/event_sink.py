@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from stream.events import Event, EventTracker, SegmentState
-from stream.modelcard import ModelCard
 from stream.outbox import Message, Sender
-from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
+from stream.records import Frame, Gap, Lost, Prediction
 from stream.report import Report, ms
-from stream.sinks import BaseSink
+from stream.sinks import Output, SourceTag
 from stream.stats import RunState, RunStats
 
 ONLINE, RECONNECTING, OFFLINE = "online", "reconnecting", "offline"
@@ -40,8 +39,35 @@ def wall_iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class EventSink(BaseSink):
-    """Events of one source, for every sender given (MQTT, webhook)."""
+class EventSink(Output):
+    """Every source's events, for every sender given (MQTT, webhook); the senders themselves are
+    opened and closed by the run."""
+
+    def __init__(
+        self, senders: Sequence[Sender], min_segment_s: float, update_s: float, tolerance_s: float = 0.0
+    ) -> None:
+        self._make = lambda name: SourceEvents(name, senders, min_segment_s, update_s, tolerance_s)
+        self._sources: dict[int, SourceEvents] = {}
+
+    def added(self, tag: SourceTag, stats: RunStats) -> None:
+        self._sources[tag.key] = events = self._make(tag.name)
+        events.start(tag.live)
+
+    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
+        self._sources[tag.key].update(prediction, stats)
+
+    def control(self, tag: SourceTag, item: Lost | Gap) -> None:
+        self._sources[tag.key].control(item)
+
+    def tick(self, tag: SourceTag, stats: RunStats) -> None:
+        self._sources[tag.key].tick(stats)
+
+    def removed(self, tag: SourceTag, report: Report | None) -> None:
+        self._sources.pop(tag.key).close(report)
+
+
+class SourceEvents:
+    """Events of one source: its segments, state and totals as messages."""
 
     def __init__(
         self, name: str, senders: Sequence[Sender], min_segment_s: float, update_s: float, tolerance_s: float = 0.0
@@ -57,14 +83,12 @@ class EventSink(BaseSink):
         self._state: str | None = None
         self._totals_at = 0.0  # monotonic time of the last totals message
 
-    # -- the pipeline's calls -------------------------------------------------------------------
+    # -- the run's calls ------------------------------------------------------------------------
 
-    def start(self, info: VideoInfo, card: ModelCard) -> None:
-        for sender in self.senders:
-            sender.open()
-        self._publish_state(RECONNECTING if info.live else ONLINE)
+    def start(self, live: bool) -> None:
+        self._publish_state(RECONNECTING if live else ONLINE)
 
-    def update(self, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
+    def update(self, prediction: Prediction, stats: RunStats) -> None:
         if self._epoch0 is None:  # capture time on the wall clock: now, less the time the frame took to be counted
             self._epoch0 = time.time() - prediction.latency_s - prediction.t_s
         self._publish_state(ONLINE)
@@ -83,14 +107,10 @@ class EventSink(BaseSink):
         self._totals(stats)
 
     def close(self, report: Report | None) -> None:
-        try:
-            self._events(self.tracker.finish(report.end_s if report is not None else None))
-            if report is not None:
-                self._send(Message(f"{self.topic}/totals", self._totals_json(report), retain=True))
-            self._publish_state(OFFLINE)
-        finally:
-            for sender in self.senders:
-                sender.close()
+        self._events(self.tracker.finish(report.end_s if report is not None else None))
+        if report is not None:
+            self._send(Message(f"{self.topic}/totals", self._totals_json(report), retain=True))
+        self._publish_state(OFFLINE)
 
     # -- messages -------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ A page at `/` shows one tile per source; each tile is an `<img>` on `/stream/<i>
 (`multipart/x-mixed-replace`, which every browser plays without a script). Bound to 127.0.0.1
 unless asked otherwise: the picture of a camera is not something to publish by default.
 
-The analysis never waits for a viewer. A source's sink only swaps a reference to its newest
+The analysis never waits for a viewer. Each sample only swaps a reference to its newest
 frame (and the prediction and totals to draw on it); nothing queues. Drawing and JPEG encoding
 happen in the HTTP threads, at most `fps` times a second per source and only while someone
 watches; viewers of the same source share one encode per frame. A slow viewer misses frames,
@@ -18,7 +18,6 @@ import html
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
@@ -26,10 +25,8 @@ import numpy as np
 
 from stream.defaults import VIEW_FPS, VIEW_HOST
 from stream.errors import BadInputError
-from stream.modelcard import ModelCard
-from stream.records import Frame, Prediction, VideoInfo
-from stream.report import Report
-from stream.sinks import BaseSink
+from stream.records import Frame, Prediction
+from stream.sinks import Output, SourceTag
 from stream.sinks.overlay import annotate
 
 log = logging.getLogger(__name__)
@@ -102,41 +99,17 @@ def encode(image: np.ndarray) -> bytes | None:
     return data.tobytes() if ok else None
 
 
-class TileSink(BaseSink):
-    """One source's side of the live view: keeps the newest frame, draws nothing itself."""
+class LiveView(Output):
+    """The HTTP server of the live view, one for the run.
 
-    def __init__(self, view: LiveView, tile: Tile) -> None:
-        self.view = view
-        self.tile = tile
-
-    def start(self, info: VideoInfo, card: ModelCard) -> None:
-        self.view.opened()
-
-    def update(self, prediction: Prediction, frame: Frame, stats) -> None:
-        self.tile.label(prediction, stats.totals)
-        if frame.image is not None:
-            self.tile.offer(frame.image, frame.t_s)
-
-    def frame(self, frame: Frame, prediction: Prediction | None) -> None:
-        if frame.image is not None:
-            self.tile.offer(frame.image, frame.t_s)
-
-    def close(self, report: Report | None) -> None:
-        self.view.closed()
-
-
-class LiveView:
-    """The HTTP server of the live view, shared by every source's pipeline.
-
-    It listens from construction, so a port in use fails before any work; it serves from the
-    first pipeline's start until every source's sink has closed, or until its owner (`Watch`,
-    at the end of the run, whatever happened) calls `close`, which joins every thread it started.
+    It listens from construction, so a port in use fails before any work; it serves while the
+    run is open, and closing it (the run's end, whatever happened) joins every thread it started.
     """
 
-    def __init__(self, names: Sequence[str], port: int, host: str = VIEW_HOST, fps: float = VIEW_FPS) -> None:
+    def __init__(self, port: int, host: str = VIEW_HOST, fps: float = VIEW_FPS) -> None:
         if fps <= 0:
             raise BadInputError("--view-fps must be > 0")
-        self.tiles = [Tile(name) for name in names]
+        self.tiles: list[Tile] = []  # one per source, in the order added; `/stream/<i>.mjpg` is tile i
         self.interval_s = 1.0 / fps
         self.stopping = threading.Event()
         try:
@@ -146,7 +119,7 @@ class LiveView:
         self.server.daemon_threads = False  # so server_close() joins the viewers' threads: nothing left hanging
         self.server.block_on_close = True
         self._lock = threading.Lock()
-        self._closed_sinks = 0
+        self._tile_of: dict[int, Tile] = {}  # source key -> its tile
         self._thread: threading.Thread | None = None
 
     @property
@@ -158,22 +131,32 @@ class LiveView:
         host, port = self.server.server_address[:2]
         return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
 
-    def sink(self, index: int) -> TileSink:
-        return TileSink(self, self.tiles[index])
-
-    def opened(self) -> None:
+    def __enter__(self) -> LiveView:
         with self._lock:
             if self._thread is None and not self.stopping.is_set():
                 self._thread = threading.Thread(target=self.server.serve_forever, name="liveview", daemon=True)
                 self._thread.start()
                 log.info("live view: %s", self.url)
+        return self
 
-    def closed(self) -> None:
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def added(self, tag: SourceTag, stats) -> None:
+        """A tile for the source; it stays (with its last picture) after the source has ended."""
         with self._lock:
-            self._closed_sinks += 1
-            last = self._closed_sinks >= len(self.tiles)
-        if last:
-            self.close()
+            self._tile_of[tag.key] = tile = Tile(tag.source)
+            self.tiles.append(tile)
+
+    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats) -> None:
+        tile = self._tile_of[tag.key]
+        tile.label(prediction, stats.totals)
+        if frame.image is not None:
+            tile.offer(frame.image, frame.t_s)
+
+    def frame(self, tag: SourceTag, frame: Frame, prediction: Prediction | None) -> None:
+        if frame.image is not None:
+            self._tile_of[tag.key].offer(frame.image, frame.t_s)
 
     def close(self) -> None:
         """Stop serving, end every viewer's stream and join their threads (idempotent)."""

@@ -24,9 +24,8 @@ from prometheus_client.registry import Collector
 from stream.errors import BadInputError
 from stream.modelcard import ModelCard
 from stream.outbox import Sender
-from stream.records import Frame, Prediction, VideoInfo
-from stream.report import Report
-from stream.sinks import BaseSink
+from stream.records import Frame, Prediction
+from stream.sinks import Output, SourceTag
 from stream.stats import RunState, RunStats
 from stream.version import __version__
 
@@ -85,11 +84,16 @@ class RunCollector(Collector):
     def __init__(
         self, sources: Sequence[tuple[str, RunStats]], info: dict[str, str], senders: Sequence[Sender] = ()
     ) -> None:
-        self.sources = list(sources)
+        self.sources = list(sources)  # (name, stats) per source, in the order added
         self.info = info
         self.senders = list(senders)
         self._high: dict[tuple[str, tuple[str, ...]], float] = {}
         self._lock = threading.Lock()
+
+    def add(self, name: str, stats: RunStats) -> None:
+        """A source joined the run: its series appear from the next scrape."""
+        with self._lock:
+            self.sources.append((name, stats))
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -157,14 +161,12 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-class MetricsSink(BaseSink):
-    """The run's `/metrics` endpoint, shared by every source's pipeline (started by the first,
-    stopped by the last). The port is bound when the sink is made, so a taken port is bad input
-    before any work starts."""
+class MetricsSink(Output):
+    """The run's `/metrics` endpoint, served from the run's start to its end. The port is bound
+    when the output is made, so a taken port is bad input before any work starts."""
 
     def __init__(
         self,
-        sources: Sequence[tuple[str, RunStats]],
         card: ModelCard,
         model: Path,
         device: str,
@@ -174,7 +176,7 @@ class MetricsSink(BaseSink):
     ) -> None:
         self.registry = CollectorRegistry()
         info = {"model": model.name, "model_version": card.screentime_version, "device": device, "version": __version__}
-        self.collector = RunCollector(sources, info, senders)
+        self.collector = RunCollector([], info, senders)
         self.registry.register(self.collector)
         self.latency = Histogram(
             PREFIX + "latency_seconds",
@@ -190,8 +192,7 @@ class MetricsSink(BaseSink):
             registry=self.registry,
             buckets=INFERENCE_BUCKETS,
         )
-        self._names = {id(stats): name for name, stats in sources}
-        self._inferences: dict[int, int] = {id(stats): stats.inferences for _, stats in sources}
+        self._inferences: dict[int, int] = {}  # per source key: model runs already observed
         server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
         try:
             self._server = make_server(host, port, make_wsgi_app(self.registry), server_class, handler_class=_Quiet)
@@ -199,34 +200,29 @@ class MetricsSink(BaseSink):
             raise BadInputError(f"--metrics-port {port} on {host}: {exc.strerror or exc}") from None
         self.host = host
         self.port = self._server.server_port
-        self._users = 0
-        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def start(self, info: VideoInfo, card: ModelCard) -> None:
-        with self._lock:
-            self._users += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
-                self._thread.start()
+    def __enter__(self) -> MetricsSink:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
+        self._thread.start()
+        return self
 
-    def update(self, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
-        name = self._names[id(stats)]
-        if stats.live:
-            self.latency.labels(name).observe(prediction.latency_s)
-        if stats.inferences > self._inferences[id(stats)]:  # a model run, not a reused result
-            self._inferences[id(stats)] = stats.inferences
-            self.inference.labels(name).observe(stats.inference_s)
+    def added(self, tag: SourceTag, stats: RunStats) -> None:
+        self._inferences[tag.key] = stats.inferences
+        self.collector.add(tag.name, stats)
 
-    def close(self, report: Report | None) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users > 0:
-                return
-            if self._thread is not None:
-                self._server.shutdown()
-                self._thread = None
-            self._server.server_close()
+    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
+        if tag.live:
+            self.latency.labels(tag.name).observe(prediction.latency_s)
+        if stats.inferences > self._inferences[tag.key]:  # a model run, not a reused result
+            self._inferences[tag.key] = stats.inferences
+            self.inference.labels(tag.name).observe(stats.inference_s)
+
+    def __exit__(self, *exc) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread = None
+        self._server.server_close()
 
     def scrape(self) -> str:
         """The exposition as a scrape would get it (also after the run, when the server is gone)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import threading
 import time
 from pathlib import Path
 from typing import TextIO
@@ -21,7 +20,7 @@ from stream.defaults import FLUSH_S
 from stream.errors import OutputError
 from stream.records import Frame, Prediction
 from stream.report import Report
-from stream.sinks import BaseSink
+from stream.sinks import Output, SourceTag
 
 TIMELINE_HEADER = ["t_s", "class", "confidence"]
 
@@ -73,153 +72,88 @@ class TimelineWriter:
             self._file.close()
 
 
-class _Shared(BaseSink):
-    """A sink shared by several sources' pipelines: each gets a `section(i)`; a single-source run
-    uses the sink itself as section 0. A failure is kept and raised to every section's pipeline."""
-
-    def __init__(self, sections: int = 1) -> None:
-        self._sections = sections
-        self._open = 0
-        self._lock = threading.Lock()
-        self._error: OutputError | None = None
-
-    def section(self, index: int) -> _Section:
-        return _Section(self, index)
-
-    def start(self, info, card) -> None:
-        self.open_section()
-
-    def update(self, prediction: Prediction, frame: Frame, stats) -> None:
-        self.record(stats.source, prediction)
-
-    def checkpoint(self, report: Report) -> None:
-        self.write(0, report, final=False)
-
-    def close(self, report: Report | None) -> None:
-        self.write(0, report, final=True)
-
-    def open_section(self) -> None:
-        with self._lock:
-            self._open += 1
-            if self._error is None:
-                self._guard(self._on_open)
-            self._raise()
-
-    def record(self, source: str, prediction: Prediction) -> None:
-        with self._lock:
-            if self._error is None:
-                self._guard(self._on_record, source, prediction)
-            self._raise()
-
-    def write(self, index: int, report: Report | None, final: bool) -> None:
-        with self._lock:
-            if final:
-                self._open -= 1
-            if self._error is None:
-                self._guard(self._on_write, index, report, final, self._open <= 0)
-            self._raise()
-
-    def _on_open(self) -> None:
-        pass
-
-    def _on_record(self, source: str, prediction: Prediction) -> None:
-        pass
-
-    def _on_write(self, index: int, report: Report | None, final: bool, last: bool) -> None:
-        pass
-
-    def _guard(self, method, *args) -> None:
-        try:
-            method(*args)
-        except OSError as exc:
-            self._error = _failure(self.what, self.path, exc)
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
+def _guarded(what: str, path: Path, call, *args) -> None:
+    """Run a write; an OSError becomes one OutputError line naming the file."""
+    try:
+        call(*args)
+    except OSError as exc:
+        raise _failure(what, path, exc) from None
 
 
-class ReportSink(_Shared):
-    """The JSON report: replaced atomically at every checkpoint and at the end.
+class ReportSink(Output):
+    """The JSON report: replaced atomically at every checkpoint and whenever a source ends.
 
-    With several sources it holds every section as it stands: `{"sources": [...]}` in source order.
+    With `several` sources it holds every section as it stands, `{"sources": [...]}` in the order
+    the sources were added; a source removed from the run keeps its final section.
     """
 
     what = "report"
 
-    def __init__(self, path: Path, sections: int = 1) -> None:
-        super().__init__(sections)
+    def __init__(self, path: Path, several: bool = False) -> None:
         self.path = path
-        self._reports: list[Report | None] = [None] * sections
+        self.several = several
+        self._reports: dict[int, Report | None] = {}
 
-    def _on_write(self, index: int, report: Report | None, final: bool, last: bool) -> None:
+    def added(self, tag: SourceTag, stats) -> None:
+        self._reports[tag.key] = None
+
+    def checkpoint(self, tag: SourceTag, report: Report) -> None:
+        self._write(tag, report)
+
+    def removed(self, tag: SourceTag, report: Report | None) -> None:
+        self._write(tag, report)
+
+    def _write(self, tag: SourceTag, report: Report | None) -> None:
         if report is None:
             return
-        self._reports[index] = report
-        if len(self._reports) == 1:
+        self._reports[tag.key] = report
+        if not self.several:
             text = report_json(report)
         else:
-            done = [r.to_dict() for r in self._reports if r is not None]
+            done = [r.to_dict() for r in self._reports.values() if r is not None]
             text = json.dumps({"sources": done}, indent=2) + "\n"
-        atomic_write_text(self.path, text)
+        _guarded(self.what, self.path, atomic_write_text, self.path, text)
 
 
-class TimelineSink(_Shared):
-    """The timeline CSV, one row per sample, appended and fsynced as the run goes."""
+class TimelineSink(Output):
+    """The timeline CSV, one row per sample, appended and fsynced as the run goes; opened when
+    the run starts and closed when it ends. With `several` sources each row names its source."""
 
     what = "timeline"
 
-    def __init__(self, path: Path, sections: int = 1, append: bool = False) -> None:
-        super().__init__(sections)
+    def __init__(self, path: Path, several: bool = False, append: bool = False) -> None:
         self.path = path
+        self.several = several
         self.append = append  # a resumed run continues the timeline instead of starting it again
         self._writer: TimelineWriter | None = None
 
-    def _on_open(self) -> None:
-        if self._writer is None:
-            self._writer = TimelineWriter(self.path, self._sections > 1, append=self.append)
+    def __enter__(self) -> TimelineSink:
+        self._writer = TimelineWriter(self.path, self.several, append=self.append)
+        return self
+
+    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats) -> None:
+        _guarded(self.what, self.path, self._on_record, tag.source, prediction)
 
     def _on_record(self, source: str, prediction: Prediction) -> None:
         if self._writer is not None:
             self._writer.append(source, prediction)
 
-    def tick(self, stats) -> None:
+    def tick(self, tag: SourceTag, stats) -> None:
         """Rows written just before a pause in samples (an outage) reach the disk on time too."""
-        with self._lock:
-            if self._error is None and self._writer is not None:
-                self._guard(self._writer.flush_if_due)
-            self._raise()
+        if self._writer is not None:
+            _guarded(self.what, self.path, self._writer.flush_if_due)
 
-    def _on_write(self, index: int, report: Report | None, final: bool, last: bool) -> None:
-        if self._writer is None:
-            return
-        if final and last:
-            writer, self._writer = self._writer, None
-            writer.close()
-        else:
-            self._writer.flush()
+    def checkpoint(self, tag: SourceTag, report: Report) -> None:
+        if self._writer is not None:
+            _guarded(self.what, self.path, self._writer.flush)
 
+    def removed(self, tag: SourceTag, report: Report | None) -> None:
+        self.checkpoint(tag, report)
 
-class _Section(BaseSink):
-    """The part of a shared sink that belongs to one source's pipeline."""
-
-    def __init__(self, sink: _Shared, index: int) -> None:
-        self._sink, self._index = sink, index
-
-    def start(self, info, card) -> None:
-        self._sink.open_section()
-
-    def update(self, prediction: Prediction, frame: Frame, stats) -> None:
-        self._sink.record(stats.source, prediction)
-
-    def checkpoint(self, report: Report) -> None:
-        self._sink.write(self._index, report, final=False)
-
-    def tick(self, stats) -> None:
-        self._sink.tick(stats)
-
-    def close(self, report: Report | None) -> None:
-        self._sink.write(self._index, report, final=True)
+    def __exit__(self, *exc) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            _guarded(self.what, self.path, writer.close)
 
 
 __all__ = ["ReportSink", "TimelineSink", "TimelineWriter", "report_json"]

@@ -220,7 +220,7 @@ def test_metrics_scraped_during_a_live_run_grow_and_end_on_the_report(
     for key, value in before.items():
         if key[0].endswith("_total") or key[0].endswith(("_count", "_sum")):
             assert after[key] >= value, key
-    name = next(iter(run.monitoring.names))
+    name = run.names[0]
     tom = ("screentime_screen_seconds_total", (("class", "tom"), ("source", name)))
     assert after[tom] > before[tom]
     latency = ("screentime_latency_seconds_count", (("source", name),))

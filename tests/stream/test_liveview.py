@@ -1,4 +1,4 @@
-"""The live view's server on its own: real HTTP on loopback, real JPEGs, frames fed through its sink."""
+"""The live view's server on its own: real HTTP on loopback, real JPEGs, frames fed as a run feeds it."""
 
 from __future__ import annotations
 
@@ -12,13 +12,10 @@ import numpy as np
 import pytest
 
 from stream.errors import BadInputError
-from stream.modelcard import ModelCard
-from stream.records import Frame, Prediction, VideoInfo
+from stream.records import Frame, Prediction
+from stream.sinks import SourceTag
 from stream.sinks.liveview import LiveView
 from tests.helpers import color_frame, decode_jpeg, mjpeg_parts
-
-CARD = ModelCard(classes=("neither", "jerry", "tom"), input_width=32, input_height=32, screentime_version="test")
-INFO = VideoInfo(320, 240, 25.0, None, live=True)
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -33,20 +30,32 @@ def view_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "liveview" or "process_request" in t.name]
 
 
-def feed(sink, label: int, stop: threading.Event, fps: float = 50) -> None:
+def tag(key: int, name: str = "cam") -> SourceTag:
+    return SourceTag(key, name, name, live=True)
+
+
+def make_view(names: list[str], **kwargs) -> LiveView:
+    """A view with a tile per name, as a run makes it: made, sources added, then opened."""
+    view = LiveView(**kwargs)
+    for key, name in enumerate(names):
+        view.added(tag(key, name), None)
+    return view
+
+
+def feed(view: LiveView, label: int, stop: threading.Event, fps: float = 50) -> None:
     """A camera faster than the view: a new frame every 1/fps s, until stopped."""
     t = 0.0
     while not stop.is_set():
-        sink.frame(Frame(color_frame(label, (320, 240)), t, int(t * fps)), None)
+        view.frame(tag(0), Frame(color_frame(label, (320, 240)), t, int(t * fps)), None)
         t += 1 / fps
         time.sleep(1 / fps)
 
 
 def test_page_has_a_tile_per_source_and_unknown_paths_are_404():
-    view = LiveView(["rtsp://user:***@cam/1", "<b>clip</b>.mp4"], port=0)
+    view = make_view(["rtsp://user:***@cam/1", "<b>clip</b>.mp4"], port=0)
     try:
         assert view.server.server_address[0] == "127.0.0.1"  # not published beyond this machine by default
-        view.sink(0).start(INFO, CARD)
+        view.__enter__()
         status, page = get(view.url)
         text = page.decode()
         assert status == 200
@@ -59,16 +68,16 @@ def test_page_has_a_tile_per_source_and_unknown_paths_are_404():
 
 
 def test_viewer_gets_the_newest_annotated_picture_at_the_capped_rate():
-    view = LiveView(["cam"], port=0, fps=4)
-    sink = view.sink(0)
-    sink.start(INFO, CARD)
-    sink.update(
+    view = make_view(["cam"], port=0, fps=4)
+    view.__enter__()
+    view.update(
+        tag(0),
         Prediction(t_s=0.0, label="jerry", confidence=0.9),
         Frame(None, 0.0, 0),
         type("Stats", (), {"totals": {"jerry": 1.0}})(),
     )
     stop = threading.Event()
-    feeder = threading.Thread(target=feed, args=(sink, 1, stop), daemon=True)
+    feeder = threading.Thread(target=feed, args=(view, 1, stop), daemon=True)
     feeder.start()
     try:
         parts = mjpeg_parts(view.url + "stream/0.mjpg", seconds=2.5)
@@ -87,7 +96,7 @@ def test_viewer_gets_the_newest_annotated_picture_at_the_capped_rate():
 
 
 def test_an_older_frame_never_replaces_a_newer_one():
-    view = LiveView(["cam"], port=0)
+    view = make_view(["cam"], port=0)
     try:
         tile = view.tiles[0]
         assert tile.jpeg(0, 0.1) is None  # nothing to show yet: the viewer waits
@@ -101,10 +110,9 @@ def test_an_older_frame_never_replaces_a_newer_one():
 
 
 def test_close_ends_open_streams_and_joins_every_thread():
-    view = LiveView(["cam"], port=0, fps=10)
-    sink = view.sink(0)
-    sink.start(INFO, CARD)
-    sink.frame(Frame(color_frame(1), 0.0, 0), None)
+    view = make_view(["cam"], port=0, fps=10)
+    view.__enter__()
+    view.frame(tag(0), Frame(color_frame(1), 0.0, 0), None)
     ended = threading.Event()
 
     def watch_forever() -> None:
@@ -115,7 +123,7 @@ def test_close_ends_open_streams_and_joins_every_thread():
     viewer.start()
     time.sleep(0.5)
     assert view_threads()
-    sink.close(None)  # the last (only) source's close stops the view
+    view.__exit__(None, None, None)  # the run's end stops the view
     viewer.join(timeout=5)
     assert ended.is_set()
     assert not view_threads()
@@ -130,11 +138,11 @@ def test_a_port_in_use_is_bad_input():
         busy.listen()
         port = busy.getsockname()[1]
         with pytest.raises(BadInputError, match=f"--view-port {port}"):
-            LiveView(["cam"], port=port)
+            LiveView(port=port)
 
 
 def test_large_pictures_are_scaled_for_the_browser():
-    view = LiveView(["cam"], port=0)
+    view = make_view(["cam"], port=0)
     try:
         view.tiles[0].offer(np.zeros((2160, 3840, 3), np.uint8), 0.0)
         data, _ = view.tiles[0].jpeg(0, 1.0)
