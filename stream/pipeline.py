@@ -107,6 +107,7 @@ class Pipeline:
         self.inferences = 0
         self._reference_thumb: np.ndarray | None = None
         self._last_probs: np.ndarray | None = None
+        self._reference_model = engine.sha256  # the model whose result a near-duplicate may reuse
         self.timeline: list[TimelineEntry] | None = None if source.live else []
         self.report: Report | None = None
         self.ended: str = EndReason.END_OF_STREAM
@@ -295,6 +296,8 @@ class Pipeline:
         a still) reuses its result instead of running the model again."""
         to_run: list[Frame] = []
         source_of: dict[int, Frame | None] = {}  # frame id -> inferred frame whose result it reuses
+        if self._reference_model != self.engine.sha256:  # a model swapped in (a fleet): results are its own
+            self._reference_thumb, self._reference_model = None, self.engine.sha256
         for frame in frames:
             if near_duplicate(frame.thumb, self._reference_thumb, self.skip_similar):
                 source_of[id(frame)] = to_run[-1] if to_run else None

@@ -153,10 +153,20 @@ class Run:
         """The final reports of the sources that have ended, in the order they were added."""
         return [m.report for m in self._members.values() if m.report is not None]
 
-    def add_source(self, source, sampler: Sampler, *, name: str | None = None, sinks: Sequence[Sink] = (), **options):
+    def add_source(
+        self,
+        source,
+        sampler: Sampler,
+        *,
+        name: str | None = None,
+        sinks: Sequence[Sink] = (),
+        engine: Engine | None = None,
+        **options,
+    ):
         """Add a source (before or while the run runs); `options` are the Pipeline's keywords.
 
-        Its pipeline is built here, complete: its own `sinks` and its door to the run's outputs.
+        Its pipeline is built here, complete: its own `sinks` and its door to the run's outputs;
+        `engine`: its own model (a fleet's camera may have one), else the run's.
         """
         if self._state == "closed":
             raise BadInputError("the run has ended: no source can be added")
@@ -166,7 +176,7 @@ class Run:
         name = name or default_name(source.name, source.live, taken)
         tag = SourceTag(next(self._keys), name, source.name, source.live)
         stop = Halt(self.stop_event)  # this source's own stop, also set by the run's
-        pipeline = Pipeline(source, self.engine, sampler, [*sinks, _Door(self, tag)], stop=stop, **options)
+        pipeline = Pipeline(source, engine or self.engine, sampler, [*sinks, _Door(self, tag)], stop=stop, **options)
         member = _Member(tag, pipeline, stop)
         self._members[tag.key] = member
         if self._state == "open":

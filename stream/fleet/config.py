@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stream.defaults import (
+    CHECKPOINT_S,
     COLLECT_MAX_MARGIN,
     COLLECT_MAX_MB,
     COLLECT_PER_DAY,
@@ -98,6 +99,7 @@ class CameraSettings(Settings):
 
 class FleetFile(_Strict):
     timezone: str | None = None
+    checkpoint: Positive = CHECKPOINT_S  # seconds between rewrites of today's day file
     http: Http = Http()
     defaults: Settings = Settings()
     cameras: dict[str, CameraSettings] = {}
@@ -146,6 +148,7 @@ class FleetConfig:
     port: int
     token: str | None  # expanded; never logged
     cameras: dict[str, Camera]
+    checkpoint_s: float
     raw: dict  # the file as read (`${VAR}` unexpanded): what the API writes back
 
     @property
@@ -273,7 +276,7 @@ def check_config(raw: dict, path: Path, environ: Mapping[str, str] | None = None
             f"{path}: http.token: required when http.host ({http.host}) is beyond loopback (token: ${{VARIABLE}})"
         )
     zone = ZoneInfo(parsed.timezone) if parsed.timezone else local_zone()
-    return FleetConfig(path, zone, http.host, http.port, token, cameras, raw)
+    return FleetConfig(path, zone, http.host, http.port, token, cameras, parsed.checkpoint, raw)
 
 
 def _resolve(

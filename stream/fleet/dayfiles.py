@@ -38,12 +38,22 @@ def day_paths(directory: Path, day: date) -> tuple[Path, Path]:
     return directory / f"{day.isoformat()}.json", directory / f"{day.isoformat()}.csv"
 
 
-def day_dict(report: Report, day: Day, zone: ZoneInfo, clock: Clock) -> dict:
+def day_dict(
+    report: Report, day: Day, zone: ZoneInfo, clock: Clock, models: list[tuple[float, str]] | None = None
+) -> dict:
     """The day's report as `watch --report` writes one (so `plot` and `--resume` read it), plus
-    where the day lies: its date, zone, bounds on the camera's clock, and its hours."""
+    where the day lies: its date, zone, bounds on the camera's clock, its hours, and which model
+    counted which seconds (`models`: (from, sha256) change points on the camera's clock)."""
     spans = [(label, clock.source(a), clock.source(b)) for label, a, b in hours(day.day, zone)]
     segments = report.segments + [s.__class__(s.label, s.start_s, report.end_s) for s in report.open_segments]
-    rows = hourly(segments, [(o["start_s"], o["end_s"]) for o in report.outages], report.start_s, report.end_s, spans)
+    outages = [(o["start_s"], o["end_s"]) for o in report.outages]
+    rows = hourly(segments, outages, report.start_s, report.end_s, spans)
+    periods = []
+    for i, (start, sha) in enumerate(models or []):
+        end = models[i + 1][0] if i + 1 < len(models) else day.end_s
+        a, b = max(start, day.start_s, report.start_s), min(end, day.end_s, report.end_s)
+        if b > a:
+            periods.append((sha, a, b))
     data = report.to_dict()
     data.update(
         day=day.day.isoformat(),
@@ -59,6 +69,16 @@ def day_dict(report: Report, day: Day, zone: ZoneInfo, clock: Clock) -> dict:
                 "screen_time_s": {k: ms(v) for k, v in r["screen_time_s"].items()},
             }
             for r in rows
+        ],
+        models=[
+            {
+                "model_sha256": r["hour"],
+                "start_s": ms(r["start_s"]),
+                "end_s": ms(r["end_s"]),
+                "duration_s": ms(r["duration_s"]),
+                "screen_time_s": {k: ms(v) for k, v in r["screen_time_s"].items()},
+            }
+            for r in hourly(segments, outages, report.start_s, report.end_s, periods)
         ],
     )
     return data
@@ -79,9 +99,11 @@ class DayFilesSink(BaseSink):
         resume: bool = True,
         clock: Clock | None = None,
         wall: Callable[[], float] = time.time,
+        model_of: Callable[[], str] | None = None,
     ) -> None:
         """`clock`: the camera's time -> Unix time (default: taken from the first frame's capture
-        time); `wall`: the wall clock (tests inject one)."""
+        time); `wall`: the wall clock (tests inject one); `model_of`: the sha256 of the model that
+        made the latest result (a service swaps models while it runs)."""
         self.directory = Path(directory)
         self.zone = zone
         self.source, self.model, self.every_s, self.model_sha256 = source, model, every_s, model_sha256
@@ -100,6 +122,8 @@ class DayFilesSink(BaseSink):
         self._device = ""
         self._started_at = ""
         self.written: list[Path] = []
+        self.model_of = model_of
+        self._models: list[tuple[float, str]] = []  # (book time from which, model sha256)
 
     # -- the sink ------------------------------------------------------------------------------
 
@@ -117,6 +141,9 @@ class DayFilesSink(BaseSink):
         self._counters = {k: int(getattr(stats, k, 0)) for k in COUNTERS}
         self._device = getattr(stats, "device", "") or self._device
         t_s = self._book_time(prediction.t_s, frame.captured_at)
+        sha = self.model_of() if self.model_of is not None else self.model_sha256
+        if not self._models or self._models[-1][1] != sha:
+            self._models.append((t_s, sha))
         self._done(self.book.sample(t_s, prediction.present))
         self._timeline_for(self.book.current.day).append(self.source, prediction_at(prediction, t_s))
 
@@ -170,6 +197,7 @@ class DayFilesSink(BaseSink):
         carried = resumed_accountant(previous, self.card.classes, datetime.fromtimestamp(now, UTC))
         self._carried, self.offset_s, self.runs = carried.accountant, carried.offset_s, carried.runs
         self._base = {k: -int(previous.get(k, 0)) for k in COUNTERS}  # today's counts go on too
+        self._models = [(float(m["start_s"]), str(m["model_sha256"])) for m in previous.get("models", [])]
         log.info("%s: carrying on today's totals from %s (%d earlier runs)", self.source, path, carried.runs)
 
     def _book_time(self, t_s: float, captured_at: float = 0.0) -> float:
@@ -210,7 +238,7 @@ class DayFilesSink(BaseSink):
             **counts,
         )
         path, _ = day_paths(self.directory, day.day)
-        text = json.dumps(day_dict(report, day, self.zone, self.clock), indent=2) + "\n"
+        text = json.dumps(day_dict(report, day, self.zone, self.clock, self._models), indent=2) + "\n"
         self._guard(atomic_write_text, path, text)
         if path not in self.written:
             self.written.append(path)

@@ -1,0 +1,310 @@
+"""`screentime serve CONFIG.yaml`: one Run (stream.run) holding a camera per config entry.
+
+The config is reloaded on SIGHUP, when the file (or a camera's model file) changes, and on
+`POST /api/reload`: cameras added start, cameras removed stop with their final day file,
+cameras changed restart, a camera whose only change is its model (another path, or a new file
+at the same path) keeps running with the new engine from its next batch, and the others are not
+touched. A config that no longer validates, or names a model that does not load, is refused
+with one line and the running one kept. SIGTERM (or Ctrl-C) stops every camera with its day
+file written, then the service exits 0 (4 when an output could not be written).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from prometheus_client import CollectorRegistry
+
+from stream.atomic import atomic_write_text
+from stream.errors import BadInputError, ScreentimeError
+from stream.fleet.collect import Caps, Collector, CollectSink
+from stream.fleet.config import Camera, FleetConfig, check_config, read_raw
+from stream.fleet.dayfiles import DayFilesSink
+from stream.fleet.models import Engines, Swappable
+from stream.preprocess import SKIP_SIMILAR_DEFAULT
+from stream.reconnect import ReconnectPolicy
+from stream.run import Run
+from stream.sampler import Sampler
+from stream.sinks import Output, Sink, SourceTag
+from stream.sinks.metrics import RunCollector
+from stream.sources import open_source
+from stream.version import __version__
+
+log = logging.getLogger(__name__)
+
+WATCH_S = 1.0  # how often the config file and the model files are looked at
+
+
+@dataclass
+class Member:
+    """A running camera and what the service holds of it."""
+
+    camera: Camera
+    tag: SourceTag
+    engine: Swappable
+    days: DayFilesSink
+    last: dict | None = None  # the latest sample, for the API
+
+
+class MaskSecrets(logging.Filter):
+    """Every `${VAR}` value the config uses, hidden from every log line."""
+
+    def __init__(self, secrets: Callable[[], set[str]]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = message
+        for secret in self.secrets():
+            masked = masked.replace(secret, "***")
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+class _Status(Output):
+    """The run's output that keeps what the API shows: each camera's stats and latest sample."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def added(self, tag: SourceTag, stats) -> None:
+        self.service.metrics.add(tag.name, stats)
+
+    def update(self, tag: SourceTag, prediction, frame, stats) -> None:
+        member = self.service.by_key(tag.key)
+        if member is not None:
+            at = datetime.now(UTC).isoformat(timespec="seconds")
+            member.last = {"class": prediction.label, "confidence": round(prediction.confidence, 4), "at": at}
+
+    def removed(self, tag: SourceTag, report) -> None:
+        with self.service.metrics._lock:  # its series end with it
+            self.service.metrics.sources = [s for s in self.service.metrics.sources if s[0] != tag.name]
+
+
+class Service:
+    def __init__(self, config: FleetConfig) -> None:
+        self.config = config
+        self.engines = Engines()
+        self.members: dict[str, Member] = {}
+        self.lock = threading.RLock()  # one change of the camera set at a time
+        self.registry = CollectorRegistry()
+        self.metrics = RunCollector([], {"version": __version__, "config": config.path.name})
+        self.registry.register(self.metrics)
+        self.run = Run(None, [_Status(self)], keep_open=True)  # type: ignore[arg-type]  (each camera brings its engine)
+        self.reload_requested = threading.Event()
+        self._stamps = self._file_stamps(config)
+
+    # -- cameras ---------------------------------------------------------------------------
+
+    def by_key(self, key: int) -> Member | None:
+        return next((m for m in self.members.values() if m.tag.key == key), None)
+
+    def start(self) -> None:
+        engines = {name: self.engines.get(cam.model, cam.device) for name, cam in self.config.cameras.items()}
+        self.run.open()
+        with self.lock:
+            for name, cam in self.config.cameras.items():
+                self._add(cam, engines[name])
+
+    def _add(self, cam: Camera, engine) -> None:
+        swappable = Swappable(engine)
+        zone = self.config.timezone
+        source = open_source(cam.source(), sparse_every_s=cam.every_s if cam.overlay is None else None)
+        days = DayFilesSink(
+            cam.reports / cam.name,
+            zone,
+            source=cam.shown_url,
+            model=str(cam.model),
+            every_s=cam.every_s,
+            model_of=lambda: swappable.made_by,
+        )
+        sinks: list[Sink] = [days]
+        if cam.collect is not None:
+            c = cam.collect
+            caps = Caps(c.per_hour, c.per_day, int(c.max_mb * 1e6), c.max_margin)
+            card = engine.card
+            collector = Collector(Path(c.dir) / cam.name, caps, zone, card.classes, card.multi_label, engine.sha256)
+            sinks.append(CollectSink(collector))
+        if cam.overlay is not None:
+            from stream.sinks.overlay import OverlaySink
+
+            out = Path(cam.overlay.dir) / cam.name / f"{cam.name}.mp4"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            sinks.append(OverlaySink(out, live=True, segment_minutes=cam.overlay.segment_minutes))
+        tag = self.run.add_source(
+            source,
+            Sampler(cam.every_s),
+            name=cam.name,
+            sinks=sinks,
+            engine=swappable,
+            decode_all=cam.overlay is not None,
+            model_name=str(cam.model),
+            reconnect=ReconnectPolicy(),  # a fleet's camera is retried for ever
+            skip_similar=SKIP_SIMILAR_DEFAULT,
+            checkpoint_s=self.config.checkpoint_s,
+        )
+        self.members[cam.name] = Member(cam, tag, swappable, days)
+        log.info("%s: started (%s, every %g s)", cam.name, cam.shown_url, cam.every_s)
+
+    def _remove(self, name: str) -> None:
+        member = self.members.pop(name)
+        self.run.remove_source(member.tag, timeout_s=60)
+        log.info("%s: stopped, day file %s written", name, member.days.directory)
+
+    def apply(self, new: FleetConfig) -> dict[str, list[str]]:
+        """Make the running cameras the new config's; what changed, by kind. Every new engine is
+        loaded and checked before anything changes, so a bad model refuses the whole config."""
+        with self.lock:
+            old = self.config
+            for key in ("timezone", "host", "port", "token"):
+                if getattr(new, key) != getattr(old, key):
+                    log.warning("%s changed in %s: it takes effect at the next start", key, new.path)
+            engines = {name: self.engines.get(cam.model, cam.device) for name, cam in new.cameras.items()}
+            changes: dict[str, list[str]] = {"added": [], "removed": [], "restarted": [], "swapped": []}
+            for name in [n for n in self.members if n not in new.cameras]:
+                self._remove(name)
+                changes["removed"].append(name)
+            for name, cam in new.cameras.items():
+                member = self.members.get(name)
+                if member is None:
+                    self._add(cam, engines[name])
+                    changes["added"].append(name)
+                elif dataclasses.replace(member.camera, model=cam.model) != cam:
+                    self._remove(name)
+                    self._add(cam, engines[name])
+                    changes["restarted"].append(name)
+                else:
+                    if member.engine.swap(engines[name]):
+                        changes["swapped"].append(name)
+                        log.info("%s: model %s (sha256 %s) from the next sample", name, cam.model, engines[name].sha256)
+                    member.camera = cam
+            self.config = dataclasses.replace(new, timezone=old.timezone, host=old.host, port=old.port, token=old.token)
+            self._stamps = self._file_stamps(new)
+            return changes
+
+    def reload(self) -> dict[str, list[str]]:
+        """Read the file again and apply it; raises a one-line ScreentimeError (old config kept)."""
+        with self.lock:
+            raw = read_raw(self.config.path)
+            return self.apply(check_config(raw, self.config.path))
+
+    def edit(self, change: Callable[[dict], None]) -> dict[str, list[str]]:
+        """Change the file as the API asks (checked first, then written atomically), then apply it."""
+        with self.lock:
+            raw = read_raw(self.config.path)
+            change(raw)
+            new = check_config(raw, self.config.path)
+            atomic_write_text(self.config.path, yaml.safe_dump(raw, sort_keys=False))
+            return self.apply(new)
+
+    def try_reload(self, why: str) -> None:
+        try:
+            changes = self.reload()
+        except ScreentimeError as exc:
+            log.error("config refused (%s), the running one kept: %s", why, exc)
+            self._stamps = {p: _mtime(p) for p in self._stamps}  # not again until the file changes again
+            return
+        done = {k: v for k, v in changes.items() if v}
+        log.info("config reloaded (%s): %s", why, done or "no change")
+
+    # -- watching the file ------------------------------------------------------------------
+
+    @staticmethod
+    def _file_stamps(config: FleetConfig) -> dict[Path, float]:
+        """The config's and every model's modification time: a change to any of them reloads."""
+        return {p: _mtime(p) for p in [config.path, *(c.model for c in config.cameras.values())]}
+
+    def watch_files(self, stop: threading.Event) -> None:
+        while not stop.wait(WATCH_S):
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.try_reload("SIGHUP")
+                continue
+            current = {p: _mtime(p) for p in self._stamps}
+            if current != self._stamps:
+                self._stamps = current
+                self.try_reload("file changed")
+
+    # -- the API's view ----------------------------------------------------------------------
+
+    def describe(self, name: str) -> dict | None:
+        member = self.members.get(name)
+        if member is None:
+            return None
+        cam, stats = member.camera, self.run.pipeline(member.tag).stats
+        book = member.days.book
+        today = None
+        if book is not None:
+            acc = book.current.accountant
+            today = {
+                "day": book.current.day.isoformat(),
+                "samples": acc.samples,
+                "duration_s": round(acc.duration_s, 3),
+                "screen_time_s": {k: round(v, 3) for k, v in acc.totals_s.items()},
+            }
+        return {
+            "name": name,
+            "url": cam.shown_url,
+            "every_s": cam.every_s,
+            "model": str(cam.model),
+            "model_sha256": member.engine.current.sha256,
+            "state": str(stats.state),
+            "samples": stats.samples,
+            "reconnects": stats.reconnects,
+            "today": today,
+            "last_sample": member.last,
+            "reports": str(member.days.directory),
+        }
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def run_service(config: FleetConfig) -> int:
+    """The service in the foreground until SIGTERM/SIGINT; the exit status."""
+    from stream.fleet.http import HttpServer
+
+    mask = MaskSecrets(lambda: service.config.secrets())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(mask)
+    service = Service(config)
+    server = HttpServer(service, config.host, config.port)  # a taken port fails here, before any camera
+    stop = threading.Event()
+
+    def on_stop(signum, frame) -> None:
+        log.info("stopping: every camera's day file is written first")
+        stop.set()
+        service.run.stop()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, lambda signum, frame: service.reload_requested.set())
+    service.start()
+    server.start()
+    watcher = threading.Thread(target=service.watch_files, args=(stop,), name="config-watch", daemon=True)
+    watcher.start()
+    log.info("serving %d cameras; API on http://%s:%d/api/cameras", len(service.members), config.host, server.port)
+    try:
+        for _tag, _prediction in service.run:
+            pass
+    finally:
+        stop.set()
+        server.stop()
+    return 0
+
+
+__all__ = ["BadInputError", "Service", "run_service"]

@@ -1,0 +1,202 @@
+"""`screentime serve` over real RTSP cameras on loopback, as a separate process: cameras added over
+the API and removed by editing the file while it runs (the other's samples unbroken), an invalid
+edit refused, the model swapped mid-run, the token, SIGTERM and kill -9 with today's totals carried on.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import make_color_model
+from rtsp_control import RtspServer, free_port
+
+from stream.engine import file_sha256
+
+EVERY_S = 0.5
+
+
+class Serve:
+    """One `screentime serve` process and its HTTP API."""
+
+    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
+        self.config, self.port = config, port
+        self.log = config.parent / f"serve-{time.monotonic_ns()}.log"
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "stream.cli", "serve", str(config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "COLUMNS": "200", **(env or {})},
+            )
+
+    def api(self, method: str, path: str, body: dict | None = None, token: str | None = None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method)
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def cameras(self, token: str | None = None) -> dict[str, dict]:
+        status, found = self.api("GET", "/api/cameras", token=token)
+        assert status == 200, found
+        return {c["name"]: c for c in found}
+
+    def wait(self, what, timeout_s: float = 30.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            try:
+                got = what()
+            except (urllib.error.URLError, ConnectionError, KeyError):
+                got = None
+            if got:
+                return got
+            time.sleep(0.2)
+        raise AssertionError(f"timed out; service log:\n{self.output()}")
+
+    def samples(self, name: str) -> int:
+        return self.cameras()[name]["samples"]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(60)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def camera_b(gst_rtsp_available, tmp_path):
+    server = RtspServer(tmp_path, "/b")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def write_config(path: Path, port: int, cameras: dict, **top) -> None:
+    data = {"http": {"port": port}, "checkpoint": 1, "defaults": {"model": "m.onnx", "every": EVERY_S}, **top}
+    data["cameras"] = cameras
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(data))
+    os.replace(tmp, path)
+
+
+def day_file(tmp_path: Path, name: str, suffix: str = ".json") -> Path:
+    return tmp_path / "reports" / name / f"{date.today().isoformat()}{suffix}"
+
+
+def test_cameras_and_models_change_while_it_runs(rtsp_server: RtspServer, camera_b: RtspServer, tmp_path: Path):
+    make_color_model(tmp_path / "m.onnx")
+    url_a, url_b = rtsp_server.start(pattern="red"), camera_b.start(pattern="blue")
+    config, port = tmp_path / "fleet.yaml", free_port()
+    write_config(config, port, {"a": {"url": url_a}})
+    serve = Serve(config, port)
+    try:
+        serve.wait(lambda: serve.samples("a") >= 3)
+        # added through the API: written back to the file, and sampling within seconds
+        status, body = serve.api("POST", "/api/cameras", {"name": "b", "url": url_b, "every": EVERY_S})
+        assert status == 201 and body["changes"]["added"] == ["b"], body
+        assert set(yaml.safe_load(config.read_text())["cameras"]) == {"a", "b"}
+        assert serve.api("POST", "/api/cameras", {"name": "b", "url": url_b})[0] == 409
+        assert serve.api("POST", "/api/cameras", {"name": "c", "url": url_b, "every": -1})[0] == 400
+        serve.wait(lambda: serve.samples("b") >= 3)
+        # an invalid edit: refused with one line, the service and both cameras go on
+        before = serve.samples("a")
+        write_config(config, port, {"a": {"url": url_a, "every": 0}, "b": {"url": url_b}})
+        serve.wait(lambda: "config refused" in serve.output())
+        assert "cameras.a.every: must be > 0" in serve.output()
+        serve.wait(lambda: serve.samples("a") >= before + 4)
+        # a removed by editing the file: it stops with its final day file, b goes on
+        write_config(config, port, {"b": {"url": url_b}})
+        serve.wait(lambda: set(serve.cameras()) == {"b"})
+        final_a = json.loads(day_file(tmp_path, "a").read_text())
+        assert final_a["ended"] == "interrupted" and final_a["samples"] >= 10
+        # the model swapped: a new file at the model path (same classes), taken between samples
+        old_sha = serve.cameras()["b"]["model_sha256"]
+        make_color_model(tmp_path / "new.onnx", sharpness=5.0)
+        os.replace(tmp_path / "new.onnx", tmp_path / "m.onnx")
+        new_sha = file_sha256(tmp_path / "m.onnx")
+        assert new_sha != old_sha
+        serve.wait(lambda: serve.cameras()["b"]["model_sha256"] == new_sha)
+        swapped_at = serve.samples("b")
+        serve.wait(lambda: serve.samples("b") >= swapped_at + 4)
+        assert serve.stop() == 0
+    finally:
+        if serve.proc.poll() is None:
+            serve.proc.kill()
+    # a's samples were unbroken while b came and an edit was refused
+    with day_file(tmp_path, "a", ".csv").open() as fh:
+        times = [float(row["t_s"]) for row in csv.DictReader(fh)]
+    assert max(b - a for a, b in itertools.pairwise(times)) < 3 * EVERY_S
+    # b's day: both models' periods, adding up to the day's totals
+    b = json.loads(day_file(tmp_path, "b").read_text())
+    assert b["ended"] == "interrupted"
+    assert [m["model_sha256"] for m in b["models"]] == [old_sha, new_sha]
+    assert sum(m["duration_s"] for m in b["models"]) == pytest.approx(b["duration_s"], abs=0.01)
+    tom = sum(m["screen_time_s"].get("tom", 0.0) for m in b["models"])
+    assert tom == pytest.approx(b["screen_time_s"]["tom"], abs=0.01) and tom > 0
+
+
+def test_beyond_loopback_the_api_needs_the_token(gst_rtsp_available, tmp_path: Path):
+    make_color_model(tmp_path / "m.onnx")
+    config, port = tmp_path / "fleet.yaml", free_port()
+    write_config(config, port, {}, http={"host": "0.0.0.0", "port": port, "token": "${FLEET_TOKEN}"})
+    serve = Serve(config, port, env={"FLEET_TOKEN": "s3cret-token"})
+    try:
+        serve.wait(lambda: serve.api("GET", "/api/cameras")[0] == 401)
+        assert serve.api("GET", "/api/cameras", token="wrong")[0] == 401
+        assert serve.api("POST", "/api/reload")[0] == 401
+        assert serve.api("GET", "/api/cameras", token="s3cret-token") == (200, [])
+        assert serve.stop() == 0
+    finally:
+        if serve.proc.poll() is None:
+            serve.proc.kill()
+    assert "s3cret-token" not in serve.output()
+
+
+def test_killed_and_restarted_it_carries_today_on(rtsp_server: RtspServer, tmp_path: Path):
+    make_color_model(tmp_path / "m.onnx")
+    config, port = tmp_path / "fleet.yaml", free_port()
+    write_config(config, port, {"a": {"url": rtsp_server.start(pattern="red")}})
+    first = Serve(config, port)
+    try:
+        first.wait(
+            lambda: day_file(tmp_path, "a").exists() and json.loads(day_file(tmp_path, "a").read_text())["samples"] >= 4
+        )
+        assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    finally:
+        if first.proc.poll() is None:
+            first.proc.kill()
+    left = json.loads(day_file(tmp_path, "a").read_text())
+    assert left["ended"] == "running"
+    again = Serve(config, port)
+    try:
+        again.wait(lambda: again.samples("a") >= 4)
+        assert again.stop() == 0
+    finally:
+        if again.proc.poll() is None:
+            again.proc.kill()
+    today = json.loads(day_file(tmp_path, "a").read_text())
+    assert today["resumed"] == 1 and today["ended"] == "interrupted"
+    assert today["samples"] >= left["samples"] + 4
+    assert today["screen_time_s"]["jerry"] > left["screen_time_s"]["jerry"]
+    assert len(today["outages"]) >= 1 and today["outages"][-1]["start_s"] >= left["end_s"] - 1e-3
+    assert today["duration_s"] == pytest.approx(sum(today["screen_time_s"].values()), abs=0.01)
