@@ -296,7 +296,7 @@ def _resolve(
     for key in ("url", "mqtt", "webhook"):  # every variable set now, not when the camera first reconnects
         value = getattr(cam, key) if key == "url" else pick(key)
         if value:
-            expand(value, f"{path}: {where}.{key}", environ)
+            _check_url(key, expand(value, f"{path}: {where}.{key}", environ), f"{path}: {where}.{key}")
     collect, overlay = pick("collect"), pick("overlay")
     if collect is not None:
         collect = collect.model_copy(update={"dir": str(_path(base, collect.dir))})
@@ -314,6 +314,22 @@ def _resolve(
         webhook=pick("webhook"),
         collect=collect,
     )
+
+
+def _check_url(key: str, url: str, where: str) -> None:
+    """MQTT and webhook URLs checked as `watch --mqtt/--webhook` checks them (message masked)."""
+    try:
+        if key == "mqtt":
+            from stream.sinks.mqtt import MqttTarget
+
+            MqttTarget.parse(url)
+        elif key == "webhook":
+            from stream.sinks.webhook import check_webhook_url
+
+            check_webhook_url(url)
+    except BadInputError as exc:
+        detail = str(exc).split(": ", 1)[-1]
+        raise BadInputError(f"{where}: {detail}") from None
 
 
 def _path(base: Path, value: str) -> Path:

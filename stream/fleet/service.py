@@ -16,6 +16,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,16 +25,18 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from stream.atomic import atomic_write_text
+from stream.defaults import MQTT_UPDATE_S
 from stream.errors import BadInputError, ScreentimeError
 from stream.fleet.collect import Caps, Collector, CollectSink
-from stream.fleet.config import Camera, FleetConfig, check_config, read_raw
+from stream.fleet.config import Camera, FleetConfig, check_config, expand, read_raw
 from stream.fleet.dayfiles import DayFilesSink
 from stream.fleet.models import Engines, Swappable
+from stream.monitoring import JITTER
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.reconnect import ReconnectPolicy
 from stream.run import Run
 from stream.sampler import Sampler
-from stream.sinks import Output, Sink, SourceTag
+from stream.sinks import BaseSink, Output, Sink, SourceTag
 from stream.sinks.metrics import RunCollector
 from stream.sources import open_source
 from stream.version import __version__
@@ -91,9 +94,36 @@ class _Status(Output):
             self.service.metrics.sources = [s for s in self.service.metrics.sources if s[0] != tag.name]
 
 
+class CameraEvents(BaseSink):
+    """A camera's MQTT and webhook events (stream.sinks.event_sink's per-source part), through
+    senders the service shares among the cameras with the same broker or URL."""
+
+    def __init__(self, name: str, senders: list, every_s: float) -> None:
+        from stream.sinks.event_sink import SourceEvents
+
+        self.events = SourceEvents(name, senders, every_s, MQTT_UPDATE_S, JITTER * every_s)
+
+    def start(self, info, card) -> None:
+        self.events.start(info.live)
+
+    def update(self, prediction, frame, stats) -> None:
+        self.events.update(prediction, stats)
+
+    def control(self, item) -> None:
+        self.events.control(item)
+
+    def tick(self, stats) -> None:
+        self.events.tick(stats)
+
+    def close(self, report) -> None:
+        self.events.close(report)
+
+
 class Service:
     def __init__(self, config: FleetConfig) -> None:
         self.config = config
+        self.senders: dict[tuple[str, str], object] = {}  # (kind, expanded URL) -> an open sender
+        self.holds = ExitStack()  # the senders, closed after every camera
         self.engines = Engines()
         self.members: dict[str, Member] = {}
         self.lock = threading.RLock()  # one change of the camera set at a time
@@ -135,6 +165,9 @@ class Service:
             card = engine.card
             collector = Collector(Path(c.dir) / cam.name, caps, zone, card.classes, card.multi_label, engine.sha256)
             sinks.append(CollectSink(collector))
+        senders = [self._sender(kind, url) for kind, url in (("mqtt", cam.mqtt), ("webhook", cam.webhook)) if url]
+        if senders:
+            sinks.append(CameraEvents(cam.name, senders, cam.every_s))
         if cam.overlay is not None:
             from stream.sinks.overlay import OverlaySink
 
@@ -155,6 +188,22 @@ class Service:
         )
         self.members[cam.name] = Member(cam, tag, swappable, days)
         log.info("%s: started (%s, every %g s)", cam.name, cam.shown_url, cam.every_s)
+
+    def _sender(self, kind: str, url: str):
+        """One open sender per broker (one connection, one last will) or webhook URL."""
+        expanded = expand(url, f"{kind} {url}")
+        key = (kind, expanded)
+        if key not in self.senders:
+            if kind == "mqtt":
+                from stream.sinks.mqtt import MqttSender, MqttTarget
+
+                sender = MqttSender(MqttTarget.parse(expanded))
+            else:
+                from stream.sinks.webhook import WebhookSender
+
+                sender = WebhookSender(expanded)
+            self.senders[key] = self.holds.enter_context(sender)
+        return self.senders[key]
 
     def _remove(self, name: str) -> None:
         member = self.members.pop(name)
@@ -299,8 +348,9 @@ def run_service(config: FleetConfig) -> int:
     watcher.start()
     log.info("serving %d cameras; API on http://%s:%d/api/cameras", len(service.members), config.host, server.port)
     try:
-        for _tag, _prediction in service.run:
-            pass
+        with service.holds:  # the event senders outlive every camera's last event
+            for _tag, _prediction in service.run:
+                pass
     finally:
         stop.set()
         server.stop()

@@ -200,3 +200,30 @@ def test_killed_and_restarted_it_carries_today_on(rtsp_server: RtspServer, tmp_p
     assert today["screen_time_s"]["jerry"] > left["screen_time_s"]["jerry"]
     assert len(today["outages"]) >= 1 and today["outages"][-1]["start_s"] >= left["end_s"] - 1e-3
     assert today["duration_s"] == pytest.approx(sum(today["screen_time_s"].values()), abs=0.01)
+
+
+def test_events_per_camera_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_broker, tmp_path: Path):
+    from mqtt_control import Subscriber
+
+    make_color_model(tmp_path / "m.onnx")
+    url = rtsp_server.start(pattern="red").replace("rtsp://", "rtsp://viewer:${CAM_PASSWORD}@")
+    config, port = tmp_path / "fleet.yaml", free_port()
+    write_config(config, port, {"door": {"url": url, "mqtt": mqtt_broker.url("fleet")}})
+    sub = Subscriber(mqtt_broker.port, "fleet/#")
+    serve = Serve(config, port, env={"CAM_PASSWORD": "pa55word-xyz"})
+    try:
+        serve.wait(lambda: serve.samples("door") >= 3)
+        sub.wait_for(lambda m: m.topic == "fleet/door/state" and m.payload == "online", 20, "door online")
+        sub.wait_for(lambda m: m.topic.startswith("fleet/door/") and "jerry" in m.payload, 20, "jerry's event")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert 'source="door"' in metrics
+        listed = serve.cameras()["door"]
+        assert serve.stop() == 0
+    finally:
+        sub.close()
+        if serve.proc.poll() is None:
+            serve.proc.kill()
+    written = [p.read_text() for p in (tmp_path / "reports" / "door").iterdir()]
+    for text in [serve.output(), metrics, json.dumps(listed), *written]:
+        assert "pa55word-xyz" not in text
+    assert json.loads(day_file(tmp_path, "door").read_text())["source"] == url.replace("${CAM_PASSWORD}", "***")

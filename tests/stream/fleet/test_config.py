@@ -83,6 +83,10 @@ BAD = {
         "defaults: {model: m.onnx}\ncameras:\n  door: {url: 'rtsp://u:${NOPE_UNSET}@h/'}\n",
         "NOPE_UNSET is not set",
     ),
+    "bad mqtt url": (
+        "defaults: {model: m.onnx, mqtt: 'ftp://h'}\ncameras:\n  door: {url: x}\n",
+        "cameras.door.mqtt: expected",
+    ),
     "bad zone": ("timezone: Mars/Olympus\n", "timezone: unknown time zone"),
     "wide without token": ("http: {host: 0.0.0.0}\n", "http.token: required"),
     "literal token": ("http: {host: 0.0.0.0, token: abc}\n", "http.token: must come from the environment"),
