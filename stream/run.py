@@ -170,7 +170,7 @@ class Run:
         """
         if self._state == "closed":
             raise BadInputError("the run has ended: no source can be added")
-        taken = [m.tag.name for m in self._members.values()]
+        taken = [m.tag.name for m in self._members.values() if not m.left]  # a name that left may come back
         if name is not None and name in taken:
             raise BadInputError(f"a source named {name!r} is already in the run")
         name = name or default_name(source.name, source.live, taken)

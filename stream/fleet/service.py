@@ -206,8 +206,9 @@ class Service:
         return self.senders[key]
 
     def _remove(self, name: str) -> None:
-        member = self.members.pop(name)
+        member = self.members[name]
         self.run.remove_source(member.tag, timeout_s=60)
+        del self.members[name]  # listed until its day file is final
         log.info("%s: stopped, day file %s written", name, member.days.directory)
 
     def apply(self, new: FleetConfig) -> dict[str, list[str]]:

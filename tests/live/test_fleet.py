@@ -138,6 +138,9 @@ def test_cameras_and_models_change_while_it_runs(rtsp_server: RtspServer, camera
         serve.wait(lambda: serve.cameras()["b"]["model_sha256"] == new_sha)
         swapped_at = serve.samples("b")
         serve.wait(lambda: serve.samples("b") >= swapped_at + 4)
+        # b changed in the file: restarted under the same name, carrying its day on
+        write_config(config, port, {"b": {"url": url_b, "every": EVERY_S / 2}})
+        serve.wait(lambda: serve.cameras()["b"]["every_s"] == EVERY_S / 2 and serve.samples("b") >= 3)
         assert serve.stop() == 0
     finally:
         if serve.proc.poll() is None:
@@ -148,7 +151,7 @@ def test_cameras_and_models_change_while_it_runs(rtsp_server: RtspServer, camera
     assert max(b - a for a, b in itertools.pairwise(times)) < 3 * EVERY_S
     # b's day: both models' periods, adding up to the day's totals
     b = json.loads(day_file(tmp_path, "b").read_text())
-    assert b["ended"] == "interrupted"
+    assert b["ended"] == "interrupted" and b["resumed"] == 1
     assert [m["model_sha256"] for m in b["models"]] == [old_sha, new_sha]
     assert sum(m["duration_s"] for m in b["models"]) == pytest.approx(b["duration_s"], abs=0.01)
     tom = sum(m["screen_time_s"].get("tom", 0.0) for m in b["models"])
