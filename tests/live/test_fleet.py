@@ -205,13 +205,14 @@ def test_killed_and_restarted_it_carries_today_on(rtsp_server: RtspServer, tmp_p
     assert today["duration_s"] == pytest.approx(sum(today["screen_time_s"].values()), abs=0.01)
 
 
-def test_events_per_camera_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_broker, tmp_path: Path):
+def test_events_collect_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_broker, tmp_path: Path):
     from mqtt_control import Subscriber
 
     make_color_model(tmp_path / "m.onnx")
     url = rtsp_server.start(pattern="red").replace("rtsp://", "rtsp://viewer:${CAM_PASSWORD}@")
     config, port = tmp_path / "fleet.yaml", free_port()
-    write_config(config, port, {"door": {"url": url, "mqtt": mqtt_broker.url("fleet")}})
+    collect = {"dir": "hard", "per_hour": 5, "max_margin": 1.0}  # any sample qualifies; the shot rule still holds
+    write_config(config, port, {"door": {"url": url, "mqtt": mqtt_broker.url("fleet"), "collect": collect}})
     sub = Subscriber(mqtt_broker.port, "fleet/#")
     serve = Serve(config, port, env={"CAM_PASSWORD": "pa55word-xyz"})
     try:
@@ -230,3 +231,9 @@ def test_events_per_camera_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_br
     for text in [serve.output(), metrics, json.dumps(listed), *written]:
         assert "pa55word-xyz" not in text
     assert json.loads(day_file(tmp_path, "door").read_text())["source"] == url.replace("${CAM_PASSWORD}", "***")
+    # collected at the end of the hour or the run: a still red picture is one shot, so one frame
+    with (tmp_path / "hard" / "door" / "frames.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert (
+        len(rows) == 1 and rows[0]["guess"] == "jerry" and (tmp_path / "hard" / "door" / rows[0]["Image_ID"]).is_file()
+    )
