@@ -216,7 +216,8 @@ class Service:
         loaded and checked before anything changes, so a bad model refuses the whole config."""
         with self.lock:
             old = self.config
-            for key in ("timezone", "host", "port", "token"):
+            kept = ("timezone", "host", "port", "token", "checkpoint_s")  # the whole service's: read once
+            for key in kept:
                 if getattr(new, key) != getattr(old, key):
                     log.warning("%s changed in %s: it takes effect at the next start", key, new.path)
             engines = {name: self.engines.get(cam.model, cam.device) for name, cam in new.cameras.items()}
@@ -238,7 +239,7 @@ class Service:
                         changes["swapped"].append(name)
                         log.info("%s: model %s (sha256 %s) from the next sample", name, cam.model, engines[name].sha256)
                     member.camera = cam
-            self.config = dataclasses.replace(new, timezone=old.timezone, host=old.host, port=old.port, token=old.token)
+            self.config = dataclasses.replace(new, **{key: getattr(old, key) for key in kept})
             self._stamps = self._file_stamps(new)
             return changes
 
