@@ -104,6 +104,11 @@ class FleetFile(_Strict):
     defaults: Settings = Settings()
     cameras: dict[str, CameraSettings] = {}
 
+    @field_validator("cameras", mode="before")
+    @classmethod
+    def _none_yet(cls, value: object) -> object:
+        return {} if value is None else value  # `cameras:` with nothing under it: none yet
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:

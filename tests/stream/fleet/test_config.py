@@ -54,6 +54,11 @@ def test_good_config_resolves_defaults_paths_and_keeps_secrets_unexpanded(tmp_pa
     assert config.secrets({"DOOR_PASSWORD": "s3cret"}) == {"s3cret"}
 
 
+def test_no_cameras_yet_is_a_valid_service(tmp_path):
+    assert load_config(write(tmp_path, "cameras:\n")).cameras == {}
+    assert load_config(write(tmp_path, "")).cameras == {}
+
+
 def test_check_prints_one_line_without_the_secret(tmp_path):
     result = serve_check(write(tmp_path, GOOD), DOOR_PASSWORD="s3cret")
     assert result.returncode == 0, result.stderr
