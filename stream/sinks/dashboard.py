@@ -18,6 +18,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from stream.clock import clock
 from stream.report import Report
 from stream.sinks import Output, SourceTag
 from stream.stats import RunStats
@@ -25,11 +26,6 @@ from stream.strip import Cell
 
 STRIP_COLOURS = ("cyan", "magenta", "yellow", "green", "bright_red", "bright_blue", "white")
 FULL, PART, ABSENT, NO_DATA = "█", "▄", " ", "·"
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def render(stats: RunStats) -> RenderableType:
@@ -56,7 +52,7 @@ def render(stats: RunStats) -> RenderableType:
         f"sampled {stats.sampled_fps:.1f}/s",
         f"analysed {stats.analysed_fps:.1f}/s",
         f"dropped {stats.dropped}",
-        f"elapsed {_clock(stats.elapsed_s)}",
+        f"elapsed {clock(stats.elapsed_s, padded=True)}",
     ]
     if stats.live:  # capture-to-count latency means something only for live sources
         numbers[3:3] = [f"latency {stats.latency_s * 1000:.0f} ms"]
@@ -72,9 +68,9 @@ def render(stats: RunStats) -> RenderableType:
         progress = Table.grid(expand=True, padding=(0, 1))
         progress.add_column(ratio=1)
         progress.add_column()
+        of, eta_clock = clock(stats.duration_s, padded=True), clock(eta, padded=True)
         progress.add_row(
-            ProgressBar(total=1.0, completed=done),
-            f"{done:.0%} of {_clock(stats.duration_s)}   {speed:.1f}x real time   ETA {_clock(eta)}",
+            ProgressBar(total=1.0, completed=done), f"{done:.0%} of {of}   {speed:.1f}x real time   ETA {eta_clock}"
         )
         parts.append(progress)
     state = f"{stats.state} ({stats.detail})" if stats.detail else str(stats.state)
