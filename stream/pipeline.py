@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -185,7 +186,7 @@ class Pipeline:
             return None
         info = self.source.open()
         self.connection.connected = True
-        self.stats.duration_s = info.duration_s
+        self._publish(duration_s=info.duration_s)
         return info
 
     def _consume(self, buffer: FrameBuffer) -> Iterator[Prediction]:
@@ -225,11 +226,10 @@ class Pipeline:
     def _control(self, item: Item) -> None:
         if isinstance(item, Lost):
             item = Lost(self.tally.lost(item.t_s), item.why)
-            self.stats.state = RunState.RECONNECTING
-            self.stats.screen_s = dict(self.accountant.totals_s)
+            self._publish(state=RunState.RECONNECTING, screen_s=dict(self.accountant.totals_s))
         elif isinstance(item, Gap):
             item = Gap(*self.tally.gap(item.start_s, item.end_s))  # the tally never averages across it
-            self.stats.state = RunState.RUNNING
+            self._publish(state=RunState.RUNNING)
         else:
             return
         for sink in self._live_sinks():  # in order with the samples, on the accountant's clock
@@ -300,9 +300,9 @@ class Pipeline:
         started = time.monotonic()
         probs = self.engine.predict(images) if to_run else []
         if to_run:
-            self.stats.inference_s = (time.monotonic() - started) / len(to_run)  # per frame, batched
+            self._publish(inference_s=(time.monotonic() - started) / len(to_run))  # per frame, batched
         self.inferences += len(to_run)
-        self.stats.inferences = self.inferences  # before the samples' update(): sinks see which were model runs
+        self._publish(inferences=self.inferences)  # before the samples' update(): sinks see which were model runs
         verdicts = {id(f): p for f, p in zip(to_run, probs, strict=True)}
         for frame in frames:
             if id(frame) in source_of:
@@ -317,15 +317,16 @@ class Pipeline:
         prediction = self.tally.sample(frame.t_s, probs, latency)
         assert prediction is not None, "_process passes only frames newer than the last counted"
         t_s = self.tally.at(frame.t_s)
-        stats = self.stats
-        stats.state = RunState.RUNNING
-        stats.samples += 1
-        stats.current = prediction
-        stats.t_s = frame.t_s
-        stats.latency_s = latency
-        stats.totals = self.tally.running_totals(frame.t_s)
-        stats.recent.add(t_s, prediction.present)
-        stats.screen_s = dict(self.accountant.totals_s)
+        self.stats.recent.add(t_s, prediction.present)  # a thread-safe history, shared by every snapshot
+        stats = self._publish(
+            state=RunState.RUNNING,
+            samples=self.stats.samples + 1,
+            current=prediction,
+            t_s=frame.t_s,
+            latency_s=latency,
+            totals=self.tally.running_totals(frame.t_s),
+            screen_s=dict(self.accountant.totals_s),
+        )
         for sink in self._live_sinks():
             self._call(sink, "update", prediction, frame, stats)
         return prediction
@@ -341,36 +342,43 @@ class Pipeline:
 
     # -- live numbers and checkpoints -------------------------------------------------------
 
+    def _publish(self, **changes) -> RunStats:
+        """A new frozen snapshot of the numbers (this thread is their only writer; the dashboard,
+        metrics and live view read whichever snapshot is current, whole)."""
+        self.stats = replace(self.stats, **changes)
+        return self.stats
+
     def _tick(self) -> None:
         """Between batches: refresh the dashboard's numbers and write a checkpoint when one is due."""
         now = time.monotonic()
-        stats, reader = self.stats, self._reader
-        stats.frames_read = reader.stats.frames_read
-        stats.dropped = self._buffer.dropped
-        stats.elapsed_s = now - self._wall0
-        stats.outages = len(self.accountant.outages) + self.accountant.down
-        stats.decoded = reader.stats.decoded
-        stats.inferences = self.inferences
-        stats.inferences_saved = self.reuse.saved
-        stats.reconnects = self.connection.reconnects
-        stats.outage_s = self.tally.outage_s(self.source.clock() if self.source.live else None)
+        reader, conn = self._reader, self.connection
+        numbers = {
+            "frames_read": reader.stats.frames_read,
+            "dropped": self._buffer.dropped,
+            "elapsed_s": now - self._wall0,
+            "outages": len(self.accountant.outages) + self.accountant.down,
+            "decoded": reader.stats.decoded,
+            "inferences": self.inferences,
+            "inferences_saved": self.reuse.saved,
+            "reconnects": conn.reconnects,
+            "retry_attempt": conn.attempt,
+            "next_retry_in_s": conn.next_retry_in_s if conn.attempt else 0.0,
+            "outage_s": self.tally.outage_s(self.source.clock() if self.source.live else None),
+        }
+        if self.source.live and self.tally.last_t_s is not None and not self.accountant.down:
+            numbers["totals"] = self.tally.running_totals(self.source.clock())
         t0, decoded0, samples0, inferred0 = self._rates
-        if now - t0 >= 1.0:
+        second = now - t0 >= 1.0
+        if second:
             span = now - t0
-            stats.decoded_fps = (reader.stats.decoded - decoded0) / span
-            stats.sampled_fps = (stats.samples - samples0) / span
-            stats.analysed_fps = (self.inferences - inferred0) / span
-            self._rates = (now, reader.stats.decoded, stats.samples, self.inferences)
+            numbers["decoded_fps"] = (reader.stats.decoded - decoded0) / span
+            numbers["sampled_fps"] = (self.stats.samples - samples0) / span
+            numbers["analysed_fps"] = (self.inferences - inferred0) / span
+            self._rates = (now, reader.stats.decoded, self.stats.samples, self.inferences)
+        stats = self._publish(**numbers)
+        if second:
             for sink in self._live_sinks():  # once a second, samples or not (a camera that is down)
                 self._call(sink, "tick", stats)
-        if self.source.live:
-            conn = self.connection
-            if stats.state is RunState.RECONNECTING or (stats.state is RunState.CONNECTING and conn.attempt):
-                stats.detail = f"retry {conn.attempt} in {conn.next_retry_in_s:.1f} s" if conn.attempt else ""
-            else:
-                stats.detail = f"{conn.reconnects} reconnects" if conn.reconnects else ""
-            if self.tally.last_t_s is not None and not self.accountant.down:
-                stats.totals = self.tally.running_totals(self.source.clock())
         if now >= self._next_checkpoint:
             self._next_checkpoint = now + self.checkpoint_s
             self.checkpoint()
@@ -403,8 +411,8 @@ class Pipeline:
         if self.source_error is not None:
             self.ended = f"{EndReason.FAILED}: {self.source_error}"
         self.report = self._report(str(self.ended))
-        self.stats.screen_s = dict(self.accountant.totals_s)
-        self.stats.state = RunState.FAILED if self.source_error is not None else RunState.ENDED
+        state = RunState.FAILED if self.source_error is not None else RunState.ENDED
+        self._publish(screen_s=dict(self.accountant.totals_s), state=state)
         for sink in self._live_sinks():
             self._call(sink, "close", self.report)
 

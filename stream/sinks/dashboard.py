@@ -10,6 +10,8 @@ watching a wall of cameras asks first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.bar import Bar
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -21,7 +23,7 @@ from rich.text import Text
 from stream.clock import clock
 from stream.report import Report
 from stream.sinks import Output, SourceTag
-from stream.stats import RunStats
+from stream.stats import RunState, RunStats
 from stream.strip import Cell
 
 STRIP_COLOURS = ("cyan", "magenta", "yellow", "green", "bright_red", "bright_blue", "white")
@@ -73,9 +75,20 @@ def render(stats: RunStats) -> RenderableType:
             ProgressBar(total=1.0, completed=done), f"{done:.0%} of {of}   {speed:.1f}x real time   ETA {eta_clock}"
         )
         parts.append(progress)
-    state = f"{stats.state} ({stats.detail})" if stats.detail else str(stats.state)
+    detail = connection_detail(stats)
+    state = f"{stats.state} ({detail})" if detail else str(stats.state)
     title = f"screentime · {stats.source} · {state} · {stats.device}"
     return Panel(Group(*parts), title=title, title_align="left")
+
+
+def connection_detail(stats: RunStats) -> str:
+    """A live source's connection, for people: "retry 3 in 4.2 s", "2 reconnects", or nothing."""
+    if not stats.live:
+        return ""
+    retrying = stats.state is RunState.RECONNECTING or (stats.state is RunState.CONNECTING and stats.retry_attempt)
+    if retrying:
+        return f"retry {stats.retry_attempt} in {stats.next_retry_in_s:.1f} s" if stats.retry_attempt else ""
+    return f"{stats.reconnects} reconnects" if stats.reconnects else ""
 
 
 def strip_cell(cell: Cell | None, label: str) -> str:
@@ -133,10 +146,10 @@ class DashboardSink(Output):
     with the run; at its end the display stops and every source's summary is printed."""
 
     def __init__(self, console: Console | None = None, refresh_per_second: float = 4) -> None:
-        self.stats: dict[int, RunStats] = {}
+        self.stats: dict[int, Callable[[], RunStats]] = {}  # per source: its latest snapshot
         self.console = console or Console()
         self._live = Live(
-            get_renderable=lambda: Group(*(render(s) for s in list(self.stats.values()))),
+            get_renderable=lambda: Group(*(render(numbers()) for numbers in list(self.stats.values()))),
             console=self.console,
             refresh_per_second=refresh_per_second,
             transient=True,
@@ -147,8 +160,8 @@ class DashboardSink(Output):
         self._live.start()
         return self
 
-    def added(self, tag: SourceTag, stats: RunStats) -> None:
-        self.stats[tag.key] = stats
+    def added(self, tag: SourceTag, numbers: Callable[[], RunStats]) -> None:
+        self.stats[tag.key] = numbers
 
     def removed(self, tag: SourceTag, report: Report | None) -> None:
         if report is not None:
