@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from export.onnx_files import onnx_probs, sample_frames, write_card
 from stream.atomic import check_writable
 from stream.errors import BadInputError, ModelError
 from stream.modelcard import FEATURES_OUTPUT, PROBS_OUTPUT, ModelCard
@@ -100,40 +101,6 @@ def convert(model, output: Path) -> None:
         return {PROBS_OUTPUT: out["probs"], FEATURES_OUTPUT: out["features"]}
 
     tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=OPSET, output_path=str(output))
-
-
-def write_card(path: Path, card: ModelCard) -> None:
-    import onnx
-
-    model = onnx.load(str(path))
-    del model.metadata_props[:]
-    for key, value in card.to_metadata().items():
-        model.metadata_props.add(key=key, value=value)
-    model.producer_name = "screentime"
-    model.doc_string = f"screentime classifier: {', '.join(card.classes)}"
-    tmp = path.with_suffix(".tmp.onnx")
-    onnx.save(model, str(tmp))
-    tmp.replace(path)
-
-
-def sample_frames(directory: Path | None, size: tuple[int, int], limit: int = 16, seed: int = 0) -> np.ndarray:
-    """Up to `limit` real frames from `directory`, evenly spread; synthetic ones if there are none."""
-    from training.images import load_images
-
-    paths = sorted(directory.glob("*.jpg")) + sorted(directory.glob("*.png")) if directory else []
-    if paths:
-        pick = np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int)
-        return load_images([paths[i] for i in pick], size)
-    log.warning("no frames for the parity check; using random frames")
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (limit, size[1], size[0], 3), dtype=np.uint8)
-
-
-def onnx_probs(path: Path, frames: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run([PROBS_OUTPUT], {session.get_inputs()[0].name: frames})[0]
 
 
 def export(

@@ -15,6 +15,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from export.onnx_files import onnx_probs, sample_frames, write_card
 from stream.errors import BadInputError
 from stream.modelcard import ModelCard
 
@@ -36,8 +37,6 @@ class _FrameReader(CalibrationDataReader):
 
 def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Path, card: ModelCard, limit: int = 64) -> float:
     """Write the INT8 model; return the share of frames where its class equals fp32's."""
-    from export.onnx_export import onnx_probs, sample_frames, write_card
-
     if not calibration.is_dir():
         raise BadInputError(f"{calibration}: no such calibration directory")
     frames = sample_frames(calibration, card.input_size, limit=limit)

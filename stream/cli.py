@@ -16,7 +16,7 @@ from pathlib import Path
 
 from stream import defaults
 from stream.errors import BadInputError, ScreentimeError
-from stream.preprocess import SKIP_SIMILAR_DEFAULT
+from stream.options import DEVICES, add_watch_flags
 from stream.quiet import import_tensorflow_quietly
 from stream.version import __version__
 
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("directory", type=Path, help="directory written by extract")
     p.add_argument("--classes", type=_classes, default=None, help="names by class id (default neither,jerry,tom)")
     p.add_argument("--model", type=Path, default=None, help="MODEL.onnx whose guesses prefill the page")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 8765 if free; 0 = any)")
     p.add_argument("--no-browser", action="store_true", help="only print the address")
     p.add_argument(
@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, type=Path, help="MODEL.onnx to ask")
     p.add_argument("-n", type=int, default=defaults.SUGGEST_N, help=f"how many frames (default {defaults.SUGGEST_N})")
     p.add_argument("--seed", type=int, default=0, help="seeds the grouping; one seed, one list")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
 
     p = sub.add_parser("train", help="train the classifier on labelled frames")
     p.add_argument(
@@ -102,101 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="what it gets wrong: index.html, contact sheet errors.jpg, predictions.csv",
     )
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
 
     p = sub.add_parser("watch", help="measure screen time on a file, webcam or stream, live")
     p.add_argument("source", nargs="+", help="video files, webcam indices (0) or rtsp:// / http(s):// URLs")
     p.add_argument("--model", required=True, type=Path)
-    rate = p.add_mutually_exclusive_group()
-    rate.add_argument(
-        "--every", type=float, default=None, help=f"seconds between analysed frames (default {defaults.EVERY_S:g})"
-    )
-    rate.add_argument("--fps", type=float, default=None, help="analysed frames per second")
-    p.add_argument("--report", type=Path, default=None, help="JSON report")
-    p.add_argument("--csv", type=Path, default=None, help="timeline CSV")
-    p.add_argument("--output", type=Path, default=None, help="overlaid video (.mp4)")
-    p.add_argument("--no-dashboard", action="store_true")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "tensorrt"])
-    p.add_argument(
-        "--duration",
-        type=float,
-        default=None,
-        help="stop after this many seconds (media time for files, wall clock live)",
-    )
-    retry = p.add_mutually_exclusive_group()
-    retry.add_argument("--max-reconnects", type=int, default=None, help="give up after N failed reconnects")
-    retry.add_argument("--no-retry", action="store_true", help="fail at once if a stream is unreachable")
-    p.add_argument("--rtsp-transport", choices=["tcp", "udp"], default=defaults.RTSP_TRANSPORT)
-    p.add_argument(
-        "--rtsp-backend",
-        choices=["pyav", "opencv"],
-        default=defaults.RTSP_BACKEND,
-        help=f"who decodes rtsp:// cameras: pyav only the frames samples need, opencv all ({defaults.RTSP_BACKEND})",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=defaults.TIMEOUT_S,
-        help=f"seconds without a frame before a stream counts as lost ({defaults.TIMEOUT_S:g})",
-    )
-    p.add_argument(
-        "--open-timeout",
-        type=float,
-        default=defaults.OPEN_TIMEOUT_S,
-        help=f"seconds to wait for a stream's first picture: one keyframe interval ({defaults.OPEN_TIMEOUT_S:g})",
-    )
-    p.add_argument(
-        "--checkpoint",
-        type=float,
-        default=defaults.CHECKPOINT_S,
-        metavar="SECONDS",
-        help=f"rewrite the report every SECONDS during the run ({defaults.CHECKPOINT_S:g})",
-    )
-    p.add_argument(
-        "--segment-minutes",
-        type=float,
-        default=defaults.SEGMENT_MINUTES,
-        metavar="N",
-        help="live overlay: start OUT-0001.mp4, OUT-0002.mp4 ... every N minutes (default 0: one file)",
-    )
-    p.add_argument("--resume", action="store_true", help="carry on the totals of the --report left by an earlier run")
-    p.add_argument(
-        "--precision",
-        choices=["auto", "fp32", "int8"],
-        default="auto",
-        help="auto: MODEL.int8.onnx beside the model on CPU, else fp32",
-    )
-    p.add_argument(
-        "--skip-similar",
-        type=float,
-        default=SKIP_SIMILAR_DEFAULT,
-        metavar="LEVELS",
-        help=f"reuse the last result for a frame this close to it (mean grey levels; 0: off; {SKIP_SIMILAR_DEFAULT})",
-    )
-    p.add_argument(
-        "--smooth",
-        type=int,
-        default=None,
-        metavar="N",
-        help="average the last N samples (0: off; default: the model's)",
-    )
-    p.add_argument(
-        "--view-port",
-        type=int,
-        default=None,
-        metavar="PORT",
-        help="watch the overlaid picture in a browser at http://HOST:PORT/ (MJPEG; 0: any free port)",
-    )
-    p.add_argument(
-        "--view-host", default=defaults.VIEW_HOST, help=f"live view: address to listen on ({defaults.VIEW_HOST})"
-    )
-    p.add_argument(
-        "--view-fps",
-        type=float,
-        default=defaults.VIEW_FPS,
-        help=f"live view: at most this many pictures a second per source ({defaults.VIEW_FPS:g})",
-    )
-    _monitoring_flags(p)
+    add_watch_flags(p)  # every other flag, declared once in stream/options.py
 
     p = sub.add_parser("plot", help="draw who was on screen when, from a watch report")
     p.add_argument("report", type=Path, help="REPORT.json written by watch --report")
@@ -221,43 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="inference engines (default: per GPU share, or CPUs/2)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per engine (0: CPU engines)")
     return parser
-
-
-def _monitoring_flags(p: argparse.ArgumentParser) -> None:
-    """`watch`'s Prometheus, MQTT and webhook outputs (README: Monitoring)."""
-    g = p.add_argument_group("monitoring")
-    g.add_argument(
-        "--name",
-        action="append",
-        default=None,
-        metavar="NAME",
-        help="a name per source for metrics and MQTT (repeat, or a comma list; default: masked URL or file name)",
-    )
-    g.add_argument("--metrics-port", type=int, default=None, metavar="PORT", help="serve Prometheus /metrics here")
-    g.add_argument(
-        "--metrics-host", default=defaults.METRICS_HOST, metavar="HOST", help=f"({defaults.METRICS_HOST}; 0.0.0.0: all)"
-    )
-    g.add_argument(
-        "--mqtt",
-        default=None,
-        metavar="URL",
-        help=f"publish events to mqtt://[user:pass@]host[:port][/prefix] (prefix {defaults.MQTT_PREFIX})",
-    )
-    g.add_argument(
-        "--mqtt-update",
-        type=float,
-        default=defaults.MQTT_UPDATE_S,
-        metavar="SECONDS",
-        help=f"at most one `update` event (and totals) per source every SECONDS ({defaults.MQTT_UPDATE_S:g})",
-    )
-    g.add_argument(
-        "--min-segment",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="announce a character only once seen this long (default: one sample interval)",
-    )
-    g.add_argument("--webhook", default=None, metavar="URL", help="POST each event's JSON here")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -406,10 +280,46 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from stream.api import WatchConfig, run_cli_watch
+    """Run with signal handling: first Ctrl-C or SIGTERM stops cleanly, a second Ctrl-C forces.
 
-    config = WatchConfig.from_args(args)
-    return run_cli_watch(config)
+    The exit status is 0 only when every source ran and every output asked for was written.
+    """
+    import signal
+
+    from stream.api import Watch
+    from stream.options import from_args
+
+    config = from_args(args, terminal=sys.stdout.isatty())
+    run = Watch(config)
+    presses = 0
+
+    def on_signal(signum, _frame) -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1 and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        run.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        run.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        summarise(run.reports, config.dashboard)
+    return 0
+
+
+def summarise(reports, dashboard: bool) -> None:
+    """Each source's totals (the dashboard printed them already) and one line per source."""
+    from rich.console import Console
+
+    from stream.sinks.dashboard import summary
+
+    for report in reports:
+        if not dashboard:
+            Console().print(summary(report))
+        print(f"{report.samples} samples over {report.duration_s:.1f} s of {report.source} ({report.ended})")
 
 
 def cmd_plot(args: argparse.Namespace) -> None:

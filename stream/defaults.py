@@ -9,6 +9,7 @@ TIMEOUT_S = 5.0  # once a stream delivers pictures: seconds without one before i
 # at 25 fps); 20 s covers that plus probing.
 OPEN_TIMEOUT_S = 20.0
 RTSP_TRANSPORT = "tcp"
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")  # --device: auto picks TensorRT, then CUDA, then the CPU
 # Who decodes rtsp:// cameras: PyAV decodes only the frames sampling needs (keyframes alone when
 # they come at least once per sample); "opencv" decodes every frame.
 RTSP_BACKEND = "pyav"

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from stream.defaults import DEVICES
 from stream.errors import ModelError
 from stream.modelcard import FEATURES_OUTPUT, PROBS_OUTPUT, ModelCard
 from stream.preprocess import batch_frames
@@ -24,11 +25,7 @@ from stream.quiet import captured_output
 log = logging.getLogger(__name__)
 
 
-class Device(StrEnum):
-    AUTO = "auto"
-    CPU = "cpu"
-    CUDA = "cuda"
-    TENSORRT = "tensorrt"
+Device = StrEnum("Device", [(name.upper(), name) for name in DEVICES])  # --device's choices, declared in defaults
 
 
 _PROVIDER = {

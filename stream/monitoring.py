@@ -7,79 +7,20 @@ the file's name: a label or a topic never carries a password or an unbounded val
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from stream.defaults import METRICS_HOST, MQTT_UPDATE_S
-from stream.engine import Engine
-from stream.errors import BadInputError
+from stream.options import MonitorConfig, split_names
 from stream.outbox import Sender
 from stream.run import default_name
 from stream.sinks import Output
 
 if TYPE_CHECKING:
+    from stream.engine import Engine
     from stream.sinks.metrics import MetricsSink
 
 JITTER = 0.25  # of a sample interval: how far live sample times stray from the sampling grid
-
-
-@dataclass(frozen=True)
-class MonitorConfig:
-    """The monitoring flags of `screentime watch`."""
-
-    names: tuple[str, ...] = ()  # one per source; empty: the masked URL or file name
-    metrics_port: int | None = None
-    metrics_host: str = METRICS_HOST
-    mqtt: str | None = None  # mqtt://[user:pass@]host[:port][/prefix]
-    mqtt_update_s: float = MQTT_UPDATE_S
-    min_segment_s: float | None = None  # None: one sample interval
-    webhook: str | None = None
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> MonitorConfig:
-        return cls(
-            names=split_names(args.name),
-            metrics_port=args.metrics_port,
-            metrics_host=args.metrics_host,
-            mqtt=args.mqtt,
-            mqtt_update_s=args.mqtt_update,
-            min_segment_s=args.min_segment,
-            webhook=args.webhook,
-        )
-
-    def validate(self, sources: int) -> None:
-        if self.names and len(self.names) != sources:
-            raise BadInputError(f"--name: {len(self.names)} names for {sources} sources (give one per source)")
-        if len(set(self.names)) != len(self.names):
-            raise BadInputError("--name: every source needs its own name")
-        for name in self.names:
-            if not name or any(c in name for c in "/+#") or not name.isprintable():
-                raise BadInputError(f"--name {name!r}: no '/', '+', '#' or control characters (an MQTT topic level)")
-        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
-            raise BadInputError(f"--metrics-port must be 0-65535, got {self.metrics_port}")
-        if self.mqtt_update_s < 0:
-            raise BadInputError("--mqtt-update must be >= 0")
-        if self.min_segment_s is not None and self.min_segment_s < 0:
-            raise BadInputError("--min-segment must be >= 0")
-        if self.mqtt is not None:
-            from stream.sinks.mqtt import MqttTarget
-
-            MqttTarget.parse(self.mqtt)
-        if self.webhook is not None:
-            from stream.sinks.webhook import check_webhook_url
-
-            check_webhook_url(self.webhook)
-
-
-def split_names(values: Iterable[str] | str | None) -> tuple[str, ...]:
-    """`--name a --name b` or `--name a,b`."""
-    if values is None:
-        return ()
-    if isinstance(values, str):
-        values = [values]
-    return tuple(part.strip() for value in values for part in value.split(","))
 
 
 def source_names(given: Sequence[str], sources: Sequence[str], live: Sequence[bool]) -> list[str]:
@@ -133,3 +74,6 @@ def build(config: MonitorConfig, engine: Engine, every_s: float) -> Monitoring:
         monitoring.outputs.append(metrics)
         monitoring.metrics = metrics
     return monitoring
+
+
+__all__ = ["JITTER", "MonitorConfig", "Monitoring", "build", "source_names", "split_names"]

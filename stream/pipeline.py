@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,24 +24,19 @@ from stream.buffer import BufferPolicy, FrameBuffer
 from stream.defaults import BATCH_SIZE, CHECKPOINT_S
 from stream.engine import Engine
 from stream.errors import OutputError, SourceConnectionError, SourceError
-from stream.preprocess import near_duplicate
 from stream.reader import FrameReader
 from stream.reconnect import ConnectionState, ReconnectPolicy
 from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
 from stream.report import RUNNING, Report, TimelineEntry
+from stream.reuse import Reuse
 from stream.sampler import Sampler
 from stream.sinks import Sink
-from stream.smoothing import Smoother
 from stream.stats import RunState, RunStats
-from stream.verdict import to_prediction
+from stream.tally import Tally, is_new, now_utc
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 2.0  # beyond the source's own timeouts, how long a stop waits for the reader's End
-
-
-def now_utc() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Halt(threading.Event):
@@ -97,18 +92,12 @@ class Pipeline:
         self.checkpoint_s = checkpoint_s
         self.connection = ConnectionState()
         # A resumed run carries an earlier run's accountant on; its times continue after `time_offset_s`.
-        self.accountant = accountant or Accountant(self.card.classes)
-        self.offset_s = time_offset_s
+        self.tally = Tally(self.card, smoothing, accountant, time_offset_s, timeline=not source.live)
         self.resumed = resumed  # earlier runs whose totals this one carries on
-        window = smoothing if smoothing is not None else int(self.card.smoothing.get("window", 1))
-        self.smoother = Smoother(window)  # samples averaged per verdict: the flag, the model's default, or none
-        self.skip_similar = skip_similar  # mean grey-level difference under which a result is reused
-        self.inferences_saved = 0
+        self.reuse = Reuse(skip_similar)  # near-duplicates of the last inferred sample reuse its result
         self.inferences = 0
-        self._reference_thumb: np.ndarray | None = None
         self._last_probs: np.ndarray | None = None
         self._reference_model = engine.sha256  # the model whose result a near-duplicate may reuse
-        self.timeline: list[TimelineEntry] | None = None if source.live else []
         self.report: Report | None = None
         self.ended: str = EndReason.END_OF_STREAM
         self.failed_outputs: list[str] = []  # one line per output that failed
@@ -126,6 +115,18 @@ class Pipeline:
             totals=dict(self.accountant.totals_s),
             screen_s=dict(self.accountant.totals_s),
         )
+
+    @property
+    def accountant(self) -> Accountant:
+        return self.tally.accountant
+
+    @property
+    def timeline(self) -> list[TimelineEntry] | None:
+        return self.tally.timeline
+
+    @property
+    def inferences_saved(self) -> int:
+        return self.reuse.saved
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -153,7 +154,6 @@ class Pipeline:
             model_size=self.card.input_size,
             opened=info is not None,
         )
-        self._last_t: float | None = None
         self._first_t: float | None = None
         self._stop_clock: float | None = None
         self._next_checkpoint = time.monotonic() + self.checkpoint_s
@@ -187,7 +187,7 @@ class Pipeline:
             return None
         info = self.source.open()
         self.connection.connected = True
-        self.stats.duration_s = info.duration_s
+        self._publish(duration_s=info.duration_s)
         return info
 
     def _consume(self, buffer: FrameBuffer) -> Iterator[Prediction]:
@@ -226,15 +226,11 @@ class Pipeline:
 
     def _control(self, item: Item) -> None:
         if isinstance(item, Lost):
-            item = Lost(item.t_s + self.offset_s, item.why)
-            self.accountant.lost(item.t_s)
-            self.stats.state = RunState.RECONNECTING
-            self.stats.screen_s = dict(self.accountant.totals_s)
+            item = Lost(self.tally.lost(item.t_s), item.why)
+            self._publish(state=RunState.RECONNECTING, screen_s=dict(self.accountant.totals_s))
         elif isinstance(item, Gap):
-            item = Gap(item.start_s + self.offset_s, item.end_s + self.offset_s)
-            self.accountant.gap(item.start_s, item.end_s)
-            self.smoother.reset()  # never average across an outage
-            self.stats.state = RunState.RUNNING
+            item = Gap(*self.tally.gap(item.start_s, item.end_s))  # the tally never averages across it
+            self._publish(state=RunState.RUNNING)
         else:
             return
         for sink in self._live_sinks():  # in order with the samples, on the accountant's clock
@@ -275,7 +271,7 @@ class Pipeline:
 
     def _process(self, chunk: list[Frame]) -> Iterator[Prediction]:
         # A frame no newer than the last analysed one is never counted twice.
-        sampled = [f for f in chunk if f.sampled and (self._last_t is None or f.t_s > self._last_t)]
+        sampled = [f for f in chunk if f.sampled and is_new(f.t_s, self.tally.last_t_s)]
         verdicts = self._infer(sampled)
         current = self.stats.current
         for frame in chunk:
@@ -297,21 +293,20 @@ class Pipeline:
         to_run: list[Frame] = []
         source_of: dict[int, Frame | None] = {}  # frame id -> inferred frame whose result it reuses
         if self._reference_model != self.engine.sha256:  # a model swapped in (a fleet): results are its own
-            self._reference_thumb, self._reference_model = None, self.engine.sha256
+            self.reuse.forget()
+            self._reference_model = self.engine.sha256
         for frame in frames:
-            if near_duplicate(frame.thumb, self._reference_thumb, self.skip_similar):
-                source_of[id(frame)] = to_run[-1] if to_run else None
-                self.inferences_saved += 1
-            else:
+            if self.reuse.needs_model(frame.thumb):
                 to_run.append(frame)
-                self._reference_thumb = frame.thumb
+            else:
+                source_of[id(frame)] = to_run[-1] if to_run else None
         images = [f.model_input if f.model_input is not None else f.image for f in to_run]
         started = time.monotonic()
         probs = self.engine.predict(images) if to_run else []
         if to_run:
-            self.stats.inference_s = (time.monotonic() - started) / len(to_run)  # per frame, batched
+            self._publish(inference_s=(time.monotonic() - started) / len(to_run))  # per frame, batched
         self.inferences += len(to_run)
-        self.stats.inferences = self.inferences  # before the samples' update(): sinks see which were model runs
+        self._publish(inferences=self.inferences)  # before the samples' update(): sinks see which were model runs
         verdicts = {id(f): p for f, p in zip(to_run, probs, strict=True)}
         for frame in frames:
             if id(frame) in source_of:
@@ -323,21 +318,19 @@ class Pipeline:
 
     def _count(self, frame: Frame, probs: np.ndarray) -> Prediction:
         latency = time.monotonic() - frame.captured_at if frame.captured_at else 0.0
-        t_s = frame.t_s + self.offset_s
-        prediction = to_prediction(self.smoother.push(probs), self.card, t_s, latency)
-        self.accountant.sample(t_s, prediction.present)
-        if self.timeline is not None:
-            self.timeline.append(TimelineEntry(t_s, prediction.label, prediction.confidence))
-        self._last_t = frame.t_s
-        stats = self.stats
-        stats.state = RunState.RUNNING
-        stats.samples += 1
-        stats.current = prediction
-        stats.t_s = frame.t_s
-        stats.latency_s = latency
-        stats.totals = self.accountant.running_totals(t_s)
-        stats.recent.add(t_s, prediction.present)
-        stats.screen_s = dict(self.accountant.totals_s)
+        prediction = self.tally.sample(frame.t_s, probs, latency)
+        assert prediction is not None, "_process passes only frames newer than the last counted"
+        t_s = self.tally.at(frame.t_s)
+        self.stats.recent.add(t_s, prediction.present)  # a thread-safe history, shared by every snapshot
+        stats = self._publish(
+            state=RunState.RUNNING,
+            samples=self.stats.samples + 1,
+            current=prediction,
+            t_s=frame.t_s,
+            latency_s=latency,
+            totals=self.tally.running_totals(frame.t_s),
+            screen_s=dict(self.accountant.totals_s),
+        )
         for sink in self._live_sinks():
             self._call(sink, "update", prediction, frame, stats)
         return prediction
@@ -353,36 +346,43 @@ class Pipeline:
 
     # -- live numbers and checkpoints -------------------------------------------------------
 
+    def _publish(self, **changes) -> RunStats:
+        """A new frozen snapshot of the numbers (this thread is their only writer; the dashboard,
+        metrics and live view read whichever snapshot is current, whole)."""
+        self.stats = replace(self.stats, **changes)
+        return self.stats
+
     def _tick(self) -> None:
         """Between batches: refresh the dashboard's numbers and write a checkpoint when one is due."""
         now = time.monotonic()
-        stats, reader = self.stats, self._reader
-        stats.frames_read = reader.stats.frames_read
-        stats.dropped = self._buffer.dropped
-        stats.elapsed_s = now - self._wall0
-        stats.outages = len(self.accountant.outages) + self.accountant.down
-        stats.decoded = reader.stats.decoded
-        stats.inferences = self.inferences
-        stats.inferences_saved = self.inferences_saved
-        stats.reconnects = self.connection.reconnects
-        stats.outage_s = self.accountant.outage_s(self.source.clock() + self.offset_s if self.source.live else None)
+        reader, conn = self._reader, self.connection
+        numbers = {
+            "frames_read": reader.stats.frames_read,
+            "dropped": self._buffer.dropped,
+            "elapsed_s": now - self._wall0,
+            "outages": len(self.accountant.outages) + self.accountant.down,
+            "decoded": reader.stats.decoded,
+            "inferences": self.inferences,
+            "inferences_saved": self.reuse.saved,
+            "reconnects": conn.reconnects,
+            "retry_attempt": conn.attempt,
+            "next_retry_in_s": conn.next_retry_in_s if conn.attempt else 0.0,
+            "outage_s": self.tally.outage_s(self.source.clock() if self.source.live else None),
+        }
+        if self.source.live and self.tally.last_t_s is not None and not self.accountant.down:
+            numbers["totals"] = self.tally.running_totals(self.source.clock())
         t0, decoded0, samples0, inferred0 = self._rates
-        if now - t0 >= 1.0:
+        second = now - t0 >= 1.0
+        if second:
             span = now - t0
-            stats.decoded_fps = (reader.stats.decoded - decoded0) / span
-            stats.sampled_fps = (stats.samples - samples0) / span
-            stats.analysed_fps = (self.inferences - inferred0) / span
-            self._rates = (now, reader.stats.decoded, stats.samples, self.inferences)
+            numbers["decoded_fps"] = (reader.stats.decoded - decoded0) / span
+            numbers["sampled_fps"] = (self.stats.samples - samples0) / span
+            numbers["analysed_fps"] = (self.inferences - inferred0) / span
+            self._rates = (now, reader.stats.decoded, self.stats.samples, self.inferences)
+        stats = self._publish(**numbers)
+        if second:
             for sink in self._live_sinks():  # once a second, samples or not (a camera that is down)
                 self._call(sink, "tick", stats)
-        if self.source.live:
-            conn = self.connection
-            if stats.state is RunState.RECONNECTING or (stats.state is RunState.CONNECTING and conn.attempt):
-                stats.detail = f"retry {conn.attempt} in {conn.next_retry_in_s:.1f} s" if conn.attempt else ""
-            else:
-                stats.detail = f"{conn.reconnects} reconnects" if conn.reconnects else ""
-            if self._last_t is not None and not self.accountant.down:
-                stats.totals = self.accountant.running_totals(self.source.clock() + self.offset_s)
         if now >= self._next_checkpoint:
             self._next_checkpoint = now + self.checkpoint_s
             self.checkpoint()
@@ -411,38 +411,36 @@ class Pipeline:
                 why = self.connection.last_error or f"{self.source.name}: no picture"
                 waited = time.monotonic() - self._wall0
                 self.source_error = SourceConnectionError(f"{why} (nothing received in {waited:.0f} s)")
-        self.accountant.finish(self._end_time(end))
+        self.tally.finish(self._end_time(end))
         if self.source_error is not None:
             self.ended = f"{EndReason.FAILED}: {self.source_error}"
         self.report = self._report(str(self.ended))
-        self.stats.screen_s = dict(self.accountant.totals_s)
-        self.stats.state = RunState.FAILED if self.source_error is not None else RunState.ENDED
+        state = RunState.FAILED if self.source_error is not None else RunState.ENDED
+        self._publish(screen_s=dict(self.accountant.totals_s), state=state)
         for sink in self._live_sinks():
             self._call(sink, "close", self.report)
 
     def _end_time(self, end: End) -> float | None:
-        """Where analysed time ends, on the accountant's clock (None: at the last sample)."""
-        if self._last_t is None:
+        """Where analysed time ends, on the source's clock (None: at the last sample)."""
+        last_t = self.tally.last_t_s
+        if last_t is None:
             return None
-        reader_end = end.end_s if end.end_s is not None else self._last_t
+        reader_end = end.end_s if end.end_s is not None else last_t
         if self.source.live:
             stop = self._stop_clock if self._stop_clock is not None else reader_end
-            return min(stop, reader_end) + self.offset_s
+            return min(stop, reader_end)
         if self.ended is EndReason.END_OF_STREAM and end.reason is EndReason.END_OF_STREAM:
             return reader_end
         if self.ended is EndReason.DURATION and self._first_t is not None and self.duration_s is not None:
             return self._first_t + self.duration_s
         interval = self._reader.stats.frame_interval_s or 0.0
-        return min(self._last_t + max(self.sampler.every_s, interval), reader_end)
+        return min(last_t + max(self.sampler.every_s, interval), reader_end)
 
     def _report(self, ended: str) -> Report:
-        return Report.from_accountant(
-            self.accountant,
-            self.card,
+        return self.tally.report(
             source=self.source.name,
             model=self.model_name,
             ended=ended,
-            timeline=self.timeline,
             every_s=self.sampler.every_s,
             device=self.engine.device_name,
             started_at=self._started_at,
@@ -450,7 +448,7 @@ class Pipeline:
             frames_read=self._reader.stats.frames_read if self._reader else 0,
             dropped=self._buffer.dropped if self._buffer else 0,
             reconnects=self.connection.reconnects,
-            inferences_saved=self.inferences_saved,
+            inferences_saved=self.reuse.saved,
             resumed=self.resumed,
             model_sha256=self.engine.sha256,
         )

@@ -17,23 +17,19 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from stream.clock import clock, length
 from stream.errors import BadInputError
+from stream.plot_lanes import Section, class_colours, lanes
 
 INSTALL_HINT = 'matplotlib is not installed: pip install -e ".[plot]"'
-BACKGROUND_COLOUR = "#9e9e9e"
-# Distinct, readable on white and apart from the grey of the background and the outage shade.
-CHARACTER_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 OUTAGE_COLOUR = "#f6d8a8"
 LANE_INCHES = 0.45
 BLOCK_INCHES = 1.3  # title and time axis of one source's block
 WIDTH_INCHES = 12.0
 DPI = 100
-
-Section = Mapping[str, Any]  # one source's report, as JSON
 
 
 def load_sections(path: Path) -> list[Section]:
@@ -53,22 +49,6 @@ def load_sections(path: Path) -> list[Section]:
 def _drawable(section: object) -> bool:
     keys = ("classes", "segments", "screen_time_s", "duration_s")
     return isinstance(section, dict) and all(k in section for k in keys)
-
-
-def lanes(section: Section) -> list[str]:
-    """Characters first, in the model's order, then the background (and any class not listed)."""
-    classes = list(section["classes"])
-    characters = [c for c in section.get("characters") or classes if c in classes]
-    return characters + [c for c in classes if c not in characters]
-
-
-def class_colours(section: Section) -> dict[str, str]:
-    """A colour per class: the background grey, the characters from a fixed palette in order."""
-    characters = [c for c in lanes(section) if c != section.get("background")]
-    colours = {c: CHARACTER_COLOURS[i % len(CHARACTER_COLOURS)] for i, c in enumerate(characters)}
-    if section.get("background") is not None:
-        colours[section["background"]] = BACKGROUND_COLOUR
-    return colours
 
 
 def bars(section: Section) -> dict[str, list[tuple[float, float]]]:
@@ -98,27 +78,12 @@ def span_s(section: Section) -> float:
     return max(end - start, float(section["duration_s"]), 1e-3)
 
 
-def clock(seconds: float, minutes: bool | None = None) -> str:
-    """A time for people: seconds under two minutes (or if `minutes` is False), else m:ss or h:mm:ss."""
-    seconds = max(0.0, seconds)
-    if not (minutes if minutes is not None else seconds >= 120):
-        return f"{seconds:g}"
-    whole = round(seconds)
-    h, m, s = whole // 3600, whole % 3600 // 60, whole % 60
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
 def tick_step(span: float, most: int = 10) -> float:
     """The smallest round step (a clock's: 15 s, 5 min, 1 h ...) giving at most `most` ticks."""
     return next((step for step in TICK_STEPS_S if span / step <= most), 86400 * math.ceil(span / 86400 / most))
-
-
-def length(seconds: float) -> str:
-    """A total as people read it: 42.5 s, 3:05, 1:02:03."""
-    return f"{seconds:.1f} s" if seconds < 120 else clock(seconds)
 
 
 def figure(sections: Sequence[Section]):

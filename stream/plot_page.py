@@ -10,7 +10,8 @@ import base64
 from collections.abc import Sequence
 from html import escape
 
-from stream.plot import Section, class_colours, clock, lanes, length
+from stream.clock import clock, length
+from stream.plot_lanes import Section, class_colours, lanes
 
 MAX_LISTED_SEGMENTS = 5000  # per source; a week of a busy camera has more, and the report has them all
 

@@ -271,7 +271,7 @@ class Run:
     def _start(self, member: _Member) -> None:
         with self._send_lock:
             for output in self.outputs:
-                self._call(output, "added", member.tag, member.pipeline.stats)
+                self._call(output, "added", member.tag, lambda pipeline=member.pipeline: pipeline.stats)
         member.thread = threading.Thread(
             target=self._consume, args=(member,), name=f"pipeline:{member.tag.name}", daemon=True
         )

@@ -1,4 +1,5 @@
-"""Live numbers of a run, written by the pipeline and read by the dashboard (and other live sinks)."""
+"""Live numbers of a run: frozen snapshots, made by the pipeline's thread (its only writer) and
+read whole by the dashboard, metrics and live view from theirs."""
 
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ class RunState(StrEnum):
     FAILED = "failed"
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunStats:
     source: str
     live: bool
     classes: list[str]
     characters: list[str]
     state: RunState = RunState.CONNECTING
-    detail: str = ""  # e.g. "retry 3 in 4.2 s", "2 reconnects"
+    retry_attempt: int = 0  # live: the reconnect attempt under way (0: none)
+    next_retry_in_s: float = 0.0  # live: seconds until that attempt
     samples: int = 0
     frames_read: int = 0
     dropped: int = 0
@@ -46,8 +48,7 @@ class RunStats:
     inferences_saved: int = 0  # samples that reused a near-duplicate's result
     inference_s: float = 0.0  # the latest model run's time per frame
     current: Prediction | None = None
-    totals: dict[str, float] = field(default_factory=dict)
-    recent: Strip = field(default_factory=Strip)  # who was on screen in the last few minutes, bounded
+    recent: Strip = field(default_factory=Strip)  # who was on screen in the last few minutes (thread-safe)
     totals: dict[str, float] = field(default_factory=dict)  # for display: the standing sample counts up to now
     # Seconds credited so far (up to the latest sample, loss or end): they only grow, so counters
     # read them. `totals` can step back a little: the next sample is timestamped at capture,

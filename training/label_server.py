@@ -14,9 +14,7 @@ the Host and Origin checks keep other web pages out (DNS rebinding, cross-site P
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -32,141 +30,17 @@ from urllib.parse import parse_qs, unquote
 import cv2
 import numpy as np
 
-from stream.atomic import atomic_write_text
-from stream.errors import BadInputError, LabelError
+from stream.errors import BadInputError
 from stream.verdict import verdict
-from training.extract import FRAMES_CSV, LABELS_CSV, read_timestamps
-from training.labels import _frame_number, parse_class
-from training.shots import same_shot, signature
+from training.labels import LabelStore
 from training.suggest import DEFAULT_N, Suggestion, rank
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CLASSES = ("neither", "jerry", "tom")  # training.train's default, not imported: it loads TensorFlow
 DEFAULT_PORT = 8765
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_BODY = 1 << 20
-RUN_MAX = 500
 PAGE = Path(__file__).with_name("label_page.html")
-
-
-def _cell(classes: tuple[int, ...]) -> str:
-    return ";".join(str(c) for c in classes)
-
-
-class LabelStore:
-    """The frames of one directory in time order and their labels; the only writer of labels.csv."""
-
-    def __init__(self, directory: Path, n_classes: int) -> None:
-        self.directory = directory
-        self.n_classes = n_classes
-        self.csv_path = directory / LABELS_CSV
-        try:
-            self.times = read_timestamps(directory)
-        except (KeyError, ValueError) as exc:
-            raise BadInputError(f"{directory / FRAMES_CSV}: expected columns Image_ID,timestamp_s ({exc})") from None
-        rows = self._read_csv()
-        listed = set(self.times) | {name for name, _, _ in rows} | {p.name for p in directory.glob("*.jpg")}
-        # The allow-list: plain file names of images in this directory, nothing else is ever served.
-        self.paths = {n: directory / n for n in listed if _is_frame_name(n) and (directory / n).is_file()}
-        if not self.paths:
-            raise BadInputError(f"{directory}: no frames to label (run `screentime extract VIDEO -o {directory}`)")
-        self.order = sorted(self.paths, key=lambda n: (self.times.get(n, float("inf")), _frame_number(n), n))
-        self.index = {n: i for i, n in enumerate(self.order)}
-        self.extra: list[tuple[str, str]] = []  # rows naming frames not here: kept, not ours to drop
-        seen: dict[str, tuple[int, ...]] = {}
-        conflicts: set[str] = set()
-        for name, cell, classes in rows:
-            if name not in self.paths:
-                self.extra.append((name, cell))
-            elif classes and seen.setdefault(name, classes) != classes:
-                conflicts.add(name)
-        for name in sorted(conflicts):
-            log.warning("%s: %s is labelled with conflicting classes; shown unlabelled to decide", self.csv_path, name)
-            del seen[name]
-        if self.extra:
-            log.warning("%s: %d rows name frames not in %s; kept", self.csv_path, len(self.extra), directory)
-        self.labels = {n: seen.get(n, ()) for n in self.order}
-        self._lock = threading.Lock()
-        self._signatures: dict[str, np.ndarray | None] = {}
-
-    def _read_csv(self) -> list[tuple[str, str, tuple[int, ...]]]:
-        if not self.csv_path.exists():
-            return []
-        with self.csv_path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            if "Image_ID" not in header or "Class" not in header:
-                raise LabelError(f"{self.csv_path}: first line must be the header 'Image_ID,Class'")
-            id_col, class_col = header.index("Image_ID"), header.index("Class")
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) <= max(id_col, class_col):
-                    raise LabelError(f"{self.csv_path}:{line}: expected Image_ID,Class, got {','.join(row)!r}")
-                where = f"{self.csv_path}:{line}"
-                rows.append((row[id_col].strip(), row[class_col], parse_class(row[class_col], where, self.n_classes)))
-            return rows
-
-    @property
-    def labelled(self) -> int:
-        return sum(1 for c in self.labels.values() if c)
-
-    def validate(self, changes: Any) -> dict[str, tuple[int, ...]]:
-        """Changes as `{frame: [class ids]}`, all or nothing; ValueError names the first bad entry."""
-        if not isinstance(changes, dict) or not changes:
-            raise ValueError("expected {'labels': {frame: [class ids]}} with at least one frame")
-        parsed = {}
-        for name, ids in changes.items():
-            if name not in self.paths:
-                raise ValueError(f"unknown frame {str(name)[:80]!r}")
-            if not isinstance(ids, list) or not all(type(i) is int and 0 <= i < self.n_classes for i in ids):
-                raise ValueError(f"{name}: classes must be a list of class ids 0..{self.n_classes - 1}")
-            parsed[name] = tuple(sorted(set(ids)))
-        return parsed
-
-    def update(self, changes: Any) -> dict[str, str]:
-        """Apply validated changes and rewrite labels.csv before answering; memory follows the disk."""
-        parsed = self.validate(changes)
-        with self._lock:
-            merged = {**self.labels, **parsed}
-            atomic_write_text(self.csv_path, self._csv(merged))
-            self.labels = merged
-        return {n: _cell(c) for n, c in parsed.items()}
-
-    def _csv(self, labels: dict[str, tuple[int, ...]]) -> str:
-        """The seed format: header, one row per frame in time order, empty Class when unlabelled."""
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["Image_ID", "Class"])
-        writer.writerows((n, _cell(labels[n])) for n in self.order)
-        writer.writerows(self.extra)
-        return buf.getvalue()
-
-    def run_from(self, name: str) -> list[str]:
-        """`name` and the frames after it that look the same: one shot, usually one label."""
-        ref = self._signature(name)
-        run = [name]
-        for other in self.order[self.index[name] + 1 : self.index[name] + RUN_MAX]:
-            sig = self._signature(other)
-            if ref is None or sig is None or not same_shot(sig, ref):
-                break
-            run.append(other)
-        return run
-
-    def _signature(self, name: str) -> np.ndarray | None:
-        if name not in self._signatures:
-            grey = cv2.imread(str(self.paths[name]), cv2.IMREAD_REDUCED_GRAYSCALE_4)
-            sig = None if grey is None else signature(grey)
-            self._signatures[name] = sig
-        return self._signatures[name]
-
-
-def _is_frame_name(name: str) -> bool:
-    """A plain image file name: no directory part, no dot-file, an image suffix."""
-    plain = Path(name).name == name and "\\" not in name and not name.startswith(".")
-    return plain and name.lower().endswith(IMAGE_SUFFIXES)
 
 
 class Predictor:

@@ -18,18 +18,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from stream.atomic import atomic_write_bytes, atomic_write_text, check_writable, fsync_dir
+from stream.clock import length
 from stream.errors import BadInputError, OutputError
 from stream.modelcard import ModelCard
-from stream.plot import clock
-
-if TYPE_CHECKING:
-    from training.evaluate import Evaluation
 
 THUMB_WIDTH = 240  # px; height keeps the frame's aspect
 PER_ROW = 6
@@ -58,6 +55,17 @@ class FramePrediction:
     @property
     def correct(self) -> bool:
         return set(self.true) == set(self.predicted)
+
+
+class Evaluation(Protocol):
+    """What the error report reads of an evaluation (`training.evaluate.Evaluation` is one);
+    a protocol, so this module need not import `evaluate`, which imports it."""
+
+    @property
+    def metrics(self) -> dict: ...
+
+    @property
+    def predictions(self) -> tuple[FramePrediction, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -173,7 +181,7 @@ def contact_sheet(wrong: Sequence[FramePrediction], thumbs: Sequence[np.ndarray]
         band_y = y + cell_h - CAPTION_HEIGHT
         sheet[band_y : y + cell_h, x : x + THUMB_WIDTH] = (40, 40, 40)
         lines = [
-            (f"{frame.name}  {_when(frame.time_s)}", (210, 210, 210)),
+            (f"{frame.name}  {length(frame.time_s)}", (210, 210, 210)),
             (f"true: {';'.join(frame.true)}", (140, 230, 140)),
             (f"pred: {';'.join(frame.predicted)} {frame.confidence:.2f}", (110, 110, 255)),
         ]
@@ -209,7 +217,7 @@ def page(
     for (truth, guess), members in sorted(groups.items(), key=lambda kv: -len(kv[1])):
         figures = "".join(
             f'<figure><img src="thumbs/{escape(thumb_names[f.name])}" alt="{escape(f.name)}" loading="lazy">'
-            f"<figcaption>{escape(f.name)} · {escape(_when(f.time_s))}<br>"
+            f"<figcaption>{escape(f.name)} · {escape(length(f.time_s))}<br>"
             f"pred {escape(';'.join(f.predicted))} {f.confidence:.2f}</figcaption></figure>"
             for f in members
         )
@@ -297,10 +305,6 @@ def _fit(text: str, width: int = THUMB_WIDTH - 10) -> str:
     while len(text) > 4 and cv2.getTextSize(text, FONT, 0.45, 1)[0][0] > width:
         text = text[:-4] + "..."
     return text
-
-
-def _when(seconds: float) -> str:
-    return f"{seconds:.1f} s" if seconds < 120 else clock(seconds)
 
 
 def _ratio(value: float | None) -> str:

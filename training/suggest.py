@@ -24,11 +24,11 @@ from rich.progress import Progress
 from stream import defaults
 from stream.errors import BadInputError
 from stream.margin import uncertainty
+from training.labels import LabelStore
 from training.shots import same_shot_as, signature
 
-if TYPE_CHECKING:  # both load at call time: onnxruntime, and label_server imports this module
+if TYPE_CHECKING:  # onnxruntime loads at call time
     from stream.engine import Engine
-    from training.label_server import LabelStore
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,6 @@ def suggest(
 ) -> Suggestion:
     """Rank the unlabelled frames of an `extract` directory for labelling with `model`'s help."""
     from stream.engine import Engine, choose_model
-    from training.label_server import LabelStore
 
     if n < 1:
         raise BadInputError("-n must be at least 1")

@@ -4,8 +4,8 @@ It runs `watch`'s own file source, sampler and reader (`FileSource` with sparse 
 `Sampler`, `FrameReader`), so a video's samples, their pictures and its end time are exactly the
 ones `watch` takes. Only the model's inputs leave the worker, never full frames, and not even
 those of near-duplicate samples: whether a sample reuses the previous result depends only on the
-thumbnails (the rule of `Pipeline._infer`), so it is decided here and the sample travels as a
-time. Each video ends with one record (sample times, which inferred picture each one uses, where
+thumbnails (`stream.reuse.Reuse`, as in `watch`'s pipeline), so it is decided here and the
+sample travels as a time. Each video ends with one record (sample times, which inferred picture each one uses, where
 the video's time ends, or the one-line error that stopped it), so the driver can account it
 without ever seeing a picture.
 """
@@ -17,16 +17,16 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 
 from stream.buffer import BufferPolicy, FrameBuffer
 from stream.filesource import FileSource
-from stream.preprocess import near_duplicate
 from stream.reader import FrameReader
 from stream.records import End, EndReason, Frame
+from stream.reuse import Reuse
 from stream.sampler import Sampler
+from stream.tally import is_new, now_utc
 
 CHUNK = 16  # pictures per block handed to the inference stage: small, so inference starts early
 READ_AHEAD = 8  # full frames the reader may hold: bounds a decode worker's memory
@@ -94,12 +94,12 @@ def decode_video(
 ) -> Iterator[Chunk | VideoRecord]:
     """Chunks of pictures to infer, then the video's record. Never raises: a video that cannot
     be read is a record with an error, and the batch goes on."""
-    started, wall0 = datetime.now(UTC).isoformat(timespec="seconds"), time.monotonic()
+    started, wall0 = now_utc(), time.monotonic()
     times: list[float] = []
     origin: list[int] = []
     chunk: Chunk = ([], [], [])
-    reference: np.ndarray | None = None
-    inferred = saved = 0
+    reuse = Reuse(skip_similar)
+    inferred = 0
     end_s: float | None = None
     error = ""
     frames: SampledFrames | None = None
@@ -114,13 +114,10 @@ def decode_video(
                 if item.reason is EndReason.FAILED:
                     error = one_line(item.error) if item.error else f"{source}: decoding failed"
                 break
-            if times and item.t_s <= times[-1]:  # never counted twice, as in the pipeline
+            if not is_new(item.t_s, times[-1] if times else None):
                 continue
             times.append(item.t_s)
-            if near_duplicate(item.thumb, reference, skip_similar):
-                saved += 1  # reuses the last inferred picture's result
-            else:
-                reference = item.thumb
+            if reuse.needs_model(item.thumb):  # else it reuses the last inferred picture's result
                 for column, value in zip(chunk, (inferred, item.t_s, item.model_input), strict=True):
                     column.append(value)
                 inferred += 1
@@ -141,7 +138,7 @@ def decode_video(
         origin=origin,
         end_s=end_s,
         frames_read=frames.frames_read if frames is not None else 0,
-        inferences_saved=saved,
+        inferences_saved=reuse.saved,
         error=error,
         node=node,
         started_at=started,

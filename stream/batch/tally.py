@@ -1,9 +1,8 @@
 """Samples and their probabilities -> the video's report, by `watch`'s own rules.
 
-The pieces are the pipeline's: `to_prediction` turns probabilities into a verdict, the
-`Smoother` averages them as `watch --smooth` does, the `Accountant` owns the time, and
-`Report.from_accountant` writes it down. Only the order of calls is spelled here, because in
-the pipeline it is spread over a live loop with sinks and a dashboard.
+The counting is `stream.tally.Tally`, the one `watch`'s pipeline drives sample by sample: here
+a whole video's samples are pushed in order, then the file's end, so a video's report cannot
+depend on whether `watch` or `batch` analysed it.
 """
 
 from __future__ import annotations
@@ -12,32 +11,24 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stream.accounting import Accountant
 from stream.batch.decode import VideoRecord
 from stream.modelcard import ModelCard
-from stream.pipeline import now_utc
 from stream.records import EndReason
-from stream.report import Report, TimelineEntry
-from stream.smoothing import Smoother
-from stream.verdict import to_prediction
+from stream.report import Report
+from stream.tally import Tally, now_utc
 
 
 def tally(
     times_s: Sequence[float], probs: Sequence[np.ndarray], card: ModelCard, end_s: float | None, smoothing: int | None
-) -> tuple[Accountant, list[TimelineEntry]]:
+) -> Tally:
     """Count the samples in order, then end the analysed time where the file's time ends
     (None: at the last sample), as the pipeline does at the end of a file."""
-    window = smoothing if smoothing is not None else int(card.smoothing.get("window", 1))
-    smoother = Smoother(window)
-    accountant = Accountant(card.classes)
-    timeline: list[TimelineEntry] = []
+    counted = Tally(card, smoothing)
     for t_s, p in zip(times_s, probs, strict=True):
-        prediction = to_prediction(smoother.push(p), card, t_s)
-        accountant.sample(t_s, prediction.present)
-        timeline.append(TimelineEntry(t_s, prediction.label, prediction.confidence))
+        counted.sample(t_s, p)
     if times_s:
-        accountant.finish(end_s if end_s is not None else times_s[-1])
-    return accountant, timeline
+        counted.finish(end_s if end_s is not None else times_s[-1])
+    return counted
 
 
 def video_report(
@@ -55,14 +46,10 @@ def video_report(
     """The report `watch --report` writes for this video: each sample takes the probabilities
     of the picture it was inferred from (itself, or the last one before it for a near-duplicate)."""
     probs = [inferred[seq] for seq in record.origin]
-    accountant, timeline = tally(record.times_s, probs, card, record.end_s, smoothing)
-    return Report.from_accountant(
-        accountant,
-        card,
+    return tally(record.times_s, probs, card, record.end_s, smoothing).report(
         source=source,
         model=model,
         ended=str(EndReason.END_OF_STREAM),
-        timeline=timeline,
         every_s=every_s,
         device=device,
         started_at=record.started_at,

@@ -80,8 +80,8 @@ class _Status(Output):
     def __init__(self, service: Service) -> None:
         self.service = service
 
-    def added(self, tag: SourceTag, stats) -> None:
-        self.service.metrics.add(tag.name, stats)
+    def added(self, tag: SourceTag, numbers) -> None:
+        self.service.metrics.add(tag.name, numbers)
 
     def update(self, tag: SourceTag, prediction, frame, stats) -> None:
         member = self.service.by_key(tag.key)

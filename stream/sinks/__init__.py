@@ -18,12 +18,16 @@ tagged with its source. An output never counts who uses it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from stream.modelcard import ModelCard
 from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 from stream.report import Report
+
+if TYPE_CHECKING:
+    from stream.stats import RunStats
 
 
 class Sink(Protocol):
@@ -99,8 +103,8 @@ class Output:
     def __exit__(self, *exc) -> None:
         pass
 
-    def added(self, tag: SourceTag, stats) -> None:
-        pass
+    def added(self, tag: SourceTag, numbers: Callable[[], RunStats]) -> None:
+        """A source joined; `numbers()` is its latest frozen snapshot (read it whenever needed)."""
 
     def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats) -> None:
         pass

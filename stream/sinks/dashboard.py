@@ -10,6 +10,8 @@ watching a wall of cameras asks first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.bar import Bar
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -18,18 +20,14 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from stream.clock import clock
 from stream.report import Report
 from stream.sinks import Output, SourceTag
-from stream.stats import RunStats
+from stream.stats import RunState, RunStats
 from stream.strip import Cell
 
 STRIP_COLOURS = ("cyan", "magenta", "yellow", "green", "bright_red", "bright_blue", "white")
 FULL, PART, ABSENT, NO_DATA = "█", "▄", " ", "·"
-
-
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def render(stats: RunStats) -> RenderableType:
@@ -56,7 +54,7 @@ def render(stats: RunStats) -> RenderableType:
         f"sampled {stats.sampled_fps:.1f}/s",
         f"analysed {stats.analysed_fps:.1f}/s",
         f"dropped {stats.dropped}",
-        f"elapsed {_clock(stats.elapsed_s)}",
+        f"elapsed {clock(stats.elapsed_s, padded=True)}",
     ]
     if stats.live:  # capture-to-count latency means something only for live sources
         numbers[3:3] = [f"latency {stats.latency_s * 1000:.0f} ms"]
@@ -72,14 +70,25 @@ def render(stats: RunStats) -> RenderableType:
         progress = Table.grid(expand=True, padding=(0, 1))
         progress.add_column(ratio=1)
         progress.add_column()
+        of, eta_clock = clock(stats.duration_s, padded=True), clock(eta, padded=True)
         progress.add_row(
-            ProgressBar(total=1.0, completed=done),
-            f"{done:.0%} of {_clock(stats.duration_s)}   {speed:.1f}x real time   ETA {_clock(eta)}",
+            ProgressBar(total=1.0, completed=done), f"{done:.0%} of {of}   {speed:.1f}x real time   ETA {eta_clock}"
         )
         parts.append(progress)
-    state = f"{stats.state} ({stats.detail})" if stats.detail else str(stats.state)
+    detail = connection_detail(stats)
+    state = f"{stats.state} ({detail})" if detail else str(stats.state)
     title = f"screentime · {stats.source} · {state} · {stats.device}"
     return Panel(Group(*parts), title=title, title_align="left")
+
+
+def connection_detail(stats: RunStats) -> str:
+    """A live source's connection, for people: "retry 3 in 4.2 s", "2 reconnects", or nothing."""
+    if not stats.live:
+        return ""
+    retrying = stats.state is RunState.RECONNECTING or (stats.state is RunState.CONNECTING and stats.retry_attempt)
+    if retrying:
+        return f"retry {stats.retry_attempt} in {stats.next_retry_in_s:.1f} s" if stats.retry_attempt else ""
+    return f"{stats.reconnects} reconnects" if stats.reconnects else ""
 
 
 def strip_cell(cell: Cell | None, label: str) -> str:
@@ -137,10 +146,10 @@ class DashboardSink(Output):
     with the run; at its end the display stops and every source's summary is printed."""
 
     def __init__(self, console: Console | None = None, refresh_per_second: float = 4) -> None:
-        self.stats: dict[int, RunStats] = {}
+        self.stats: dict[int, Callable[[], RunStats]] = {}  # per source: its latest snapshot
         self.console = console or Console()
         self._live = Live(
-            get_renderable=lambda: Group(*(render(s) for s in list(self.stats.values()))),
+            get_renderable=lambda: Group(*(render(numbers()) for numbers in list(self.stats.values()))),
             console=self.console,
             refresh_per_second=refresh_per_second,
             transient=True,
@@ -151,8 +160,8 @@ class DashboardSink(Output):
         self._live.start()
         return self
 
-    def added(self, tag: SourceTag, stats: RunStats) -> None:
-        self.stats[tag.key] = stats
+    def added(self, tag: SourceTag, numbers: Callable[[], RunStats]) -> None:
+        self.stats[tag.key] = numbers
 
     def removed(self, tag: SourceTag, report: Report | None) -> None:
         if report is not None:

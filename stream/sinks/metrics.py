@@ -1,8 +1,8 @@
 """Prometheus metrics (`--metrics-port`): `/metrics` for a Prometheus server, as Frigate's `/api/metrics`.
 
 Imported only when asked for. Each run has its own CollectorRegistry (no module-level default
-registry, so two runs in one process never clash). Counters and gauges are read from the live
-`RunStats` at scrape time by a custom collector, so the pipeline does no extra work per sample;
+registry, so two runs in one process never clash). Counters and gauges are read from each source's
+latest `RunStats` snapshot at scrape time by a custom collector, so the pipeline does no extra work per sample;
 only the two histograms are observed in `update()`. Labels are bounded: `source` (the `--name`,
 else the masked URL or file name), `class` (the model's classes), `output` (mqtt, webhook).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -82,18 +82,21 @@ class RunCollector(Collector):
     highest value (a live outage's running seconds can settle a little lower than last shown)."""
 
     def __init__(
-        self, sources: Sequence[tuple[str, RunStats]], info: dict[str, str], senders: Sequence[Sender] = ()
+        self,
+        sources: Sequence[tuple[str, Callable[[], RunStats]]],
+        info: dict[str, str],
+        senders: Sequence[Sender] = (),
     ) -> None:
-        self.sources = list(sources)  # (name, stats) per source, in the order added
+        self.sources = list(sources)  # (name, its latest snapshot) per source, in the order added
         self.info = info
         self.senders = list(senders)
         self._high: dict[tuple[str, tuple[str, ...]], float] = {}
         self._lock = threading.Lock()
 
-    def add(self, name: str, stats: RunStats) -> None:
+    def add(self, name: str, numbers: Callable[[], RunStats]) -> None:
         """A source joined the run: its series appear from the next scrape."""
         with self._lock:
-            self.sources.append((name, stats))
+            self.sources.append((name, numbers))
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -106,6 +109,7 @@ class RunCollector(Collector):
         family.add_metric(labels, value)
 
     def _collect(self) -> Iterator[Metric]:
+        sources = [(name, numbers()) for name, numbers in self.sources]  # one snapshot each per scrape
         per_source = {
             "screentime_samples_total": lambda s: s.samples,
             "screentime_inferences_total": lambda s: s.inferences,
@@ -115,14 +119,14 @@ class RunCollector(Collector):
             "screentime_outage_seconds_total": lambda s: s.outage_s,
         }
         screen = _family("screentime_screen_seconds_total")
-        for name, stats in self.sources:
+        for name, stats in sources:
             screen_s = stats.screen_s
             for label in stats.classes:
                 self._counter(screen, [name, label], screen_s.get(label, 0.0))
         yield screen
         for metric, read in per_source.items():
             family = _family(metric)
-            for name, stats in self.sources:
+            for name, stats in sources:
                 self._counter(family, [name], float(read(stats)))
             yield family
         up, state, current, confidence = (
@@ -131,7 +135,7 @@ class RunCollector(Collector):
             _family("screentime_current_class"),
             _family("screentime_current_confidence_ratio"),
         )
-        for name, stats in self.sources:
+        for name, stats in sources:
             up.add_metric([name], float(stats.state is RunState.RUNNING))
             for each in RunState:
                 state.add_metric([name, str(each)], float(stats.state is each))
@@ -207,9 +211,9 @@ class MetricsSink(Output):
         self._thread.start()
         return self
 
-    def added(self, tag: SourceTag, stats: RunStats) -> None:
-        self._inferences[tag.key] = stats.inferences
-        self.collector.add(tag.name, stats)
+    def added(self, tag: SourceTag, numbers: Callable[[], RunStats]) -> None:
+        self._inferences[tag.key] = numbers().inferences
+        self.collector.add(tag.name, numbers)
 
     def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
         if tag.live:

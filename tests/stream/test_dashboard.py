@@ -88,8 +88,13 @@ def strip_line(text: str, name: str, names: list[str], cells: int) -> str:
 def test_strip_follows_the_history():
     from stream.strip import Strip
 
-    stats = RunStats(source="cam", live=True, classes=["neither", "jerry", "tom"], characters=["jerry", "tom"])
-    stats.recent = Strip(cell_s=1.0, cells=8)
+    stats = RunStats(
+        source="cam",
+        live=True,
+        classes=["neither", "jerry", "tom"],
+        characters=["jerry", "tom"],
+        recent=Strip(cell_s=1.0, cells=8),
+    )
     history = [
         (0.0, ("jerry",)),
         (1.0, ("jerry",)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import urllib.request
+from dataclasses import replace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -50,14 +51,17 @@ def values(collector: RunCollector) -> dict[tuple[str, tuple], float]:
 
 
 def test_counters_never_go_back_while_gauges_follow():
-    live = stats(screen_s={"jerry": 5.0}, outage_s=3.2, state=RunState.RUNNING)
-    collector = RunCollector([("cam", live)], {"model": "m.onnx"})
+    latest = [stats(screen_s={"jerry": 5.0}, outage_s=3.2, state=RunState.RUNNING)]
+    collector = RunCollector([("cam", lambda: latest[0])], {"model": "m.onnx"})
     first = values(collector)
     assert first[("screentime_outage_seconds_total", (("source", "cam"),))] == 3.2
     assert first[("screentime_source_up", (("source", "cam"),))] == 1.0
-    live.outage_s = 3.1  # a running outage settles a little lower than last shown
-    live.state = RunState.RECONNECTING
-    live.current = Prediction(1.0, "jerry", 0.75, present=("jerry",))
+    latest[0] = replace(  # the pipeline's next snapshot
+        latest[0],
+        outage_s=3.1,  # a running outage settles a little lower than last shown
+        state=RunState.RECONNECTING,
+        current=Prediction(1.0, "jerry", 0.75, present=("jerry",)),
+    )
     second = values(collector)
     assert second[("screentime_outage_seconds_total", (("source", "cam"),))] == 3.2
     assert second[("screentime_source_up", (("source", "cam"),))] == 0.0

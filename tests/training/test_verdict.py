@@ -62,7 +62,7 @@ def test_same_frame_same_verdict_in_watch_batch_evaluate_and_labeller(tmp_path, 
     as_names = [tuple(card.classes[i] for i in verdict(row, card)) for row in probs]
 
     watch = [to_prediction(row, card, float(t)).present for t, row in enumerate(probs)]
-    _, timeline = tally([float(t) for t in range(len(probs))], list(probs), card, None, smoothing=1)
+    timeline = tally([float(t) for t in range(len(probs))], list(probs), card, None, smoothing=1).timeline
     batch = [tuple(entry.label.split("+")) for entry in timeline]
     evaluated = [p.predicted for p in evaluate(model, frames, frames / "labels.csv", device="cpu").predictions]
     guesses = Predictor(model, "cpu").predict(paths)

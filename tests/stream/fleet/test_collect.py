@@ -118,8 +118,7 @@ def test_the_labeller_and_training_read_the_folder(tmp_path):
         col.offer(T0 + i, shot(i), guess(0.1))
     col.flush()
     from training.extract import read_timestamps
-    from training.label_server import LabelStore
-    from training.labels import read_labels
+    from training.labels import LabelStore, read_labels
 
     folder = tmp_path / "door"
     times = read_timestamps(folder)
