@@ -6,6 +6,8 @@
     DELETE /api/cameras/NAME     removed from the file
     POST   /api/reload           the file read again
     GET    /metrics              Prometheus
+    GET    /view                 the live view: every camera's overlaid picture
+    GET    /view/NAME.mjpg       one camera's, MJPEG
 
 Changes through the API are changes to the config file (written atomically), so a restart
 keeps them. With a token (required beyond loopback) every request needs
@@ -25,10 +27,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from stream.errors import BadInputError, ScreentimeError
+from stream.sinks.liveview import BOUNDARY
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +103,19 @@ def build_app(service) -> Starlette:
     async def reload(request: Request) -> Response:
         return JSONResponse({"changes": await run_in_threadpool(service.reload)})
 
+    async def view_page(request: Request) -> Response:
+        return HTMLResponse(service.view.page())
+
+    async def view_stream(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in service.view.tiles:
+            return JSONResponse({"error": "no such camera"}, 404)
+        return StreamingResponse(
+            service.view.stream(name, request.is_disconnected),
+            media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            headers={"Cache-Control": "no-cache, no-store"},
+        )
+
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -111,6 +127,8 @@ def build_app(service) -> Starlette:
             Route("/api/cameras/{name}", guarded(delete), methods=["DELETE"]),
             Route("/api/reload", guarded(reload), methods=["POST"]),
             Route("/metrics", guarded(metrics), methods=["GET"]),
+            Route("/view", guarded(view_page), methods=["GET"]),
+            Route("/view/{name}.mjpg", guarded(view_stream), methods=["GET"]),
         ]
     )
 
@@ -136,7 +154,9 @@ class HttpServer:
             self.sock.close()
             raise BadInputError(f"http {host}:{port}: {exc.strerror or exc}") from None
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(build_app(service), log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            build_app(service), log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5
+        )
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -31,6 +31,7 @@ from stream.fleet.collect import Caps, Collector, CollectSink
 from stream.fleet.config import Camera, FleetConfig, check_config, expand, read_raw
 from stream.fleet.dayfiles import DayFilesSink
 from stream.fleet.models import Engines, Swappable
+from stream.fleet.view import FleetView
 from stream.monitoring import JITTER
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.reconnect import ReconnectPolicy
@@ -130,7 +131,8 @@ class Service:
         self.registry = CollectorRegistry()
         self.metrics = RunCollector([], {"version": __version__, "config": config.path.name})
         self.registry.register(self.metrics)
-        self.run = Run(None, [_Status(self)], keep_open=True)  # type: ignore[arg-type]  (each camera brings its engine)
+        self.view = FleetView()
+        self.run = Run(None, [_Status(self), self.view], keep_open=True)  # type: ignore[arg-type]  (each camera brings its engine)
         self.reload_requested = threading.Event()
         self._stamps = self._file_stamps(config)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import make_color_model
+from helpers import decode_jpeg, make_color_model, mjpeg_parts
 from rtsp_control import RtspServer, free_port
 
 from stream.engine import file_sha256
@@ -205,7 +205,7 @@ def test_killed_and_restarted_it_carries_today_on(rtsp_server: RtspServer, tmp_p
     assert today["duration_s"] == pytest.approx(sum(today["screen_time_s"].values()), abs=0.01)
 
 
-def test_events_collect_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_broker, tmp_path: Path):
+def test_events_view_collect_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_broker, tmp_path: Path):
     from mqtt_control import Subscriber
 
     make_color_model(tmp_path / "m.onnx")
@@ -219,6 +219,10 @@ def test_events_collect_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_broke
         serve.wait(lambda: serve.samples("door") >= 3)
         sub.wait_for(lambda m: m.topic == "fleet/door/state" and m.payload == "online", 20, "door online")
         sub.wait_for(lambda m: m.topic.startswith("fleet/door/") and "jerry" in m.payload, 20, "jerry's event")
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/view", timeout=10).read().decode()
+        assert '<img src="/view/door.mjpg"' in page
+        parts = mjpeg_parts(f"http://127.0.0.1:{port}/view/door.mjpg", 1.5)
+        assert parts and decode_jpeg(parts[-1][1]).shape == (240, 320, 3)  # the camera's overlaid picture
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert 'source="door"' in metrics
         listed = serve.cameras()["door"]
