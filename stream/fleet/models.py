@@ -28,9 +28,17 @@ class Engines:
         with self._lock:
             if key not in self._loaded:
                 engine = Engine(path, device)
+                # Engine hashes its file when first asked: ask now, while the file is the one loaded
+                if engine.sha256 != key[1]:
+                    raise ModelError(f"{path}: replaced while it was loading (the next change reloads it)")
                 check_runs(engine)
                 self._loaded[key] = engine
             return self._loaded[key]
+
+    def keep(self, used: set[Engine]) -> None:
+        """Let go of the engines no camera uses any more (a swapped-out model's memory)."""
+        with self._lock:
+            self._loaded = {k: e for k, e in self._loaded.items() if e in used}
 
 
 def check_runs(engine: Engine) -> None:

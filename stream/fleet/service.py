@@ -243,6 +243,7 @@ class Service:
                     member.camera = cam
             self.config = dataclasses.replace(new, **{key: getattr(old, key) for key in kept})
             self._stamps = self._file_stamps(new)
+            self.engines.keep({m.engine.current for m in self.members.values()})
             return changes
 
     def reload(self) -> dict[str, list[str]]:
@@ -257,6 +258,8 @@ class Service:
             raw = read_raw(self.config.path)
             change(raw)
             new = check_config(raw, self.config.path)
+            for cam in new.cameras.values():  # a model that does not load never reaches the file
+                self.engines.get(cam.model, cam.device)
             atomic_write_text(self.config.path, yaml.safe_dump(raw, sort_keys=False))
             return self.apply(new)
 

@@ -41,5 +41,8 @@ def test_engines_are_shared_by_path_and_content(tmp_path):
     first = engines.get(path, "cpu")
     assert engines.get(path, "cpu") is first
     make_color_model(tmp_path / "m.onnx", sharpness=2.0)  # a new file at the same path
-    assert engines.get(path, "cpu") is not first
+    second = engines.get(path, "cpu")
+    assert second is not first
     check_runs(first)
+    engines.keep({second})
+    assert engines.get(path, "cpu") is second
