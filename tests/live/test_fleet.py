@@ -193,6 +193,8 @@ def test_killed_and_restarted_it_carries_today_on(rtsp_server: RtspServer, tmp_p
     again = Serve(config, port)
     try:
         again.wait(lambda: again.samples("a") >= 4)
+        again.proc.send_signal(signal.SIGHUP)  # systemctl reload: the file read again, nothing changed
+        again.wait(lambda: "config reloaded (SIGHUP): no change" in again.output())
         assert again.stop() == 0
     finally:
         if again.proc.poll() is None:
