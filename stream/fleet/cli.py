@@ -25,6 +25,25 @@ def serve(path: Path, check: bool = False) -> int:
     if check:
         print(f"ok: {summary(config)}")
         return 0
-    from stream.fleet.service import run_service
+    import signal
+    import threading
 
-    return run_service(config)
+    from stream.fleet.http import HttpServer
+    from stream.fleet.service import MaskSecrets, Service, run_service
+
+    service = Service(config)
+    mask = MaskSecrets(lambda: service.config.secrets())
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(mask)
+    server = HttpServer(service, config.host, config.port)  # a taken port fails here, before any camera
+    stop = threading.Event()
+
+    def on_stop(signum, frame) -> None:
+        log.info("stopping: every camera's day file is written first")
+        stop.set()
+        service.run.stop()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, lambda signum, frame: service.reload_requested.set())
+    return run_service(service, server, stop)

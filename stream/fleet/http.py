@@ -153,7 +153,7 @@ class HttpServer:
         except OSError as exc:
             self.sock.close()
             raise BadInputError(f"http {host}:{port}: {exc.strerror or exc}") from None
-        self.port = self.sock.getsockname()[1]
+        self.host, self.port = host, self.sock.getsockname()[1]
         config = uvicorn.Config(
             build_app(service), log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5
         )

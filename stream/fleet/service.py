@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -26,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from stream.atomic import atomic_write_text
 from stream.defaults import MQTT_UPDATE_S
-from stream.errors import BadInputError, ScreentimeError
+from stream.errors import ScreentimeError
 from stream.fleet.collect import Caps, Collector, CollectSink
 from stream.fleet.config import Camera, FleetConfig, check_config, expand, read_raw
 from stream.fleet.dayfiles import DayFilesSink
@@ -330,30 +329,14 @@ def _mtime(path: Path) -> float:
         return 0
 
 
-def run_service(config: FleetConfig) -> int:
-    """The service in the foreground until SIGTERM/SIGINT; the exit status."""
-    from stream.fleet.http import HttpServer
-
-    mask = MaskSecrets(lambda: service.config.secrets())
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(mask)
-    service = Service(config)
-    server = HttpServer(service, config.host, config.port)  # a taken port fails here, before any camera
-    stop = threading.Event()
-
-    def on_stop(signum, frame) -> None:
-        log.info("stopping: every camera's day file is written first")
-        stop.set()
-        service.run.stop()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, lambda signum, frame: service.reload_requested.set())
+def run_service(service: Service, server, stop: threading.Event) -> int:
+    """The service in the foreground until `stop` (the CLI sets it on SIGTERM/SIGINT, and asks for
+    reloads on SIGHUP); every camera's day file is written before it returns."""
     service.start()
     server.start()
     watcher = threading.Thread(target=service.watch_files, args=(stop,), name="config-watch", daemon=True)
     watcher.start()
-    log.info("serving %d cameras; API on http://%s:%d/api/cameras", len(service.members), config.host, server.port)
+    log.info("serving %d cameras; API on http://%s:%d/api/cameras", len(service.members), server.host, server.port)
     try:
         with service.holds:  # the event senders outlive every camera's last event
             for _tag, _prediction in service.run:
@@ -364,4 +347,4 @@ def run_service(config: FleetConfig) -> int:
     return 0
 
 
-__all__ = ["BadInputError", "Service", "run_service"]
+__all__ = ["MaskSecrets", "Service", "run_service"]
