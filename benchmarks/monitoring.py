@@ -175,7 +175,7 @@ def sink_cost_us(model: Path, broker_port: int, calls: int = 20000, repeats: int
     sender = MqttSender(MqttTarget.parse(f"mqtt://127.0.0.1:{broker_port}/cost"))
     events = EventSink([sender], 0.04, 10.0, 0.01)
     metrics = MetricsSink(card, model, "CPU", "127.0.0.1", 0, [sender])
-    sender.open()
+    sender.__enter__()  # as the run opens it
     for output in (events, metrics):  # as the run opens them and adds a source
         output.__enter__()
         output.added(tag, lambda: stats)

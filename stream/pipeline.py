@@ -30,7 +30,7 @@ from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, V
 from stream.report import RUNNING, Report, TimelineEntry
 from stream.reuse import Reuse
 from stream.sampler import Sampler
-from stream.sinks import Sink
+from stream.sinks import Guard, Sink
 from stream.stats import RunState, RunStats
 from stream.tally import Tally, is_new, now_utc
 
@@ -99,9 +99,7 @@ class Pipeline:
         self._last_probs: np.ndarray | None = None
         self.report: Report | None = None
         self.ended: str = EndReason.END_OF_STREAM
-        self.failed_outputs: list[str] = []  # one line per output that failed
-        self.output_bug: Exception | None = None  # the first sink that raised something not an output error
-        self._failed: set[int] = set()  # ids of sinks cut off after failing
+        self.guard = Guard()  # sinks that failed: cut off, one line each, the first bug kept to raise
         self.source_error: BaseException | None = None
         self._buffer: FrameBuffer | None = None  # both made by run()
         self._reader: FrameReader | None = None
@@ -170,14 +168,14 @@ class Pipeline:
             if end is None:
                 end = self._await_end(buffer)
             self._finish(end)
-        if self.output_bug is not None:  # a bug outranks what the user can fix: keep its traceback
+        if self.guard.bug is not None:  # a bug outranks what the user can fix: keep its traceback
             if self.source_error is not None:
                 log.error("%s", self.source_error)
-            raise self.output_bug
+            raise self.guard.bug
         if self.source_error is not None:
             raise self.source_error
-        if self.failed_outputs:
-            raise OutputError("; ".join(self.failed_outputs))
+        if self.guard.failed:
+            raise OutputError("; ".join(self.guard.failed))
 
     def _open_local(self) -> VideoInfo | None:
         """Open a source that does not reconnect (file, webcam) here; network streams open in the
@@ -452,26 +450,7 @@ class Pipeline:
     # -- sinks -------------------------------------------------------------------------------
 
     def _live_sinks(self) -> list[Sink]:
-        return [s for s in self.sinks if id(s) not in self._failed]
+        return self.guard.live(self.sinks)
 
     def _call(self, sink: Sink, method: str, *args) -> None:
-        """Call a sink; one that fails is cut off and the others go on.
-
-        Only an output that could not be written (OutputError, OSError) is a user's problem: one
-        line, exit 4. Anything else is a bug in the sink: logged with its traceback and raised
-        when the run has closed its other outputs.
-        """
-        if id(sink) in self._failed:
-            return
-        try:
-            getattr(sink, method)(*args)
-        except (OutputError, OSError) as exc:
-            self._failed.add(id(sink))
-            message = str(exc) if isinstance(exc, OutputError) else f"{type(sink).__name__}: {exc}"
-            self.failed_outputs.append(message)
-            log.warning("output failed, the run goes on without it: %s", message)
-        except Exception as exc:
-            self._failed.add(id(sink))
-            log.error("bug in output %s.%s; the run goes on without it", type(sink).__name__, method, exc_info=True)
-            if self.output_bug is None:
-                self.output_bug = exc
+        self.guard.call(sink, method, *args)
