@@ -136,14 +136,15 @@ def make_clip(path: Path, frames_dir: Path, seconds: int, loops: int) -> Path:
 def child(args: argparse.Namespace) -> int:
     """One `screentime watch URL... --every 1 --no-dashboard --duration D` run; one JSON line of
     what happened between `--warmup` and one second before the end."""
-    from stream.api import Watch, WatchConfig
+    from stream.api import Watch
     from stream.cli import build_parser
     from stream.logs import quiet_native_logs
+    from stream.options import from_args
 
     quiet_native_logs()
     argv = ["watch", *args.urls, "--model", str(args.model), "--every", "1", "--no-dashboard"]
     argv += ["--duration", str(args.duration), "--rtsp-backend", args.backend]
-    run = Watch(WatchConfig.from_args(build_parser().parse_args(argv)))
+    run = Watch(from_args(build_parser().parse_args(argv), terminal=False))
     marks: dict[str, dict] = {}
 
     def snapshot(name: str) -> None:

@@ -316,7 +316,6 @@ def soak(args, console: Console, tmp: Path) -> Table:
     )
     consumer = Consumer(run)
     poller = ReportPoller(report_path)
-    stats = run.pipelines[0].stats
     rss: dict[str, float] = {}
     next_minute = 1
     try:
@@ -332,10 +331,11 @@ def soak(args, console: Console, tmp: Path) -> Table:
                     rss["1 min"] = rss["end"]
                 if next_minute == 10:
                     rss["10 min"] = rss["end"]
+                now = run.pipelines[0].stats  # the latest snapshot
                 say(
                     f"[{elapsed / 60:6.1f} min] samples {len(consumer.arrivals)}, RSS {rss['end']:.1f} MB, "
-                    f"report rewrites {len(poller.writes)}, dropped {stats.dropped}, outages {stats.outages}, "
-                    f"state {stats.state}"
+                    f"report rewrites {len(poller.writes)}, dropped {now.dropped}, outages {now.outages}, "
+                    f"state {now.state}"
                 )
                 next_minute += 1
         consumer.finish()

@@ -158,9 +158,12 @@ def sink_cost_us(model: Path, broker_port: int, calls: int = 20000, repeats: int
     EventSink (with a real MQTT sender connected to the broker) and MetricsSink fed synthetic
     samples (a scene change every 75, as in the file). The minimum of several repeats, which other
     load on the machine can only raise."""
+    from dataclasses import replace
+
     from stream.engine import Engine
     from stream.modelcard import ModelCard
-    from stream.records import Frame, Prediction, VideoInfo
+    from stream.records import Frame, Prediction
+    from stream.sinks import SourceTag
     from stream.sinks.event_sink import EventSink
     from stream.sinks.metrics import MetricsSink
     from stream.sinks.mqtt import MqttSender, MqttTarget
@@ -168,12 +171,14 @@ def sink_cost_us(model: Path, broker_port: int, calls: int = 20000, repeats: int
 
     card: ModelCard = Engine(model, "cpu").card
     stats = RunStats("bench", False, list(card.classes), list(card.characters), state=RunState.RUNNING)
+    tag = SourceTag(0, "bench", "bench", live=False)
     sender = MqttSender(MqttTarget.parse(f"mqtt://127.0.0.1:{broker_port}/cost"))
-    events = EventSink("bench", [sender], 0.04, 10.0, 0.01)
-    metrics = MetricsSink([("bench", stats)], card, model, "CPU", "127.0.0.1", 0, [sender])
-    info = VideoInfo(160, 120, 25.0, calls, live=False)
-    for sink in (events, metrics):
-        sink.start(info, card)
+    events = EventSink([sender], 0.04, 10.0, 0.01)
+    metrics = MetricsSink(card, model, "CPU", "127.0.0.1", 0, [sender])
+    sender.__enter__()  # as the run opens it
+    for output in (events, metrics):  # as the run opens them and adds a source
+        output.__enter__()
+        output.added(tag, lambda: stats)
     frame = Frame(None, 0.0, 0)
     best = float("inf")
     for repeat in range(repeats):
@@ -182,17 +187,21 @@ def sink_cost_us(model: Path, broker_port: int, calls: int = 20000, repeats: int
             label = card.classes[1 + (i // 75) % 2]
             t_s = (repeat * calls + i) * 0.04
             predictions.append(Prediction(t_s, label, 0.99, {label: 0.99}, (label,)))
+        snapshots = []  # the pipeline's, one per sample (skip-similar reuses most results); not timed
+        for i in range(calls):
+            stats = replace(stats, samples=stats.samples + 1, inferences=stats.inferences + (i % 5 == 0))
+            snapshots.append(stats)
         started = time.perf_counter()
-        for i, prediction in enumerate(predictions):
-            stats.samples += 1
-            stats.inferences += i % 5 == 0  # skip-similar reuses most results
-            events.update(prediction, frame, stats)
-            metrics.update(prediction, frame, stats)
+        for i, (prediction, stats) in enumerate(zip(predictions, snapshots, strict=True)):
+            events.update(tag, prediction, frame, stats)
+            metrics.update(tag, prediction, frame, stats)
             if i % 25 == 0:  # about once a second of the file
-                events.tick(stats)
+                events.tick(tag, stats)
         best = min(best, (time.perf_counter() - started) / calls * 1e6)
-    for sink in (events, metrics):
-        sink.close(None)
+    events.removed(tag, None)
+    for output in (events, metrics):
+        output.__exit__(None, None, None)
+    sender.close()
     return best
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from stream.engine import Engine, choose_model
+from stream.errors import BadInputError
 from stream.monitoring import build
 from stream.options import WatchConfig, watch_config
 from stream.pipeline import Pipeline
@@ -81,6 +82,10 @@ class Watch:
 
         `output`: its own overlay video; `index`: its place in a resumed report (`--resume`)."""
         config = self.config
+        if config.csv and len(config.sources) == 1 and self.runner.tags:
+            raise BadInputError(
+                f"--csv {config.csv}: a run begun with one source writes no source column; begin with several"
+            )
         # A file or camera sampled at an interval decodes only what it samples; the overlay needs every frame.
         sparse = config.every_s if output is None and config.every_s > 0 else None
         source = open_source(
@@ -120,7 +125,10 @@ class Watch:
     def remove_source(self, tag, timeout_s: float | None = None) -> Report | None:
         """Stop one source (a tag, or its name); its outputs get its final report, returned."""
         if isinstance(tag, str):
-            tag = next(t for t in self.runner.tags if t.name == tag)
+            named = [t for t in self.runner.tags if t.name == tag]
+            if not named:
+                raise BadInputError(f"no source named {tag!r} in this run (names: {', '.join(self.names)})")
+            tag = named[0]
         return self.runner.remove_source(tag, timeout_s)
 
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import difflib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -393,43 +393,16 @@ def watch_config(sources: list[str], model: str | Path, values: Mapping[str, Any
     check_names(values)
     v = {name: option.default for name, option in OPTIONS.items()} | dict(values)
 
-    def path(key: str) -> Path | None:
-        return Path(v[key]) if v[key] else None
-
+    paths = {"report", "csv", "output"}
+    given = {f.name: v[f.name] for f in fields(WatchConfig) if f.name in OPTIONS and f.name != "every_s"}
+    given.update({key: Path(v[key]) if v[key] else None for key in paths})
+    monitor = {f.name: v[f.name] for f in fields(MonitorConfig) if f.name in OPTIONS}
     return WatchConfig(
         sources=sources,
         model=Path(model),
         every_s=interval_from(v["every_s"], v["fps"]),
-        report=path("report"),
-        csv=path("csv"),
-        output=path("output"),
-        dashboard=bool(v["dashboard"]),
-        device=v["device"],
-        duration_s=v["duration_s"],
-        batch_size=v["batch_size"],
-        max_reconnects=v["max_reconnects"],
-        rtsp_transport=v["rtsp_transport"],
-        rtsp_backend=v["rtsp_backend"],
-        timeout_s=v["timeout_s"],
-        open_timeout_s=v["open_timeout_s"],
-        checkpoint_s=v["checkpoint_s"],
-        resume=bool(v["resume"]),
-        segment_minutes=v["segment_minutes"],
-        smoothing=v["smoothing"],
-        skip_similar=v["skip_similar"],
-        precision=v["precision"],
-        view_port=v["view_port"],
-        view_host=v["view_host"],
-        view_fps=v["view_fps"],
-        monitor=MonitorConfig(
-            names=split_names(v["name"]),
-            metrics_port=v["metrics_port"],
-            metrics_host=v["metrics_host"],
-            mqtt=v["mqtt"],
-            mqtt_update_s=v["mqtt_update_s"],
-            min_segment_s=v["min_segment_s"],
-            webhook=v["webhook"],
-        ),
+        monitor=MonitorConfig(names=split_names(v["name"]), **monitor),
+        **given,
     )
 
 

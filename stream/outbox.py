@@ -89,7 +89,7 @@ class Outbox:
 
 class Sender:
     """One receiver shared by every source of a run, opened and closed once by the run (a
-    context manager: `open` on entry, `close` on exit).
+    context manager: it connects on entry and `close`s on exit).
 
     Subclasses say how to connect, deliver one message and disconnect; this class owns the outbox
     and the thread. `_deliver` returns False, after waiting a little, while the receiver is away:
@@ -108,13 +108,11 @@ class Sender:
     def connected(self) -> bool:
         return True
 
-    def open(self) -> None:
+    def __enter__(self) -> Sender:
+        """Connect and start delivering (once, by the run)."""
         self._connect()
         self._thread = threading.Thread(target=self._run, name=f"{self.kind}-sender", daemon=True)
         self._thread.start()
-
-    def __enter__(self) -> Sender:
-        self.open()
         return self
 
     def __exit__(self, *exc) -> None:

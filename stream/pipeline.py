@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -30,7 +30,7 @@ from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, V
 from stream.report import RUNNING, Report, TimelineEntry
 from stream.reuse import Reuse
 from stream.sampler import Sampler
-from stream.sinks import Sink
+from stream.sinks import Guard, Sink
 from stream.stats import RunState, RunStats
 from stream.tally import Tally, is_new, now_utc
 
@@ -99,10 +99,8 @@ class Pipeline:
         self._last_probs: np.ndarray | None = None
         self._reference_model = engine.sha256  # the model whose result a near-duplicate may reuse
         self.report: Report | None = None
-        self.ended: str = EndReason.END_OF_STREAM
-        self.failed_outputs: list[str] = []  # one line per output that failed
-        self.output_bug: Exception | None = None  # the first sink that raised something not an output error
-        self._failed: set[int] = set()  # ids of sinks cut off after failing
+        self.ended: str = ""  # why it ended, set once at the end (as in the report)
+        self.guard = Guard()  # sinks that failed: cut off, one line each, the first bug kept to raise
         self.source_error: BaseException | None = None
         self._buffer: FrameBuffer | None = None  # both made by run()
         self._reader: FrameReader | None = None
@@ -160,25 +158,24 @@ class Pipeline:
         self._rates = (time.monotonic(), 0, 0, 0)
         for sink in self.sinks:
             self._call(sink, "start", info or VideoInfo(0, 0, None, None, live=True), self.card)
-        end: End | None = None
+        outcome: End | EndReason | None = None  # the reader's End, or why this pipeline stopped
         try:
             reader.start()
-            end = yield from self._consume(buffer)
+            outcome = yield from self._consume(buffer)
         except KeyboardInterrupt:
-            self.ended = EndReason.INTERRUPTED
+            outcome = EndReason.INTERRUPTED
         finally:
             self._halt.set()
-            if end is None:
-                end = self._await_end(buffer)
-            self._finish(end)
-        if self.output_bug is not None:  # a bug outranks what the user can fix: keep its traceback
+            end = outcome if isinstance(outcome, End) else self._await_end(buffer)
+            self._finish(end, stopped=outcome if isinstance(outcome, EndReason) else None)
+        if self.guard.bug is not None:  # a bug outranks what the user can fix: keep its traceback
             if self.source_error is not None:
                 log.error("%s", self.source_error)
-            raise self.output_bug
+            raise self.guard.bug
         if self.source_error is not None:
             raise self.source_error
-        if self.failed_outputs:
-            raise OutputError("; ".join(self.failed_outputs))
+        if self.guard.failed:
+            raise OutputError("; ".join(self.guard.failed))
 
     def _open_local(self) -> VideoInfo | None:
         """Open a source that does not reconnect (file, webcam) here; network streams open in the
@@ -190,39 +187,35 @@ class Pipeline:
         self._publish(duration_s=info.duration_s)
         return info
 
-    def _consume(self, buffer: FrameBuffer) -> Iterator[Prediction]:
+    def _consume(self, buffer: FrameBuffer) -> Generator[Prediction, None, End | EndReason]:
+        """Predictions as records come; returns the reader's End, or why this pipeline stopped."""
         limit = 1 if self.source.live else max(self.batch_size, 64)
         while True:
             if self.stop.is_set():
-                self._stopping(EndReason.INTERRUPTED)
-                return None
+                return self._stopping(EndReason.INTERRUPTED)
             if self._duration_reached():
-                self._stopping(EndReason.DURATION)
-                return None
-            items = buffer.get(limit)
+                return self._stopping(EndReason.DURATION)
             frames: list[Frame] = []
-            for item in items:
+            for item in buffer.get(limit):
                 if isinstance(item, Frame):
                     frames.append(item)
                     continue
-                yield from self._frames(frames)
+                if stopped := (yield from self._frames(frames)):
+                    return stopped
                 frames = []
-                if self.ended is EndReason.DURATION:
-                    return None
                 if isinstance(item, End):
                     return item
                 self._control(item)
-            yield from self._frames(frames)
-            if self.ended is EndReason.DURATION:
-                return None
+            if stopped := (yield from self._frames(frames)):
+                return stopped
             self._tick()
 
-    def _frames(self, frames: list[Frame]) -> Iterator[Prediction]:
+    def _frames(self, frames: list[Frame]) -> Generator[Prediction, None, EndReason | None]:
         for chunk in self._chunks(frames):
-            yield from self._process(chunk)
-            if self.ended is EndReason.DURATION:
-                return
+            if stopped := (yield from self._process(chunk)):
+                return stopped
             self._tick()
+        return None
 
     def _control(self, item: Item) -> None:
         if isinstance(item, Lost):
@@ -236,10 +229,10 @@ class Pipeline:
         for sink in self._live_sinks():  # in order with the samples, on the accountant's clock
             self._call(sink, "control", item)
 
-    def _stopping(self, reason: EndReason) -> None:
-        self.ended = reason
+    def _stopping(self, reason: EndReason) -> EndReason:
         if self.source.live:
             self._stop_clock = self.source.clock()
+        return reason
 
     def _await_end(self, buffer: FrameBuffer) -> End:
         """After a stop: wait for the reader's End (bounded by the source's own timeouts), still
@@ -269,7 +262,7 @@ class Pipeline:
         if chunk:
             yield chunk
 
-    def _process(self, chunk: list[Frame]) -> Iterator[Prediction]:
+    def _process(self, chunk: list[Frame]) -> Generator[Prediction, None, EndReason | None]:
         # A frame no newer than the last analysed one is never counted twice.
         sampled = [f for f in chunk if f.sampled and is_new(f.t_s, self.tally.last_t_s)]
         verdicts = self._infer(sampled)
@@ -278,8 +271,7 @@ class Pipeline:
             if self._first_t is None:
                 self._first_t = frame.t_s
             if self.duration_s is not None and not self.source.live and frame.t_s >= self._first_t + self.duration_s:
-                self.ended = EndReason.DURATION
-                return
+                return EndReason.DURATION
             if id(frame) in verdicts:
                 current = self._count(frame, verdicts[id(frame)])
                 yield current
@@ -395,14 +387,15 @@ class Pipeline:
 
     # -- the end -----------------------------------------------------------------------------
 
-    def _finish(self, end: End) -> None:
+    def _finish(self, end: End, stopped: EndReason | None) -> None:
+        """`stopped`: why this pipeline stopped before the reader ended (None: the reader ended)."""
+        ended: str = stopped or end.reason
         if end.reason is EndReason.FAILED:
+            ended = stopped or EndReason.END_OF_STREAM
             if isinstance(end.error, Exception) or end.error is None:
                 self.source_error = end.error or SourceError(f"{self.source.name}: failed")
             else:  # KeyboardInterrupt inside the reader
-                self.ended = EndReason.INTERRUPTED
-        elif self.ended is EndReason.END_OF_STREAM:
-            self.ended = end.reason
+                ended = EndReason.INTERRUPTED
         if self._reader.stats.frames_read == 0 and self.source_error is None:
             if not self.source.live:
                 if end.reason is EndReason.END_OF_STREAM:  # ended, not stopped, before a single frame
@@ -411,16 +404,17 @@ class Pipeline:
                 why = self.connection.last_error or f"{self.source.name}: no picture"
                 waited = time.monotonic() - self._wall0
                 self.source_error = SourceConnectionError(f"{why} (nothing received in {waited:.0f} s)")
-        self.tally.finish(self._end_time(end))
+        self.tally.finish(self._end_time(end, ended))
         if self.source_error is not None:
-            self.ended = f"{EndReason.FAILED}: {self.source_error}"
+            ended = f"{EndReason.FAILED}: {self.source_error}"
+        self.ended = ended
         self.report = self._report(str(self.ended))
         state = RunState.FAILED if self.source_error is not None else RunState.ENDED
         self._publish(screen_s=dict(self.accountant.totals_s), state=state)
         for sink in self._live_sinks():
             self._call(sink, "close", self.report)
 
-    def _end_time(self, end: End) -> float | None:
+    def _end_time(self, end: End, ended: str) -> float | None:
         """Where analysed time ends, on the source's clock (None: at the last sample)."""
         last_t = self.tally.last_t_s
         if last_t is None:
@@ -429,9 +423,9 @@ class Pipeline:
         if self.source.live:
             stop = self._stop_clock if self._stop_clock is not None else reader_end
             return min(stop, reader_end)
-        if self.ended is EndReason.END_OF_STREAM and end.reason is EndReason.END_OF_STREAM:
+        if ended is EndReason.END_OF_STREAM and end.reason is EndReason.END_OF_STREAM:
             return reader_end
-        if self.ended is EndReason.DURATION and self._first_t is not None and self.duration_s is not None:
+        if ended is EndReason.DURATION and self._first_t is not None and self.duration_s is not None:
             return self._first_t + self.duration_s
         interval = self._reader.stats.frame_interval_s or 0.0
         return min(last_t + max(self.sampler.every_s, interval), reader_end)
@@ -456,26 +450,7 @@ class Pipeline:
     # -- sinks -------------------------------------------------------------------------------
 
     def _live_sinks(self) -> list[Sink]:
-        return [s for s in self.sinks if id(s) not in self._failed]
+        return self.guard.live(self.sinks)
 
     def _call(self, sink: Sink, method: str, *args) -> None:
-        """Call a sink; one that fails is cut off and the others go on.
-
-        Only an output that could not be written (OutputError, OSError) is a user's problem: one
-        line, exit 4. Anything else is a bug in the sink: logged with its traceback and raised
-        when the run has closed its other outputs.
-        """
-        if id(sink) in self._failed:
-            return
-        try:
-            getattr(sink, method)(*args)
-        except (OutputError, OSError) as exc:
-            self._failed.add(id(sink))
-            message = str(exc) if isinstance(exc, OutputError) else f"{type(sink).__name__}: {exc}"
-            self.failed_outputs.append(message)
-            log.warning("output failed, the run goes on without it: %s", message)
-        except Exception as exc:
-            self._failed.add(id(sink))
-            log.error("bug in output %s.%s; the run goes on without it", type(sink).__name__, method, exc_info=True)
-            if self.output_bug is None:
-                self.output_bug = exc
+        self.guard.call(sink, method, *args)

@@ -33,7 +33,7 @@ from stream.pipeline import Halt, Pipeline
 from stream.records import Prediction
 from stream.report import Report
 from stream.sampler import Sampler
-from stream.sinks import BaseSink, Output, Sink, SourceTag
+from stream.sinks import BaseSink, Guard, Output, Sink, SourceTag
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +129,7 @@ class Run:
         self._keys = itertools.count()
         self._results: queue.Queue = queue.Queue(maxsize=BACKLOG)
         self._state = "new"  # new -> open -> closed
-        self._failed: set[int] = set()  # ids of outputs cut off
-        self.failed_outputs: list[str] = []
-        self.output_bug: Exception | None = None
+        self.guard = Guard()  # outputs that failed: cut off, one line each, the first bug kept to raise
         self.failures: dict[str, BaseException] = {}  # source name -> why it failed
 
     # -- sources ---------------------------------------------------------------------------
@@ -257,14 +255,14 @@ class Run:
 
     def raise_failures(self) -> None:
         """What went wrong, as one error: a bug outranks a source's failure, which outranks an output's."""
-        if self.output_bug is not None:
-            raise self.output_bug
+        if self.guard.bug is not None:
+            raise self.guard.bug
         if self.failures:
-            for line in self.failed_outputs:
+            for line in self.guard.failed:
                 log.error("%s", line)
             raise_failures(self.failures, len(self._members))
-        if self.failed_outputs:
-            raise OutputError("; ".join(self.failed_outputs))
+        if self.guard.failed:
+            raise OutputError("; ".join(self.guard.failed))
 
     # -- inside ------------------------------------------------------------------------------
 
@@ -330,21 +328,7 @@ class Run:
         return close
 
     def _call(self, output: Output, method: str, *args) -> None:
-        """Call an output; an output that cannot write is cut off (exit 4), a bug is kept to raise."""
-        if id(output) in self._failed:
-            return
-        try:
-            getattr(output, method)(*args)
-        except (OutputError, OSError) as exc:
-            self._failed.add(id(output))
-            message = str(exc) if isinstance(exc, OutputError) else f"{type(output).__name__}: {exc}"
-            self.failed_outputs.append(message)
-            log.warning("output failed, the run goes on without it: %s", message)
-        except Exception as exc:
-            self._failed.add(id(output))
-            log.error("bug in output %s.%s; the run goes on without it", type(output).__name__, method, exc_info=True)
-            if self.output_bug is None:
-                self.output_bug = exc
+        self.guard.call(output, method, *args)
 
 
 def _key(tag: SourceTag | int) -> int:

@@ -18,16 +18,20 @@ tagged with its source. An output never counts who uses it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from stream.errors import OutputError
 from stream.modelcard import ModelCard
 from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 from stream.report import Report
 
 if TYPE_CHECKING:
     from stream.stats import RunStats
+
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
@@ -123,3 +127,37 @@ class Output:
 
     def removed(self, tag: SourceTag, report: Report | None) -> None:
         """The source has left the run; `report` is its final report (None: it never started)."""
+
+
+class Guard:
+    """Calls sinks or outputs and cuts off one that fails, the others going on: the one policy of
+    the pipeline (a source's sinks) and the run (its outputs).
+
+    An output that cannot write (OutputError, OSError) is a user's problem: one line in `failed`
+    (exit 4). Anything else is a bug in it: logged with its traceback, the first kept in `bug`
+    to be raised when the run has finished its other outputs.
+    """
+
+    def __init__(self) -> None:
+        self._cut: set[int] = set()
+        self.failed: list[str] = []
+        self.bug: Exception | None = None
+
+    def live(self, targets: list) -> list:
+        return [t for t in targets if id(t) not in self._cut]
+
+    def call(self, target: object, method: str, *args) -> None:
+        if id(target) in self._cut:
+            return
+        try:
+            getattr(target, method)(*args)
+        except (OutputError, OSError) as exc:
+            self._cut.add(id(target))
+            line = str(exc) if isinstance(exc, OutputError) else f"{type(target).__name__}: {exc}"
+            self.failed.append(line)
+            log.warning("output failed, the run goes on without it: %s", line)
+        except Exception as exc:
+            self._cut.add(id(target))
+            log.error("bug in output %s.%s; the run goes on without it", type(target).__name__, method, exc_info=True)
+            if self.bug is None:
+                self.bug = exc

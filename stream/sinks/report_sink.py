@@ -83,8 +83,9 @@ def _guarded(what: str, path: Path, call, *args) -> None:
 class ReportSink(Output):
     """The JSON report: replaced atomically at every checkpoint and whenever a source ends.
 
-    With `several` sources it holds every section as it stands, `{"sources": [...]}` in the order
-    the sources were added; a source removed from the run keeps its final section.
+    With `several` sources (or once a second source is added) it holds every section as it
+    stands, `{"sources": [...]}` in the order the sources were added; a source removed from the
+    run keeps its final section.
     """
 
     what = "report"
@@ -107,7 +108,7 @@ class ReportSink(Output):
         if report is None:
             return
         self._reports[tag.key] = report
-        if not self.several:
+        if not self.several and len(self._reports) == 1:
             text = report_json(report)
         else:
             done = [r.to_dict() for r in self._reports.values() if r is not None]

@@ -58,16 +58,16 @@ def run_pipeline(
     duration_s: float,
     reconnect: ReconnectPolicy | None = None,
     at: tuple[float, Callable[[], None]] | None = None,
-    stats: list[RunStats] | None = None,
+    stats: list[Callable[[], RunStats]] | None = None,
 ) -> tuple[list[Prediction], Report]:
     """Analyse `source` for `duration_s` wall-clock seconds; `at=(s, action)` runs `action` s into the
-    run; `stats` gets the run's live numbers (decoded pictures ...)."""
+    run; `stats` gets a reader of the run's latest live numbers (decoded pictures ...)."""
     stop = threading.Event()
     pipeline = Pipeline(
         source, engine, Sampler(every_s), sinks=[], stop=stop, duration_s=duration_s, reconnect=reconnect
     )
     if stats is not None:
-        stats.append(pipeline.stats)
+        stats.append(lambda: pipeline.stats)  # a frozen snapshot, replaced as the run goes
     guard = watchdog(stop, OPEN_S + duration_s + 20)
     predictions: list[Prediction] = []
     pending = at
@@ -289,19 +289,21 @@ def test_sparse_sampling_decodes_few_pictures_and_the_right_ones(
     duration_s, every_s, switch_s = 12.0, 1.0, 7.0
     url = rtsp_server.start(fps=FPS, pattern="red", keyint=keyint, bframes=bframes)
     source = network_source(url, sparse_every_s=every_s)
-    stats: list[RunStats] = []
+    stats: list[Callable[[], RunStats]] = []
     marks: dict[str, float] = {}
 
     def switch() -> None:
         # Counted from here: the first seconds decode every frame while keyframe spacing is learnt.
-        marks.update(blue=source.clock(), decoded=stats[0].decoded, read=stats[0].frames_read)
+        now = stats[0]()
+        marks.update(blue=source.clock(), decoded=now.decoded, read=now.frames_read)
         marks.update(keyframes_only=source.keyframes_only)
         rtsp_server.set_pattern("blue")
 
     predictions, report = run_pipeline(
         source, Engine(color_model, "cpu"), every_s, duration_s, at=(switch_s, switch), stats=stats
     )
-    decoded, read = stats[0].decoded - marks["decoded"], stats[0].frames_read - marks["read"]
+    end = stats[0]()
+    decoded, read = end.decoded - marks["decoded"], end.frames_read - marks["read"]
     assert report.frames_read >= 0.8 * FPS * report.duration_s, f"{report.frames_read} frames read"
     assert decoded < share * read, f"{decoded} pictures decoded of the last {read} frames"
     assert marks["keyframes_only"] is (keyint == FPS)

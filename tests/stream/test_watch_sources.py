@@ -8,6 +8,7 @@ import json
 import pytest
 
 from stream import watch
+from stream.errors import BadInputError
 from tests.helpers import write_color_video
 
 SCENES = [(0, 0.0, 20.0), (1, 20.0, 40.0), (2, 40.0, 60.0)]  # neither, jerry, tom
@@ -41,3 +42,21 @@ def test_a_source_added_and_one_removed_while_watch_runs(clips, color_model, tmp
     rows = (tmp_path / "t.csv").read_text().splitlines()[1:]
     assert [sum(row.startswith(f"{clip},") for row in rows) for clip in clips] == [FRAMES, removed.samples, FRAMES]
     assert [r.source for r in run.reports] == [str(a), str(b), str(c)]
+
+
+def test_a_second_source_makes_a_single_report_a_report_of_sections(clips, color_model, tmp_path):
+    a, b, _ = clips
+    report = tmp_path / "report.json"
+    run = watch(a, color_model, every_s=1.0, report=report)
+    run.add_source(str(b))
+    run.run()
+    assert [s["source"] for s in json.loads(report.read_text())["sources"]] == [str(a), str(b)]
+
+
+def test_refusals_name_what_is_wrong(clips, color_model, tmp_path):
+    a, b, _ = clips
+    run = watch(a, color_model, csv=tmp_path / "t.csv")  # its timeline has no source column
+    with pytest.raises(BadInputError, match="no source column"):
+        run.add_source(str(b))
+    with pytest.raises(BadInputError, match=r"no source named 'x\.mp4' in this run \(names: a\.mp4\)"):
+        run.remove_source("x.mp4")
