@@ -54,6 +54,7 @@ class Candidate:
     label: str
     confidence: float
     signature: np.ndarray
+    model_sha256: str = ""  # the model that made the guess
     jpeg: bytes = b""  # encoded once it is kept (a raw picture per pending frame would cost megabytes)
 
 
@@ -109,7 +110,8 @@ class Collector:
         self._bytes = folder_bytes(self.directory)
         self._full_logged = False
 
-    def offer(self, unix_s: float, image: np.ndarray, prediction: Prediction) -> None:
+    def offer(self, unix_s: float, image: np.ndarray, prediction: Prediction, model_sha256: str | None = None) -> None:
+        """A sample and its picture; `model_sha256`: the model that made it (default: the collector's)."""
         local = datetime.fromtimestamp(unix_s, self.zone)
         hour = (local.date(), local.hour, local.utcoffset())
         if hour != self._hour:
@@ -122,7 +124,8 @@ class Collector:
         if margin > self.caps.max_margin or image is None:
             return
         room = min(self.caps.per_hour, self.caps.per_day - len(self.saved_today))
-        candidate = Candidate(unix_s, margin, prediction.label, prediction.confidence, signature(image))
+        made_by = self.model_sha256 if model_sha256 is None else model_sha256
+        candidate = Candidate(unix_s, margin, prediction.label, prediction.confidence, signature(image), made_by)
         pending = consider(self.pending, candidate, self.saved_today, room)
         if pending is not self.pending:
             ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
@@ -156,7 +159,7 @@ class Collector:
                     c.label,
                     f"{c.confidence:.4f}",
                     f"{c.margin:.4f}",
-                    self.model_sha256,
+                    c.model_sha256,
                 ]
             )
             written.append(self.directory / name)
@@ -197,16 +200,20 @@ class Collector:
 class CollectSink(BaseSink):
     """A camera pipeline's collector: each sample offered with its picture and wall time."""
 
-    def __init__(self, collector: Collector, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, collector: Collector, wall: Callable[[], float] = time.time, model_of: Callable[[], str] | None = None
+    ) -> None:
         self.collector = collector
         self.wall = wall
+        self.model_of = model_of  # the model that made the latest result (a service swaps models)
 
     def start(self, info: VideoInfo, card: ModelCard) -> None:
         self.collector.classes, self.collector.multi_label = card.classes, card.multi_label
 
     def update(self, prediction: Prediction, frame: Frame, stats) -> None:
         age = max(0.0, time.monotonic() - frame.captured_at) if frame.captured_at else 0.0
-        self.collector.offer(self.wall() - age, frame.image, prediction)
+        made_by = self.model_of() if self.model_of is not None else None
+        self.collector.offer(self.wall() - age, frame.image, prediction, made_by)
 
     def close(self, report) -> None:
         self.collector.flush()

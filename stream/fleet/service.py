@@ -165,7 +165,7 @@ class Service:
             caps = Caps(c.per_hour, c.per_day, int(c.max_mb * 1e6), c.max_margin)
             card = engine.card
             collector = Collector(Path(c.dir) / cam.name, caps, zone, card.classes, card.multi_label, engine.sha256)
-            sinks.append(CollectSink(collector))
+            sinks.append(CollectSink(collector, model_of=lambda: swappable.made_by))
         senders = [self._sender(kind, url) for kind, url in (("mqtt", cam.mqtt), ("webhook", cam.webhook)) if url]
         if senders:
             sinks.append(CameraEvents(cam.name, senders, cam.every_s))
