@@ -240,6 +240,7 @@ def test_events_view_collect_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_
     # collected at the end of the hour or the run: a still red picture is one shot, so one frame
     with (tmp_path / "hard" / "door" / "frames.csv").open() as fh:
         rows = list(csv.DictReader(fh))
+    assert rows and rows[0]["model_sha256"] == listed["model_sha256"]
     assert (
         len(rows) == 1 and rows[0]["guess"] == "jerry" and (tmp_path / "hard" / "door" / rows[0]["Image_ID"]).is_file()
     )
