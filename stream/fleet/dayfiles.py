@@ -192,13 +192,25 @@ class DayFilesSink(BaseSink):
             return
         try:
             previous = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise BadInputError(f"{path}: cannot carry today's totals on ({exc})") from None
-        carried = resumed_accountant(previous, self.card.classes, datetime.fromtimestamp(now, UTC))
+            carried = resumed_accountant(previous, self.card.classes, datetime.fromtimestamp(now, UTC))
+        except (OSError, ValueError, BadInputError) as exc:  # another model's classes, a damaged file
+            self._set_aside(path, now, exc)
+            return
         self._carried, self.offset_s, self.runs = carried.accountant, carried.offset_s, carried.runs
         self._base = {k: -int(previous.get(k, 0)) for k in COUNTERS}  # today's counts go on too
         self._models = [(float(m["start_s"]), str(m["model_sha256"])) for m in previous.get("models", [])]
         log.info("%s: carrying on today's totals from %s (%d earlier runs)", self.source, path, carried.runs)
+
+    def _set_aside(self, path: Path, now: float, why: Exception) -> None:
+        """Today's files that cannot be carried on keep their numbers under another name; today
+        starts again (never a total mixed from two models' classes)."""
+        stamp = datetime.fromtimestamp(now, self.zone).strftime("%H%M%S")
+        for old in day_paths(self.directory, local_day(now, self.zone)):
+            if old.exists():
+                self._guard(old.rename, old.with_name(f"{old.stem}.before-{stamp}{old.suffix}"))
+        log.warning(
+            "%s: %s cannot be carried on (%s); set aside as %s.before-%s.*", self.source, path, why, path.stem, stamp
+        )
 
     def _book_time(self, t_s: float, captured_at: float = 0.0) -> float:
         """The run's time on the day book's clock (after today's carried time); the first record

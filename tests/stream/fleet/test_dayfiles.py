@@ -144,3 +144,16 @@ def test_killed_and_restarted_the_same_day_carries_today_on(tmp_path):
     assert today["duration_s"] == pytest.approx(55.0 + 30.0)
     rows = list(csv.DictReader(day_paths(tmp_path, date(2026, 12, 4))[1].open()))
     assert len(rows) == 18 and float(rows[-1]["t_s"]) == pytest.approx(285.0 + 25.0)
+
+
+def test_a_day_file_of_other_classes_is_set_aside_not_mixed_in(tmp_path):
+    path, timeline = day_paths(tmp_path, date(2026, 12, 4))
+    other = {"classes": ["neither", "spike"], "screen_time_s": {"spike": 50.0}, "samples": 3, "segments": []}
+    path.write_text(json.dumps({**other, "end_s": 5.0, "start_s": 0.0, "updated_at": "2026-12-03T23:00:00+00:00"}))
+    timeline.write_text("t_s,class,confidence\n")
+    wall = Wall()
+    wall.t_s = 300.0
+    sink = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, wall=wall)
+    sink.start(INFO, CARD)
+    assert sink.runs == 0 and sink.offset_s == 0.0
+    assert {p.name for p in tmp_path.iterdir()} == {"2026-12-04.before-000300.json", "2026-12-04.before-000300.csv"}
