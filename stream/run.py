@@ -13,6 +13,9 @@ fleet monitor adds and removes cameras through.
 Output calls are serialised by one lock, so outputs need none of their own. An output that
 cannot write (OutputError, OSError) is cut off and reported at the end (exit 4); any other
 exception from an output is a bug: logged with its traceback and raised at the end.
+
+It runs past 300 lines because a run's life (open, add, remove, iterate, close, raise) is one
+object's, with the threads and the queue it owns.
 """
 
 from __future__ import annotations
