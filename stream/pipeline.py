@@ -296,10 +296,9 @@ class Pipeline:
         images = [f.model_input if f.model_input is not None else f.image for f in to_run]
         started = time.monotonic()
         probs = self.engine.predict(images) if to_run else []
-        if to_run:
-            self._publish(inference_s=(time.monotonic() - started) / len(to_run))  # per frame, batched
-        self.inferences += len(to_run)
-        self._publish(inferences=self.inferences)  # before the samples' update(): sinks see which were model runs
+        if to_run:  # before the samples' update(): sinks see which were model runs, and their time per frame
+            self.inferences += len(to_run)
+            self._publish(inferences=self.inferences, inference_s=(time.monotonic() - started) / len(to_run))
         verdicts = {id(f): p for f, p in zip(to_run, probs, strict=True)}
         for frame in frames:
             if id(frame) in source_of:

@@ -216,7 +216,8 @@ class Run:
         """Stop every source, wait for each, close every output (idempotent)."""
         if self._state == "closed":
             return
-        self.stop_event.set()
+        if any(m.thread is not None and m.thread.is_alive() for m in self._members.values()):
+            self.stop_event.set()  # only then: a stop event the caller shares is not set by a run that ended
         for member in list(self._members.values()):
             if member.thread is not None:
                 while member.thread.is_alive():
