@@ -8,8 +8,8 @@ so the pipeline, not the model, is the bottleneck and any per-sample cost of the
 Runs alternate off/on so a drifting machine load hits both alike; the median of N runs each is
 compared. The rate is samples over the time from the first sample to the last (wall clock: on a
 shared machine other load moves it by tens of percent). CPU time per sample is steadier, and is
-split by thread (Linux /proc): the pipeline thread (the sinks' calls are made there, so this is
-what the analysis itself pays) and the monitoring threads (paho's network thread, the MQTT
+split by thread (Linux /proc): the pipeline thread and the caller's (the sinks' calls are made
+in the first, so this is what the analysis itself pays) and the monitoring threads (paho's network thread, the MQTT
 sender, the metrics server and its scrape handlers). The whole run's seconds (model load, broker
 connection, the final messages and closing included) are shown apart. Last, the sinks' calls are
 timed alone (the minimum of repeats, which other load can only raise): the direct cost per sample.
@@ -145,7 +145,8 @@ def one_run(clip: Path, model: Path, broker_port: int | None, expected: int) -> 
     return Result(
         rate=(run.report.samples - 1) / (last - first),
         cpu_us=(cpu1 - cpu0) / window * 1e6,
-        pipeline_us=spent(lambda name: name == threading.main_thread().name),
+        # The source's pipeline thread (the outputs' calls are made there) and the reader of its predictions.
+        pipeline_us=spent(lambda name: name == threading.main_thread().name or name.startswith("pipeline:")),
         monitoring_us=spent(lambda name: name.startswith(MONITORING_THREADS)),
         samples=run.report.samples,
         sent=sum(s.outbox.sent for s in run.monitoring.senders),

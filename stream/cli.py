@@ -3,6 +3,7 @@
 The only module that knows all three wings. Heavy ones (training/, export/: TensorFlow) are
 imported inside the subcommand that needs them, so `screentime watch` never loads TensorFlow.
 Library errors become one line on stderr and a non-zero exit; nothing else prints tracebacks.
+It runs past 300 lines because it holds every subcommand's parser and printing, and nothing else.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The pipeline: source -> sampler -> engine -> accountant -> sinks.
+"""The pipeline: source -> sampler -> engine -> tally -> sinks, for one source.
 
 It receives its collaborators rather than building them, so a test can hand it a slow engine or
 a failing sink. It consumes one ordered stream of records from its reader (frames, `Lost`,
@@ -7,6 +7,11 @@ SIGTERM, `--duration`, a failed source) goes through the same `finally`: the acc
 finished and every sink closed with the report. A sink that fails is cut off while the others
 go on: an output that could not be written is reported at the end (OutputError, exit 4), any
 other exception is a bug, logged with its traceback and raised at the end.
+
+Why it runs past 300 lines: the consuming loop, its batching and inference, the live numbers
+and the end are one state machine over one buffer, and splitting them would pass that state
+between modules. What is not that state lives elsewhere: the counting (`stream.tally`), the
+rules (`stream.verdict`, `stream.reuse`), the run-wide outputs (`stream.run`).
 """
 
 from __future__ import annotations
@@ -295,10 +300,9 @@ class Pipeline:
         images = [f.model_input if f.model_input is not None else f.image for f in to_run]
         started = time.monotonic()
         probs = self.engine.predict(images) if to_run else []
-        if to_run:
-            self._publish(inference_s=(time.monotonic() - started) / len(to_run))  # per frame, batched
-        self.inferences += len(to_run)
-        self._publish(inferences=self.inferences)  # before the samples' update(): sinks see which were model runs
+        if to_run:  # before the samples' update(): sinks see which were model runs, and their time per frame
+            self.inferences += len(to_run)
+            self._publish(inferences=self.inferences, inference_s=(time.monotonic() - started) / len(to_run))
         verdicts = {id(f): p for f, p in zip(to_run, probs, strict=True)}
         for frame in frames:
             if id(frame) in source_of:

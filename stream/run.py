@@ -13,6 +13,9 @@ fleet monitor adds and removes cameras through.
 Output calls are serialised by one lock, so outputs need none of their own. An output that
 cannot write (OutputError, OSError) is cut off and reported at the end (exit 4); any other
 exception from an output is a bug: logged with its traceback and raised at the end.
+
+It runs past 300 lines because a run's life (open, add, remove, iterate, close, raise) is one
+object's, with the threads and the queue it owns.
 """
 
 from __future__ import annotations
@@ -223,7 +226,8 @@ class Run:
         """Stop every source, wait for each, close every output (idempotent)."""
         if self._state == "closed":
             return
-        self.stop_event.set()
+        if any(m.thread is not None and m.thread.is_alive() for m in self._members.values()):
+            self.stop_event.set()  # only then: a stop event the caller shares is not set by a run that ended
         for member in list(self._members.values()):
             if member.thread is not None:
                 while member.thread.is_alive():
