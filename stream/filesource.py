@@ -11,8 +11,13 @@ Sampling a film once a second while it runs at 25 fps means decoding 25 frames t
 With `sparse_every_s`, two things make that cheaper without changing which frames are analysed:
 - non-reference frames (most B-frames) before the next sample are dropped by the decoder
   unread: no later frame is decoded from them, so the frames kept are bit-identical;
-- where keyframes come more often than samples (`worth_seeking`), the source seeks to the last
-  keyframe before the next sample and skips whole GOPs.
+- where keyframes come more often than samples (`worth_seeking`) and the container's seeks are
+  exact (`exact_seeks`: it has an index, as MP4/MKV/WebM/AVI do), the source seeks to the last
+  keyframe before the next sample and skips whole GOPs. MPEG-TS/PS have no index: FFmpeg's seeks
+  there land near a byte position, often past the frame that is due, so they decode forward
+  (dropping non-reference frames). Every seek is checked where it lands: packets before the
+  keyframe are passed by undecoded, and one that landed past it reopens the file and demuxes
+  forward to it (no decoding), never losing a frame.
 Every frame's timestamp still reaches the reader, read from an index of the demuxed packets (one
 pass, no decoding), so sampling and time accounting see exactly what sequential decoding gives;
 only pictures nobody will look at go undecoded. An overlay video needs every picture, so it is
@@ -44,6 +49,9 @@ log = logging.getLogger(__name__)
 _EPS = 1e-6
 MIN_SKIP_S = 0.25  # a seek costs a decoder flush; skip less than this by decoding on
 DROP_MARGIN_S = 1e-3  # a frame is droppable only if it starts this long before the next sample
+# FFmpeg's AVFMT_* flags of a demuxer whose seeks are not exact: timestamps may jump (MPEG-TS/PS),
+# or the index is built while reading (raw H.264/HEVC elementary streams).
+_INEXACT_SEEK_FLAGS = 0x200 | 0x100  # AVFMT_TS_DISCONT | AVFMT_GENERIC_INDEX
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,16 @@ def worth_seeking(keyframes_s: list[float], every_s: float) -> bool:
     return len(keyframes_s) >= 3 and every_s > 0 and _spacing(keyframes_s) < every_s
 
 
+def exact_seeks(format_flags: int) -> bool:
+    """Whether a demuxer with these AVFMT_* flags seeks to the keyframe asked for (an indexed
+    container), not near it."""
+    return not format_flags & _INEXACT_SEEK_FLAGS
+
+
+class _Overshot(Exception):
+    """A seek landed past the keyframe it was asked for."""
+
+
 class FileSource:
     """A video file. With `sparse_every_s` the reader samples about that often and calls
     `skip_to(next due time)` after each sample; pictures before it are then not decoded, and
@@ -142,20 +160,10 @@ class FileSource:
         """Open and read the first picture (its display matrix says which way up the file is);
         BadInputError, one line, for anything that is not a playable video."""
         _check_path(self.path, self.name)
-        try:
-            self._container = av.open(str(self.path))
-        except av.FFmpegError as exc:
-            raise BadInputError(f"{self.name}: not a video ({exc.strerror})") from None
-        except OSError as exc:
-            raise BadInputError(f"{self.name}: cannot read ({exc.strerror})") from None
+        self._open_container()
         if not self._container.streams.video:
             self.close()
             raise BadInputError(f"{self.name}: contains no video frames (empty or audio-only file)")
-        self._stream = self._container.streams.video[0]
-        # Frame threads on half the cores: inference needs the rest (on two cores, decoding in one
-        # thread costs less CPU in all, and drops more frames: threads decode ahead of `skip_to`).
-        self._stream.thread_type = "AUTO"
-        self._stream.thread_count = self.threads or max(1, (os.cpu_count() or 2) // 2)
         if self.sparse_every_s:
             self._index(self.sparse_every_s)
         self._frames = self._decode()
@@ -177,6 +185,21 @@ class FileSource:
             live=False,
         )
 
+    def _open_container(self) -> None:
+        try:
+            self._container = av.open(str(self.path))
+        except av.FFmpegError as exc:
+            raise BadInputError(f"{self.name}: not a video ({exc.strerror})") from None
+        except OSError as exc:
+            raise BadInputError(f"{self.name}: cannot read ({exc.strerror})") from None
+        if not self._container.streams.video:
+            return
+        self._stream = self._container.streams.video[0]
+        # Frame threads on half the cores: inference needs the rest (on two cores, decoding in one
+        # thread costs less CPU in all, and drops more frames: threads decode ahead of `skip_to`).
+        self._stream.thread_type = "AUTO"
+        self._stream.thread_count = self.threads or max(1, (os.cpu_count() or 2) // 2)
+
     def _index(self, every_s: float) -> None:
         """Index the packets for sparse decoding; where that cannot be trusted, decode in order."""
         try:
@@ -184,16 +207,36 @@ class FileSource:
         except BadInputError as exc:
             log.debug("%s; decoding every frame", exc)
             return
-        self.seek = worth_seeking(self.index.keyframes_s, every_s)
+        self.seek = worth_seeking(self.index.keyframes_s, every_s) and exact_seeks(self._container.format.flags)
         if self.seek:
             spacing = _spacing(self.index.keyframes_s)
             log.info("%s: seeking keyframes (one every %.1f s, sampling every %g s)", self.name, spacing, every_s)
 
-    def _decode(self) -> Iterator[av.VideoFrame]:
+    def _decode(self, from_pts: int | None = None) -> Iterator[av.VideoFrame]:
         """Decoded pictures in presentation order; packets that start before the next sample may be
-        dropped by the decoder if nothing references them."""
+        dropped by the decoder if nothing references them. With `from_pts` (after a seek to that
+        keyframe) packets before it are passed by undecoded; a seek that landed past it reopens
+        the file and demuxes forward to it."""
+        try:
+            yield from self._decode_from(from_pts)
+        except _Overshot:
+            log.info("%s: a seek landed past its keyframe; demuxing forward from the start instead", self.name)
+            self.seek = False  # this container's seeks cannot be trusted: decode forward from now on
+            self._container.close()
+            self._open_container()
+            yield from self._decode_from(from_pts, overshoot_ok=False)
+
+    def _decode_from(self, from_pts: int | None, overshoot_ok: bool = True) -> Iterator[av.VideoFrame]:
         codec = self._stream.codec_context
         for packet in self._container.demux(self._stream):
+            if from_pts is not None:
+                if packet.pts is None or packet.pts < from_pts or (packet.pts == from_pts and not packet.is_keyframe):
+                    continue  # before the keyframe decoding starts from: nothing needs it
+                if packet.pts > from_pts:
+                    if overshoot_ok:
+                        raise _Overshot
+                    continue
+                from_pts = None
             droppable = (
                 self._due_s is not None
                 and packet.pts is not None
@@ -276,7 +319,7 @@ class FileSource:
             return
         key_pts = self.index.keyframe_pts[bisect.bisect_left(self.index.keyframes_s, target - _EPS)]
         self._container.seek(key_pts, stream=self._stream, backward=True)
-        self._frames, self._pending, self._resume_pts = self._decode(), None, key_pts
+        self._frames, self._pending, self._resume_pts = self._decode(key_pts), None, key_pts
         self.seeks += 1
 
     def close(self) -> None:
