@@ -41,6 +41,7 @@ import av
 import numpy as np
 
 from stream.errors import BadInputError
+from stream.mediaclock import FORWARD_FRAMES, TS_DISCONT, Discontinuity, MediaClock
 from stream.orientation import UPRIGHT, orientation_of
 from stream.records import VideoInfo
 
@@ -72,18 +73,24 @@ class FrameIndex:
 
 
 def index_frames(path: str | os.PathLike[str]) -> FrameIndex:
-    """One demux pass over the video stream (no decoding); BadInputError if timestamps are missing
-    or repeat, where only sequential decoding can be trusted."""
+    """One demux pass over the video stream (no decoding); BadInputError if timestamps are missing,
+    repeat or jump (see stream.mediaclock), where only sequential decoding can be trusted."""
     pts: list[int] = []
     keys: list[int] = []
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
+            jump = _forward_jump(container, stream)
+            last_dts: int | None = None
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.is_discard:  # the end-of-stream flush; edit-list pre-roll
                     continue
                 if packet.pts is None:
                     raise BadInputError(f"{path}: packets without timestamps")
+                dts = packet.dts if packet.dts is not None else packet.pts
+                if last_dts is not None and (dts < last_dts or (jump is not None and dts - last_dts > jump)):
+                    raise BadInputError(f"{path}: timestamps jump at pts {packet.pts}")
+                last_dts = dts
                 pts.append(packet.pts)
                 if packet.is_keyframe:
                     keys.append(packet.pts)
@@ -93,6 +100,15 @@ def index_frames(path: str | os.PathLike[str]) -> FrameIndex:
     if len(set(pts)) != len(pts):
         raise BadInputError(f"{path}: repeated frame timestamps")
     return FrameIndex(sorted(pts), sorted(keys), start, time_base)
+
+
+def _forward_jump(container, stream) -> int | None:
+    """How far apart (in the stream's time base) two frames' timestamps may be before that is a
+    jump, for containers whose timestamps may jump; None elsewhere."""
+    rate = stream.average_rate or stream.guessed_rate
+    if not container.format.flags & TS_DISCONT or not rate:
+        return None
+    return int(FORWARD_FRAMES / (rate * stream.time_base))
 
 
 def seek_target(keyframes_s: list[float], position_s: float | None, due_s: float) -> float | None:
@@ -155,6 +171,7 @@ class FileSource:
         self._last_t: float | None = None
         self._due_s: float | None = None
         self._resume_pts: int | None = None  # after a seek: frames before this are not decoded
+        self._clock = MediaClock()  # decoding in order: timestamps made continuous (set at open)
 
     def open(self) -> VideoInfo:
         """Open and read the first picture (its display matrix says which way up the file is);
@@ -164,6 +181,9 @@ class FileSource:
         if not self._container.streams.video:
             self.close()
             raise BadInputError(f"{self.name}: contains no video frames (empty or audio-only file)")
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        discont = bool(self._container.format.flags & TS_DISCONT)
+        self._clock = MediaClock(1 / float(rate) if rate else None, forward_jumps=discont)
         if self.sparse_every_s:
             self._index(self.sparse_every_s)
         self._frames = self._decode()
@@ -295,11 +315,17 @@ class FileSource:
         if self._frame is None:
             return None
         pts = self._frame.pts if self._frame.pts is not None else self._frame.dts
-        last = self._last_t if self._last_t is not None else 0.0
-        t_s = last if pts is None else float((pts - (self._stream.start_time or 0)) * self._stream.time_base)
-        # A container may repeat or step back a timestamp; time never runs backwards here.
-        self._last_t = t_s if self._last_t is None else max(t_s, self._last_t)
+        if pts is None:  # no timestamp: the same time as the frame before
+            self._last_t = self._last_t if self._last_t is not None else 0.0
+            return self._last_t
+        # Repeated timestamps keep their time; jumps are made continuous (stream.mediaclock).
+        self._last_t = self._clock(float((pts - (self._stream.start_time or 0)) * self._stream.time_base))
         return self._last_t
+
+    @property
+    def discontinuities(self) -> list[Discontinuity]:
+        """Where the file's timestamps jumped so far (an indexed file has none: it would not be)."""
+        return self._clock.discontinuities
 
     def retrieve(self) -> np.ndarray | None:
         """The grabbed frame's picture, BGR and upright, or None if it was not decoded."""

@@ -27,7 +27,7 @@ from stream.modelcard import ModelCard
 from stream.preprocess import near_duplicate
 from stream.reader import FrameReader
 from stream.reconnect import ConnectionState, ReconnectPolicy
-from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
+from stream.records import Discontinuity, End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
 from stream.report import RUNNING, Report, TimelineEntry, ms
 from stream.sampler import Sampler
 from stream.sinks import Sink
@@ -248,6 +248,9 @@ class Pipeline:
             self.accountant.gap(item.start_s, item.end_s)
             self.smoother.reset()  # never average across an outage
             self.stats.state = RunState.RUNNING
+        elif isinstance(item, Discontinuity):  # listed in the report; the clock already made it continuous
+            self.accountant.discontinuities.append((item.t_s + self.offset_s, item.jump_s))
+            return
         else:
             return
         for sink in self._live_sinks():  # in order with the samples, on the accountant's clock

@@ -47,6 +47,8 @@ CLIPS = {
         Clip("ts-short-gop", ".ts", (*H264, "-g", "12", "-f", "mpegts")),
         Clip("ts-long-gop", ".ts", (*H264, "-g", "250", "-f", "mpegts")),
         Clip("ps-mpeg2", ".mpg", ("-c:v", "mpeg2video", "-g", "12", "-b:v", "1M", "-f", "vob")),
+        # Timestamps pass 2^33 ticks of 90 kHz (26.5 h) 6 s in: the demuxer unwraps them.
+        Clip("ts-pts-wrap", ".ts", (*H264, "-g", "25", "-output_ts_offset", "95437.7", "-f", "mpegts")),
         Clip("ts-concat", ".ts", (*H264, "-g", "25", "-f", "mpegts"), copies=2, splice="concat"),
         Clip("ts-forward-jump", ".ts", (*H264, "-g", "25", "-f", "mpegts"), copies=2, splice="offset"),
     ]

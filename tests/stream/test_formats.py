@@ -3,6 +3,8 @@ takes exactly the samples and pictures that decoding every frame takes."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,17 @@ def test_a_seek_that_lands_past_its_keyframe_demuxes_forward(folder, monkeypatch
     sparse = sampled(source, EVERY_S)
     assert source.seeks > 0 and not source.seek  # it sought, saw the overshoot, and stopped seeking
     assert_same_samples(sparse, every_frame)
+
+
+@pytest.mark.parametrize(("name", "jump_s"), [("ts-concat", -10.0), ("ts-forward-jump", 89.92)])
+def test_a_timestamp_jump_is_listed_and_not_counted(folder, name, jump_s, color_model, tmp_path):
+    report_path = tmp_path / "r.json"
+    report = watch(clip_path(folder, name), color_model, every_s=EVERY_S, report=report_path).run()
+    assert report.discontinuities == [{"t_s": pytest.approx(10.0), "jump_s": pytest.approx(jump_s, abs=0.1)}]
+    assert [e.t_s for e in report.timeline] == pytest.approx(list(range(20)), abs=1e-6)
+    assert json.loads(report_path.read_text())["discontinuities"][0]["t_s"] == pytest.approx(10.0)
+
+
+def test_a_continuous_recording_lists_no_discontinuities(folder, color_model):
+    report = watch(clip_path(folder, "ts-pts-wrap"), color_model, every_s=EVERY_S).run()
+    assert report.discontinuities == []
