@@ -44,10 +44,12 @@ from stream.errors import BadInputError
 from stream.mediaclock import FORWARD_FRAMES, TS_DISCONT, Discontinuity, MediaClock
 from stream.orientation import UPRIGHT, orientation_of
 from stream.records import VideoInfo
+from stream.urls import mask_text, mask_url
 
 log = logging.getLogger(__name__)
 
 _EPS = 1e-6
+URL_TIMEOUT_S = 30.0  # a web server that sends nothing for this long has failed
 MIN_SKIP_S = 0.25  # a seek costs a decoder flush; skip less than this by decoding on
 DROP_MARGIN_S = 1e-3  # a frame is droppable only if it starts this long before the next sample
 # FFmpeg's AVFMT_* flags of a demuxer whose seeks are not exact: timestamps may jump (MPEG-TS/PS),
@@ -153,8 +155,10 @@ class FileSource:
     def __init__(
         self, path: str | os.PathLike[str], sparse_every_s: float | None = None, threads: int | None = None
     ) -> None:
+        self.spec = str(path)  # what FFmpeg opens: a path, or the URL of a recording on a web server
+        self.is_url = "://" in self.spec
         self.path = Path(path)
-        self.name = str(path)
+        self.name = mask_url(self.spec)
         self.sparse_every_s = sparse_every_s
         self.threads = threads  # decoder threads; None: half the cores (a batch decodes many files, one core each)
         self.index: FrameIndex | None = None  # built at open() when sampling sparsely
@@ -176,7 +180,8 @@ class FileSource:
     def open(self) -> VideoInfo:
         """Open and read the first picture (its display matrix says which way up the file is);
         BadInputError, one line, for anything that is not a playable video."""
-        _check_path(self.path, self.name)
+        if not self.is_url:
+            _check_path(self.path, self.name)
         self._open_container()
         if not self._container.streams.video:
             self.close()
@@ -207,8 +212,12 @@ class FileSource:
 
     def _open_container(self) -> None:
         try:
-            self._container = av.open(str(self.path))
+            self._container = av.open(self.spec, timeout=URL_TIMEOUT_S if self.is_url else None)
+        except PermissionError:
+            raise BadInputError(f"{self.name}: permission denied") from None
         except av.FFmpegError as exc:
+            if self.is_url:
+                raise BadInputError(f"{self.name}: cannot read ({mask_text(exc.strerror or str(exc))})") from None
             raise BadInputError(f"{self.name}: not a video ({exc.strerror})") from None
         except OSError as exc:
             raise BadInputError(f"{self.name}: cannot read ({exc.strerror})") from None
@@ -223,7 +232,7 @@ class FileSource:
     def _index(self, every_s: float) -> None:
         """Index the packets for sparse decoding; where that cannot be trusted, decode in order."""
         try:
-            self.index = index_frames(self.path)
+            self.index = index_frames(self.spec)
         except BadInputError as exc:
             log.debug("%s; decoding every frame", exc)
             return
@@ -362,6 +371,8 @@ def _check_path(path: Path, name: str) -> None:
         raise BadInputError(f"{name}: is a directory, not a video")
     if path.stat().st_size == 0:
         raise BadInputError(f"{name}: is empty (0 bytes), not a video")
+    if not os.access(path, os.R_OK):
+        raise BadInputError(f"{name}: permission denied")
 
 
 def _spacing(keyframes_s: list[float]) -> float:

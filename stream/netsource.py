@@ -1,7 +1,14 @@
-"""RTSP cameras through PyAV: the frames a sample does not need are not decoded.
+"""Live streams through PyAV (RTSP cameras, RTMP, UDP/RTP TS, live HLS, HTTP live and MJPEG):
+the frames a sample does not need are not decoded.
+
+Frames are timed by the stream's own timestamps (decode order, so B-frames do not step back),
+made continuous by one `MediaClock` per source and anchored at each (re)connection to the
+monotonic clock of its first frame: HLS segments that arrive in bursts still give one sample per
+`--every` of media time, and a source whose timestamps jump or restart lists a discontinuity
+instead of losing or crediting time. The monotonic clock only tells stalls and outages.
 
 A camera sampled once a second sends 25 frames a second; OpenCV decodes all of them (its grab
-decodes). Here every frame still reaches the reader, timed by its arrival, but after each sample
+decodes). Here every frame still reaches the reader, but after each sample
 (`skip_to(next due time)`) the decoder is told what it may leave out until then:
 - non-reference frames (most B-frames) are dropped unread, as files do (`skip_frame = NONREF`):
   nothing later is decoded from them, so the pictures kept are exact;
@@ -33,6 +40,7 @@ from av.video.frame import PictureType
 
 from stream.defaults import OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
 from stream.errors import SourceConnectionError
+from stream.mediaclock import MediaClock
 from stream.records import VideoInfo
 from stream.urls import mask_text, mask_url
 
@@ -46,7 +54,7 @@ KEYFRAME_HISTORY = 6  # keyframe times kept to measure their spacing
 
 
 class PyAVNetworkSource:
-    """An RTSP stream decoded by PyAV; the same interface and behaviour as `NetworkSource`, plus
+    """A live stream decoded by PyAV; the same interface and behaviour as `NetworkSource`, plus
     `skip_to`, `picture_ready`, `early_s` and `decoded` (pictures the decoder produced)."""
 
     live = True
@@ -68,6 +76,11 @@ class PyAVNetworkSource:
         self.sparse_every_s = sparse_every_s or None
         self.decoded = 0
         self._t0: float | None = None
+        self._clock = MediaClock(forward_jumps=True)  # one per source, across reconnections
+        # How far media time ran ahead of the monotonic clock: frames FFmpeg buffered while probing
+        # (or an HLS player's first segments) arrive at once but were sent over seconds. `clock()`
+        # adds it, so time without frames (outages, the end) is told on the media clock too.
+        self._lead_s = 0.0
         self._container: av.container.InputContainer | None = None
         self._reset()
 
@@ -79,6 +92,7 @@ class PyAVNetworkSource:
         self._picture: av.VideoFrame | None = None
         self._primed_t: float | None = None
         self._due_s: float | None = None
+        self._anchored = False  # whether this connection's first frame has set the media clock
         self._keyframes_s: deque[float] = deque(maxlen=KEYFRAME_HISTORY)
         self._intra_keyframes = True  # until one decodes to something else than an intra picture
         self.keyframes_only = False  # decode nothing but keyframes (sparse sampling only)
@@ -95,8 +109,9 @@ class PyAVNetworkSource:
         """Connect and wait for the first decoded picture (SourceConnectionError if none comes)."""
         started = time.monotonic()
         self.close()
-        options = {"rtsp_transport": self.rtsp_transport}
+        options = {}
         if self.url.lower().startswith(("rtsp://", "rtsps://")):
+            options["rtsp_transport"] = self.rtsp_transport
             options["timeout"] = str(int(self.timeout_s * 1e6))  # socket inactivity, microseconds
         try:
             # Blocking calls are interrupted after the open timeout while connecting and probing,
@@ -113,18 +128,17 @@ class PyAVNetworkSource:
         self._stream.codec_context.thread_count = 1
         self._packets = self._container.demux()
         self._last_packet_at = time.monotonic()
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        fps = float(rate) if rate else None
+        if fps and 0.5 <= fps <= 1000:
+            self._clock.frame_s = 1 / fps
         deadline = started + self.open_timeout_s
         while self._picture is None:  # until a keyframe: earlier frames have no picture
             arrived = self._read(deadline)
             if arrived is None:
                 self.close()
                 raise SourceConnectionError(f"{self.name}: connected, but no picture within {self.open_timeout_s:g} s")
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now
-        self._primed_t = now - self._t0
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        fps = float(rate) if rate else None
+        self._primed_t = arrived
         return VideoInfo(
             width=self._picture.width,
             height=self._picture.height,
@@ -134,15 +148,20 @@ class PyAVNetworkSource:
         )
 
     def grab(self) -> float | None:
-        """Seconds since the first frame of the first connection at which the next frame arrived,
-        or None when the stream is lost (nothing for `timeout_s`, an error, or its end)."""
+        """The next frame's time on the source's media clock (seconds since the first frame of the
+        first connection), or None when the stream is lost (nothing for `timeout_s`, an error, or
+        its end)."""
         if self._primed_t is not None:  # the picture open() waited for
             t_s, self._primed_t = self._primed_t, None
             return t_s
         if self._packets is None:
             return None
-        arrived = self._read(self._last_packet_at + self.timeout_s)
-        return None if arrived is None else arrived - self._t0
+        return self._read(self._last_packet_at + self.timeout_s)
+
+    @property
+    def discontinuities(self):
+        """Where the stream's timestamps jumped so far (stream.mediaclock)."""
+        return self._clock.discontinuities
 
     def retrieve(self) -> np.ndarray | None:
         """The grabbed frame's picture (BGR), or None if it was not decoded."""
@@ -155,7 +174,7 @@ class PyAVNetworkSource:
 
     def clock(self) -> float:
         """Seconds on this source's clock now (for time that passes without frames)."""
-        return 0.0 if self._t0 is None else time.monotonic() - self._t0
+        return 0.0 if self._t0 is None else time.monotonic() - self._t0 + self._lead_s
 
     def close(self) -> None:
         # The container first: the demuxer's read timeout is still armed while its generator
@@ -173,7 +192,7 @@ class PyAVNetworkSource:
     # -- reading and decoding ---------------------------------------------------------------------
 
     def _read(self, deadline: float) -> float | None:
-        """Demux and (as far as needed) decode the next video frame; its arrival time, or None if
+        """Demux and (as far as needed) decode the next video frame; its media time, or None if
         none came before `deadline`, the read failed or the stream ended."""
         self._picture = None
         while True:
@@ -192,8 +211,27 @@ class PyAVNetworkSource:
                 return None
             if video:
                 self._last_packet_at = now
-                self._decode(packet, now - (self._t0 if self._t0 is not None else now))
-                return now
+                t_s = self._media_time(packet, now)
+                self._decode(packet, t_s)
+                return t_s
+
+    def _media_time(self, packet: av.Packet, now: float) -> float:
+        """The packet's time on the media clock; a connection's first packet, or one without a
+        timestamp, is placed by its arrival."""
+        if self._t0 is None:
+            self._t0 = now
+        arrived = now - self._t0 + self._lead_s
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None or packet.time_base is None:
+            self._anchored = False  # no timestamp: timed by arrival, the next one re-anchored
+            self._clock.anchor(arrived)
+            return self._clock(0.0)
+        if not self._anchored:
+            self._clock.anchor(arrived)
+            self._anchored = True
+        t_s = self._clock(float(stamp * packet.time_base))
+        self._lead_s += max(0.0, t_s - arrived)
+        return t_s
 
     def _decode(self, packet: av.Packet, t_s: float) -> None:
         """Hand the packet to the decoder unless its picture is not needed (see the module)."""

@@ -43,7 +43,8 @@ def test_credentials_are_masked():
         ("rtsp://cam/live", None, PyAVNetworkSource),  # the default: decodes only what samples need
         ("RTSPS://cam/live", "pyav", PyAVNetworkSource),
         ("rtsp://cam/live", "opencv", NetworkSource),
-        ("http://cam/live.mjpg", "pyav", NetworkSource),  # other schemes stay with OpenCV
+        ("http://127.0.0.1:9/live.mjpg", "opencv", PyAVNetworkSource),  # other schemes: PyAV whatever the flag
+        ("udp://127.0.0.1:9", None, PyAVNetworkSource),
         ("clip.mp4", "opencv", FileSource),
     ],
 )
