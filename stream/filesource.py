@@ -40,6 +40,7 @@ from statistics import median
 import av
 import numpy as np
 
+from stream.deinterlace import deinterlaced
 from stream.errors import BadInputError
 from stream.mediaclock import FORWARD_FRAMES, TS_DISCONT, Discontinuity, MediaClock
 from stream.orientation import UPRIGHT, orientation_of
@@ -49,6 +50,7 @@ from stream.urls import mask_text, mask_url
 log = logging.getLogger(__name__)
 
 _EPS = 1e-6
+MAX_LAST_FRAME_S = 10.0  # a stated end further than this past the last frame is not believed
 URL_TIMEOUT_S = 30.0  # a web server that sends nothing for this long has failed
 MIN_SKIP_S = 0.25  # a seek costs a decoder flush; skip less than this by decoding on
 DROP_MARGIN_S = 1e-3  # a frame is droppable only if it starts this long before the next sample
@@ -331,16 +333,37 @@ class FileSource:
         self._last_t = self._clock(float((pts - (self._stream.start_time or 0)) * self._stream.time_base))
         return self._last_t
 
+    def end_after_s(self, last_t_s: float, interval_s: float | None) -> float:
+        """Where the last frame (at `last_t_s`) ends: at the stream's (or container's) stated end
+        where there is one just after it, else one frame later (the stream's rate; the last
+        interval between frames where it has none). A one-frame video lasts one frame."""
+        stream, container = self._stream, self._container
+        rate = (stream.average_rate or stream.guessed_rate) if stream is not None else None
+        frame_s = 1 / float(rate) if rate and 0.5 <= float(rate) <= 1000 else interval_s
+        fallback = last_t_s + (frame_s or interval_s or 0.0)
+        if stream is None or container is None or self.discontinuities or container.format.flags & TS_DISCONT:
+            return fallback  # TS/PS durations are estimates from the bitrate
+        end: float | None = None
+        if stream.duration:
+            end = float(stream.duration * stream.time_base)
+        elif container.duration:
+            start = float((stream.start_time or 0) * stream.time_base)
+            end = (container.duration + (container.start_time or 0)) / av.time_base - start
+        limit = max(MAX_LAST_FRAME_S, 2 * (interval_s or 0.0))
+        if end is not None and last_t_s < end <= last_t_s + limit:
+            return end
+        return fallback
+
     @property
     def discontinuities(self) -> list[Discontinuity]:
         """Where the file's timestamps jumped so far (an indexed file has none: it would not be)."""
         return self._clock.discontinuities
 
     def retrieve(self) -> np.ndarray | None:
-        """The grabbed frame's picture, BGR and upright, or None if it was not decoded."""
+        """The grabbed frame's picture, BGR, upright and deinterlaced, or None if it was not decoded."""
         if self._frame is None:
             return None
-        return self.orientation.apply(self._frame.to_ndarray(format="bgr24"))
+        return self.orientation.apply(deinterlaced(self._frame).to_ndarray(format="bgr24"))
 
     def skip_to(self, due_s: float) -> None:
         """The next sample is due at `due_s`: frames before it need no picture. Non-reference ones

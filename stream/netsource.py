@@ -39,6 +39,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 from stream.defaults import OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
+from stream.deinterlace import deinterlaced
 from stream.errors import SourceConnectionError
 from stream.mediaclock import MediaClock
 from stream.records import VideoInfo
@@ -174,7 +175,7 @@ class PyAVNetworkSource:
 
     def retrieve(self) -> np.ndarray | None:
         """The grabbed frame's picture (BGR), or None if it was not decoded."""
-        return None if self._picture is None else self._picture.to_ndarray(format="bgr24")
+        return None if self._picture is None else deinterlaced(self._picture).to_ndarray(format="bgr24")
 
     def skip_to(self, due_s: float) -> None:
         """The next sample is due at `due_s`: frames before it need no picture."""

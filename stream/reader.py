@@ -186,9 +186,11 @@ class FrameReader(threading.Thread):
         return End(EndReason.INTERRUPTED, self._frames_end() if self.stats.frames_read else None)
 
     def _frames_end(self) -> float | None:
-        """A file's time ends one frame after its last frame starts."""
+        """A file's time ends one frame after its last frame starts (as long as the source says)."""
         if not self.stats.frames_read:
             return None
+        if hasattr(self.source, "end_after_s"):
+            return self.source.end_after_s(self.stats.last_t_s, self.stats.frame_interval_s)
         return self.stats.last_t_s + (self.stats.frame_interval_s or 0.0)
 
     def _clock_end(self) -> float | None:

@@ -29,6 +29,7 @@ class Clip:
     copies: int = 1  # the clip is this many copies of the 10 s segments, spliced
     splice: str = ""  # "concat": bytes appended (timestamps start over); "offset": the second part 90 s later
     size: tuple[int, int] = SIZE
+    rate: int = RATE
 
     @property
     def truth(self) -> dict[str, float]:
@@ -40,6 +41,7 @@ class Clip:
 
 
 H264 = ("-c:v", "libx264", "-pix_fmt", "yuv420p")
+VP9 = ("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k")
 CLIPS = {
     c.name: c
     for c in [
@@ -49,6 +51,20 @@ CLIPS = {
         Clip("ps-mpeg2", ".mpg", ("-c:v", "mpeg2video", "-g", "12", "-b:v", "1M", "-f", "vob")),
         # Timestamps pass 2^33 ticks of 90 kHz (26.5 h) 6 s in: the demuxer unwraps them.
         Clip("ts-pts-wrap", ".ts", (*H264, "-g", "25", "-output_ts_offset", "95437.7", "-f", "mpegts")),
+        Clip("mkv-vp9", ".mkv", (*VP9, "-g", "25")),
+        Clip("webm-vp9", ".webm", (*VP9, "-g", "50")),
+        Clip("mp4-hevc", ".mp4", ("-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error")),
+        Clip("mkv-av1", ".mkv", ("-c:v", "libsvtav1", "-preset", "12", "-g", "50")),
+        Clip("mov-prores", ".mov", ("-c:v", "prores_ks", "-profile:v", "0")),
+        Clip("avi-mjpeg", ".avi", ("-c:v", "mjpeg", "-q:v", "5")),
+        Clip("mp4-10bit", ".mp4", ("-c:v", "libx264", "-pix_fmt", "yuv420p10le", "-g", "25")),
+        Clip("gif", ".gif", ("-c:v", "gif", "-pix_fmt", "rgb8"), rate=10),
+        Clip("mkv-odd-size", ".mkv", ("-c:v", "ffv1", "-pix_fmt", "yuv444p"), size=(321, 179)),
+        Clip("mp4-nonzero-start", ".mp4", (*H264, "-output_ts_offset", "30")),
+        Clip(
+            "ts-interlaced-mpeg2", ".ts", ("-c:v", "mpeg2video", "-flags", "+ilme+ildct", "-b:v", "1M", "-f", "mpegts")
+        ),
+        Clip("ts-interlaced-h264", ".ts", (*H264, "-flags", "+ilme+ildct", "-x264opts", "tff=1", "-f", "mpegts")),
         Clip("ts-concat", ".ts", (*H264, "-g", "25", "-f", "mpegts"), copies=2, splice="concat"),
         Clip("ts-forward-jump", ".ts", (*H264, "-g", "25", "-f", "mpegts"), copies=2, splice="offset"),
     ]
@@ -62,9 +78,9 @@ def ffmpeg() -> str:
     return found
 
 
-def _source_graph(size: tuple[int, int]) -> str:
+def _source_graph(size: tuple[int, int], rate: int) -> str:
     w, h = size
-    parts = [f"color=c={c}:s={w}x{h}:r={RATE}:d={d}[s{i}]" for i, (c, d) in enumerate(_SEGMENTS)]
+    parts = [f"color=c={c}:s={w}x{h}:r={rate}:d={d}[s{i}]" for i, (c, d) in enumerate(_SEGMENTS)]
     inputs = "".join(f"[s{i}]" for i in range(len(_SEGMENTS)))
     return ";".join(parts) + f";{inputs}concat=n={len(_SEGMENTS)}:v=1:a=0"
 
@@ -78,7 +94,7 @@ def make(clip: Clip, folder: Path) -> Path:
     path = folder / f"{clip.name}{clip.suffix}"
     if path.exists():
         return path
-    graph = ["-filter_complex", _source_graph(clip.size)]
+    graph = ["-filter_complex", _source_graph(clip.size, clip.rate)]
     if clip.copies == 1:
         _run([*graph, *clip.encode, str(path)])
         return path
