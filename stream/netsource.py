@@ -82,10 +82,6 @@ class PyAVNetworkSource:
         self.decoded = 0
         self._t0: float | None = None
         self._clock = MediaClock(forward_jumps=True)  # one per source, across reconnections
-        # How far media time ran ahead of the monotonic clock: frames FFmpeg buffered while probing
-        # (or an HLS player's first segments) arrive at once but were sent over seconds. `clock()`
-        # adds it, so time without frames (outages, the end) is told on the media clock too.
-        self._lead_s = 0.0
         self._container: av.container.InputContainer | None = None
         self._reset()
 
@@ -98,6 +94,12 @@ class PyAVNetworkSource:
         self._primed_t: float | None = None
         self._due_s: float | None = None
         self._anchored = False  # whether this connection's first frame has set the media clock
+        # How far this connection's media time ran ahead of the monotonic clock: frames FFmpeg
+        # buffered while probing (or an HLS player's first segments) arrive at once but were sent
+        # over seconds. `clock()` adds it, so time without frames (an outage's start, the end) is
+        # told on the media clock too. Per connection: the next one is anchored where it arrives,
+        # and the time its predecessor ran ahead is not counted twice (the outage is that shorter).
+        self._lead_s = 0.0
         self._arrival_timed = False  # the stream's timestamps are made up: frames timed by arrival
         self._keyframes_s: deque[float] = deque(maxlen=KEYFRAME_HISTORY)
         self._intra_keyframes = True  # until one decodes to something else than an intra picture

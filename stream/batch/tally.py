@@ -55,6 +55,7 @@ def video_report(
     of the picture it was inferred from (itself, or the last one before it for a near-duplicate)."""
     probs = [inferred[seq] for seq in record.origin]
     accountant, timeline = tally(record.times_s, probs, card, record.end_s, smoothing)
+    accountant.discontinuities = [(t, jump) for t, jump in record.discontinuities]
     return Report.from_accountant(
         accountant,
         card,
