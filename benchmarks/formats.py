@@ -79,10 +79,9 @@ def live_rows(model: Path, folder: Path, only: set[str]) -> list[dict]:
     import subprocess
 
     (web / "vod").mkdir()
+    hls_vod = ["-c", "copy", "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"]
     subprocess.run(
-        [corpus.ffmpeg(), "-loglevel", "error", "-i", str(ts), "-c", "copy", "-f", "hls", "-hls_time", "2"]
-        + ["-hls_playlist_type", "vod", str(web / "vod" / "index.m3u8")],  # noqa: RUF005
-        check=True,
+        [corpus.ffmpeg(), "-loglevel", "error", "-i", str(ts), *hls_vod, str(web / "vod" / "index.m3u8")], check=True
     )
     live_kw = {"duration_s": LIVE_S, "timeout_s": 5}
     file_truth = lambda r: corpus.TRUTH  # noqa: E731
