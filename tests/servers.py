@@ -103,3 +103,45 @@ def mjpeg_server(seconds: float):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def status_server(code: int):
+    """A web server that answers every request with `code` (401, 403 ...)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_error(code)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def ts_over_http(seconds: float):
+    """A live MPEG-TS over HTTP (no length: the answer ends when the stream does), as encoders and
+    IPTV gateways serve it: each request gets `ffmpeg` encoding in real time."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp2t")
+            self.end_headers()
+            args = [corpus.ffmpeg(), "-loglevel", "error", *live_input(seconds), "-f", "mpegts", "pipe:1"]
+            with subprocess.Popen(args, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL) as proc:
+                try:
+                    while chunk := proc.stdout.read1(65536):
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+                finally:
+                    proc.terminate()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
