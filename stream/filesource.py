@@ -50,7 +50,6 @@ from stream.urls import mask_text, mask_url
 log = logging.getLogger(__name__)
 
 _EPS = 1e-6
-MAX_LAST_FRAME_S = 10.0  # a stated end further than this past the last frame is not believed
 URL_TIMEOUT_S = 30.0  # a web server that sends nothing for this long has failed
 MIN_SKIP_S = 0.25  # a seek costs a decoder flush; skip less than this by decoding on
 DROP_MARGIN_S = 1e-3  # a frame is droppable only if it starts this long before the next sample
@@ -82,7 +81,7 @@ def index_frames(path: str | os.PathLike[str]) -> FrameIndex:
     pts: list[int] = []
     keys: list[int] = []
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), timeout=URL_TIMEOUT_S if "://" in str(path) else None) as container:
             stream = container.streams.video[0]
             jump = _forward_jump(container, stream)
             last_dts: int | None = None
@@ -236,7 +235,7 @@ class FileSource:
         try:
             self.index = index_frames(self.spec)
         except BadInputError as exc:
-            log.debug("%s; decoding every frame", exc)
+            log.debug("%s; decoding every frame", mask_text(str(exc)))
             return
         self.seek = worth_seeking(self.index.keyframes_s, every_s) and exact_seeks(self._container.format.flags)
         if self.seek:
@@ -335,12 +334,12 @@ class FileSource:
 
     def end_after_s(self, last_t_s: float, interval_s: float | None) -> float:
         """Where the last frame (at `last_t_s`) ends: at the stream's (or container's) stated end
-        where there is one just after it, else one frame later (the stream's rate; the last
-        interval between frames where it has none). A one-frame video lasts one frame."""
+        where there is one just after it, else one frame later (as long as the last interval
+        between frames: right for variable rates; the stream's rate for a one-frame video)."""
         stream, container = self._stream, self._container
         rate = (stream.average_rate or stream.guessed_rate) if stream is not None else None
         frame_s = 1 / float(rate) if rate and 0.5 <= float(rate) <= 1000 else interval_s
-        fallback = last_t_s + (frame_s or interval_s or 0.0)
+        fallback = last_t_s + (interval_s or frame_s or 0.0)
         if stream is None or container is None or self.discontinuities or container.format.flags & TS_DISCONT:
             return fallback  # TS/PS durations are estimates from the bitrate
         end: float | None = None
@@ -349,7 +348,9 @@ class FileSource:
         elif container.duration:
             start = float((stream.start_time or 0) * stream.time_base)
             end = (container.duration + (container.start_time or 0)) / av.time_base - start
-        limit = max(MAX_LAST_FRAME_S, 2 * (interval_s or 0.0))
+        # A stated end far past the last frame is a file cut short (its header written first), not
+        # a long last frame: believed only within two frame durations.
+        limit = 2 * max(interval_s or 0.0, frame_s or 0.0)
         if end is not None and last_t_s < end <= last_t_s + limit:
             return end
         return fallback
