@@ -39,7 +39,10 @@ class MediaClock:
         clock says it arrived."""
         self._anchor = t_s
 
-    def __call__(self, raw_s: float) -> float:
+    def __call__(self, raw_s: float, elapsed_s: float | None = None) -> float:
+        """Continuous seconds for a frame stamped `raw_s`. `elapsed_s` (live sources): wall time
+        since the previous frame arrived; a forward step the wall clock saw too is no jump (a
+        camera that drops to 1 fps when nothing moves, a stream that paused)."""
         if self._anchor is not None:
             t = self._anchor if self._t is None else max(self._anchor, self._t)
             self._anchor, self._offset, self._raw, self._t = None, t - raw_s, raw_s, t
@@ -49,7 +52,8 @@ class MediaClock:
             return raw_s
         delta = raw_s - self._raw
         step = self.frame_s or self._step
-        if delta < -1e-6 or (self.forward_jumps and step is not None and delta > FORWARD_FRAMES * step):
+        unexplained = delta - (elapsed_s or 0.0)
+        if delta < -1e-6 or (self.forward_jumps and step is not None and unexplained > FORWARD_FRAMES * step):
             # Times stay raw + offset (no sum of float steps); the offset changes at jumps only.
             self._offset = self._t + (step or 0.0) - raw_s
             self.discontinuities.append(Discontinuity(raw_s + self._offset, delta - (step or 0.0)))

@@ -101,6 +101,7 @@ class PyAVNetworkSource:
         # and the time its predecessor ran ahead is not counted twice (the outage is that shorter).
         self._lead_s = 0.0
         self._arrival_timed = False  # the stream's timestamps are made up: frames timed by arrival
+        self._last_stamped_at: float | None = None  # when the last timestamped frame arrived
         self._keyframes_s: deque[float] = deque(maxlen=KEYFRAME_HISTORY)
         self._intra_keyframes = True  # until one decodes to something else than an intra picture
         self.keyframes_only = False  # decode nothing but keyframes (sparse sampling only)
@@ -241,7 +242,9 @@ class PyAVNetworkSource:
         if not self._anchored:
             self._clock.anchor(arrived)
             self._anchored = True
-        t_s = self._clock(float(stamp * packet.time_base))
+        elapsed = now - self._last_stamped_at if self._last_stamped_at is not None else None
+        self._last_stamped_at = now
+        t_s = self._clock(float(stamp * packet.time_base), elapsed)
         self._lead_s += max(0.0, t_s - arrived)
         return t_s
 

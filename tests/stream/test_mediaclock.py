@@ -36,3 +36,14 @@ def test_repeated_timestamps_keep_their_time_and_small_steps_are_no_jump():
 def test_without_a_nominal_rate_the_last_step_is_the_frame():
     clock = MediaClock(None, forward_jumps=True)
     assert run(clock, [0.0, 0.1, 0.2, 10.0]) == pytest.approx([0.0, 0.1, 0.2, 0.3])
+
+
+def test_a_live_step_the_wall_clock_saw_too_is_no_jump():
+    clock = MediaClock(0.04, forward_jumps=True)
+    # a camera that drops to one frame a second when nothing moves: media and wall agree
+    assert [clock(t, e) for t, e in [(0.0, None), (0.04, 0.04), (1.04, 1.0), (2.04, 1.0)]] == pytest.approx(
+        [0.0, 0.04, 1.04, 2.04]
+    )
+    assert clock.discontinuities == []
+    assert clock(92.04, 0.04) == pytest.approx(2.08)  # an encoder restart: 90 s of media in 40 ms
+    assert len(clock.discontinuities) == 1
