@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from enum import StrEnum
+from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
@@ -215,6 +216,8 @@ def open_source(
     kind = classify(spec)
     if kind is SourceKind.WEBCAM:
         return WebcamSource(int(spec))
+    if kind is SourceKind.NETWORK and spec.lower().startswith("file://"):
+        return FileSource(unquote(urlsplit(spec).path), sparse_every_s)  # a local file, written as a URL
     if kind is SourceKind.NETWORK:
         scheme = check_scheme(spec)
         if scheme in WEB_SCHEMES and web_kind(spec) is UrlKind.FILE:

@@ -46,6 +46,7 @@ def test_credentials_are_masked():
         ("http://127.0.0.1:9/live.mjpg", "opencv", PyAVNetworkSource),  # other schemes: PyAV whatever the flag
         ("udp://127.0.0.1:9", None, PyAVNetworkSource),
         ("clip.mp4", "opencv", FileSource),
+        ("file:///videos/clip%201.mp4", None, FileSource),
     ],
 )
 def test_open_source_picks_the_rtsp_backend(spec, backend, kind):
