@@ -30,6 +30,7 @@ class Clip:
     splice: str = ""  # "concat": bytes appended (timestamps start over); "offset": the second part 90 s later
     size: tuple[int, int] = SIZE
     rate: int = RATE
+    filters: str = ""  # appended to the source graph (after the segments are joined)
 
     @property
     def truth(self) -> dict[str, float]:
@@ -60,6 +61,13 @@ CLIPS = {
         Clip("mp4-10bit", ".mp4", ("-c:v", "libx264", "-pix_fmt", "yuv420p10le", "-g", "25")),
         Clip("gif", ".gif", ("-c:v", "gif", "-pix_fmt", "rgb8"), rate=10),
         Clip("mkv-odd-size", ".mkv", ("-c:v", "ffv1", "-pix_fmt", "yuv444p"), size=(321, 179)),
+        # 25 fps, but one frame in five from 3 to 6 s: variable frame rate, timestamps kept.
+        Clip(
+            "mp4-vfr",
+            ".mp4",
+            (*H264, "-vsync", "vfr"),
+            filters="select='not(between(t\\,3\\,6))+not(mod(n\\,5))'",
+        ),
         Clip("mp4-nonzero-start", ".mp4", (*H264, "-output_ts_offset", "30")),
         Clip(
             "ts-interlaced-mpeg2", ".ts", ("-c:v", "mpeg2video", "-flags", "+ilme+ildct", "-b:v", "1M", "-f", "mpegts")
@@ -78,11 +86,11 @@ def ffmpeg() -> str:
     return found
 
 
-def _source_graph(size: tuple[int, int], rate: int) -> str:
+def _source_graph(size: tuple[int, int], rate: int, filters: str = "") -> str:
     w, h = size
     parts = [f"color=c={c}:s={w}x{h}:r={rate}:d={d}[s{i}]" for i, (c, d) in enumerate(_SEGMENTS)]
     inputs = "".join(f"[s{i}]" for i in range(len(_SEGMENTS)))
-    return ";".join(parts) + f";{inputs}concat=n={len(_SEGMENTS)}:v=1:a=0"
+    return ";".join(parts) + f";{inputs}concat=n={len(_SEGMENTS)}:v=1:a=0" + (f",{filters}" if filters else "")
 
 
 def _run(args: list[str]) -> None:
@@ -94,7 +102,7 @@ def make(clip: Clip, folder: Path) -> Path:
     path = folder / f"{clip.name}{clip.suffix}"
     if path.exists():
         return path
-    graph = ["-filter_complex", _source_graph(clip.size, clip.rate)]
+    graph = ["-filter_complex", _source_graph(clip.size, clip.rate, clip.filters)]
     if clip.copies == 1:
         _run([*graph, *clip.encode, str(path)])
         return path
