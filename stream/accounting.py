@@ -56,6 +56,7 @@ class Accountant:
         self.start_s: float | None = None  # the first sample
         self.end_s: float | None = None  # set by `finish`
         self.outages: list[tuple[float, float]] = []
+        self.discontinuities: list[tuple[float, float]] = []  # (t_s, jump_s): timestamp jumps, not counted
         self.closed = SegmentLog(self.classes)
         self.open: dict[str, float] = {}  # label -> start of its open segment
         self._last_t: float | None = None  # time credited up to

@@ -11,8 +11,13 @@ Sampling a film once a second while it runs at 25 fps means decoding 25 frames t
 With `sparse_every_s`, two things make that cheaper without changing which frames are analysed:
 - non-reference frames (most B-frames) before the next sample are dropped by the decoder
   unread: no later frame is decoded from them, so the frames kept are bit-identical;
-- where keyframes come more often than samples (`worth_seeking`), the source seeks to the last
-  keyframe before the next sample and skips whole GOPs.
+- where keyframes come more often than samples (`worth_seeking`) and the container's seeks are
+  exact (`exact_seeks`: it has an index, as MP4/MKV/WebM/AVI do), the source seeks to the last
+  keyframe before the next sample and skips whole GOPs. MPEG-TS/PS have no index: FFmpeg's seeks
+  there land near a byte position, often past the frame that is due, so they decode forward
+  (dropping non-reference frames). Every seek is checked where it lands: packets before the
+  keyframe are passed by undecoded, and one that landed past it reopens the file and demuxes
+  forward to it (no decoding), never losing a frame.
 Every frame's timestamp still reaches the reader, read from an index of the demuxed packets (one
 pass, no decoding), so sampling and time accounting see exactly what sequential decoding gives;
 only pictures nobody will look at go undecoded. An overlay video needs every picture, so it is
@@ -35,15 +40,22 @@ from statistics import median
 import av
 import numpy as np
 
+from stream.deinterlace import deinterlaced
 from stream.errors import BadInputError
+from stream.mediaclock import FORWARD_FRAMES, TS_DISCONT, Discontinuity, MediaClock
 from stream.orientation import UPRIGHT, orientation_of
 from stream.records import VideoInfo
+from stream.urls import mask_text, mask_url
 
 log = logging.getLogger(__name__)
 
 _EPS = 1e-6
+URL_TIMEOUT_S = 30.0  # a web server that sends nothing for this long has failed
 MIN_SKIP_S = 0.25  # a seek costs a decoder flush; skip less than this by decoding on
 DROP_MARGIN_S = 1e-3  # a frame is droppable only if it starts this long before the next sample
+# FFmpeg's AVFMT_* flags of a demuxer whose seeks are not exact: timestamps may jump (MPEG-TS/PS),
+# or the index is built while reading (raw H.264/HEVC elementary streams).
+_INEXACT_SEEK_FLAGS = 0x200 | 0x100  # AVFMT_TS_DISCONT | AVFMT_GENERIC_INDEX
 
 
 @dataclass(frozen=True)
@@ -64,18 +76,24 @@ class FrameIndex:
 
 
 def index_frames(path: str | os.PathLike[str]) -> FrameIndex:
-    """One demux pass over the video stream (no decoding); BadInputError if timestamps are missing
-    or repeat, where only sequential decoding can be trusted."""
+    """One demux pass over the video stream (no decoding); BadInputError if timestamps are missing,
+    repeat or jump (see stream.mediaclock), where only sequential decoding can be trusted."""
     pts: list[int] = []
     keys: list[int] = []
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), timeout=URL_TIMEOUT_S if "://" in str(path) else None) as container:
             stream = container.streams.video[0]
+            jump = _forward_jump(container, stream)
+            last_dts: int | None = None
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.is_discard:  # the end-of-stream flush; edit-list pre-roll
                     continue
                 if packet.pts is None:
                     raise BadInputError(f"{path}: packets without timestamps")
+                dts = packet.dts if packet.dts is not None else packet.pts
+                if last_dts is not None and (dts < last_dts or (jump is not None and dts - last_dts > jump)):
+                    raise BadInputError(f"{path}: timestamps jump at pts {packet.pts}")
+                last_dts = dts
                 pts.append(packet.pts)
                 if packet.is_keyframe:
                     keys.append(packet.pts)
@@ -85,6 +103,15 @@ def index_frames(path: str | os.PathLike[str]) -> FrameIndex:
     if len(set(pts)) != len(pts):
         raise BadInputError(f"{path}: repeated frame timestamps")
     return FrameIndex(sorted(pts), sorted(keys), start, time_base)
+
+
+def _forward_jump(container, stream) -> int | None:
+    """How far apart (in the stream's time base) two frames' timestamps may be before that is a
+    jump, for containers whose timestamps may jump; None elsewhere."""
+    rate = stream.average_rate or stream.guessed_rate
+    if not container.format.flags & TS_DISCONT or not rate:
+        return None
+    return int(FORWARD_FRAMES / (rate * stream.time_base))
 
 
 def seek_target(keyframes_s: list[float], position_s: float | None, due_s: float) -> float | None:
@@ -107,6 +134,16 @@ def worth_seeking(keyframes_s: list[float], every_s: float) -> bool:
     return len(keyframes_s) >= 3 and every_s > 0 and _spacing(keyframes_s) < every_s
 
 
+def exact_seeks(format_flags: int) -> bool:
+    """Whether a demuxer with these AVFMT_* flags seeks to the keyframe asked for (an indexed
+    container), not near it."""
+    return not format_flags & _INEXACT_SEEK_FLAGS
+
+
+class _Overshot(Exception):
+    """A seek landed past the keyframe it was asked for."""
+
+
 class FileSource:
     """A video file. With `sparse_every_s` the reader samples about that often and calls
     `skip_to(next due time)` after each sample; pictures before it are then not decoded, and
@@ -119,8 +156,10 @@ class FileSource:
     def __init__(
         self, path: str | os.PathLike[str], sparse_every_s: float | None = None, threads: int | None = None
     ) -> None:
+        self.spec = str(path)  # what FFmpeg opens: a path, or the URL of a recording on a web server
+        self.is_url = "://" in self.spec
         self.path = Path(path)
-        self.name = str(path)
+        self.name = mask_url(self.spec)
         self.sparse_every_s = sparse_every_s
         self.threads = threads  # decoder threads; None: half the cores (a batch decodes many files, one core each)
         self.index: FrameIndex | None = None  # built at open() when sampling sparsely
@@ -137,25 +176,20 @@ class FileSource:
         self._last_t: float | None = None
         self._due_s: float | None = None
         self._resume_pts: int | None = None  # after a seek: frames before this are not decoded
+        self._clock = MediaClock()  # decoding in order: timestamps made continuous (set at open)
 
     def open(self) -> VideoInfo:
         """Open and read the first picture (its display matrix says which way up the file is);
         BadInputError, one line, for anything that is not a playable video."""
-        _check_path(self.path, self.name)
-        try:
-            self._container = av.open(str(self.path))
-        except av.FFmpegError as exc:
-            raise BadInputError(f"{self.name}: not a video ({exc.strerror})") from None
-        except OSError as exc:
-            raise BadInputError(f"{self.name}: cannot read ({exc.strerror})") from None
+        if not self.is_url:
+            _check_path(self.path, self.name)
+        self._open_container()
         if not self._container.streams.video:
             self.close()
             raise BadInputError(f"{self.name}: contains no video frames (empty or audio-only file)")
-        self._stream = self._container.streams.video[0]
-        # Frame threads on half the cores: inference needs the rest (on two cores, decoding in one
-        # thread costs less CPU in all, and drops more frames: threads decode ahead of `skip_to`).
-        self._stream.thread_type = "AUTO"
-        self._stream.thread_count = self.threads or max(1, (os.cpu_count() or 2) // 2)
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        discont = bool(self._container.format.flags & TS_DISCONT)
+        self._clock = MediaClock(1 / float(rate) if rate else None, forward_jumps=discont)
         if self.sparse_every_s:
             self._index(self.sparse_every_s)
         self._frames = self._decode()
@@ -177,23 +211,62 @@ class FileSource:
             live=False,
         )
 
+    def _open_container(self) -> None:
+        try:
+            self._container = av.open(self.spec, timeout=URL_TIMEOUT_S if self.is_url else None)
+        except PermissionError:
+            raise BadInputError(f"{self.name}: permission denied") from None
+        except av.FFmpegError as exc:
+            if self.is_url:
+                raise BadInputError(f"{self.name}: cannot read ({mask_text(exc.strerror or str(exc))})") from None
+            raise BadInputError(f"{self.name}: not a video ({exc.strerror})") from None
+        except OSError as exc:
+            raise BadInputError(f"{self.name}: cannot read ({exc.strerror})") from None
+        if not self._container.streams.video:
+            return
+        self._stream = self._container.streams.video[0]
+        # Frame threads on half the cores: inference needs the rest (on two cores, decoding in one
+        # thread costs less CPU in all, and drops more frames: threads decode ahead of `skip_to`).
+        self._stream.thread_type = "AUTO"
+        self._stream.thread_count = self.threads or max(1, (os.cpu_count() or 2) // 2)
+
     def _index(self, every_s: float) -> None:
         """Index the packets for sparse decoding; where that cannot be trusted, decode in order."""
         try:
-            self.index = index_frames(self.path)
+            self.index = index_frames(self.spec)
         except BadInputError as exc:
-            log.debug("%s; decoding every frame", exc)
+            log.debug("%s; decoding every frame", mask_text(str(exc)))
             return
-        self.seek = worth_seeking(self.index.keyframes_s, every_s)
+        self.seek = worth_seeking(self.index.keyframes_s, every_s) and exact_seeks(self._container.format.flags)
         if self.seek:
             spacing = _spacing(self.index.keyframes_s)
             log.info("%s: seeking keyframes (one every %.1f s, sampling every %g s)", self.name, spacing, every_s)
 
-    def _decode(self) -> Iterator[av.VideoFrame]:
+    def _decode(self, from_pts: int | None = None) -> Iterator[av.VideoFrame]:
         """Decoded pictures in presentation order; packets that start before the next sample may be
-        dropped by the decoder if nothing references them."""
+        dropped by the decoder if nothing references them. With `from_pts` (after a seek to that
+        keyframe) packets before it are passed by undecoded; a seek that landed past it reopens
+        the file and demuxes forward to it."""
+        try:
+            yield from self._decode_from(from_pts)
+        except _Overshot:
+            log.info("%s: a seek landed past its keyframe; demuxing forward from the start instead", self.name)
+            self.seek = False  # this container's seeks cannot be trusted: decode forward from now on
+            self._container.close()
+            self._open_container()
+            yield from self._decode_from(from_pts, overshoot_ok=False)
+
+    def _decode_from(self, from_pts: int | None, overshoot_ok: bool = True) -> Iterator[av.VideoFrame]:
         codec = self._stream.codec_context
         for packet in self._container.demux(self._stream):
+            if from_pts is not None:
+                if packet.pts is None or packet.pts < from_pts or (packet.pts == from_pts and not packet.is_keyframe):
+                    continue  # before the keyframe decoding starts from: nothing needs it
+                if packet.pts > from_pts:
+                    if overshoot_ok:
+                        raise _Overshot
+                    continue
+                from_pts = None
             droppable = (
                 self._due_s is not None
                 and packet.pts is not None
@@ -252,17 +325,46 @@ class FileSource:
         if self._frame is None:
             return None
         pts = self._frame.pts if self._frame.pts is not None else self._frame.dts
-        last = self._last_t if self._last_t is not None else 0.0
-        t_s = last if pts is None else float((pts - (self._stream.start_time or 0)) * self._stream.time_base)
-        # A container may repeat or step back a timestamp; time never runs backwards here.
-        self._last_t = t_s if self._last_t is None else max(t_s, self._last_t)
+        if pts is None:  # no timestamp: the same time as the frame before
+            self._last_t = self._last_t if self._last_t is not None else 0.0
+            return self._last_t
+        # Repeated timestamps keep their time; jumps are made continuous (stream.mediaclock).
+        self._last_t = self._clock(float((pts - (self._stream.start_time or 0)) * self._stream.time_base))
         return self._last_t
 
+    def end_after_s(self, last_t_s: float, interval_s: float | None) -> float:
+        """Where the last frame (at `last_t_s`) ends: at the stream's (or container's) stated end
+        where there is one just after it, else one frame later (as long as the last interval
+        between frames: right for variable rates; the stream's rate for a one-frame video)."""
+        stream, container = self._stream, self._container
+        rate = (stream.average_rate or stream.guessed_rate) if stream is not None else None
+        frame_s = 1 / float(rate) if rate and 0.5 <= float(rate) <= 1000 else interval_s
+        fallback = last_t_s + (interval_s or frame_s or 0.0)
+        if stream is None or container is None or self.discontinuities or container.format.flags & TS_DISCONT:
+            return fallback  # TS/PS durations are estimates from the bitrate
+        end: float | None = None
+        if stream.duration:
+            end = float(stream.duration * stream.time_base)
+        elif container.duration:
+            start = float((stream.start_time or 0) * stream.time_base)
+            end = (container.duration + (container.start_time or 0)) / av.time_base - start
+        # A stated end far past the last frame is a file cut short (its header written first), not
+        # a long last frame: believed only within two frame durations.
+        limit = 2 * max(interval_s or 0.0, frame_s or 0.0)
+        if end is not None and last_t_s < end <= last_t_s + limit:
+            return end
+        return fallback
+
+    @property
+    def discontinuities(self) -> list[Discontinuity]:
+        """Where the file's timestamps jumped so far (an indexed file has none: it would not be)."""
+        return self._clock.discontinuities
+
     def retrieve(self) -> np.ndarray | None:
-        """The grabbed frame's picture, BGR and upright, or None if it was not decoded."""
+        """The grabbed frame's picture, BGR, upright and deinterlaced, or None if it was not decoded."""
         if self._frame is None:
             return None
-        return self.orientation.apply(self._frame.to_ndarray(format="bgr24"))
+        return self.orientation.apply(deinterlaced(self._frame).to_ndarray(format="bgr24"))
 
     def skip_to(self, due_s: float) -> None:
         """The next sample is due at `due_s`: frames before it need no picture. Non-reference ones
@@ -276,7 +378,7 @@ class FileSource:
             return
         key_pts = self.index.keyframe_pts[bisect.bisect_left(self.index.keyframes_s, target - _EPS)]
         self._container.seek(key_pts, stream=self._stream, backward=True)
-        self._frames, self._pending, self._resume_pts = self._decode(), None, key_pts
+        self._frames, self._pending, self._resume_pts = self._decode(key_pts), None, key_pts
         self.seeks += 1
 
     def close(self) -> None:
@@ -293,6 +395,8 @@ def _check_path(path: Path, name: str) -> None:
         raise BadInputError(f"{name}: is a directory, not a video")
     if path.stat().st_size == 0:
         raise BadInputError(f"{name}: is empty (0 bytes), not a video")
+    if not os.access(path, os.R_OK):
+        raise BadInputError(f"{name}: permission denied")
 
 
 def _spacing(keyframes_s: list[float]) -> float:

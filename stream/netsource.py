@@ -1,7 +1,14 @@
-"""RTSP cameras through PyAV: the frames a sample does not need are not decoded.
+"""Live streams through PyAV (RTSP cameras, RTMP, UDP/RTP TS, live HLS, HTTP live and MJPEG):
+the frames a sample does not need are not decoded.
+
+Frames are timed by the stream's own timestamps (decode order, so B-frames do not step back),
+made continuous by one `MediaClock` per source and anchored at each (re)connection to the
+monotonic clock of its first frame: HLS segments that arrive in bursts still give one sample per
+`--every` of media time, and a source whose timestamps jump or restart lists a discontinuity
+instead of losing or crediting time. The monotonic clock only tells stalls and outages.
 
 A camera sampled once a second sends 25 frames a second; OpenCV decodes all of them (its grab
-decodes). Here every frame still reaches the reader, timed by its arrival, but after each sample
+decodes). Here every frame still reaches the reader, but after each sample
 (`skip_to(next due time)`) the decoder is told what it may leave out until then:
 - non-reference frames (most B-frames) are dropped unread, as files do (`skip_frame = NONREF`):
   nothing later is decoded from them, so the pictures kept are exact;
@@ -32,7 +39,9 @@ import numpy as np
 from av.video.frame import PictureType
 
 from stream.defaults import OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
+from stream.deinterlace import deinterlaced
 from stream.errors import SourceConnectionError
+from stream.mediaclock import MediaClock
 from stream.records import VideoInfo
 from stream.urls import mask_text, mask_url
 
@@ -42,11 +51,15 @@ DROP_MARGIN_S = 1e-3  # a frame is droppable only if it arrives this long before
 # Keyframes "as often as samples" within this much: a 29.97 fps camera with a keyframe every 30
 # frames (1.001 s) sampled every second still decodes keyframes only, at 0.1% fewer samples.
 KEYFRAME_SLACK = 1.05
+# Demuxers that number frames at a made-up rate instead of timing them (MJPEG over HTTP): their
+# frames are timed by arrival.
+ARRIVAL_TIMED = ("mpjpeg", "mjpeg")
+RTMP_PROBE_S = 1.0  # how long FFmpeg looks for an RTMP stream's tracks before it starts
 KEYFRAME_HISTORY = 6  # keyframe times kept to measure their spacing
 
 
 class PyAVNetworkSource:
-    """An RTSP stream decoded by PyAV; the same interface and behaviour as `NetworkSource`, plus
+    """A live stream decoded by PyAV; the same interface and behaviour as `NetworkSource`, plus
     `skip_to`, `picture_ready`, `early_s` and `decoded` (pictures the decoder produced)."""
 
     live = True
@@ -68,6 +81,7 @@ class PyAVNetworkSource:
         self.sparse_every_s = sparse_every_s or None
         self.decoded = 0
         self._t0: float | None = None
+        self._clock = MediaClock(forward_jumps=True)  # one per source, across reconnections
         self._container: av.container.InputContainer | None = None
         self._reset()
 
@@ -79,6 +93,15 @@ class PyAVNetworkSource:
         self._picture: av.VideoFrame | None = None
         self._primed_t: float | None = None
         self._due_s: float | None = None
+        self._anchored = False  # whether this connection's first frame has set the media clock
+        # How far this connection's media time ran ahead of the monotonic clock: frames FFmpeg
+        # buffered while probing (or an HLS player's first segments) arrive at once but were sent
+        # over seconds. `clock()` adds it, so time without frames (an outage's start, the end) is
+        # told on the media clock too. Per connection: the next one is anchored where it arrives,
+        # and the time its predecessor ran ahead is not counted twice (the outage is that shorter).
+        self._lead_s = 0.0
+        self._arrival_timed = False  # the stream's timestamps are made up: frames timed by arrival
+        self._last_stamped_at: float | None = None  # when the last timestamped frame arrived
         self._keyframes_s: deque[float] = deque(maxlen=KEYFRAME_HISTORY)
         self._intra_keyframes = True  # until one decodes to something else than an intra picture
         self.keyframes_only = False  # decode nothing but keyframes (sparse sampling only)
@@ -95,9 +118,13 @@ class PyAVNetworkSource:
         """Connect and wait for the first decoded picture (SourceConnectionError if none comes)."""
         started = time.monotonic()
         self.close()
-        options = {"rtsp_transport": self.rtsp_transport}
+        options = {}
         if self.url.lower().startswith(("rtsp://", "rtsps://")):
+            options["rtsp_transport"] = self.rtsp_transport
             options["timeout"] = str(int(self.timeout_s * 1e6))  # socket inactivity, microseconds
+        if self.url.lower().startswith("rtmp"):
+            # FLV headers may announce audio that never comes: FFmpeg would probe 5 s for it.
+            options["analyzeduration"] = str(int(RTMP_PROBE_S * 1e6))
         try:
             # Blocking calls are interrupted after the open timeout while connecting and probing,
             # and after `timeout_s` for each read once streaming.
@@ -108,23 +135,23 @@ class PyAVNetworkSource:
             self.close()
             raise SourceConnectionError(f"{self.name}: no video stream")
         self._stream = self._container.streams.video[0]
+        self._arrival_timed = self._container.format.name in ARRIVAL_TIMED
         # One thread per camera: frame threads would hold pictures back (a frame per thread) and
         # several cameras already keep every core busy.
         self._stream.codec_context.thread_count = 1
         self._packets = self._container.demux()
         self._last_packet_at = time.monotonic()
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        fps = float(rate) if rate else None
+        if fps and 0.5 <= fps <= 1000:
+            self._clock.frame_s = 1 / fps
         deadline = started + self.open_timeout_s
         while self._picture is None:  # until a keyframe: earlier frames have no picture
             arrived = self._read(deadline)
             if arrived is None:
                 self.close()
                 raise SourceConnectionError(f"{self.name}: connected, but no picture within {self.open_timeout_s:g} s")
-        now = time.monotonic()
-        if self._t0 is None:
-            self._t0 = now
-        self._primed_t = now - self._t0
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        fps = float(rate) if rate else None
+        self._primed_t = arrived
         return VideoInfo(
             width=self._picture.width,
             height=self._picture.height,
@@ -134,19 +161,24 @@ class PyAVNetworkSource:
         )
 
     def grab(self) -> float | None:
-        """Seconds since the first frame of the first connection at which the next frame arrived,
-        or None when the stream is lost (nothing for `timeout_s`, an error, or its end)."""
+        """The next frame's time on the source's media clock (seconds since the first frame of the
+        first connection), or None when the stream is lost (nothing for `timeout_s`, an error, or
+        its end)."""
         if self._primed_t is not None:  # the picture open() waited for
             t_s, self._primed_t = self._primed_t, None
             return t_s
         if self._packets is None:
             return None
-        arrived = self._read(self._last_packet_at + self.timeout_s)
-        return None if arrived is None else arrived - self._t0
+        return self._read(self._last_packet_at + self.timeout_s)
+
+    @property
+    def discontinuities(self):
+        """Where the stream's timestamps jumped so far (stream.mediaclock)."""
+        return self._clock.discontinuities
 
     def retrieve(self) -> np.ndarray | None:
         """The grabbed frame's picture (BGR), or None if it was not decoded."""
-        return None if self._picture is None else self._picture.to_ndarray(format="bgr24")
+        return None if self._picture is None else deinterlaced(self._picture).to_ndarray(format="bgr24")
 
     def skip_to(self, due_s: float) -> None:
         """The next sample is due at `due_s`: frames before it need no picture."""
@@ -155,7 +187,7 @@ class PyAVNetworkSource:
 
     def clock(self) -> float:
         """Seconds on this source's clock now (for time that passes without frames)."""
-        return 0.0 if self._t0 is None else time.monotonic() - self._t0
+        return 0.0 if self._t0 is None else time.monotonic() - self._t0 + self._lead_s
 
     def close(self) -> None:
         # The container first: the demuxer's read timeout is still armed while its generator
@@ -173,7 +205,7 @@ class PyAVNetworkSource:
     # -- reading and decoding ---------------------------------------------------------------------
 
     def _read(self, deadline: float) -> float | None:
-        """Demux and (as far as needed) decode the next video frame; its arrival time, or None if
+        """Demux and (as far as needed) decode the next video frame; its media time, or None if
         none came before `deadline`, the read failed or the stream ended."""
         self._picture = None
         while True:
@@ -192,8 +224,29 @@ class PyAVNetworkSource:
                 return None
             if video:
                 self._last_packet_at = now
-                self._decode(packet, now - (self._t0 if self._t0 is not None else now))
-                return now
+                t_s = self._media_time(packet, now)
+                self._decode(packet, t_s)
+                return t_s
+
+    def _media_time(self, packet: av.Packet, now: float) -> float:
+        """The packet's time on the media clock; a connection's first packet, or one without a
+        timestamp, is placed by its arrival."""
+        if self._t0 is None:
+            self._t0 = now
+        arrived = now - self._t0 + self._lead_s
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if stamp is None or packet.time_base is None or self._arrival_timed:
+            self._anchored = False  # no timestamp: timed by arrival, the next one re-anchored
+            self._clock.anchor(arrived)
+            return self._clock(0.0)
+        if not self._anchored:
+            self._clock.anchor(arrived)
+            self._anchored = True
+        elapsed = now - self._last_stamped_at if self._last_stamped_at is not None else None
+        self._last_stamped_at = now
+        t_s = self._clock(float(stamp * packet.time_base), elapsed)
+        self._lead_s += max(0.0, t_s - arrived)
+        return t_s
 
     def _decode(self, packet: av.Packet, t_s: float) -> None:
         """Hand the packet to the decoder unless its picture is not needed (see the module)."""

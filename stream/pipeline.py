@@ -31,7 +31,7 @@ from stream.engine import Engine
 from stream.errors import OutputError, SourceConnectionError, SourceError
 from stream.reader import FrameReader
 from stream.reconnect import ConnectionState, ReconnectPolicy
-from stream.records import End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
+from stream.records import Discontinuity, End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
 from stream.report import RUNNING, Report, TimelineEntry
 from stream.reuse import Reuse
 from stream.sampler import Sampler
@@ -229,6 +229,9 @@ class Pipeline:
         elif isinstance(item, Gap):
             item = Gap(*self.tally.gap(item.start_s, item.end_s))  # the tally never averages across it
             self._publish(state=RunState.RUNNING)
+        elif isinstance(item, Discontinuity):  # listed in the report; the clock already made it continuous
+            self.tally.discontinuity(item.t_s, item.jump_s)
+            return
         else:
             return
         for sink in self._live_sinks():  # in order with the samples, on the accountant's clock

@@ -2,7 +2,8 @@
 the stream in band.
 
 Everything the pipeline learns from the reader travels through one ordered buffer: frames,
-`Lost` when a live stream stops delivering, `Gap` when it delivers again, and exactly one `End`,
+`Lost` when a live stream stops delivering, `Gap` when it delivers again, `Discontinuity` where
+the source's timestamps jumped (its clock made them continuous), and exactly one `End`,
 whatever ended it (end of file, stop, failure). The reader is the only thread that opens,
 reads and closes its capture, so a stop never releases a capture another thread is inside.
 """
@@ -69,6 +70,7 @@ class FrameReader(threading.Thread):
         self._opened = opened  # files are opened by the caller (errors before any output starts)
         self._down_since: float | None = None
         self._index = 0
+        self._jumps_seen = 0  # the source's discontinuities already passed on
 
     def run(self) -> None:
         end: End | None = None
@@ -96,9 +98,20 @@ class FrameReader(threading.Thread):
                 self.buffer.put(Gap(self._down_since, t_s))
                 self._down_since = None
                 self.sampler.restart()  # re-anchor the grid here: this frame is sampled
+            self._pass_discontinuities()
             if not self._handle(t_s):
                 break
         return self._stopped()
+
+    def _pass_discontinuities(self) -> None:
+        """Hand on, in order with the frames, where the source's timestamps jumped."""
+        jumps = getattr(self.source, "discontinuities", ())
+        for jump in jumps[self._jumps_seen :]:
+            log.warning(
+                "%s: timestamps jump by %+.3f s at %.3f s; not counted", self.source.name, jump.jump_s, jump.t_s
+            )
+            self.buffer.put(jump)
+        self._jumps_seen = len(jumps)
 
     def _handle(self, t_s: float) -> bool:
         """Sample, decode and hand over the frame at `t_s`; False if stopped while waiting for room."""
@@ -173,9 +186,11 @@ class FrameReader(threading.Thread):
         return End(EndReason.INTERRUPTED, self._frames_end() if self.stats.frames_read else None)
 
     def _frames_end(self) -> float | None:
-        """A file's time ends one frame after its last frame starts."""
+        """A file's time ends one frame after its last frame starts (as long as the source says)."""
         if not self.stats.frames_read:
             return None
+        if hasattr(self.source, "end_after_s"):
+            return self.source.end_after_s(self.stats.last_t_s, self.stats.frame_interval_s)
         return self.stats.last_t_s + (self.stats.frame_interval_s or 0.0)
 
     def _clock_end(self) -> float | None:

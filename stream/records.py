@@ -80,6 +80,16 @@ class Gap:
     end_s: float
 
 
+@dataclass(frozen=True)
+class Discontinuity:
+    """The stream's timestamps jumped by `jump_s` (negative: backwards) just before the frame
+    that the source's continuous clock puts at `t_s`; the jump itself is not counted
+    (stream.mediaclock)."""
+
+    t_s: float
+    jump_s: float
+
+
 class EndReason(StrEnum):
     END_OF_STREAM = "end of stream"
     INTERRUPTED = "interrupted"  # the caller stopped the run (Ctrl-C, SIGTERM, API stop, --duration on live)
@@ -97,4 +107,4 @@ class End:
     error: BaseException | None = None
 
 
-Item = Frame | Lost | Gap | End
+Item = Frame | Lost | Gap | Discontinuity | End

@@ -49,6 +49,9 @@ class Report:
     multi_label: bool = False
     outages: list[dict[str, float]] = field(default_factory=list)  # [{start_s, end_s}] a live source was down
     reconnects: int = 0
+    discontinuities: list[dict[str, float]] = field(
+        default_factory=list
+    )  # [{t_s, jump_s}] timestamp jumps, not counted
     inferences_saved: int = 0  # samples that reused the previous result (near-duplicate frames)
     ended: str = "end of stream"  # or "running", "interrupted", "duration reached", "source failed: ..."
     started_at: str = ""
@@ -105,6 +108,7 @@ class Report:
             multi_label=card.multi_label,
             outages=[{"start_s": a, "end_s": b} for a, b in acc.outages],
             reconnects=reconnects,
+            discontinuities=[{"t_s": t, "jump_s": j} for t, j in acc.discontinuities],
             inferences_saved=inferences_saved,
             ended=ended,
             started_at=started_at,
@@ -153,6 +157,7 @@ class Report:
             "open_segments": [{"class": s.label, "start_s": ms(s.start_s)} for s in self.open_segments],
             "outages": [{"start_s": ms(o["start_s"]), "end_s": ms(o["end_s"])} for o in self.outages],
             "reconnects": self.reconnects,
+            "discontinuities": [{"t_s": ms(d["t_s"]), "jump_s": ms(d["jump_s"])} for d in self.discontinuities],
             "dropped": self.dropped,
             "frames_read": self.frames_read,
             "inferences_saved": self.inferences_saved,

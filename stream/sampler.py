@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from stream.defaults import EVERY_S
 from stream.errors import BadInputError
 
-_EPS = 1e-6  # timestamps come in milliseconds with float noise; 1 µs never splits a frame
+# Half a tick of the coarsest common time base (1 ms: MKV, WebM, FLV): a frame stamped 6.999988 s
+# (a 90 kHz or 1/30000 clock's rounding) is the 7.0 s sample. Below any frame duration, so it never
+# picks a neighbouring frame; files drop undecoded only frames 1 ms or more before a due time.
+_EPS = 5e-4
 
 
 @dataclass

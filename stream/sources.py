@@ -1,11 +1,14 @@
 """Video sources: one class per kind (file, webcam, network), one factory `open_source`.
 
-Files are decoded by PyAV (`stream.filesource`), RTSP cameras by PyAV too (`stream.netsource`:
-it decodes only the frames sampling needs), webcams and other network streams by OpenCV here.
+Files, and recordings on web servers (an http(s) URL with a length, an HLS playlist that ends:
+`stream.probe` asks), are decoded by PyAV (`stream.filesource`); live streams (RTSP, RTMP, UDP/RTP
+TS, live HLS, HTTP live and MJPEG) by PyAV too (`stream.netsource`: it decodes only the frames
+sampling needs); webcams, and RTSP with `--rtsp-backend opencv`, by OpenCV here. A URL this
+build cannot read is refused before anything starts (`stream.probe.check_scheme`).
 
-A source only grabs and decodes; it never invents frames (no filler, no repeats). Files give
-media timestamps (position after grab), live sources the monotonic clock, so time is right for
-variable-frame-rate files and streams whatever FPS they report.
+A source only grabs and decodes; it never invents frames (no filler, no repeats). Time comes
+from the stream's own timestamps (`stream.mediaclock`), so it is right for variable-frame-rate
+files and streams whatever FPS they report; OpenCV's sources use the monotonic clock.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from enum import StrEnum
+from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
@@ -24,11 +28,11 @@ from stream.defaults import OPEN_TIMEOUT_S, RTSP_BACKEND, RTSP_TRANSPORT, TIMEOU
 from stream.errors import BadInputError, SourceConnectionError, SourceError
 from stream.filesource import FileSource
 from stream.netsource import PyAVNetworkSource
+from stream.probe import WEB_SCHEMES, UrlKind, check_scheme, web_kind
 from stream.records import VideoInfo
 from stream.urls import mask_text, mask_url
 
-NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
-RTSP_BACKENDS = ("pyav", "opencv")  # who decodes rtsp:// and rtsps:// URLs (other schemes: OpenCV)
+RTSP_BACKENDS = ("pyav", "opencv")  # who decodes rtsp:// and rtsps:// URLs (other schemes: PyAV)
 
 
 class SourceKind(StrEnum):
@@ -38,11 +42,11 @@ class SourceKind(StrEnum):
 
 
 def classify(spec: str) -> SourceKind:
-    """A digit string is a webcam index, a URL with a known scheme a network stream, else a file."""
+    """A digit string is a webcam index, a URL a network stream (or a recording on a web server:
+    see `open_source`), else a file."""
     if spec.isdigit():
         return SourceKind.WEBCAM
-    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
-    return SourceKind.NETWORK if scheme in NETWORK_SCHEMES else SourceKind.FILE
+    return SourceKind.NETWORK if "://" in spec else SourceKind.FILE
 
 
 class _LiveSource:
@@ -205,17 +209,23 @@ def open_source(
 ) -> Source:
     """Build (not yet open) the source a user's SOURCE argument names; `sparse_every_s`: it will
     be sampled this often with nothing needing every frame (files and PyAV cameras then decode
-    only what sampling needs); `rtsp_backend`: PyAV or OpenCV for rtsp:// and rtsps:// URLs."""
+    only what sampling needs); `rtsp_backend`: PyAV or OpenCV for rtsp:// and rtsps:// URLs.
+    BadInputError for a URL this build cannot read, or a web address that says it never will."""
     if rtsp_backend not in RTSP_BACKENDS:
         raise BadInputError(f"unknown RTSP backend {rtsp_backend!r}: choose {' or '.join(RTSP_BACKENDS)}")
     kind = classify(spec)
     if kind is SourceKind.WEBCAM:
         return WebcamSource(int(spec))
+    if kind is SourceKind.NETWORK and spec.lower().startswith("file://"):
+        return FileSource(unquote(urlsplit(spec).path), sparse_every_s)  # a local file, written as a URL
     if kind is SourceKind.NETWORK:
+        scheme = check_scheme(spec)
+        if scheme in WEB_SCHEMES and web_kind(spec) is UrlKind.FILE:
+            return FileSource(spec, sparse_every_s)
         timeouts = {"timeout_s": timeout_s, "rtsp_transport": rtsp_transport, "open_timeout_s": open_timeout_s}
-        if rtsp_backend == "pyav" and spec.lower().startswith(("rtsp://", "rtsps://")):
-            return PyAVNetworkSource(spec, sparse_every_s=sparse_every_s, **timeouts)
-        return NetworkSource(spec, **timeouts)
+        if rtsp_backend == "opencv" and scheme in ("rtsp", "rtsps"):
+            return NetworkSource(spec, **timeouts)
+        return PyAVNetworkSource(spec, sparse_every_s=sparse_every_s, **timeouts)
     return FileSource(spec, sparse_every_s)
 
 

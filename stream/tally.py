@@ -85,6 +85,10 @@ class Tally:
         self.smoother.reset()
         return start, end
 
+    def discontinuity(self, t_s: float, jump_s: float) -> None:
+        """The source's timestamps jumped at `t_s` (its clock already made them continuous): listed, not counted."""
+        self.accountant.discontinuities.append((self.at(t_s), jump_s))
+
     def finish(self, end_s: float | None) -> None:
         """Analysed time ends at `end_s` on the source's clock (None: at the last sample)."""
         self.accountant.finish(None if end_s is None else self.at(end_s))

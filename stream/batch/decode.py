@@ -23,7 +23,7 @@ import numpy as np
 from stream.buffer import BufferPolicy, FrameBuffer
 from stream.filesource import FileSource
 from stream.reader import FrameReader
-from stream.records import End, EndReason, Frame
+from stream.records import Discontinuity, End, EndReason, Frame
 from stream.reuse import Reuse
 from stream.sampler import Sampler
 from stream.tally import is_new, now_utc
@@ -42,6 +42,7 @@ class VideoRecord:
     end_s: float | None = None  # where the video's time ends (one frame after its last frame)
     frames_read: int = 0
     inferences_saved: int = 0
+    discontinuities: list[list[float]] = field(default_factory=list)  # [t_s, jump_s]: timestamp jumps, not counted
     error: str = ""  # one line; empty when the video was analysed to its end
     node: str = ""  # the Ray node that decoded it
     started_at: str = ""
@@ -67,6 +68,7 @@ class SampledFrames:
         self._stop = threading.Event()
         self._buffer = FrameBuffer(BufferPolicy.WAIT, maxsize=READ_AHEAD)
         self._reader = FrameReader(source, Sampler(every_s), self._buffer, self._stop, model_size=size, opened=True)
+        self.discontinuities: list[Discontinuity] = []  # where the file's timestamps jumped (in band)
 
     @property
     def frames_read(self) -> int:
@@ -77,6 +79,8 @@ class SampledFrames:
         try:
             while True:
                 for item in self._buffer.get(READ_AHEAD):
+                    if isinstance(item, Discontinuity):
+                        self.discontinuities.append(item)
                     if isinstance(item, Frame | End):
                         yield item
                     if isinstance(item, End):
@@ -133,7 +137,9 @@ def decode_video(
         error = one_line(exc)
     if error and not error.startswith(source):
         error = f"{source}: {error}"  # one line that names the video, whatever raised it
+    jumps = [[d.t_s, d.jump_s] for d in frames.discontinuities] if frames is not None else []
     yield VideoRecord(
+        discontinuities=jumps,
         times_s=times,
         origin=origin,
         end_s=end_s,

@@ -46,7 +46,10 @@ def video_report(
     """The report `watch --report` writes for this video: each sample takes the probabilities
     of the picture it was inferred from (itself, or the last one before it for a near-duplicate)."""
     probs = [inferred[seq] for seq in record.origin]
-    return tally(record.times_s, probs, card, record.end_s, smoothing).report(
+    counted = tally(record.times_s, probs, card, record.end_s, smoothing)
+    for t_s, jump_s in record.discontinuities:
+        counted.discontinuity(t_s, jump_s)
+    return counted.report(
         source=source,
         model=model,
         ended=str(EndReason.END_OF_STREAM),

@@ -81,8 +81,19 @@ def pick_codec() -> str:
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:
-    """yuv420p halves the chroma planes, so H.264 wants even sides: drop an odd last row or column."""
-    return max(2, width - width % 2), max(2, height - height % 2)
+    """yuv420p halves the chroma planes, so H.264 wants even sides: an odd side gets one more
+    row or column (`fit_to`), so the overlay keeps every pixel of the source at its size."""
+    return max(2, width + width % 2), max(2, height + height % 2)
+
+
+def fit_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The picture at the video's size: padded by its own edge pixels to even sides (641x359 ->
+    642x360), scaled only if the stream changed size."""
+    height, width = image.shape[:2]
+    pad_w, pad_h = size[0] - width, size[1] - height
+    if 0 <= pad_w <= 1 and 0 <= pad_h <= 1:
+        return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_w or pad_h else image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def segment_path(path: Path, number: int) -> Path:
@@ -218,7 +229,7 @@ class OverlaySink(BaseSink):
                     out = self._open(path, frame)
                 image = annotate(frame.image, prediction, totals)
                 if (image.shape[1], image.shape[0]) != self._size:  # odd size, or a stream that changed size
-                    image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+                    image = fit_to(image, self._size)
                 out.write(image, frame.t_s)
                 self.written += 1
             stopped = True

@@ -19,6 +19,7 @@ from stream.batch.tally import video_report
 from stream.engine import Engine
 from stream.errors import BadInputError
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
+from tests import corpus
 from tests.helpers import write_color_video
 
 SCENES = [(0, 0.0, 3.0), (1, 3.0, 7.0), (2, 7.0, 10.0)]
@@ -71,6 +72,20 @@ def test_decode_and_tally_give_watchs_report(clips, color_model, clip, every_s):
     assert got["model_sha256"] == Engine(color_model, "cpu").sha256 != ""
     if clip == "still":  # only distinct pictures were inferred; the rest travelled as times
         assert record.inferred < len(record.times_s) and got["inferences_saved"] > 0
+
+
+@pytest.mark.parametrize("name", ["ts-short-gop", "ts-concat", "ts-forward-jump"])
+def test_batch_gives_watchs_report_on_broadcast_recordings(tmp_path, color_model, name):
+    """MPEG-TS with short GOPs and with timestamp jumps: the file source's fixes reach batch."""
+    path = corpus.make(corpus.CLIPS[name], tmp_path)
+    _, report = analyse_without_ray(path, color_model, 1.0)
+    expected = watch(str(path), color_model, every_s=1.0).run().to_dict()
+    got = report.to_dict()
+    assert {k: v for k, v in got.items() if k not in VOLATILE} == {
+        k: v for k, v in expected.items() if k not in VOLATILE
+    }
+    assert got["screen_time_s"] == pytest.approx(corpus.CLIPS[name].truth, abs=1.0)
+    assert len(got["discontinuities"]) == corpus.CLIPS[name].copies - 1
 
 
 def test_an_unreadable_video_is_a_record_with_one_line_error(tmp_path):

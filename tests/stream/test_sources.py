@@ -43,8 +43,10 @@ def test_credentials_are_masked():
         ("rtsp://cam/live", None, PyAVNetworkSource),  # the default: decodes only what samples need
         ("RTSPS://cam/live", "pyav", PyAVNetworkSource),
         ("rtsp://cam/live", "opencv", NetworkSource),
-        ("http://cam/live.mjpg", "pyav", NetworkSource),  # other schemes stay with OpenCV
+        ("http://127.0.0.1:9/live.mjpg", "opencv", PyAVNetworkSource),  # other schemes: PyAV whatever the flag
+        ("udp://127.0.0.1:9", None, PyAVNetworkSource),
         ("clip.mp4", "opencv", FileSource),
+        ("file:///videos/clip%201.mp4", None, FileSource),
     ],
 )
 def test_open_source_picks_the_rtsp_backend(spec, backend, kind):

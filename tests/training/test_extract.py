@@ -61,3 +61,21 @@ def test_missing_and_corrupt_videos(tmp_path):
     junk.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     with pytest.raises((BadInputError, SourceError)):
         extract(junk, tmp_path / "out")
+
+
+@pytest.mark.parametrize("name", ["ts-short-gop", "ts-concat"])
+def test_broadcast_recordings_give_a_frame_every_second(tmp_path, name):
+    """MPEG-TS with keyframes closer than the samples, and spliced TS: the file source's fixes
+    reach extract (a picture for every second, the right colour, times continuous)."""
+    from tests import corpus
+    from tests.helpers import COLORS
+
+    clip = corpus.CLIPS[name]
+    result = extract(corpus.make(clip, tmp_path), tmp_path / "out", every_s=1.0, progress=False)
+    rows = read_rows(tmp_path / "out" / "frames.csv")
+    assert result.frames == len(rows) == round(clip.duration_s)
+    assert [float(r["timestamp_s"]) for r in rows] == pytest.approx(list(range(len(rows))), abs=1e-3)
+    colours = [0, 0, 1, 1, 1, 2, 2, 2, 0, 0] * clip.copies  # grey, red, blue, grey by second
+    for row, label in zip(rows, colours, strict=True):
+        picture = cv2.imread(str(tmp_path / "out" / row["Image_ID"]))
+        assert np.abs(picture.reshape(-1, 3).mean(0) - COLORS[label]).max() < 12, row
