@@ -40,6 +40,7 @@ from statistics import median
 import av
 import numpy as np
 
+from stream.capture import CaptureBase
 from stream.deinterlace import deinterlaced
 from stream.errors import BadInputError
 from stream.mediaclock import FORWARD_FRAMES, TS_DISCONT, Discontinuity, MediaClock
@@ -144,7 +145,7 @@ class _Overshot(Exception):
     """A seek landed past the keyframe it was asked for."""
 
 
-class FileSource:
+class FileSource(CaptureBase):
     """A video file. With `sparse_every_s` the reader samples about that often and calls
     `skip_to(next due time)` after each sample; pictures before it are then not decoded, and
     `retrieve` returns None for them (never for a frame the sampler takes). Without it every
@@ -331,6 +332,10 @@ class FileSource:
         # Repeated timestamps keep their time; jumps are made continuous (stream.mediaclock).
         self._last_t = self._clock(float((pts - (self._stream.start_time or 0)) * self._stream.time_base))
         return self._last_t
+
+    def clock(self) -> float:
+        """A file's clock is its media time: where the last grabbed frame starts."""
+        return self._last_t or 0.0
 
     def end_after_s(self, last_t_s: float, interval_s: float | None) -> float:
         """Where the last frame (at `last_t_s`) ends: at the stream's (or container's) stated end

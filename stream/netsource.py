@@ -38,6 +38,7 @@ import av
 import numpy as np
 from av.video.frame import PictureType
 
+from stream.capture import CaptureBase
 from stream.defaults import OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
 from stream.deinterlace import deinterlaced
 from stream.errors import SourceConnectionError
@@ -58,7 +59,7 @@ RTMP_PROBE_S = 1.0  # how long FFmpeg looks for an RTMP stream's tracks before i
 KEYFRAME_HISTORY = 6  # keyframe times kept to measure their spacing
 
 
-class PyAVNetworkSource:
+class PyAVNetworkSource(CaptureBase):
     """A live stream decoded by PyAV; the same interface and behaviour as `NetworkSource`, plus
     `skip_to`, `picture_ready`, `early_s` and `decoded` (pictures the decoder produced)."""
 

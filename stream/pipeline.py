@@ -246,7 +246,7 @@ class Pipeline:
         """After a stop: wait for the reader's End (bounded by the source's own timeouts), still
         taking outages in order, counting no more frames."""
         self._halt.set()
-        wait_s = STOP_GRACE_S + getattr(self.source, "open_timeout_s", 0.0) + getattr(self.source, "timeout_s", 0.0)
+        wait_s = STOP_GRACE_S + self.source.open_timeout_s + self.source.timeout_s
         deadline = time.monotonic() + (wait_s if self.source.live else 10.0)
         while time.monotonic() < deadline:
             for item in buffer.get(64):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stream.buffer import BufferPolicy, FrameBuffer
+from stream.capture import Capture
 from stream.preprocess import fit_frame, thumbnail
 from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
 from stream.records import End, EndReason, Frame, Gap, Lost
@@ -40,7 +41,7 @@ class FrameReader(threading.Thread):
 
     def __init__(
         self,
-        source,
+        source: Capture,
         sampler: Sampler,
         buffer: FrameBuffer,
         stop: threading.Event,
@@ -105,7 +106,7 @@ class FrameReader(threading.Thread):
 
     def _pass_discontinuities(self) -> None:
         """Hand on, in order with the frames, where the source's timestamps jumped."""
-        jumps = getattr(self.source, "discontinuities", ())
+        jumps = self.source.discontinuities
         for jump in jumps[self._jumps_seen :]:
             log.warning(
                 "%s: timestamps jump by %+.3f s at %.3f s; not counted", self.source.name, jump.jump_s, jump.t_s
@@ -126,8 +127,8 @@ class FrameReader(threading.Thread):
         # A source that decodes only what sampling needs says which frames have a picture (and
         # how early one may stand in for a due sample); the sampler waits for one that has.
         source = self.source
-        sampled = getattr(source, "picture_ready", True) and self.sampler.due(t_s, getattr(source, "early_s", 0.0))
-        counted = hasattr(source, "decoded")  # the source counts what its decoder did, sampled or not
+        sampled = source.picture_ready and self.sampler.due(t_s, source.early_s)
+        counted = source.decoded is not None  # the source counts what its decoder did, sampled or not
         if counted:
             stats.decoded = source.decoded
         tapped = self.tap is not None and (self.decode_all or sampled or t_s - self._tapped_t_s >= self.tap_every_s)
@@ -150,7 +151,7 @@ class FrameReader(threading.Thread):
             self.tap(frame)
         if (sampled or self.buffer.policy is BufferPolicy.WAIT) and not self.buffer.put(frame, self.stop_event):
             return False
-        if sampled and hasattr(source, "skip_to"):  # sampled sparsely: decode only what is needed
+        if sampled:  # a source sampled sparsely then decodes only what is needed
             source.skip_to(self.sampler.next_due_s)
         return True
 
@@ -189,9 +190,7 @@ class FrameReader(threading.Thread):
         """A file's time ends one frame after its last frame starts (as long as the source says)."""
         if not self.stats.frames_read:
             return None
-        if hasattr(self.source, "end_after_s"):
-            return self.source.end_after_s(self.stats.last_t_s, self.stats.frame_interval_s)
-        return self.stats.last_t_s + (self.stats.frame_interval_s or 0.0)
+        return self.source.end_after_s(self.stats.last_t_s, self.stats.frame_interval_s)
 
     def _clock_end(self) -> float | None:
         if self.source.live:

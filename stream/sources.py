@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 import cv2
 import numpy as np
 
+from stream.capture import CaptureBase
 from stream.defaults import OPEN_TIMEOUT_S, RTSP_BACKEND, RTSP_TRANSPORT, TIMEOUT_S
 from stream.errors import BadInputError, SourceConnectionError, SourceError
 from stream.filesource import FileSource
@@ -49,7 +50,7 @@ def classify(spec: str) -> SourceKind:
     return SourceKind.NETWORK if "://" in spec else SourceKind.FILE
 
 
-class _LiveSource:
+class _LiveSource(CaptureBase):
     """Shared by webcams and network streams: monotonic timestamps from the first frame."""
 
     live = True

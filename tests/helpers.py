@@ -16,6 +16,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from stream.capture import CaptureBase
 from stream.engine import Engine
 from stream.modelcard import ModelCard
 from stream.records import VideoInfo
@@ -224,7 +225,7 @@ def make_presence_model(path: Path, classes: Sequence[str] = CLASSES, size: tupl
     return path
 
 
-class ScriptedSource:
+class ScriptedSource(CaptureBase):
     """A file-like source played from a script in memory: (t_s, colour label) per picture, no
     decoder and no sleeps. With `gate`, it holds before picture `hold_at` until the gate is set
     (a run's state at that point is then known to the test)."""

@@ -138,7 +138,9 @@ def assert_live_red(predictions, report, seconds: float) -> None:
     assert report.duration_s > seconds * 0.5 and report.outages == []
     times = [p.t_s for p in predictions]
     assert len(times) == report.samples
-    assert min(b - a for a, b in itertools.pairwise(times)) >= EVERY_S - 0.05
+    # A burst would put samples ~0 s apart; half an interval leaves room for the arrival jitter of
+    # MJPEG (timed by arrival) on a loaded machine, where a late sample is followed by one on time.
+    assert min(b - a for a, b in itertools.pairwise(times)) >= EVERY_S / 2
     span = times[-1] - times[0]
     assert span > seconds * 0.5
     assert report.samples == pytest.approx(span / EVERY_S + 1, abs=1.5)  # 2 samples per media second
