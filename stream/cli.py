@@ -380,6 +380,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
     console = Console()
     console.print(f"accuracy {result.metrics['accuracy']:.3f} on {result.metrics['samples']} frames")
+    if result.metrics.get("several_classes"):
+        console.print(
+            f"{result.metrics['several_classes']} frames show several classes: each counts for all of them "
+            "in the true seconds, and the single-label verdict on it is right when it names one of them"
+        )
     st = result.screen_time_s
     console.print(screen_time_table(st["predicted"], st["true"], interval=st.get("interval")))
     if "interval" in result.metrics:

@@ -96,12 +96,16 @@ def verdicts(
     labels: Sequence[tuple[int, ...]], probs: np.ndarray, background: int | None, multi_label: bool
 ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """(true, predicted) class sets per frame, as `train` and `evaluate` both score them.
-    Single-label: one class each (the label's first, the argmax). Multi-label: the characters
+    Single-label: one class each (the argmax; as truth, the predicted class where the label
+    names it among several, else the label's first). Multi-label: the characters
     on the frame (the background only where none is), and every class above 0.5."""
     if multi_label:
         truth = [tuple(c for c in lab if c != background) or tuple(lab) for lab in labels]
         return truth, present_ids(probs, background)
-    return [(lab[0],) for lab in labels], [(int(c),) for c in probs.argmax(axis=1)]
+    predicted = [int(c) for c in probs.argmax(axis=1)]
+    # A frame labelled with several classes (`1;2`): a single verdict is right when it names one.
+    truth = [(p,) if p in lab else (lab[0],) for lab, p in zip(labels, predicted, strict=True)]
+    return truth, [(p,) for p in predicted]
 
 
 def score(
