@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from stream.atomic import check_writable
+from stream.crop import parse_crop
 from stream.defaults import (
     BATCH_SIZE,
     CHECKPOINT_S,
+    CROP,
     EVERY_S,
     METRICS_HOST,
     MQTT_UPDATE_S,
@@ -88,6 +90,7 @@ class WatchConfig:
     view_port: int | None = None  # live view in a browser (MJPEG over HTTP) on this port; 0: any free port
     view_host: str = VIEW_HOST
     view_fps: float = VIEW_FPS
+    crop: object = CROP  # "auto", "none" or a stream.crop.Crop: black bars cut before the model sees a frame
     monitor: MonitorConfig = field(default_factory=MonitorConfig)  # --name, --metrics-port, --mqtt ...
 
     @classmethod
@@ -117,6 +120,7 @@ class WatchConfig:
             view_host=args.view_host,
             view_fps=args.view_fps,
             monitor=MonitorConfig.from_args(args),
+            crop=getattr(args, "crop", CROP),
         )
 
     def output_paths(self) -> list[Path | None]:
@@ -222,6 +226,7 @@ class Watch:
                     accountant=carried.accountant if carried else None,
                     time_offset_s=carried.offset_s if carried else 0.0,
                     tap_every_s=1 / config.view_fps if config.view_port is not None else None,
+                    crop=config.crop,
                 )
             )
             if carried:
@@ -379,6 +384,7 @@ def watch(
     min_segment_s: float | None = None,
     webhook: str | None = None,
     rtsp_backend: str = RTSP_BACKEND,
+    crop: str = CROP,
 ) -> Watch:
     """Analyse files, webcam indices or stream URLs (one, or several at once); see the module docstring."""
     config = WatchConfig(
@@ -413,6 +419,7 @@ def watch(
             webhook=webhook,
         ),
         rtsp_backend=rtsp_backend,
+        crop=parse_crop(crop) if isinstance(crop, str) else crop,
     )
     return Watch(config)
 

@@ -22,3 +22,7 @@ METRICS_HOST = "127.0.0.1"  # --metrics-port listens on loopback unless --metric
 MQTT_PREFIX = "screentime"  # topic prefix when the --mqtt URL names none
 MQTT_UPDATE_S = 10.0  # at most this often an `update` event (and retained totals) per source
 SUGGEST_N = 20  # frames `suggest` (and the labeller's "suggested" order) offers
+# Black bars: "auto" finds each source's (and each labelled set's) active area and crops it before
+# resizing for the model; "none" shows the model the whole frame; "W:H:X:Y" a fixed area.
+CROP = "auto"
+AUDIT_N = 20  # frames `audit --draw` draws for a person to label

@@ -20,7 +20,8 @@ import numpy as np
 
 from stream.accounting import Accountant
 from stream.buffer import BufferPolicy, FrameBuffer
-from stream.defaults import BATCH_SIZE, CHECKPOINT_S
+from stream.crop import Cropper
+from stream.defaults import BATCH_SIZE, CHECKPOINT_S, CROP
 from stream.engine import Engine
 from stream.errors import OutputError, SourceConnectionError, SourceError
 from stream.modelcard import ModelCard
@@ -99,8 +100,10 @@ class Pipeline:
         accountant: Accountant | None = None,
         time_offset_s: float = 0.0,
         tap_every_s: float | None = None,
+        crop: str | object = CROP,
     ) -> None:
         self.source = source
+        self.cropper = Cropper(crop)  # black bars found (auto) or given, cut before the resize
         self.engine = engine
         self.card = engine.card
         self.sampler = sampler
@@ -169,6 +172,7 @@ class Pipeline:
             connection=self.connection,
             model_size=self.card.input_size,
             opened=info is not None,
+            cropper=self.cropper,
         )
         self._last_t: float | None = None
         self._first_t: float | None = None
@@ -447,7 +451,7 @@ class Pipeline:
         return min(self._last_t + max(self.sampler.every_s, interval), reader_end)
 
     def _report(self, ended: str) -> Report:
-        return Report.from_accountant(
+        report = Report.from_accountant(
             self.accountant,
             self.card,
             source=self.source.name,
@@ -465,6 +469,8 @@ class Pipeline:
             resumed=self.resumed,
             model_sha256=self.engine.sha256,
         )
+        report.crop = self.cropper.describe()
+        return report
 
     # -- sinks -------------------------------------------------------------------------------
 

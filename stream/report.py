@@ -60,6 +60,8 @@ class Report:
     screentime_version: str = ""
     model_sha256: str = ""  # of the ONNX file that ran (the INT8 twin when chosen): which weights made these numbers
     card_metrics: dict = field(default_factory=dict)  # the model card's metrics (held-out mistakes: the intervals)
+    crop: dict | None = None  # black bars cut before the model saw each frame (stream.crop); None: not stated
+    audit: dict | None = None  # totals corrected by labelled sampled frames (stream.audit)
 
     @classmethod
     def from_accountant(
@@ -161,6 +163,10 @@ class Report:
             "resumed": self.resumed,
             "screentime_version": self.screentime_version,
         }
+        if self.crop is not None:
+            data["crop"] = self.crop
+        if self.audit is not None:
+            data["audit"] = self.audit
         if self.timeline is not None:
             data["timeline"] = [
                 {"t_s": ms(e.t_s), "class": e.label, "confidence": round(e.confidence, 4)} for e in self.timeline

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stream.crop import Crop
+from stream.defaults import CROP
 from stream.engine import Engine
 from stream.interval import COVERS, LEVEL, card_intervals
-from training.images import load_images
+from training.images import load_images, set_crop
 from training.labels import read_labels
 from training.metrics import score, verdicts
 from training.mistakes import FramePrediction, frame_predictions
@@ -50,14 +52,20 @@ def class_seconds(shown: list[tuple[int, ...]], weights_s: list[float], classes:
 
 
 def evaluate(
-    model: str | Path, frames: str | Path, labels: str | Path, device: str = "auto", batch: int = 16
+    model: str | Path,
+    frames: str | Path,
+    labels: str | Path,
+    device: str = "auto",
+    batch: int = 16,
+    crop: str | Crop = CROP,
 ) -> Evaluation:
     engine = Engine(model, device)
     card = engine.card
     data = read_labels(labels, frames, len(card.classes))
+    cut = set_crop(Path(frames), data.paths, crop)  # the set's black bars, cut as `watch` cuts them
     probs = np.concatenate(
         [
-            engine.predict(list(load_images(data.paths[start : start + batch], card.input_size)))
+            engine.predict(list(load_images(data.paths[start : start + batch], card.input_size, cut)))
             for start in range(0, len(data.paths), batch)
         ]
     )
@@ -89,4 +97,5 @@ def evaluate(
             "true_inside": sum(v.contains(truth[k]) for k, v in found.items()),
             "classes": len(found),
         }
+    metrics["crop"] = cut.spec if cut else None
     return Evaluation(metrics, screen_time, predictions=records)

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
+from stream.crop import Crop
 from stream.preprocess import fit_frame
 from training.images import read_images
 from training.model import FEATURE_LAYERS, Backbone, feature_extractor
@@ -126,13 +127,18 @@ def backbone_features(
     progress: bool = True,
     use_cache: bool = True,
     view: str = "full",
+    crops: Sequence[Crop | None] | None = None,
 ) -> np.ndarray:
     """Pooled feature vectors (N, 1024) for `view` of the frames at `paths`; only frames not
-    in the cache go through the backbone."""
+    in the cache go through the backbone. `crops` (one per frame, training.images.path_crops):
+    black bars cut before the view; a cropped frame is cached apart from the whole one."""
     if not paths:
         return np.zeros((0, 0), np.float32)
     transform = VIEWS[view]
-    digests = [frame_digest(p) for p in paths]
+    crops = list(crops) if crops is not None else [None] * len(paths)
+    digests = [
+        frame_digest(p) + (f"-{c.spec.replace(':', 'x')}" if c else "") for p, c in zip(paths, crops, strict=True)
+    ]
     cache = FeatureCache(backbone_key(backbone, view)) if use_cache else None
     found = {d: v for d in set(digests) if cache and (v := cache.get(d)) is not None}
     todo: dict[str, int] = {}  # one backbone pass per distinct picture: digest -> a frame showing it
@@ -148,7 +154,12 @@ def backbone_features(
             task = bar.add_task("backbone features" + ("" if view == "full" else f" ({view})"), total=len(indices))
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                images = np.stack([transform(image, size) for image in read_images([paths[i] for i in chunk])])
+                images = np.stack(
+                    [
+                        transform(image, size)
+                        for image in read_images([paths[i] for i in chunk], [crops[i] for i in chunk])
+                    ]
+                )
                 out = model.predict(images.astype(np.float32), verbose=0)
                 for i, vector in zip(chunk, out, strict=True):
                     found[digests[i]] = vector

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from stream.buffer import BufferPolicy, FrameBuffer
+from stream.crop import Crop, Cropper
+from stream.defaults import CROP
 from stream.filesource import FileSource
 from stream.preprocess import near_duplicate
 from stream.reader import FrameReader
@@ -46,6 +48,7 @@ class VideoRecord:
     node: str = ""  # the Ray node that decoded it
     started_at: str = ""
     decode_s: float = 0.0
+    crop: dict | None = None  # the black bars cut before the model saw the pictures (stream.crop)
 
     @property
     def inferred(self) -> int:
@@ -63,10 +66,13 @@ class SampledFrames:
     """The frames `watch` samples from an opened file, resized to `size`, then its `End`; read by
     `watch`'s own reader thread, so decoding overlaps whatever the consumer does."""
 
-    def __init__(self, source: FileSource, every_s: float, size: tuple[int, int]) -> None:
+    def __init__(self, source: FileSource, every_s: float, size: tuple[int, int], crop: str | Crop = CROP) -> None:
         self._stop = threading.Event()
         self._buffer = FrameBuffer(BufferPolicy.WAIT, maxsize=READ_AHEAD)
-        self._reader = FrameReader(source, Sampler(every_s), self._buffer, self._stop, model_size=size, opened=True)
+        self.cropper = Cropper(crop)
+        self._reader = FrameReader(
+            source, Sampler(every_s), self._buffer, self._stop, model_size=size, opened=True, cropper=self.cropper
+        )
 
     @property
     def frames_read(self) -> int:
@@ -146,6 +152,7 @@ def decode_video(
         node=node,
         started_at=started,
         decode_s=time.monotonic() - wall0,
+        crop=frames.cropper.describe() if frames is not None else None,
     )
 
 

@@ -55,7 +55,7 @@ def video_report(
     of the picture it was inferred from (itself, or the last one before it for a near-duplicate)."""
     probs = [inferred[seq] for seq in record.origin]
     accountant, timeline = tally(record.times_s, probs, card, record.end_s, smoothing)
-    return Report.from_accountant(
+    report = Report.from_accountant(
         accountant,
         card,
         source=source,
@@ -70,3 +70,5 @@ def video_report(
         inferences_saved=record.inferences_saved,
         model_sha256=model_sha256,
     )
+    report.crop = record.crop
+    return report

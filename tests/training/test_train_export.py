@@ -102,8 +102,10 @@ def test_training_learns_a_separable_set_and_writes_metrics(trained):
             "frames": N_FRAMES,
             "cross_validation_accuracy": cv["accuracy"],
             "cross_validation_frames": N_FRAMES,
+            "crop": None,  # synthetic frames have no black bars
         }
     ]
+    assert metrics["crop"] == {"mode": "auto", "cropped_sets": 0, "sets": 1}  # the card says it
     assert metrics["augment"] == ["flip"]
     assert all(1 <= b <= e for b, e in zip(metrics["best_epoch"], metrics["epochs_run"], strict=True))
 
