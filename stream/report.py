@@ -184,7 +184,9 @@ class Report:
         if not found:
             return {}
         return {
-            "screen_time_interval_s": {k: {"low": ms(v.low), "high": ms(v.high)} for k, v in found.items()},
+            "screen_time_interval_s": {
+                k: {"low": ms(v.low), "high": ms(v.high), "estimate": ms(v.estimate)} for k, v in found.items()
+            },
             "interval": COVERS.format(level=LEVEL),
         }
 
