@@ -45,6 +45,19 @@ def _recolour(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
 
 
+def _other_print(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Another print of the same film: flatter contrast, lifted gamma, faded colour, a softer
+    picture and blocky low-quality compression (what archive transfers and web copies do)."""
+    small = fit_frame(image, size).astype(np.float32) / 255.0
+    small = np.power(np.clip((small - 0.5) * 0.8 + 0.53, 0, 1), 0.85)  # contrast 0.8, a little brighter
+    hsv = cv2.cvtColor((small * 255).astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+    hsv[..., 1] *= 0.7
+    faded = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+    soft = cv2.GaussianBlur(faded, (0, 0), 0.8)
+    ok, data = cv2.imencode(".jpg", soft, [cv2.IMWRITE_JPEG_QUALITY, 25])
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else soft
+
+
 def _centre_4_3(image: np.ndarray) -> tuple[int, int]:
     """Columns [x0, x1) of the centred 4:3 part of a wide frame."""
     width = min(image.shape[1], round(image.shape[0] * 4 / 3))
@@ -71,6 +84,7 @@ VIEWS: dict[str, Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = {
     "flip": lambda image, size: fit_frame(image, size)[:, ::-1],  # mirrored: a character faces either way
     # Measured by benchmarks/accuracy.py (transfer rows), not used by default:
     "colour": _recolour,
+    "print": _other_print,
     "pillarbox": _pillarbox,
     "crop43": _cropped_4_3,
 }
