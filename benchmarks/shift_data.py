@@ -81,11 +81,13 @@ def backbone(weights: str):
     return load_backbone((448, 252), weights)
 
 
-def train_heads(train: FrameSet, seed: int, augment: tuple[str, ...] = ("flip",)) -> tuple[list, dict]:
+def train_heads(
+    train: FrameSet, seed: int, augment: tuple[str, ...] = ("flip",), sets: list[np.ndarray] | None = None
+) -> tuple[list, dict]:
     """The product's heads on `train` (one set, single-label, time-block folds) and the card's
     held-out mistakes (the model-card interval's inputs)."""
     keras.backend.clear_session()
-    folds = Folds.of_sets([train.times], 5)
+    folds = Folds.of_sets([train.times[s] for s in sets] if sets else [train.times], 5)
     config = TrainConfig(
         frames=Path("."),
         labels=None,
@@ -99,7 +101,7 @@ def train_heads(train: FrameSet, seed: int, augment: tuple[str, ...] = ("flip",)
     heads, _, oof = fit_heads(train.x, y, config, False, train.views, folds)
     scored = np.flatnonzero(~np.isnan(oof[:, 0]))
     truth, predicted = verdicts([train.labels[i] for i in scored], oof[scored], BACKGROUND, False)
-    metrics = heldout_mistakes(truth, predicted, [np.arange(len(scored))], CLASSES, BACKGROUND)
+    metrics = heldout_mistakes(truth, predicted, [np.arange(len(truth))], CLASSES, BACKGROUND)
     metrics["frame_spacing_s"] = 1.0
     metrics["cv_accuracy"] = float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)]))
     return heads, metrics
