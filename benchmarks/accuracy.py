@@ -275,6 +275,13 @@ def main() -> int:
         Method(
             "transfer: default + recoloured training frames", "default", S, product_head, augment=("flip", "colour")
         ),
+        Method(
+            "transfer: default + another print (contrast, gamma, fading, blur, JPEG)",
+            "default",
+            S,
+            product_head,
+            augment=("flip", "print"),
+        ),
         Method("transfer: default, tested on pillarboxed frames", "default", S, product_head, test_view="pillarbox"),
         Method("transfer: default, tested with the bars cropped", "default", S, product_head, test_view="crop43"),
         Method(
