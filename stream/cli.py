@@ -256,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--workers", type=int, default=None, help="inference engines (default: per GPU share, or CPUs/2)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per engine (0: CPU engines)")
+    _add_crop(p)
     return parser
 
 

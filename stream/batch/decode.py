@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from stream.buffer import BufferPolicy, FrameBuffer
-from stream.crop import Crop, Cropper
+from stream.crop import Crop, Cropper, parse_crop
 from stream.defaults import CROP
 from stream.filesource import FileSource
 from stream.preprocess import near_duplicate
@@ -96,7 +96,13 @@ Chunk = tuple[list[int], list[float], list[np.ndarray]]  # seq, t_s and model in
 
 
 def decode_video(
-    source: str, path: str, every_s: float, size: tuple[int, int], skip_similar: float, node: str = ""
+    source: str,
+    path: str,
+    every_s: float,
+    size: tuple[int, int],
+    skip_similar: float,
+    node: str = "",
+    crop: str = CROP,
 ) -> Iterator[Chunk | VideoRecord]:
     """Chunks of pictures to infer, then the video's record. Never raises: a video that cannot
     be read is a record with an error, and the batch goes on."""
@@ -113,7 +119,7 @@ def decode_video(
         file = FileSource(path, sparse_every_s=every_s if every_s > 0 else None, threads=1)
         file.name = source  # messages name the video as the user gave it
         file.open()
-        frames = SampledFrames(file, every_s, size)
+        frames = SampledFrames(file, every_s, size, parse_crop(crop))
         for item in frames:
             if isinstance(item, End):
                 end_s = item.end_s
@@ -162,14 +168,14 @@ def one_line(exc: BaseException) -> str:
 
 
 def decode_rows(
-    batch: dict[str, np.ndarray], every_s: float, size: tuple[int, int], skip_similar: float
+    batch: dict[str, np.ndarray], every_s: float, size: tuple[int, int], skip_similar: float, crop: str = CROP
 ) -> Iterator[dict[str, np.ndarray]]:
     """Ray Data's decode stage: a batch of one video in, blocks of rows out (`video`, `seq`,
     `t_s`, `image`, `record`); the last row has no picture (seq NO_PICTURE) and the record."""
     node = ray_node_id()
     width, height = size
     for index, source, path in zip(batch["video"], batch["source"], batch["path"], strict=True):
-        for part in decode_video(str(source), str(path), every_s, size, skip_similar, node):
+        for part in decode_video(str(source), str(path), every_s, size, skip_similar, node, crop):
             if isinstance(part, VideoRecord):
                 yield {
                     "video": np.array([index], np.int64),
