@@ -87,7 +87,10 @@ class FrameReader(threading.Thread):
         if self.cropper is not None and self.cropper.mode == AUTO and not self.source.live:
             path = getattr(self.source, "path", None)
             if path is not None:  # a file's crop from pictures spread over all of it, before its first sample
-                self.cropper.prime(scan_file(path))
+                try:
+                    self.cropper.prime(scan_file(path))
+                except Exception as exc:  # the run decodes the file itself: learn the bars from its samples
+                    log.warning("%s: black bars not measured ahead (%s); learnt as it goes", self.source.name, exc)
         if not self._opened and not self._connect():
             return self._stopped()
         while not self.stop_event.is_set():
