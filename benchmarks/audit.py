@@ -91,7 +91,7 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="the heads' training seed")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=190)
     started = time.monotonic()
     sets = targets(args.data, args.backbone_weights, args.seed)
     table = Table(title=f"Audit interval (90%) on the video itself: {args.draws} seeded draws per n")

@@ -9,9 +9,10 @@ that total is estimated from the labelled draws, each weighted by the inverse of
 probability. Nothing is assumed of the model: a model that is often wrong gives a wide interval,
 one that is never wrong on the draws a zero-width correction. The draw is stratified over time
 (the video cut into n runs of consecutive samples, one frame drawn from each), which is where
-mistakes cluster; the variance comes from pairs of neighbouring strata (collapsed strata, a
-conservative estimate), never below what n draws cannot rule out of the mistake rate (see
-`estimate`), with the finite-population correction and a Student t quantile.
+mistakes cluster; the variance comes from the differences between neighbouring strata
+(successive differences, as for a systematic sample: conservative when the truth drifts over
+time), never below what n draws cannot rule out when they see no mistake (see `estimate`),
+with the finite-population correction and a Student t quantile (n - 1 degrees of freedom).
 
 Only the model's verdicts (the report's timeline) are used: the timeline keeps no per-class
 probabilities, so the correction is of hard verdicts. Any frame labelled after the draw and put
@@ -31,8 +32,8 @@ import numpy as np
 LEVEL = 0.9
 METHOD = (
     "{level:.0%} interval: model's seconds + inverse-probability-weighted correction from {n} labelled frames "
-    "drawn at random, one per time stratum (difference / prediction-powered estimator, collapsed-strata "
-    "variance floored by an Agresti-Coull mistake rate, finite-population correction, Student t); "
+    "drawn at random, one per time stratum (difference / prediction-powered estimator, successive-difference "
+    "variance, floored where no mistake is seen, finite-population correction, Student t); "
     "valid for this video whatever its style"
 )
 
@@ -104,14 +105,6 @@ def t_quantile(p: float, df: int) -> float:
     )
 
 
-def collapsed_groups(n: int) -> list[list[int]]:
-    """Neighbouring strata in pairs (the last three together when n is odd)."""
-    groups = [[i, i + 1] for i in range(0, n - 1, 2)]
-    if n % 2:
-        groups[-1].append(n - 1)
-    return groups
-
-
 def estimate(
     model_s: float,
     corrections_s: Sequence[float],
@@ -127,24 +120,22 @@ def estimate(
 
     Mistakes are rare events: 20 draws from a model wrong on one sample in ten see none a tenth
     of the time, and the sample variance then says "no doubt at all". So the variance is never
-    below that of a mistake rate estimated Agresti-Coull style (k nonzero corrections of n, plus
-    z^2/2 pseudo-mistakes in z^2 pseudo-draws) times a typical sample's seconds (`mean_weight_s`):
-    the interval stays open by what n draws cannot rule out."""
+    below that of a mistake rate of z^2/2 pseudo-mistakes in n + z^2 draws (Agresti-Coull's
+    adjustment with no mistake seen) times a typical sample's seconds (`mean_weight_s`): the
+    interval stays open by what n draws cannot rule out."""
     n = len(draws)
     if n < 4 or n != len(corrections_s):
         raise ValueError("an audit needs at least 4 labelled draws, one correction each")
     by_stratum = sorted(zip(draws, corrections_s, strict=True), key=lambda dc: dc[0].stratum)
     totals = np.array([c / d.probability for d, c in by_stratum])  # each stratum's estimated total
-    groups = collapsed_groups(n)
-    variance = sum(len(g) / (len(g) - 1) * float(np.sum((totals[g] - totals[g].mean()) ** 2)) for g in groups)
+    variance = n / (2 * (n - 1)) * float(np.sum(np.diff(totals) ** 2))  # successive differences
     z2 = NormalDist().inv_cdf((1 + level) / 2) ** 2
-    k = sum(1 for c in corrections_s if c != 0)
-    rate = (k + z2 / 2) / (n + z2)
+    rate = (z2 / 2) / (n + z2)
     floor = (population * mean_weight_s) ** 2 * rate * (1 - rate) / (n + z2)
     variance = max(variance, floor) * max(0.0, 1.0 - n / population)
     se = math.sqrt(variance)
     value = model_s + float(totals.sum())
-    half = t_quantile((1 + level) / 2, len(groups)) * se
+    half = t_quantile((1 + level) / 2, n - 1) * se
     return AuditEstimate(value, value - half, value + half, se)
 
 
