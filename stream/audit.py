@@ -7,7 +7,11 @@ standing for `weight_s` seconds; the model has a verdict on every one. The true 
 are the model's seconds plus the total of the corrections `weight_s * (truth - verdict)`, and
 that total is estimated from the labelled draws, each weighted by the inverse of its inclusion
 probability. Nothing is assumed of the model: a model that is often wrong gives a wide interval,
-one that is never wrong on the draws a zero-width correction. The draw is stratified over time
+one that is never wrong on the draws a zero correction. Power tuning (PPI++, Angelopoulos et al.
+2023) leans on the model only as far as its verdicts follow the truth on the draws: the
+estimate is lambda * model's seconds + the weighted `truth - lambda * verdict`, lambda in [0, 1]
+chosen for the smallest variance, so a poor model leaves the interval about as wide as the
+labels alone would make it, not wider. The draw is stratified over time
 (the video cut into n runs of consecutive samples, one frame drawn from each), which is where
 mistakes cluster; the variance comes from the differences between neighbouring strata
 (successive differences, as for a systematic sample: conservative when the truth drifts over
@@ -32,7 +36,7 @@ import numpy as np
 LEVEL = 0.9
 METHOD = (
     "{level:.0%} interval: model's seconds + inverse-probability-weighted correction from {n} labelled frames "
-    "drawn at random, one per time stratum (difference / prediction-powered estimator, successive-difference "
+    "drawn at random, one per time stratum (prediction-powered estimator, power-tuned: PPI++; successive-difference "
     "variance, floored where no mistake is seen, finite-population correction, Student t); "
     "valid for this video whatever its style"
 )
@@ -58,6 +62,7 @@ class AuditEstimate:
     low_s: float
     high_s: float
     standard_error_s: float
+    model_weight: float = 1.0  # how much of the model's total the estimate leans on (PPI++'s lambda)
 
     @property
     def half_width_s(self) -> float:
@@ -139,6 +144,19 @@ def estimate(
     return AuditEstimate(value, value - half, value + half, se)
 
 
+def model_weight(truth_s: Sequence[float], model_s: Sequence[float], draws: Sequence[Draw]) -> float:
+    """How far to lean on the model (PPI++ power tuning, Angelopoulos et al. 2023): the lambda in
+    [0, 1] that minimises the successive-difference variance of the drawn samples' weighted
+    `truth - lambda * verdict`. 1: the model's total plus the corrections (PPI); 0: the labels
+    alone, for a model whose verdicts vary less with the truth than its mistakes do."""
+    order = sorted(range(len(draws)), key=lambda j: draws[j].stratum)
+    a = np.array([truth_s[j] / draws[j].probability for j in order])
+    b = np.array([model_s[j] / draws[j].probability for j in order])
+    da, db = np.diff(a), np.diff(b)
+    spread = float(np.sum(db * db))
+    return float(np.clip(np.sum(da * db) / spread, 0.0, 1.0)) if spread > 0 else 1.0
+
+
 def audit(
     classes: Sequence[str],
     predicted: Sequence[Sequence[str]],
@@ -149,15 +167,18 @@ def audit(
 ) -> dict[str, AuditEstimate]:
     """Per class, the audited seconds. `predicted[i]`/`weights_s[i]`: the model's classes and
     the seconds of every sample of the video; `truth[j]`: the classes a person saw on `draws[j]`
-    (a frame showing two characters counts for both)."""
+    (a frame showing two characters counts for both). The model's total enters with the weight
+    `model_weight` finds (1 for a model whose verdicts follow the truth: a zero correction for one
+    that is always right)."""
     result = {}
     for name in classes:
         model_s = sum(w for p, w in zip(predicted, weights_s, strict=True) if name in p)
-        corrections = [
-            weights_s[d.index] * ((name in seen) - (name in predicted[d.index]))
-            for d, seen in zip(draws, truth, strict=True)
-        ]
-        result[name] = estimate(model_s, corrections, draws, len(weights_s), level, _mean(weights_s))
+        seen_s = [weights_s[d.index] * (name in seen) for d, seen in zip(draws, truth, strict=True)]
+        said_s = [weights_s[d.index] * (name in predicted[d.index]) for d in draws]
+        lam = model_weight(seen_s, said_s, draws)
+        corrections = [s - lam * m for s, m in zip(seen_s, said_s, strict=True)]
+        found = estimate(lam * model_s, corrections, draws, len(weights_s), level, _mean(weights_s))
+        result[name] = AuditEstimate(found.estimate_s, found.low_s, found.high_s, found.standard_error_s, lam)
     return result
 
 
@@ -193,6 +214,7 @@ def audit_record(found: dict[str, AuditEstimate], n: int, level: float = LEVEL, 
         "level": level,
         "estimate_s": {k: round(v.estimate_s, 3) for k, v in found.items()},
         "interval_s": {k: [round(max(v.low_s, 0.0), 3), round(v.high_s, 3)] for k, v in found.items()},
+        "model_weight": {k: round(v.model_weight, 3) for k, v in found.items()},
         "method": METHOD.format(level=level, n=n),
         **extra,
     }

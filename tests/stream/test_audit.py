@@ -164,3 +164,25 @@ def test_audit_commands_on_a_clip(tmp_path, color_model):
     assert "prediction-powered" in record["method"]
     with pytest.raises(Exception, match="already holds an audit draw"):
         draw_frames(report_path, 8, out, seed=5)
+
+
+def test_a_model_guessing_at_random_is_leant_on_little():
+    """Power tuning: verdicts unrelated to the truth get a small weight, and the interval is about
+    as wide as the labels alone give, not wider (plain PPI would add the guesses' own scatter)."""
+    rng = np.random.default_rng(4)
+    truth = simulated_video(rng)
+    guesses = [str(rng.choice(CLASSES)) for _ in truth]
+    weights = [1.0] * len(truth)
+    lams, tuned, alone = [], [], []
+    for seed in range(100):
+        picks = draw(len(truth), 20, seed)
+        seen = [(truth[d.index],) for d in picks]
+        found = audit(CLASSES, [(c,) for c in guesses], weights, picks, seen)["jerry"]
+        lams.append(found.model_weight)
+        tuned.append(found.half_width_s)
+        alone.append(labels_alone(CLASSES, weights, picks, seen)["jerry"].half_width_s)
+    assert np.mean(lams) < 0.3
+    assert np.mean(tuned) < 1.1 * np.mean(alone)
+    right = [(c,) for c in truth]
+    picks = draw(len(truth), 20, 0)
+    assert audit(CLASSES, right, weights, picks, [(truth[d.index],) for d in picks])["tom"].model_weight == 1.0
