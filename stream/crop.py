@@ -177,7 +177,8 @@ class Cropper:
     def describe(self) -> dict:
         """What the report states: the mode and the area cropped (None: the whole frame)."""
         mode = "fixed" if isinstance(self.mode, Crop) else self.mode
-        return {"mode": mode, "area": self._crop.to_dict() if self._crop else None, "frame_size": self._size}
+        size = list(self._size) if self._size else None  # JSON's own shape: a report reads back equal
+        return {"mode": mode, "area": self._crop.to_dict() if self._crop else None, "frame_size": size}
 
 
 SCAN_FRAMES = 24  # pictures spread over a file that decide its crop before the run starts

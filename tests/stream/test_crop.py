@@ -81,7 +81,7 @@ def test_cropper_learns_again_after_a_size_change():
     for image in big[1:]:
         cropper(image)
     assert cropper.crop == Crop(160, 80, 0, 20)
-    assert cropper.describe() == {"mode": "auto", "area": Crop(160, 80, 0, 20).to_dict(), "frame_size": (160, 120)}
+    assert cropper.describe() == {"mode": "auto", "area": Crop(160, 80, 0, 20).to_dict(), "frame_size": [160, 120]}
 
 
 def test_odd_edges_round_inward_to_even_pixels():
