@@ -10,6 +10,14 @@ Prints frame accuracy, per-class precision/recall and per-character screen-time 
 minus true seconds, one second per frame, over all test folds), the seed's recipe first.
 
 Usage: python benchmarks/accuracy.py --frames DIR [--labels CSV] --backbone-weights VGG16.weights.h5
+
+Transfer rows on other shorts (`--shift`): trained on the training episode, scored on each
+segment of `shift/` (letterboxed and pillarboxed), with the bars cropped (`--crop auto`, the
+default) and without (`--crop none`), mean and range over seeds; and the crop detector's area
+against a reference on those frames (every row/column whose brightest pixel over all the
+segment's frames is above 40).
+
+Usage: python benchmarks/accuracy.py --shift ../shared/data/tom-and-jerry --backbone-weights W.weights.h5 --seeds 0,1,2
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ from stream.quiet import import_tensorflow_quietly
 import_tensorflow_quietly()
 
 import keras
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stream.accounting import account
 from stream.smoothing import smooth_probs
@@ -224,7 +234,9 @@ def precision_recall(runs: list[dict], c: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=Path, required=True)
+    parser.add_argument("--frames", type=Path, default=None)
+    parser.add_argument("--shift", type=Path, default=None, help="DATA with train/ and shift/: the transfer rows")
+    parser.add_argument("--views", default="", help="--shift: extra training views beside flip (e.g. colour)")
     parser.add_argument("--labels", type=Path, default=None)
     parser.add_argument("--backbone-weights", required=True)
     parser.add_argument("--folds", type=int, default=5)
@@ -233,6 +245,10 @@ def main() -> int:
     )
     parser.add_argument("--only", default=None, help="comma-separated method names to run")
     args = parser.parse_args()
+    if args.shift is not None:
+        return shift_transfer(args)
+    if args.frames is None:
+        parser.error("--frames or --shift is required")
     data = read_labels(args.labels or args.frames / "mapping.csv", args.frames, len(CLASSES))
     y = np.asarray(data.single)
     methods = [
@@ -258,6 +274,13 @@ def main() -> int:
         Method("default + temporal smoothing over 3 samples", "default", (448, 252), product_head, smoothing=3),
         Method(
             "transfer: default + recoloured training frames", "default", S, product_head, augment=("flip", "colour")
+        ),
+        Method(
+            "transfer: default + another print (contrast, gamma, fading, blur, JPEG)",
+            "default",
+            S,
+            product_head,
+            augment=("flip", "print"),
         ),
         Method("transfer: default, tested on pillarboxed frames", "default", S, product_head, test_view="pillarbox"),
         Method("transfer: default, tested with the bars cropped", "default", S, product_head, test_view="crop43"),
@@ -325,6 +348,61 @@ def main() -> int:
         f"true screen time: {dict(zip(CLASSES, np.bincount(y, minlength=3).tolist(), strict=True))} s; "
         f"command: python {' '.join(sys.argv)}"
     )
+    return 0
+
+
+def shift_transfer(args: argparse.Namespace) -> int:
+    """Trained on train/, scored on each shift/ segment, bars cropped or not (benchmarks.shift_data)."""
+    import cv2
+
+    from benchmarks.shift_data import backbone, load_set, predict, score, shift_sets, train_heads
+    from stream.crop import detect
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    extra = tuple(v for v in args.views.split(",") if v)
+    bb = backbone(args.backbone_weights)
+    data = args.shift
+    train = load_set("train", data / "train", data / "train" / "mapping.csv", bb, "auto", ("flip", *extra))
+    segments = shift_sets(data / "shift")
+    targets = {
+        (name, crop): load_set(name, frames, labels, bb, crop)
+        for name, frames, labels in segments
+        for crop in ("auto", "none")
+    }
+    console = Console(width=160)
+    recipe = "+".join(("flip", *extra))
+    table = Table(
+        title=f"Transfer: trained on train/ ({recipe}), scored on other shorts; mean (range) over seeds {args.seeds}"
+    )
+    for col in ("segment (frames)", "crop", "accuracy", "worst screen-time error"):
+        table.add_column(col, justify="left" if col.startswith("segment") else "right")
+    runs: dict[tuple[str, str], list[tuple[float, float]]] = {k: [] for k in targets}
+    for seed in seeds:
+        heads, _ = train_heads(train, seed, augment=("flip", *extra))
+        for key, target in targets.items():
+            runs[key].append(score(target, predict(heads, target.x)))
+    for (name, crop), results in runs.items():
+        target = targets[(name, crop)]
+        table.add_row(
+            f"{name} ({len(target.paths)})" if crop == "auto" else "",
+            f"auto ({target.crop})" if crop == "auto" else "none",
+            cell([a for a, _ in results], ".3f"),
+            cell([w for _, w in results], ".1%"),
+        )
+    console.print(table)
+    found = Table(title="Crop detector on the shift frames: found area vs reference (x0, y0, x1, y1)")
+    for col in ("segment", "found", "reference", "largest edge difference px"):
+        found.add_column(col)
+    for name, frames, _ in segments:
+        images = [cv2.imread(str(p)) for p in sorted(frames.glob("*.jpg"))]
+        crop = detect(images[:: max(1, len(images) // 48)])  # as train/evaluate sample a set
+        grey = np.stack([cv2.cvtColor(i, cv2.COLOR_BGR2GRAY) for i in images])
+        cols, rows = np.flatnonzero(grey.max(axis=(0, 1)) > 40), np.flatnonzero(grey.max(axis=(0, 2)) > 40)
+        ref = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        got = (crop.x, crop.y, crop.x + crop.width, crop.y + crop.height) if crop else (0, 0, *images[0].shape[1::-1])
+        found.add_row(name, str(got), str(ref), str(max(abs(a - b) for a, b in zip(got, ref, strict=True))))
+    console.print(found)
+    console.print(f"command: python {' '.join(sys.argv)}")
     return 0
 
 

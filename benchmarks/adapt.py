@@ -18,6 +18,14 @@ Both halves of one episode are one drawing style, so "new" here is a new part of
 not a new show: the gains are smaller than on a different episode.
 
 Usage: python benchmarks/adapt.py --frames DIR [--labels CSV] --backbone-weights VGG16.weights.h5 [--seeds 0,1,2]
+
+Other shorts (`--shift DATA`): trained on DATA/train, k = 0, 10, 20, 40 frames of one segment of
+DATA/shift picked by `suggest` or uniformly in time, retrained on both sets, scored on the rest of
+that segment; bars cropped (`--crop auto`). Accuracy counts a verdict naming any class of a `1;2`
+frame as right, as `evaluate` does. The picked frames train without their flipped copies (the
+training episode keeps them): flipping a segment would cost a backbone pass per frame.
+
+Usage: python benchmarks/adapt.py --shift ../shared/data/tom-and-jerry --backbone-weights W.weights.h5
 """
 
 from __future__ import annotations
@@ -237,9 +245,72 @@ def retrain_wall_time(data: Data, old: np.ndarray, picked: np.ndarray, labels: d
         return time.perf_counter() - started
 
 
+def _mean_range(values: list[float], fmt: str) -> str:
+    return f"{np.mean(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def shift_adapt(args: argparse.Namespace, seeds: list[int]) -> int:
+    """k frames of a shift/ segment (suggest or uniform) added to train/, scored on the rest."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.shift_data import FrameSet, backbone, load_set, predict, score, shift_sets, train_heads
+
+    bb = backbone(args.backbone_weights)
+    train = load_set("train", args.shift / "train", args.shift / "train" / "mapping.csv", bb, "auto", ("flip",))
+    ks = [int(k) for k in args.ks.split(",")]
+    console = Console(width=150)
+    table = Table(title=f"Adapting to other shorts (bars cropped): mean (range) over seeds {args.seeds}")
+    for col in ("segment", "k", "picked by", "accuracy on the rest", "worst screen-time error"):
+        table.add_column(col, justify="left" if col in ("segment", "picked by") else "right")
+    for name, frames, labels in shift_sets(args.shift / "shift"):
+        seg = load_set(name, frames, labels, bb, "auto")
+        shots = np.stack([signature(cv2.imread(str(p))) for p in seg.paths])
+        pool = np.arange(len(seg.paths))
+        rows: dict[tuple[int, str], list[tuple[float, float]]] = {}
+        for seed in seeds:
+            heads, _ = train_heads(train, seed)
+            old_probs = predict(heads, seg.x)
+            rows.setdefault((0, "-"), []).append(score(seg, old_probs))
+            for k in ks:
+                picks = {
+                    "uniform": pick_uniform(pool, k),
+                    "suggest": np.sort(choose(uncertainty(old_probs), seg.x, shots, k, seed=seed)),
+                }
+                for strategy, picked in picks.items():
+                    rest = rest_of(pool, picked)
+                    new = seg.subset(picked, "new")
+                    both = FrameSet(
+                        "both",
+                        train.paths + new.paths,
+                        train.labels + new.labels,
+                        np.concatenate([train.times, new.times + train.times.max() + 1000]),
+                        np.concatenate([train.x, new.x]),
+                        [np.concatenate([train.views[0], new.x])],  # no flipped copies of the new frames
+                        None,
+                    )
+                    heads, _ = train_heads(
+                        both, seed, sets=[np.arange(len(train.paths)), len(train.paths) + np.arange(k)]
+                    )
+                    rest_set = seg.subset(rest, "rest")
+                    rows.setdefault((k, strategy), []).append(score(rest_set, predict(heads, rest_set.x)))
+        for (k, strategy), results in sorted(rows.items()):
+            table.add_row(
+                f"{name} ({len(seg.paths)})" if k == 0 else "",
+                str(k),
+                strategy,
+                _mean_range([a for a, _ in results], ".3f"),
+                _mean_range([w for _, w in results], ".1%"),
+            )
+        table.add_section()
+        console.print(f"done: {name}")
+    console.print(table)
+    console.print(f"command: python {' '.join(sys.argv)}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=Path, required=True)
+    parser.add_argument("--frames", type=Path, default=None)
+    parser.add_argument("--shift", type=Path, default=None, help="DATA with train/ and shift/: adapt to other shorts")
     parser.add_argument("--labels", type=Path, default=None)
     parser.add_argument("--backbone-weights", required=True)
     parser.add_argument("--seeds", default="0,1,2")
@@ -252,6 +323,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.shift is not None:
+        return shift_adapt(args, seeds)
+    if args.frames is None:
+        parser.error("--frames or --shift is required")
     console = Console(width=150)
     labels_csv = args.labels or next(p for p in (args.frames / "labels.csv", args.frames / "mapping.csv") if p.exists())
     frames = read_labels(labels_csv, args.frames, len(CLASSES))

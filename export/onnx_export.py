@@ -34,6 +34,7 @@ CARD_METRICS = (
     "frame_spacing_s",
     "class_counts",
     "seed",
+    "crop",  # whether the training frames had their black bars cut (the stream cuts them the same way)
 )
 OPSET = 17
 

@@ -119,6 +119,7 @@ class Watch:
             time_offset_s=carried.offset_s if carried else 0.0,
             resumed=carried.runs if carried else 0,
             tap_every_s=1 / config.view_fps if config.view_port is not None else None,
+            crop=config.crop,
         )
         return tag
 

@@ -30,6 +30,7 @@ class Capture(Protocol):
     open_timeout_s: float  # how long opening may wait for the first picture
     timeout_s: float  # how long a read may wait before the stream counts as lost
     early_s: float  # how long before its due time a sample may be taken (keyframes-only decoding)
+    recording: str | None  # what to open again to look over a whole recording ahead (files); None: live
 
     @property
     def picture_ready(self) -> bool:
@@ -80,6 +81,7 @@ class CaptureBase:
     open_timeout_s = 0.0
     timeout_s = 0.0
     early_s = 0.0
+    recording: str | None = None
     picture_ready = True
     decoded: int | None = None
     discontinuities: Sequence[Discontinuity] = ()

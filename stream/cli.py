@@ -32,6 +32,26 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _crop(text: str):
+    from stream.crop import parse_crop
+
+    try:
+        return parse_crop(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_crop(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--crop",
+        type=_crop,
+        default=_crop(defaults.CROP),
+        metavar="auto|none|W:H:X:Y",
+        help=f"black bars cut before the model sees a frame: found per video or set, none, or a fixed area "
+        f"(default {defaults.CROP})",
+    )
+
+
 def _classes(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
@@ -47,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video")
     p.add_argument("-o", "--output", required=True, type=Path, help="directory for frames and CSVs")
     p.add_argument("--every", type=float, default=1.0, help="seconds between frames (default 1.0)")
+    _add_crop(p)
 
     p = sub.add_parser("label", help="label extracted frames in the browser (local web page)")
     p.add_argument("directory", type=Path, help="directory written by extract")
@@ -62,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"with --model: the page's 'suggested' order (default {defaults.SUGGEST_N})",
     )
+    _add_crop(p)
 
     p = sub.add_parser("suggest", help="the unlabelled frames whose labels would help the model most, best first")
     p.add_argument("directory", type=Path, help="directory written by extract")
@@ -69,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=defaults.SUGGEST_N, help=f"how many frames (default {defaults.SUGGEST_N})")
     p.add_argument("--seed", type=int, default=0, help="seeds the grouping; one seed, one list")
     p.add_argument("--device", default="auto", choices=DEVICES)
+    _add_crop(p)
 
     p = sub.add_parser("train", help="train the classifier on labelled frames")
     p.add_argument(
@@ -83,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="at most this many per head (default 60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-size", type=_size, default=None, help="WIDTHxHEIGHT fed to VGG16 (default 448x252)")
+    _add_crop(p)
 
     p = sub.add_parser("export", help="convert a trained model to a self-describing ONNX file")
     p.add_argument("model", type=Path, help="MODEL.keras")
@@ -104,6 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="what it gets wrong: index.html, contact sheet errors.jpg, predictions.csv",
     )
     p.add_argument("--device", default="auto", choices=DEVICES)
+    _add_crop(p)
+
+    p = sub.add_parser(
+        "audit",
+        help="correct a file report's totals with a few labelled frames drawn at random: an interval for this video",
+    )
+    p.add_argument("report", type=Path, help="REPORT.json written by watch --report on a file")
+    step = p.add_mutually_exclusive_group(required=True)
+    step.add_argument(
+        "--draw", type=Path, metavar="DIR", help="draw frames into DIR for labelling (screentime label DIR)"
+    )
+    step.add_argument("--frames", type=Path, metavar="DIR", help="the labelled draw: write the audit into the report")
+    p.add_argument("-n", type=int, default=defaults.AUDIT_N, help=f"frames to draw (default {defaults.AUDIT_N})")
+    p.add_argument("--seed", type=int, default=0, help="seeds the draw; one seed, one draw")
+    p.add_argument("--video", type=Path, default=None, help="the analysed video, if not where the report says")
 
     p = sub.add_parser("watch", help="measure screen time on a file, webcam or stream, live")
     p.add_argument("source", nargs="+", help="video files, webcam indices (0) or rtsp:// / http(s):// URLs")
@@ -132,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--workers", type=int, default=None, help="inference engines (default: per GPU share, or CPUs/2)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per engine (0: CPU engines)")
+    _add_crop(p)
     return parser
 
 
@@ -167,7 +207,7 @@ def _setup_logging(quiet: bool, verbose: bool = False) -> None:
 def cmd_extract(args: argparse.Namespace) -> None:
     from training.extract import extract
 
-    result = extract(args.video, args.output, every_s=args.every, progress=sys.stderr.isatty())
+    result = extract(args.video, args.output, every_s=args.every, progress=sys.stderr.isatty(), crop=args.crop)
     print(f"{result.frames} frames from {result.duration_s:.1f} s of video -> {result.directory}")
     print(f"label them with: screentime label {result.directory}  (saves {result.directory / 'labels.csv'})")
 
@@ -183,13 +223,14 @@ def cmd_label(args: argparse.Namespace) -> int:
         port=args.port,
         browser=not args.no_browser,
         suggest=args.suggest,
+        crop=args.crop,
     )
 
 
 def cmd_suggest(args: argparse.Namespace) -> None:
     from training.suggest import suggest
 
-    result = suggest(args.directory, args.model, args.n, args.seed, args.device, sys.stderr.isatty())
+    result = suggest(args.directory, args.model, args.n, args.seed, args.device, sys.stderr.isatty(), args.crop)
     for name in result.names:
         print(name)
     print(
@@ -213,6 +254,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         backbone_weights=args.backbone_weights,
         seed=args.seed,
         progress=sys.stderr.isatty(),
+        crop=args.crop,
         **{k: v for k, v in given.items() if v is not None},
     )
     result = train(config)
@@ -243,6 +285,26 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"INT8 -> {result.int8_path} (agrees with fp32 on {result.int8_agreement:.1%} of calibration frames)")
 
 
+def cmd_audit(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from stream.report_table import screen_time_table
+    from training.audit_draw import apply_audit, draw_frames, read_report
+
+    if args.draw is not None:
+        out = draw_frames(args.report, args.n, args.draw, seed=args.seed, video=args.video)
+        report, _ = read_report(args.report)
+        print(f"{args.n} frames drawn at random (seed {args.seed}) -> {out}")
+        print(f"label every one: screentime label {out} --classes {','.join(report['classes'])}")
+        print(f"then: screentime audit {args.report} --frames {out}")
+        return
+    record = apply_audit(args.report, args.frames)
+    report, _ = read_report(args.report)
+    Console().print(screen_time_table(report["screen_time_s"], title="screen time, audited", audit=record))
+    print(record["method"])
+    print(f"audit written into {args.report}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from rich.console import Console
 
@@ -252,13 +314,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     if args.errors:
         prepare_outdir(args.errors)  # an unwritable DIR fails now, not after the model has run
-    result = evaluate(args.model, args.frames, args.labels, device=args.device)
+    result = evaluate(args.model, args.frames, args.labels, device=args.device, crop=args.crop)
     if args.json:
         from stream.atomic import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
     console = Console()
     console.print(f"accuracy {result.metrics['accuracy']:.3f} on {result.metrics['samples']} frames")
+    if result.metrics.get("several_classes"):
+        console.print(
+            f"{result.metrics['several_classes']} frames show several classes: each counts for all of them "
+            "in the true seconds, and the single-label verdict on it is right when it names one of them"
+        )
     st = result.screen_time_s
     console.print(screen_time_table(st["predicted"], st["true"], interval=st.get("interval")))
     if "interval" in result.metrics:
@@ -358,6 +425,7 @@ COMMANDS = {
     "export": cmd_export,
     "evaluate": cmd_evaluate,
     "watch": cmd_watch,
+    "audit": cmd_audit,
     "plot": cmd_plot,
     "serve": cmd_serve,
     "demo": cmd_demo,

@@ -31,3 +31,7 @@ COLLECT_PER_HOUR = 10  # frames saved for labelling per camera and hour (the lea
 COLLECT_PER_DAY = 100
 COLLECT_MAX_MB = 500.0  # the whole collect folder of one camera
 COLLECT_MAX_MARGIN = 0.5  # only samples whose top two classes are closer than this are worth a label
+# Black bars: "auto" finds each source's (and each labelled set's) active area and crops it before
+# resizing for the model; "none" shows the model the whole frame; "W:H:X:Y" a fixed area.
+CROP = "auto"
+AUDIT_N = 20  # frames `audit --draw` draws for a person to label

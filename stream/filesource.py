@@ -159,6 +159,7 @@ class FileSource(CaptureBase):
     ) -> None:
         self.spec = str(path)  # what FFmpeg opens: a path, or the URL of a recording on a web server
         self.is_url = "://" in self.spec
+        self.recording = self.spec  # the crop's look over the whole file opens it again
         self.path = Path(path)
         self.name = mask_url(self.spec)
         self.sparse_every_s = sparse_every_s

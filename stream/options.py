@@ -20,9 +20,11 @@ from typing import Any
 
 from stream import defaults
 from stream.atomic import check_writable
+from stream.crop import Crop, parse_crop
 from stream.defaults import (
     BATCH_SIZE,
     CHECKPOINT_S,
+    CROP,
     EVERY_S,
     METRICS_HOST,
     MQTT_UPDATE_S,
@@ -216,6 +218,14 @@ WATCH_OPTIONS: tuple[Option, ...] = (
     ),
     Option("webhook", "--webhook", None, "POST each event's JSON here", metavar="URL", group="monitoring"),
     Option(
+        "crop",
+        "--crop",
+        defaults.CROP,
+        "black bars cut before the model sees a frame: found per source (auto), none, or a fixed area "
+        "W:H:X:Y ({default})",
+        metavar="auto|none|W:H:X:Y",
+    ),
+    Option(
         "dashboard", "--dashboard", False, "the live terminal dashboard (the CLI's default on a terminal)", switch=True
     ),
 )
@@ -297,6 +307,7 @@ class WatchConfig:
     view_port: int | None = None  # live view in a browser (MJPEG over HTTP) on this port; 0: any free port
     view_host: str = VIEW_HOST
     view_fps: float = VIEW_FPS
+    crop: str | Crop = CROP  # "auto", "none" or a fixed area: black bars cut before the model sees a frame
     monitor: MonitorConfig = field(default_factory=MonitorConfig)  # --name, --metrics-port, --mqtt ...
 
     def output_paths(self) -> list[Path | None]:
@@ -397,6 +408,11 @@ def watch_config(sources: list[str], model: str | Path, values: Mapping[str, Any
     given = {f.name: v[f.name] for f in fields(WatchConfig) if f.name in OPTIONS and f.name != "every_s"}
     given.update({key: Path(v[key]) if v[key] else None for key in paths})
     monitor = {f.name: v[f.name] for f in fields(MonitorConfig) if f.name in OPTIONS}
+    if isinstance(given["crop"], str):
+        try:
+            given["crop"] = parse_crop(given["crop"])
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from None
     return WatchConfig(
         sources=sources,
         model=Path(model),

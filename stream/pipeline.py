@@ -26,7 +26,8 @@ import numpy as np
 
 from stream.accounting import Accountant
 from stream.buffer import BufferPolicy, FrameBuffer
-from stream.defaults import BATCH_SIZE, CHECKPOINT_S
+from stream.crop import Cropper
+from stream.defaults import BATCH_SIZE, CHECKPOINT_S, CROP
 from stream.engine import Engine
 from stream.errors import OutputError, SourceConnectionError, SourceError
 from stream.reader import FrameReader
@@ -80,8 +81,10 @@ class Pipeline:
         time_offset_s: float = 0.0,
         tap_every_s: float | None = None,
         resumed: int = 0,
+        crop: str | object = CROP,
     ) -> None:
         self.source = source
+        self.cropper = Cropper(crop)  # black bars found (auto) or given, cut before the resize
         self.engine = engine
         self.card = engine.card
         self.sampler = sampler
@@ -156,6 +159,7 @@ class Pipeline:
             connection=self.connection,
             model_size=self.card.input_size,
             opened=info is not None,
+            cropper=self.cropper,
         )
         self._first_t: float | None = None
         self._stop_clock: float | None = None
@@ -452,6 +456,7 @@ class Pipeline:
             inferences_saved=self.reuse.saved,
             resumed=self.resumed,
             model_sha256=self.engine.sha256,
+            crop=self.cropper.describe(),
         )
 
     # -- sinks -------------------------------------------------------------------------------

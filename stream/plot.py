@@ -86,6 +86,15 @@ def tick_step(span: float, most: int = 10) -> float:
     return next((step for step in TICK_STEPS_S if span / step <= most), 86400 * math.ceil(span / 86400 / most))
 
 
+def audit_note(section: Section, name: str) -> str:
+    """ "  audited 1m05s (58s-1m12s)" when the report carries an audit of this class, else ""."""
+    audit = section.get("audit") or {}
+    if name not in audit.get("estimate_s", {}):
+        return ""
+    low, high = audit["interval_s"][name]
+    return f"  audited {length(audit['estimate_s'][name])} ({length(low)}-{length(high)})"
+
+
 def figure(sections: Sequence[Section]):
     """The timeline figure (matplotlib's object API: no pyplot, no global state, any thread)."""
     try:
@@ -108,7 +117,8 @@ def figure(sections: Sequence[Section]):
             ax.broken_barh(per_class.get(name, []), (y - 0.35, 0.7), facecolors=colours.get(name, "black"), zorder=2)
             seconds = float(section["screen_time_s"].get(name, 0.0))
             share = f"  {seconds / total_s:.0%}" if total_s > 0 else ""
-            ax.text(1.01, y, f"{length(seconds)}{share}", transform=ax.get_yaxis_transform(), va="center")
+            audited = audit_note(section, name)
+            ax.text(1.01, y, f"{length(seconds)}{share}{audited}", transform=ax.get_yaxis_transform(), va="center")
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels([n if n != section.get("background") else f"{n} (background)" for n in reversed(names)])
         ax.set_ylim(-0.6, len(names) - 0.4)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from stream.buffer import BufferPolicy, FrameBuffer
 from stream.capture import Capture
+from stream.crop import AUTO, Cropper, scan_file
 from stream.preprocess import fit_frame, thumbnail
 from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
 from stream.records import End, EndReason, Frame, Gap, Lost
@@ -52,6 +53,7 @@ class FrameReader(threading.Thread):
         connection: ConnectionState | None = None,
         model_size: tuple[int, int] | None = None,
         opened: bool = True,
+        cropper: Cropper | None = None,
     ) -> None:
         super().__init__(name=f"reader:{source.name}", daemon=True)
         self.source = source
@@ -66,6 +68,7 @@ class FrameReader(threading.Thread):
         self._tapped_t_s = float("-inf")
         self.stats = ReaderStats()
         self.model_size = model_size  # resize sampled frames here, so it overlaps inference
+        self.cropper = cropper  # black bars off before the resize (stream.crop)
         self.policy = policy or ReconnectPolicy()
         self.connection = connection or ConnectionState(connected=opened)
         self._opened = opened  # files are opened by the caller (errors before any output starts)
@@ -84,6 +87,13 @@ class FrameReader(threading.Thread):
             self.buffer.put(end or End(EndReason.FAILED, self._clock_end()))
 
     def _loop(self) -> End:
+        if self.cropper is not None and self.cropper.mode == AUTO:
+            recording = self.source.recording
+            if recording is not None:  # a file's crop from pictures spread over all of it, before its first sample
+                try:
+                    self.cropper.prime(scan_file(recording))
+                except Exception as exc:  # the run decodes the file itself: learn the bars from its samples
+                    log.warning("%s: black bars not measured ahead (%s); learnt as it goes", self.source.name, exc)
         if not self._opened and not self._connect():
             return self._stopped()
         while not self.stop_event.is_set():
@@ -143,7 +153,7 @@ class FrameReader(threading.Thread):
             stats.decoded += 1
         model_input = thumb = None
         if sampled and self.model_size is not None:
-            model_input = fit_frame(image, self.model_size)
+            model_input = fit_frame(self.cropper(image) if self.cropper else image, self.model_size)
             thumb = thumbnail(model_input)  # what the model sees; 10x cheaper than from the full frame
         frame = Frame(image, t_s, index, captured_at=now, sampled=sampled, model_input=model_input, thumb=thumb)
         if tapped:

@@ -63,6 +63,8 @@ class Report:
     screentime_version: str = ""
     model_sha256: str = ""  # of the ONNX file that ran (the INT8 twin when chosen): which weights made these numbers
     card_metrics: dict = field(default_factory=dict)  # the model card's metrics (held-out mistakes: the intervals)
+    crop: dict | None = None  # black bars cut before the model saw each frame (stream.crop); None: not stated
+    audit: dict | None = None  # totals corrected by labelled sampled frames (stream.audit)
 
     @classmethod
     def from_accountant(
@@ -84,6 +86,7 @@ class Report:
         inferences_saved: int = 0,
         resumed: int = 0,
         model_sha256: str = "",
+        crop: dict | None = None,
     ) -> Report:
         """The report as the accountant stands. `watch`'s pipeline and `batch` both build it here,
         so a file's report cannot depend on which of them analysed it."""
@@ -120,6 +123,7 @@ class Report:
             screentime_version=__version__,
             model_sha256=model_sha256,
             card_metrics=dict(card.metrics),
+            crop=crop,
         )
 
     @property
@@ -166,6 +170,10 @@ class Report:
             "resumed": self.resumed,
             "screentime_version": self.screentime_version,
         }
+        if self.crop is not None:
+            data["crop"] = self.crop
+        if self.audit is not None:
+            data["audit"] = self.audit
         if self.timeline is not None:
             data["timeline"] = [
                 {"t_s": ms(e.t_s), "class": e.label, "confidence": round(e.confidence, 4)} for e in self.timeline
@@ -183,7 +191,9 @@ class Report:
         if not found:
             return {}
         return {
-            "screen_time_interval_s": {k: {"low": ms(v.low), "high": ms(v.high)} for k, v in found.items()},
+            "screen_time_interval_s": {
+                k: {"low": ms(v.low), "high": ms(v.high), "estimate": ms(v.estimate)} for k, v in found.items()
+            },
             "interval": COVERS.format(level=LEVEL),
         }
 

@@ -10,13 +10,19 @@ def screen_time_table(
     true: dict[str, float] | None = None,
     title: str = "screen time",
     interval: dict[str, tuple[float, float]] | None = None,
+    audit: dict | None = None,
 ) -> Table:
-    """`interval`: per class, (low, high) seconds of the 90% interval (stream.interval)."""
+    """`interval`: per class, (low, high) seconds of the 90% interval (stream.interval), valid for
+    footage like the training frames; `audit`: the report's audit record (stream.audit), whose
+    estimate and interval hold on this video."""
     table = Table(title=title)
     table.add_column("class")
     table.add_column("predicted s", justify="right")
     if interval:
         table.add_column("90% interval s", justify="right")
+    if audit:
+        table.add_column(f"audited s (n={audit['n']})", justify="right")
+        table.add_column(f"{audit.get('level', 0.9):.0%} audit interval s", justify="right")
     if true is not None:
         table.add_column("true s", justify="right")
         table.add_column("error s", justify="right")
@@ -25,7 +31,17 @@ def screen_time_table(
         if interval:
             low, high = interval.get(name, (float("nan"), float("nan")))
             row.append(f"{low:.1f}-{high:.1f}")
+        if audit:
+            row += audit_cells(audit, name)
         if true is not None:
             row += [f"{true.get(name, 0.0):.1f}", f"{seconds - true.get(name, 0.0):+.1f}"]
         table.add_row(*row)
     return table
+
+
+def audit_cells(audit: dict, name: str) -> list[str]:
+    """The audited estimate and interval of one class, as table cells."""
+    if name not in audit.get("estimate_s", {}):
+        return ["", ""]
+    low, high = audit["interval_s"][name]
+    return [f"{audit['estimate_s'][name]:.1f}", f"{low:.1f}-{high:.1f}"]

@@ -204,3 +204,23 @@ def test_verbose_stream_errors_never_show_the_password(color_model, backend):
     )
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert "topsecret" not in result.stderr + result.stdout and "admin:***@127.0.0.1" in result.stderr
+
+
+def test_audit_draw_label_and_correct(tmp_path, clip, color_model):
+    report = tmp_path / "r.json"
+    assert screentime("watch", str(clip), "--model", str(color_model), "--report", str(report)).returncode == 0
+    assert json.loads(report.read_text())["crop"]["mode"] == "auto"
+    drawn = screentime("audit", str(report), "--draw", str(tmp_path / "a"), "-n", "4", "--seed", "1")
+    assert drawn.returncode == 0 and "screentime label" in drawn.stdout
+    # Nothing labelled yet: a one-line refusal, not an audit.
+    assert_one_line_error(screentime("audit", str(report), "--frames", str(tmp_path / "a")), "have no label")
+    stamps = (tmp_path / "a" / "frames.csv").read_text().splitlines()[1:]
+    rows = [f"{line.split(',')[0]},{1 if float(line.split(',')[1]) < 2 else 2}" for line in stamps]
+    (tmp_path / "a" / "labels.csv").write_text("Image_ID,Class\n" + "\n".join(rows) + "\n")
+    done = screentime("audit", str(report), "--frames", str(tmp_path / "a"))
+    assert done.returncode == 0, done.stderr
+    assert "audited s (n=4)" in done.stdout
+    assert json.loads(report.read_text())["audit"]["n"] == 4
+    assert_one_line_error(screentime("audit", str(tmp_path / "none.json"), "--frames", "x"), "no such report")
+    bad = screentime("watch", str(clip), "--model", str(color_model), "--crop", "9x9")
+    assert bad.returncode == 2 and "--crop takes auto, none or W:H:X:Y" in bad.stderr and "Traceback" not in bad.stderr

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.accounting import account
+from stream.crop import Crop
+from stream.defaults import CROP
 from stream.engine import Engine
 from stream.interval import COVERS, LEVEL, card_intervals
-from training.images import load_images
+from training.images import load_images, set_crop
 from training.labels import read_labels
 from training.metrics import score, verdicts
 from training.mistakes import FramePrediction, frame_predictions
@@ -32,21 +33,39 @@ class Evaluation:
         return {**self.metrics, "screen_time_s": self.screen_time_s}
 
 
-def frame_end(times_s: list[float]) -> float:
-    """Where the last frame's time ends: one typical interval after it (1 s for the seed)."""
+def frame_seconds(times_s: list[float]) -> list[float]:
+    """The seconds each labelled frame stands for: the typical (median) spacing of the frames,
+    or less where the next frame comes sooner, never a gap between two runs of labelled frames
+    (1 s each when there is no spacing to go by, as for a single frame)."""
     gaps = [b - a for a, b in itertools.pairwise(times_s) if b > a]
-    return times_s[-1] + (statistics.median(gaps) if gaps else 1.0)
+    typical = statistics.median(gaps) if gaps else 1.0
+    return [min(b - a, typical) for a, b in itertools.pairwise(times_s)] + [typical] if times_s else []
+
+
+def class_seconds(shown: list[tuple[int, ...]], weights_s: list[float], classes: tuple[str, ...]) -> dict[str, float]:
+    """Seconds per class: a frame counts for every class it shows."""
+    totals = dict.fromkeys(classes, 0.0)
+    for ids, w in zip(shown, weights_s, strict=True):
+        for i in set(ids):
+            totals[classes[i]] += w
+    return {k: round(v, 3) for k, v in totals.items()}
 
 
 def evaluate(
-    model: str | Path, frames: str | Path, labels: str | Path, device: str = "auto", batch: int = 16
+    model: str | Path,
+    frames: str | Path,
+    labels: str | Path,
+    device: str = "auto",
+    batch: int = 16,
+    crop: str | Crop = CROP,
 ) -> Evaluation:
     engine = Engine(model, device)
     card = engine.card
     data = read_labels(labels, frames, len(card.classes))
+    cut = set_crop(Path(frames), data.paths, crop)  # the set's black bars, cut as `watch` cuts them
     probs = np.concatenate(
         [
-            engine.predict(list(load_images(data.paths[start : start + batch], card.input_size)))
+            engine.predict(list(load_images(data.paths[start : start + batch], card.input_size, cut)))
             for start in range(0, len(data.paths), batch)
         ]
     )
@@ -55,17 +74,19 @@ def evaluate(
     metrics = score(true, pred, card.classes, card.multi_label)
     if card.multi_label:
         metrics["multi_label"] = True
-    end = frame_end(data.times_s)
-
-    def seconds(ids: list[tuple[int, ...]]) -> dict[str, float]:
-        present = [tuple(card.classes[i] for i in lab) for lab in ids]
-        totals = account(data.times_s, present, end, card.classes).totals_s
-        return {k: round(v, 3) for k, v in totals.items()}
+    # Frames labelled with several characters count for each in the true seconds.
+    shown = [tuple(c for c in lab if c != card.background) or tuple(lab) for lab in data.labels]
+    several = sum(len(ids) > 1 for ids in shown)
+    if several and not card.multi_label:
+        metrics["several_classes"] = several  # a verdict naming any one of them is right
+    weights = frame_seconds(data.times_s)
+    classes = tuple(card.classes)
+    predicted, truth = class_seconds(pred, weights, classes), class_seconds(shown, weights, classes)
+    duration = sum(weights)
 
     records = frame_predictions(data.paths, data.times_s, true, pred, probs, card, Path(frames))
-    predicted, truth = seconds(pred), seconds(true)
     screen_time: dict = {"predicted": predicted, "true": truth}
-    found = card_intervals(predicted, end - data.times_s[0], len(pred), card.metrics)
+    found = card_intervals(predicted, duration, len(pred), card.metrics)
     if found:
         # Only honest on frames the model never trained on: on its own training frames the
         # truth will sit inside more often than the level says.
@@ -76,4 +97,5 @@ def evaluate(
             "true_inside": sum(v.contains(truth[k]) for k, v in found.items()),
             "classes": len(found),
         }
+    metrics["crop"] = cut.spec if cut else None
     return Evaluation(metrics, screen_time, predictions=records)

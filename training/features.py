@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
+from stream.crop import Crop
 from stream.preprocess import fit_frame
 from training.images import read_images
 from training.model import FEATURE_LAYERS, Backbone, feature_extractor
@@ -42,6 +43,19 @@ def _recolour(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     hsv[..., 1] *= 0.75
     hsv[..., 2] = np.minimum(hsv[..., 2] * 1.1 + 8, 255)
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+
+
+def _other_print(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Another print of the same film: flatter contrast, lifted gamma, faded colour, a softer
+    picture and blocky low-quality compression (what archive transfers and web copies do)."""
+    small = fit_frame(image, size).astype(np.float32) / 255.0
+    small = np.power(np.clip((small - 0.5) * 0.8 + 0.53, 0, 1), 0.85)  # contrast 0.8, a little brighter
+    hsv = cv2.cvtColor((small * 255).astype(np.uint8), cv2.COLOR_BGR2HSV).astype(np.float32)
+    hsv[..., 1] *= 0.7
+    faded = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
+    soft = cv2.GaussianBlur(faded, (0, 0), 0.8)
+    ok, data = cv2.imencode(".jpg", soft, [cv2.IMWRITE_JPEG_QUALITY, 25])
+    return cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else soft
 
 
 def _centre_4_3(image: np.ndarray) -> tuple[int, int]:
@@ -70,6 +84,7 @@ VIEWS: dict[str, Callable[[np.ndarray, tuple[int, int]], np.ndarray]] = {
     "flip": lambda image, size: fit_frame(image, size)[:, ::-1],  # mirrored: a character faces either way
     # Measured by benchmarks/accuracy.py (transfer rows), not used by default:
     "colour": _recolour,
+    "print": _other_print,
     "pillarbox": _pillarbox,
     "crop43": _cropped_4_3,
 }
@@ -126,13 +141,18 @@ def backbone_features(
     progress: bool = True,
     use_cache: bool = True,
     view: str = "full",
+    crops: Sequence[Crop | None] | None = None,
 ) -> np.ndarray:
     """Pooled feature vectors (N, 1024) for `view` of the frames at `paths`; only frames not
-    in the cache go through the backbone."""
+    in the cache go through the backbone. `crops` (one per frame, training.images.path_crops):
+    black bars cut before the view; a cropped frame is cached apart from the whole one."""
     if not paths:
         return np.zeros((0, 0), np.float32)
     transform = VIEWS[view]
-    digests = [frame_digest(p) for p in paths]
+    crops = list(crops) if crops is not None else [None] * len(paths)
+    digests = [
+        frame_digest(p) + (f"-{c.spec.replace(':', 'x')}" if c else "") for p, c in zip(paths, crops, strict=True)
+    ]
     cache = FeatureCache(backbone_key(backbone, view)) if use_cache else None
     found = {d: v for d in set(digests) if cache and (v := cache.get(d)) is not None}
     todo: dict[str, int] = {}  # one backbone pass per distinct picture: digest -> a frame showing it
@@ -148,7 +168,12 @@ def backbone_features(
             task = bar.add_task("backbone features" + ("" if view == "full" else f" ({view})"), total=len(indices))
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
-                images = np.stack([transform(image, size) for image in read_images([paths[i] for i in chunk])])
+                images = np.stack(
+                    [
+                        transform(image, size)
+                        for image in read_images([paths[i] for i in chunk], [crops[i] for i in chunk])
+                    ]
+                )
                 out = model.predict(images.astype(np.float32), verbose=0)
                 for i, vector in zip(chunk, out, strict=True):
                     found[digests[i]] = vector

@@ -30,8 +30,11 @@ from urllib.parse import parse_qs, unquote
 import cv2
 import numpy as np
 
+from stream.crop import Crop
+from stream.defaults import CROP
 from stream.errors import BadInputError
 from stream.verdict import verdict
+from training.images import set_crop
 from training.labels import LabelStore
 from training.suggest import DEFAULT_N, Suggestion, rank
 
@@ -50,7 +53,7 @@ class Predictor:
     film strip around the current frame, and for everything only when sorting by confidence.
     """
 
-    def __init__(self, model: Path, device: str) -> None:
+    def __init__(self, model: Path, device: str, crop: str | Crop = CROP) -> None:
         from stream.engine import Engine, choose_model  # onnxruntime only when a model is given
 
         # The same file `suggest` and `watch` load (the INT8 twin on CPU), so the page's order
@@ -59,12 +62,19 @@ class Predictor:
         self.classes = self.engine.card.classes
         self._cache: dict[str, dict[str, Any] | None] = {}
         self._lock = threading.Lock()
+        self.crop_mode = crop
+        self._crop: Crop | None = None
+        self._crop_found = False
 
     def predict(self, paths: dict[str, Path]) -> dict[str, dict[str, Any]]:
         with self._lock:
+            if not self._crop_found and paths:  # the set's black bars, cut as `watch` cuts them
+                listed = list(paths.values())
+                self._crop, self._crop_found = set_crop(listed[0].parent, listed, self.crop_mode), True
             todo = [n for n in paths if n not in self._cache]
             for start in range(0, len(todo), 32):
                 chunk = [(n, cv2.imread(str(paths[n]))) for n in todo[start : start + 32]]
+                chunk = [(n, self._crop.apply(im) if self._crop and im is not None else im) for n, im in chunk]
                 readable = [(n, im) for n, im in chunk if im is not None]
                 self._cache.update({n: None for n, im in chunk if im is None})
                 for (name, _), probs in zip(readable, self.engine.predict([im for _, im in readable]), strict=True):
@@ -90,7 +100,7 @@ class Suggestions:
     """
 
     def __init__(self, predictor: Predictor, store: LabelStore, n: int, seed: int = 0) -> None:
-        self._args = (predictor.engine, store, n, seed)
+        self._args = (predictor.engine, store, n, seed, False, predictor.crop_mode)
         self.result: Suggestion | None = None
         self.error: str | None = None
 
@@ -269,6 +279,7 @@ def make_server(
     device: str = "auto",
     port: int | None = None,
     suggest: int | None = None,
+    crop: str | Crop = CROP,
 ) -> LabelServer:
     """A bound, not yet serving, labeller; the model's own class list wins over `classes`. With a
     model it starts ranking the `suggest` (default `training.suggest.DEFAULT_N`) suggested frames."""
@@ -281,7 +292,7 @@ def make_server(
         raise BadInputError(f"--suggest {suggest}: expected at least 1")
     if suggest is not None and model is None:
         log.warning("--suggest ignored: suggestions need --model")
-    predictor = Predictor(Path(model), device) if model is not None else None
+    predictor = Predictor(Path(model), device, crop) if model is not None else None
     if predictor is not None:
         if classes and tuple(classes) != predictor.classes:
             log.warning("--classes ignored: the model's classes are %s", ",".join(predictor.classes))
@@ -328,9 +339,10 @@ def serve(
     port: int | None = None,
     browser: bool = True,
     suggest: int | None = None,
+    crop: str | Crop = CROP,
 ) -> int:
     """Run the labeller until Ctrl-C; labels are already on disk, so stopping needs no saving."""
-    server = make_server(directory, classes, model, device, port, suggest)
+    server = make_server(directory, classes, model, device, port, suggest, crop)
     store = server.store
     print(f"labelling {len(store.order)} frames in {store.directory} ({store.labelled} labelled)", flush=True)
     print(f"open {server.url}  (Ctrl-C to stop)", flush=True)

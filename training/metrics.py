@@ -89,14 +89,16 @@ def verdicts(
     labels: Sequence[tuple[int, ...]], probs: np.ndarray, background: int | None, multi_label: bool
 ) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]]:
     """(true, predicted) class sets per frame, as `train` and `evaluate` both score them.
-    Single-label: one class each (the label's first, the argmax). Multi-label: the characters
-    on the frame (the background only where none is). Predicted: `stream.verdict`, the rule
-    `watch` counts by."""
+    Single-label: one class each (the argmax; as truth, the predicted class where the label
+    names it among several, else the label's first). Multi-label: the characters on the frame
+    (the background only where none is). Predicted: `stream.verdict`, the rule `watch` counts by."""
     rule = VerdictRule(multi_label, background)
     predicted = [verdict(row, rule) for row in probs]
     if multi_label:
         return [tuple(c for c in lab if c != background) or tuple(lab) for lab in labels], predicted
-    return [(lab[0],) for lab in labels], predicted
+    # A frame labelled with several classes (`1;2`): a single verdict is right when it names one.
+    truth = [(p[0],) if p[0] in lab else (lab[0],) for lab, p in zip(labels, predicted, strict=True)]
+    return truth, predicted
 
 
 def score(

@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 from rich.progress import Progress
 
 from stream import defaults
+from stream.crop import Crop
+from stream.defaults import CROP
 from stream.errors import BadInputError
 from stream.margin import uncertainty
+from training.images import read_images, set_crop
 from training.labels import LabelStore
 from training.shots import same_shot_as, signature
 
@@ -128,6 +130,7 @@ def suggest(
     seed: int = 0,
     device: str = "auto",
     progress: bool = False,
+    crop: str | Crop = CROP,
 ) -> Suggestion:
     """Rank the unlabelled frames of an `extract` directory for labelling with `model`'s help."""
     from stream.engine import Engine, choose_model
@@ -135,22 +138,28 @@ def suggest(
     if n < 1:
         raise BadInputError("-n must be at least 1")
     engine = Engine(choose_model(Path(model), device), device)
-    return rank(engine, LabelStore(Path(directory), len(engine.card.classes)), n, seed, progress)
+    return rank(engine, LabelStore(Path(directory), len(engine.card.classes)), n, seed, progress, crop)
 
 
-def rank(engine: Engine, store: LabelStore, n: int = DEFAULT_N, seed: int = 0, progress: bool = False) -> Suggestion:
+def rank(
+    engine: Engine,
+    store: LabelStore,
+    n: int = DEFAULT_N,
+    seed: int = 0,
+    progress: bool = False,
+    crop: str | Crop = CROP,
+) -> Suggestion:
     """`suggest` over an engine and a store already open: the labeller ranks with its own model and
     frames instead of loading them twice. Labels are read once, so labelling meanwhile cannot skew it."""
     names, labels = store.order, store.labels
+    paths = [store.paths[name] for name in names]
+    cut = set_crop(paths[0].parent, paths, crop) if paths else None  # the set's black bars, as `watch` cuts them
     probs, features, signatures = [], [], []
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("scoring frames", total=len(names))
         for start in range(0, len(names), BATCH):
             chunk = names[start : start + BATCH]
-            images = [cv2.imread(str(store.paths[name])) for name in chunk]
-            for name, image in zip(chunk, images, strict=True):
-                if image is None:
-                    raise BadInputError(f"{store.paths[name]}: not an image OpenCV can read")
+            images = read_images([store.paths[name] for name in chunk], cut)
             p, f = engine.predict_with_features(images)
             shots = np.stack([signature(image) for image in images])
             probs.append(p)

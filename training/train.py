@@ -23,10 +23,13 @@ import numpy as np
 from rich.progress import Progress
 
 from stream.atomic import atomic_write_text, check_writable
+from stream.crop import Crop
+from stream.defaults import CROP
 from stream.errors import BadInputError, LabelError
 from stream.version import __version__
 from training.extract import LABELS_CSV
 from training.features import backbone_features
+from training.images import set_crop
 from training.labels import LabelledFrames, read_labels
 from training.metrics import heldout_mistakes, score, verdicts
 from training.model import assemble, build_head, load_backbone
@@ -56,6 +59,7 @@ class TrainConfig:
     augment: tuple[str, ...] = ("flip",)  # extra views of training frames (training.features.VIEWS)
     progress: bool = True
     background: int | None = 0
+    crop: str | Crop = CROP  # black bars: each set's own, found (auto), none, or one fixed area
 
     def validate(self) -> None:
         if len(self.classes) < 2:
@@ -147,8 +151,12 @@ def train(config: TrainConfig) -> TrainResult:
 
     backbone = load_backbone(config.input_size, config.backbone_weights)
     t0 = time.monotonic()
-    features = backbone_features(backbone, data.paths, progress=config.progress)
-    augmented = [backbone_features(backbone, data.paths, progress=config.progress, view=v) for v in config.augment]
+    set_crops = [set_crop(s.directory, s.paths, config.crop) for s in sets]  # each set's own bars
+    crops = [c for s, c in zip(sets, set_crops, strict=True) for _ in s.paths]
+    features = backbone_features(backbone, data.paths, progress=config.progress, crops=crops)
+    augmented = [
+        backbone_features(backbone, data.paths, progress=config.progress, view=v, crops=crops) for v in config.augment
+    ]
     feature_s = time.monotonic() - t0
 
     t0 = time.monotonic()
@@ -159,7 +167,7 @@ def train(config: TrainConfig) -> TrainResult:
     cross_validation = score(truth, predicted, config.classes, multi)
     runs = [np.flatnonzero(folds.group[scored] == g) for g in range(len(sets))]  # each set's scored frames
     per_set = []
-    for (frames_dir, labels_csv), s, mine in zip(label_sets, sets, runs, strict=True):
+    for (frames_dir, labels_csv), s, mine, cut in zip(label_sets, sets, runs, set_crops, strict=True):
         accuracy = score([truth[j] for j in mine], [predicted[j] for j in mine], config.classes, multi)["accuracy"]
         per_set.append(
             {
@@ -168,6 +176,7 @@ def train(config: TrainConfig) -> TrainResult:
                 "frames": len(s.paths),
                 "cross_validation_accuracy": accuracy,
                 "cross_validation_frames": len(mine),
+                "crop": cut.spec if cut else None,
             }
         )
     best = [_best_epoch(h) for h in histories]
@@ -197,6 +206,12 @@ def train(config: TrainConfig) -> TrainResult:
         "best_checkpoint_loss": float(np.mean([h["val_loss"][b] for h, b in zip(histories, best, strict=True)])),
         "label_smoothing": config.label_smoothing,
         "augment": list(config.augment),
+        # Whether the frames the model learnt from had their black bars cut (the stream does the same).
+        "crop": {
+            "mode": config.crop.spec if isinstance(config.crop, Crop) else config.crop,
+            "cropped_sets": sum(c is not None for c in set_crops),
+            "sets": len(sets),
+        },
         "backbone": backbone.provenance,
         "input_size": list(config.input_size),
         "frames_dir": per_set[0]["frames_dir"],

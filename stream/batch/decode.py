@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from stream.buffer import BufferPolicy, FrameBuffer
+from stream.crop import Crop, Cropper, parse_crop
+from stream.defaults import CROP
 from stream.filesource import FileSource
 from stream.reader import FrameReader
 from stream.records import Discontinuity, End, EndReason, Frame
@@ -47,6 +49,7 @@ class VideoRecord:
     node: str = ""  # the Ray node that decoded it
     started_at: str = ""
     decode_s: float = 0.0
+    crop: dict | None = None  # the black bars cut before the model saw the pictures (stream.crop)
 
     @property
     def inferred(self) -> int:
@@ -64,10 +67,13 @@ class SampledFrames:
     """The frames `watch` samples from an opened file, resized to `size`, then its `End`; read by
     `watch`'s own reader thread, so decoding overlaps whatever the consumer does."""
 
-    def __init__(self, source: FileSource, every_s: float, size: tuple[int, int]) -> None:
+    def __init__(self, source: FileSource, every_s: float, size: tuple[int, int], crop: str | Crop = CROP) -> None:
         self._stop = threading.Event()
         self._buffer = FrameBuffer(BufferPolicy.WAIT, maxsize=READ_AHEAD)
-        self._reader = FrameReader(source, Sampler(every_s), self._buffer, self._stop, model_size=size, opened=True)
+        self.cropper = Cropper(crop)
+        self._reader = FrameReader(
+            source, Sampler(every_s), self._buffer, self._stop, model_size=size, opened=True, cropper=self.cropper
+        )
         self.discontinuities: list[Discontinuity] = []  # where the file's timestamps jumped (in band)
 
     @property
@@ -94,7 +100,13 @@ Chunk = tuple[list[int], list[float], list[np.ndarray]]  # seq, t_s and model in
 
 
 def decode_video(
-    source: str, path: str, every_s: float, size: tuple[int, int], skip_similar: float, node: str = ""
+    source: str,
+    path: str,
+    every_s: float,
+    size: tuple[int, int],
+    skip_similar: float,
+    node: str = "",
+    crop: str = CROP,
 ) -> Iterator[Chunk | VideoRecord]:
     """Chunks of pictures to infer, then the video's record. Never raises: a video that cannot
     be read is a record with an error, and the batch goes on."""
@@ -111,7 +123,7 @@ def decode_video(
         file = FileSource(path, sparse_every_s=every_s if every_s > 0 else None, threads=1)
         file.name = source  # messages name the video as the user gave it
         file.open()
-        frames = SampledFrames(file, every_s, size)
+        frames = SampledFrames(file, every_s, size, parse_crop(crop))
         for item in frames:
             if isinstance(item, End):
                 end_s = item.end_s
@@ -149,6 +161,7 @@ def decode_video(
         node=node,
         started_at=started,
         decode_s=time.monotonic() - wall0,
+        crop=frames.cropper.describe() if frames is not None else None,
     )
 
 
@@ -158,14 +171,14 @@ def one_line(exc: BaseException) -> str:
 
 
 def decode_rows(
-    batch: dict[str, np.ndarray], every_s: float, size: tuple[int, int], skip_similar: float
+    batch: dict[str, np.ndarray], every_s: float, size: tuple[int, int], skip_similar: float, crop: str = CROP
 ) -> Iterator[dict[str, np.ndarray]]:
     """Ray Data's decode stage: a batch of one video in, blocks of rows out (`video`, `seq`,
     `t_s`, `image`, `record`); the last row has no picture (seq NO_PICTURE) and the record."""
     node = ray_node_id()
     width, height = size
     for index, source, path in zip(batch["video"], batch["source"], batch["path"], strict=True):
-        for part in decode_video(str(source), str(path), every_s, size, skip_similar, node):
+        for part in decode_video(str(source), str(path), every_s, size, skip_similar, node, crop):
             if isinstance(part, VideoRecord):
                 yield {
                     "video": np.array([index], np.int64),

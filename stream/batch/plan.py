@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.defaults import BATCH_SIZE, EVERY_S
+from stream.crop import Crop
+from stream.defaults import BATCH_SIZE, CROP, EVERY_S
 from stream.errors import BadInputError
 
 # What a directory is searched for; a file named on the command line is taken whatever its name.
@@ -44,6 +45,7 @@ class BatchConfig:
     batch_size: int | None = None  # None: GPU_BATCH_SIZE on GPUs, CPU_BATCH_SIZE on CPU
     local_cpus: int | None = None  # CPUs of a local Ray (None: all); ignored when joining a cluster
     progress: bool = False
+    crop: str = CROP  # "auto", "none" or "W:H:X:Y" (stream.crop): black bars cut before the model
 
     @property
     def inference_batch(self) -> int:
@@ -61,6 +63,7 @@ class BatchConfig:
             workers=args.workers,
             gpus_per_worker=args.gpus_per_worker,
             progress=progress,
+            crop=getattr(args.crop, "spec", args.crop) if hasattr(args, "crop") else CROP,
         )
 
     def validate(self) -> None:
@@ -134,7 +137,7 @@ def plan_videos(sources: list[str]) -> list[Video]:
     return videos
 
 
-def finished_report(report: Path, model_sha256: str, every_s: float) -> dict[str, Any] | None:
+def finished_report(report: Path, model_sha256: str, every_s: float, crop: str = CROP) -> dict[str, Any] | None:
     """The report, if it is a finished one of the same model file and interval: nothing to redo.
     Anything else (missing, unreadable, another model, another interval, unfinished): None, and
     the video is analysed again."""
@@ -148,5 +151,16 @@ def finished_report(report: Path, model_sha256: str, every_s: float) -> dict[str
         and data.get("model_sha256") == model_sha256
         and isinstance(data.get("every_s"), int | float)
         and math.isclose(float(data["every_s"]), every_s, abs_tol=1e-9)
+        and _same_crop(data.get("crop"), crop)
     )
     return data if done else None
+
+
+def _same_crop(recorded: Any, crop: str) -> bool:
+    """Whether a report's `crop` was made as `crop` asks (reports from before crops: as none)."""
+    if not isinstance(recorded, dict):
+        return crop == "none"
+    if crop in ("auto", "none"):
+        return recorded.get("mode") == crop
+    area = recorded.get("area")
+    return recorded.get("mode") == "fixed" and isinstance(area, dict) and Crop(**area).spec == crop

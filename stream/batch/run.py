@@ -85,7 +85,7 @@ def run_batch(
     model = _load_model(config)
     outcomes: dict[int, Outcome] = {}
     for video in videos:
-        done = finished_report(config.out / video.report_name, model.sha256, config.every_s)
+        done = finished_report(config.out / video.report_name, model.sha256, config.every_s, config.crop)
         if done is not None:
             outcomes[video.index] = Outcome(video, Status.DONE, brief(done))
     pending = [v for v in videos if v.index not in outcomes]
@@ -231,7 +231,12 @@ def _dataset(
         decode_rows,
         batch_size=1,
         num_cpus=1,
-        fn_kwargs={"every_s": config.every_s, "size": model.card.input_size, "skip_similar": SKIP_SIMILAR_DEFAULT},
+        fn_kwargs={
+            "every_s": config.every_s,
+            "size": model.card.input_size,
+            "skip_similar": SKIP_SIMILAR_DEFAULT,
+            "crop": config.crop,
+        },
     )
     gpu = config.gpus_per_worker > 0
     return dataset.map_batches(

@@ -60,4 +60,5 @@ def video_report(
         frames_read=record.frames_read,
         inferences_saved=record.inferences_saved,
         model_sha256=model_sha256,
+        crop=record.crop,
     )

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from stream.clock import clock
 from stream.report import Report
+from stream.report_table import audit_cells
 from stream.sinks import Output, SourceTag
 from stream.stats import RunState, RunStats
 from stream.strip import Cell
@@ -129,12 +130,17 @@ def summary(report: Report) -> RenderableType:
     found = report.intervals  # empty for a model card without held-out counts
     if found:
         table.add_column("90% interval s", justify="right")
+    if report.audit:
+        table.add_column(f"audited s (n={report.audit['n']})", justify="right")
+        table.add_column("audit interval s", justify="right")
     for name, seconds in report.screen_time_s.items():
         runs = sum(1 for s in report.segments if s.label == name)
         label = name if name in report.characters else f"{name} (background)"
         row = [label, f"{seconds:.1f}", f"{report.share[name]:.1%}", str(runs)]
         if found:
             row.append(f"{found[name].low:.1f}-{found[name].high:.1f}" if name in found else "")
+        if report.audit:
+            row += audit_cells(report.audit, name)
         table.add_row(*row)
     if found:
         table.caption = "interval: from the model's held-out mistakes; valid for footage like its training frames"

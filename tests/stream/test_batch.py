@@ -124,9 +124,17 @@ def test_videos_are_found_in_directories_and_names_never_collide(tmp_path):
 
 def test_only_a_finished_report_of_the_same_model_and_interval_counts_as_done(tmp_path):
     path = tmp_path / "r.json"
-    good = {"ended": "end of stream", "model_sha256": "abc", "every_s": 1.0, "samples": 3}
+    good = {"ended": "end of stream", "model_sha256": "abc", "every_s": 1.0, "samples": 3, "crop": {"mode": "auto"}}
     path.write_text(json.dumps(good))
     assert finished_report(path, "abc", 1.0) == good
+    assert finished_report(path, "abc", 1.0, "none") is None  # another crop
+    fixed = {**good, "crop": {"mode": "fixed", "area": {"width": 640, "height": 480, "x": 107, "y": 0}}}
+    path.write_text(json.dumps(fixed))
+    assert finished_report(path, "abc", 1.0, "640:480:107:0") == fixed
+    assert finished_report(path, "abc", 1.0, "640:480:0:0") is None
+    path.write_text(json.dumps({k: v for k, v in good.items() if k != "crop"}))  # from before crops: uncropped
+    assert finished_report(path, "abc", 1.0) is None and finished_report(path, "abc", 1.0, "none") is not None
+    path.write_text(json.dumps(good))
     assert finished_report(path, "abd", 1.0) is None  # another model file
     assert finished_report(path, "abc", 0.5) is None  # another interval
     path.write_text(json.dumps({**good, "ended": "running"}))

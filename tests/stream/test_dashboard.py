@@ -75,6 +75,15 @@ def test_summary_table():
     )
     text = text_of(summary(report))
     assert "60.0%" in text and "6.0" in text and "neither (background)" in text
+    assert "audit" not in text
+    report.audit = {
+        "n": 20,
+        "estimate_s": {"neither": 3.0, "jerry": 7.0},
+        "interval_s": {"neither": [1.5, 4.5], "jerry": [5.5, 8.5]},
+        "method": "m",
+    }
+    text = text_of(summary(report))
+    assert "audited s (n=20)" in text and "5.5-8.5" in text and "7.0" in text
 
 
 def strip_line(text: str, name: str, names: list[str], cells: int) -> str:

@@ -85,8 +85,15 @@ def test_report_states_intervals_when_the_card_has_held_out_counts():
     data = report({"heldout_counts": counts})
     tom = data["screen_time_interval_s"]["tom"]
     assert tom["low"] <= data["screen_time_s"]["tom"] == 4.0 <= tom["high"]
+    for name, iv in data["screen_time_interval_s"].items():  # its point estimate lies inside it
+        assert iv["low"] <= iv["estimate"] <= iv["high"], name
     assert "interval" in data["interval"] and "footage like the training frames" in data["interval"]
     assert "screen_time_interval_s" not in report({})
+    # A model whose "tom" is mostly wrong: its count (4 s) lies above the interval, the interval's
+    # own estimate inside it.
+    biased = report({"heldout_counts": {"neither": [50, 5, 5, 40], "tom": [10, 90, 1, 99]}})
+    tom = biased["screen_time_interval_s"]["tom"]
+    assert tom["high"] < biased["screen_time_s"]["tom"] and tom["low"] <= tom["estimate"] <= tom["high"]
 
 
 def test_mistakes_in_runs_widen_the_interval():

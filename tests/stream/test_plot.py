@@ -175,3 +175,16 @@ def test_not_a_report_is_one_line(tmp_path):
 def test_importing_stream_never_loads_matplotlib():
     code = "import sys, stream, stream.cli, stream.api, stream.plot; sys.exit('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_an_audited_report_shows_the_audit_beside_each_total(report_path, tmp_path):
+    from stream.plot import audit_note, plot_report
+
+    data = json.loads(report_path.read_text())
+    assert audit_note(data, "jerry") == ""
+    data["audit"] = {"n": 20, "estimate_s": {"jerry": 65.0}, "interval_s": {"jerry": [58.0, 72.0]}, "method": "m"}
+    assert audit_note(data, "jerry") == "  audited 65.0 s (58.0 s-72.0 s)"
+    assert audit_note(data, "tom") == ""
+    audited = tmp_path / "audited.json"
+    audited.write_text(json.dumps(data))
+    assert plot_report(audited, tmp_path / "a.png")[0].stat().st_size > 0

@@ -89,7 +89,7 @@ def test_records_and_csv(case_eval, tmp_path):
     assert float(rows[3]["confidence"]) == pytest.approx(0.889, abs=0.01)
     for r in rows:  # single-label: confidence is the predicted class's probability
         assert float(r["confidence"]) == pytest.approx(float(r[f"p_{r['predicted']}"]), abs=1e-4)
-    assert case_eval.to_dict().keys() == {"accuracy", "samples", "per_class", "confusion", "screen_time_s"}
+    assert case_eval.to_dict().keys() == {"accuracy", "samples", "per_class", "confusion", "screen_time_s", "crop"}
 
 
 def test_contact_sheet_most_confident_first(case_eval, tmp_path):

@@ -102,8 +102,10 @@ def test_training_learns_a_separable_set_and_writes_metrics(trained):
             "frames": N_FRAMES,
             "cross_validation_accuracy": cv["accuracy"],
             "cross_validation_frames": N_FRAMES,
+            "crop": None,  # synthetic frames have no black bars
         }
     ]
+    assert metrics["crop"] == {"mode": "auto", "cropped_sets": 0, "sets": 1}  # the card says it
     assert metrics["augment"] == ["flip"]
     assert all(1 <= b <= e for b, e in zip(metrics["best_epoch"], metrics["epochs_run"], strict=True))
 
@@ -198,6 +200,11 @@ def test_export_parity_and_model_card_round_trip(trained, exported, dataset):
     assert card.channel_order == CHANNEL_ORDER == "BGR"
     assert card.metrics["cross_validation"]["accuracy"] >= 0.9
     assert set(card.metrics["heldout_counts"]) == set(CLASSES)
+    assert card.metrics["crop"] == {
+        "mode": "auto",
+        "cropped_sets": 0,
+        "sets": 1,
+    }  # the card says whether frames were cut
     assert card.screentime_version
     graph = onnx.load(str(exported.path)).graph
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
