@@ -21,7 +21,13 @@ capture-to-count latency p95, and dropped samples (sampled frames replaced by ne
 inference was busy). A run "holds" N when nothing is dropped, p95 < 1 s, samples >= 95% of asked
 and every camera is read at >= 97% of its rate.
 
+The backend `serve` runs the same cameras through `screentime serve` instead (issue 23): one
+service over a config naming N cameras (`every: 1`, PyAV, day files written as the service
+writes them), its HTTP port up; the same measures, read from the service's run (latency p95 as
+the upper bound of its Prometheus histogram bucket).
+
 Usage: python benchmarks/cameras.py [--model M.onnx] [--counts 1 2 4 8 16] [--duration 40]
+       [--backends pyav opencv serve]
 Without --model the tiny colour model (tests/helpers.py): inference is then nearly free and the
 table shows what decoding alone costs. With MODEL.onnx, MODEL.int8.onnx beside it is used on CPU
 (`--precision auto`), as `watch` does.
@@ -191,6 +197,95 @@ def child(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_child(args: argparse.Namespace) -> int:
+    """One `screentime serve` over N cameras (the service in this process, as the CLI runs it);
+    one JSON line of what happened between `--warmup` and one second before `--duration`."""
+
+    from rtsp_control import free_port
+
+    from stream.fleet.config import load_config
+    from stream.fleet.http import HttpServer
+    from stream.fleet.service import Service, run_service
+    from stream.logs import quiet_native_logs
+
+    quiet_native_logs()
+    work = Path(tempfile.mkdtemp(prefix="cameras-serve-"))
+    cameras = {f"cam{i}": {"url": url} for i, url in enumerate(args.urls, 1)}
+    config_path = work / "fleet.yaml"
+    config_path.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "http": {"port": free_port()},
+                "defaults": {"model": str(args.model), "every": 1.0, "reports": str(work / "reports")},
+                "cameras": cameras,
+            }
+        )
+    )
+    config = load_config(config_path)
+    service = Service(config)
+    server = HttpServer(service, config.host, config.port)
+    stop = threading.Event()
+    marks: dict[str, dict] = {}
+
+    def snapshot(name: str) -> None:
+        stats = [service.run.pipeline(m.tag).stats for m in service.members.values()]
+        latency = {  # cumulative counts per upper bound, all cameras together
+            s.labels["le"]: s.value
+            for family in service.metrics.latency.collect()
+            for s in family.samples
+            if s.name.endswith("_bucket")
+        }
+        counts: dict[str, float] = {}
+        for le, value in latency.items():
+            counts[le] = counts.get(le, 0.0) + value
+        marks[name] = {
+            "t": time.monotonic(),
+            "cpu": time.process_time(),
+            "server_cpu": process_cpu_s(args.server_pid),
+            "machine": machine_cpu(),
+            "decoded": sum(s.decoded for s in stats),
+            "read": sum(s.frames_read for s in stats),
+            "samples": sum(s.samples for s in stats),
+            "dropped": sum(s.dropped for s in stats),
+            "inference_s": [s.inference_s for s in stats],
+            "reconnects": sum(s.reconnects for s in stats),
+            "latency": counts,
+        }
+        if name == "end":
+            stop.set()
+            service.run.stop()
+
+    timers = [
+        threading.Timer(args.warmup, snapshot, ["start"]),
+        threading.Timer(args.duration - 1.0, snapshot, ["end"]),
+    ]
+    for timer in timers:
+        timer.start()
+    run_service(service, server, stop)
+    start, end = marks["start"], marks["end"]
+    window = end["t"] - start["t"]
+    busy = (end["machine"][0] - start["machine"][0]) / (end["machine"][1] - start["machine"][1])
+    bounds = sorted((float(le), end["latency"][le] - start["latency"].get(le, 0.0)) for le in end["latency"])
+    total = bounds[-1][1] if bounds else 0.0
+    p95 = next((le for le, count in bounds if total and count >= 0.95 * total), float("nan"))
+    result = {
+        "window_s": window,
+        "cpu_pct": 100 * (end["cpu"] - start["cpu"]) / window,
+        "server_cpu_pct": 100 * (end["server_cpu"] - start["server_cpu"]) / window,
+        "machine_busy_pct": 100 * busy,
+        "decoded_fps": (end["decoded"] - start["decoded"]) / window,
+        "read_fps_per_camera": (end["read"] - start["read"]) / window / len(args.urls),
+        "samples_per_s": (end["samples"] - start["samples"]) / window,
+        "dropped": end["dropped"] - start["dropped"],
+        "p95_latency_s": p95,
+        "inference_s": statistics.mean(end["inference_s"]),
+        "reconnects": end["reconnects"],
+        "model": str(args.model),
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
 def one_run(args: argparse.Namespace, clip: Path, model: Path, n: int, backend: str, tmp: Path) -> dict:
     from rtsp_control import SERVER_SCRIPT, SYSTEM_PYTHON, free_port
 
@@ -208,7 +303,8 @@ def one_run(args: argparse.Namespace, clip: Path, model: Path, n: int, backend: 
             raise SystemExit(f"RTSP server did not start: {(tmp / 'server.log').read_text()}")
         path = "/cam" if n == 1 else "/cam{}"
         urls = [f"rtsp://127.0.0.1:{port}{path.format(i)}" for i in range(1, n + 1)]
-        cmd = [sys.executable, __file__, "child", *urls, "--model", str(model), "--backend", backend]
+        kind = "serve-child" if backend == "serve" else "child"
+        cmd = [sys.executable, __file__, kind, *urls, "--model", str(model), "--backend", backend]
         cmd += ["--duration", str(args.duration), "--warmup", str(args.warmup), "--server-pid", str(server.pid)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 120, check=False)
         lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -236,16 +332,19 @@ def holds(r: dict, n: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
-    c = sub.add_parser("child", help="one watch run (used by this script)")
-    c.add_argument("urls", nargs="+")
-    c.add_argument("--model", type=Path, required=True)
-    c.add_argument("--backend", required=True)
-    c.add_argument("--duration", type=float, required=True)
-    c.add_argument("--warmup", type=float, required=True)
-    c.add_argument("--server-pid", type=int, required=True)
+    for kind in ("child", "serve-child"):
+        c = sub.add_parser(kind, help=f"one {'serve' if kind == 'serve-child' else 'watch'} run (used by this script)")
+        c.add_argument("urls", nargs="+")
+        c.add_argument("--model", type=Path, required=True)
+        c.add_argument("--backend", required=True)
+        c.add_argument("--duration", type=float, required=True)
+        c.add_argument("--warmup", type=float, required=True)
+        c.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the tiny colour model)")
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 4, 8, 16])
-    parser.add_argument("--backends", nargs="+", default=["pyav", "opencv"])
+    parser.add_argument(
+        "--backends", nargs="+", default=["pyav", "opencv"], help="pyav, opencv (watch) and serve (pyav under serve)"
+    )
     parser.add_argument("--duration", type=float, default=40.0, help="seconds per run (--duration of watch)")
     parser.add_argument("--warmup", type=float, default=12.0, help="seconds before measuring")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "screentime-cameras")
@@ -253,6 +352,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "child":
         return child(args)
+    if args.command == "serve-child":
+        return serve_child(args)
 
     from rich.console import Console
     from rich.table import Table
@@ -270,7 +371,7 @@ def main() -> int:
             say(f"  {json.dumps(r)}")
     used = next(iter(results.values()))["model"]
     table = Table(
-        title=f"cameras: {SIZE[0]}x{SIZE[1]} {FPS} fps RTSP (loopback), 1 sample/s each, one watch process; "
+        title=f"cameras: {SIZE[0]}x{SIZE[1]} {FPS} fps RTSP (loopback), 1 sample/s each, one watch (or serve) process; "
         f"model {Path(used).name}",
         caption=f"{platform.machine()}, {os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}; "
         f"command: python {' '.join(sys.argv)}. Measured over {args.duration - args.warmup - 1:.0f} s after "
@@ -279,7 +380,7 @@ def main() -> int:
         "catching up a backlog). holds: no sample dropped, p95 latency < 1 s, samples >= 95% of asked, "
         "every camera read at >= 97% of 25 fps.",
     )
-    columns = ["cameras", "backend", "watch CPU %", "server CPU %", "others CPU %", "decoded fps", "read fps/cam"]
+    columns = ["cameras", "backend", "process CPU %", "server CPU %", "others CPU %", "decoded fps", "read fps/cam"]
     columns += ["samples/s (asked)", "p95 latency ms", "dropped", "inference ms", "holds"]
     for col in columns:
         table.add_column(col, justify="right", no_wrap=True)

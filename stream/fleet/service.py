@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from prometheus_client import CollectorRegistry
 
 from stream.atomic import atomic_write_text
 from stream.defaults import MQTT_UPDATE_S
@@ -37,7 +36,7 @@ from stream.reconnect import ReconnectPolicy
 from stream.run import Run
 from stream.sampler import Sampler
 from stream.sinks import BaseSink, Output, Sink, SourceTag
-from stream.sinks.metrics import RunCollector
+from stream.sinks.metrics import RunMetrics
 from stream.sources import open_source
 from stream.version import __version__
 
@@ -80,18 +79,11 @@ class _Status(Output):
     def __init__(self, service: Service) -> None:
         self.service = service
 
-    def added(self, tag: SourceTag, numbers) -> None:
-        self.service.metrics.add(tag.name, numbers)
-
     def update(self, tag: SourceTag, prediction, frame, stats) -> None:
         member = self.service.by_key(tag.key)
         if member is not None:
             at = datetime.now(UTC).isoformat(timespec="seconds")
             member.last = {"class": prediction.label, "confidence": round(prediction.confidence, 4), "at": at}
-
-    def removed(self, tag: SourceTag, report) -> None:
-        with self.service.metrics._lock:  # its series end with it
-            self.service.metrics.sources = [s for s in self.service.metrics.sources if s[0] != tag.name]
 
 
 class CameraEvents(BaseSink):
@@ -127,11 +119,10 @@ class Service:
         self.engines = Engines()
         self.members: dict[str, Member] = {}
         self.lock = threading.RLock()  # one change of the camera set at a time
-        self.registry = CollectorRegistry()
-        self.metrics = RunCollector([], {"version": __version__, "config": config.path.name})
-        self.registry.register(self.metrics)
+        self.metrics = RunMetrics({"version": __version__, "config": config.path.name})  # a run output
+        self.registry = self.metrics.registry  # what the service's /metrics serves
         self.view = FleetView()
-        self.run = Run(None, [_Status(self), self.view], keep_open=True)  # type: ignore[arg-type]  (each camera brings its engine)
+        self.run = Run(None, [_Status(self), self.metrics, self.view], keep_open=True)  # type: ignore[arg-type]  (each camera brings its engine)
         self.reload_requested = threading.Event()
         self._stamps = self._file_stamps(config)
 

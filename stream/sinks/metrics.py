@@ -9,6 +9,7 @@ else the masked URL or file name), `class` (the model's classes), `output` (mqtt
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -98,6 +99,12 @@ class RunCollector(Collector):
         with self._lock:
             self.sources.append((name, numbers))
 
+    def remove(self, name: str) -> None:
+        """A source left the run: its series end with it (a name added again starts afresh)."""
+        with self._lock:
+            self.sources = [s for s in self.sources if s[0] != name]
+            self._high = {key: v for key, v in self._high.items() if name not in key[1]}
+
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             yield from self._collect()
@@ -165,21 +172,13 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-class MetricsSink(Output):
-    """The run's `/metrics` endpoint, served from the run's start to its end. The port is bound
-    when the output is made, so a taken port is bad input before any work starts."""
+class RunMetrics(Output):
+    """A run's metrics: every source's numbers read at scrape time, and the latency and inference
+    histograms observed as samples come. Whoever serves `/metrics` serves `registry`: the
+    `MetricsSink` of `watch --metrics-port`, or the fleet service's one HTTP port."""
 
-    def __init__(
-        self,
-        card: ModelCard,
-        model: Path,
-        device: str,
-        host: str,
-        port: int,
-        senders: Sequence[Sender] = (),
-    ) -> None:
+    def __init__(self, info: dict[str, str], senders: Sequence[Sender] = ()) -> None:
         self.registry = CollectorRegistry()
-        info = {"model": model.name, "model_version": card.screentime_version, "device": device, "version": __version__}
         self.collector = RunCollector([], info, senders)
         self.registry.register(self.collector)
         self.latency = Histogram(
@@ -197,6 +196,47 @@ class MetricsSink(Output):
             buckets=INFERENCE_BUCKETS,
         )
         self._inferences: dict[int, int] = {}  # per source key: model runs already observed
+
+    def added(self, tag: SourceTag, numbers: Callable[[], RunStats]) -> None:
+        self._inferences[tag.key] = numbers().inferences
+        self.collector.add(tag.name, numbers)
+
+    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
+        if tag.live:
+            self.latency.labels(tag.name).observe(prediction.latency_s)
+        if stats.inferences > self._inferences.get(tag.key, 0):  # a model run, not a reused result
+            self._inferences[tag.key] = stats.inferences
+            self.inference.labels(tag.name).observe(stats.inference_s)
+
+    def removed(self, tag: SourceTag, report) -> None:
+        """Only for a run whose sources come and go (a fleet): its series end with the source."""
+        self.collector.remove(tag.name)
+        for histogram in (self.latency, self.inference):
+            with contextlib.suppress(KeyError):
+                histogram.remove(tag.name)
+        self._inferences.pop(tag.key, None)
+
+    def scrape(self) -> str:
+        """The exposition as a scrape would get it."""
+        return generate_latest(self.registry).decode()
+
+
+class MetricsSink(RunMetrics):
+    """`watch --metrics-port`: the run's metrics on their own `/metrics` endpoint, served from the
+    run's start to its end (and kept after a source ends, for the last scrape). The port is bound
+    when the output is made, so a taken port is bad input before any work starts."""
+
+    def __init__(
+        self,
+        card: ModelCard,
+        model: Path,
+        device: str,
+        host: str,
+        port: int,
+        senders: Sequence[Sender] = (),
+    ) -> None:
+        info = {"model": model.name, "model_version": card.screentime_version, "device": device, "version": __version__}
+        super().__init__(info, senders)
         server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
         try:
             self._server = make_server(host, port, make_wsgi_app(self.registry), server_class, handler_class=_Quiet)
@@ -211,23 +251,11 @@ class MetricsSink(Output):
         self._thread.start()
         return self
 
-    def added(self, tag: SourceTag, numbers: Callable[[], RunStats]) -> None:
-        self._inferences[tag.key] = numbers().inferences
-        self.collector.add(tag.name, numbers)
-
-    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
-        if tag.live:
-            self.latency.labels(tag.name).observe(prediction.latency_s)
-        if stats.inferences > self._inferences[tag.key]:  # a model run, not a reused result
-            self._inferences[tag.key] = stats.inferences
-            self.inference.labels(tag.name).observe(stats.inference_s)
+    def removed(self, tag: SourceTag, report) -> None:
+        """`watch` keeps a removed source's series to the end of the run (a last scrape sees its totals)."""
 
     def __exit__(self, *exc) -> None:
         if self._thread is not None:
             self._server.shutdown()
             self._thread = None
         self._server.server_close()
-
-    def scrape(self) -> str:
-        """The exposition as a scrape would get it (also after the run, when the server is gone)."""
-        return generate_latest(self.registry).decode()

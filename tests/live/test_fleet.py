@@ -227,6 +227,7 @@ def test_events_view_collect_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_
         assert parts and decode_jpeg(parts[-1][1]).shape == (240, 320, 3)  # the camera's overlaid picture
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert 'source="door"' in metrics
+        assert 'screentime_latency_seconds_count{source="door"}' in metrics  # watch's histograms too
         listed = serve.cameras()["door"]
         assert serve.stop() == 0
     finally:

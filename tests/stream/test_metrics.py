@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from stream import watch
 from stream.records import Prediction
-from stream.sinks.metrics import METRICS, RunCollector
+from stream.sinks import SourceTag
+from stream.sinks.metrics import METRICS, RunCollector, RunMetrics
 from stream.stats import RunState, RunStats
 from tests.helpers import promtool_check, write_color_video
 
@@ -68,6 +69,25 @@ def test_counters_never_go_back_while_gauges_follow():
     assert second[("screentime_current_class", (("class", "jerry"), ("source", "cam")))] == 1.0
     assert second[("screentime_current_confidence_ratio", (("source", "cam"),))] == 0.75
     assert second[("screentime_screen_seconds_total", (("class", "jerry"), ("source", "cam")))] == 5.0
+
+
+def test_a_source_that_leaves_a_fleet_takes_its_series_and_histograms_with_it():
+    """The fleet service's metrics (RunMetrics as a run output): a removed camera's series end."""
+    metrics = RunMetrics({"version": "x"})
+    door, yard = SourceTag(1, "door", "rtsp://door", True), SourceTag(2, "yard", "rtsp://yard", True)
+    for tag in (door, yard):
+        latest = stats(screen_s={"jerry": 2.0}, state=RunState.RUNNING, inferences=0)
+        metrics.added(tag, lambda s=latest: s)
+        busy = replace(latest, inferences=1, inference_s=0.02)
+        metrics.update(tag, Prediction(1.0, "jerry", 0.9, present=("jerry",), latency_s=0.3), None, busy)
+    text = metrics.scrape()
+    for name in ("door", "yard"):
+        assert f'screentime_latency_seconds_count{{source="{name}"}} 1.0' in text
+        assert f'screentime_inference_seconds_count{{source="{name}"}} 1.0' in text
+    metrics.removed(door, None)
+    text = metrics.scrape()
+    assert 'source="door"' not in text and 'screentime_latency_seconds_count{source="yard"} 1.0' in text
+    promtool_check(text)
 
 
 def scrape(port: int) -> str:
