@@ -139,6 +139,36 @@ def make_clip(path: Path, frames_dir: Path, seconds: int, loops: int) -> Path:
 # -- one run -----------------------------------------------------------------------------------
 
 
+def mark(args: argparse.Namespace, stats: list) -> dict:
+    """The counters of a run's sources (their RunStats) and the CPU clocks, at one moment."""
+    return {
+        "t": time.monotonic(),
+        "cpu": time.process_time(),
+        "server_cpu": process_cpu_s(args.server_pid),
+        "machine": machine_cpu(),
+        "decoded": sum(s.decoded for s in stats),
+        "read": sum(s.frames_read for s in stats),
+        "samples": sum(s.samples for s in stats),
+        "dropped": sum(s.dropped for s in stats),
+    }
+
+
+def measured(start: dict, end: dict, cameras: int) -> dict:
+    """What happened between two marks, per second and per core."""
+    window = end["t"] - start["t"]
+    busy = (end["machine"][0] - start["machine"][0]) / (end["machine"][1] - start["machine"][1])
+    return {
+        "window_s": window,
+        "cpu_pct": 100 * (end["cpu"] - start["cpu"]) / window,
+        "server_cpu_pct": 100 * (end["server_cpu"] - start["server_cpu"]) / window,
+        "machine_busy_pct": 100 * busy,
+        "decoded_fps": (end["decoded"] - start["decoded"]) / window,
+        "read_fps_per_camera": (end["read"] - start["read"]) / window / cameras,
+        "samples_per_s": (end["samples"] - start["samples"]) / window,
+        "dropped": end["dropped"] - start["dropped"],
+    }
+
+
 def child(args: argparse.Namespace) -> int:
     """One `screentime watch URL... --every 1 --no-dashboard --duration D` run; one JSON line of
     what happened between `--warmup` and one second before the end."""
@@ -154,17 +184,7 @@ def child(args: argparse.Namespace) -> int:
     marks: dict[str, dict] = {}
 
     def snapshot(name: str) -> None:
-        stats = [p.stats for p in run.pipelines]
-        marks[name] = {
-            "t": time.monotonic(),
-            "cpu": time.process_time(),
-            "server_cpu": process_cpu_s(args.server_pid),
-            "machine": machine_cpu(),
-            "decoded": sum(s.decoded for s in stats),
-            "read": sum(s.frames_read for s in stats),
-            "samples": sum(s.samples for s in stats),
-            "dropped": sum(s.dropped for s in stats),
-        }
+        marks[name] = mark(args, [p.stats for p in run.pipelines])
 
     timers = [
         threading.Timer(args.warmup, snapshot, ["start"]),
@@ -176,18 +196,8 @@ def child(args: argparse.Namespace) -> int:
     for prediction in run:
         arrivals.append((time.monotonic(), prediction.latency_s))
     start, end = marks["start"], marks["end"]
-    window = end["t"] - start["t"]
-    busy = (end["machine"][0] - start["machine"][0]) / (end["machine"][1] - start["machine"][1])
     latencies = [lat for t, lat in arrivals if start["t"] <= t <= end["t"]]
-    result = {
-        "window_s": window,
-        "cpu_pct": 100 * (end["cpu"] - start["cpu"]) / window,
-        "server_cpu_pct": 100 * (end["server_cpu"] - start["server_cpu"]) / window,
-        "machine_busy_pct": 100 * busy,
-        "decoded_fps": (end["decoded"] - start["decoded"]) / window,
-        "read_fps_per_camera": (end["read"] - start["read"]) / window / len(args.urls),
-        "samples_per_s": (end["samples"] - start["samples"]) / window,
-        "dropped": end["dropped"] - start["dropped"],
+    result = measured(start, end, len(args.urls)) | {
         "p95_latency_s": pct(latencies, 0.95),
         "inference_s": statistics.mean(p.stats.inference_s for p in run.pipelines),
         "reconnects": sum(p.stats.reconnects for p in run.pipelines),
@@ -229,24 +239,12 @@ def serve_child(args: argparse.Namespace) -> int:
 
     def snapshot(name: str) -> None:
         stats = [service.run.pipeline(m.tag).stats for m in service.members.values()]
-        latency = {  # cumulative counts per upper bound, all cameras together
-            s.labels["le"]: s.value
-            for family in service.metrics.latency.collect()
-            for s in family.samples
-            if s.name.endswith("_bucket")
-        }
-        counts: dict[str, float] = {}
-        for le, value in latency.items():
-            counts[le] = counts.get(le, 0.0) + value
-        marks[name] = {
-            "t": time.monotonic(),
-            "cpu": time.process_time(),
-            "server_cpu": process_cpu_s(args.server_pid),
-            "machine": machine_cpu(),
-            "decoded": sum(s.decoded for s in stats),
-            "read": sum(s.frames_read for s in stats),
-            "samples": sum(s.samples for s in stats),
-            "dropped": sum(s.dropped for s in stats),
+        counts: dict[str, float] = {}  # cumulative counts per upper bound, all cameras together
+        for family in service.metrics.latency.collect():
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    counts[s.labels["le"]] = counts.get(s.labels["le"], 0.0) + s.value
+        marks[name] = mark(args, stats) | {
             "inference_s": [s.inference_s for s in stats],
             "reconnects": sum(s.reconnects for s in stats),
             "latency": counts,
@@ -263,20 +261,10 @@ def serve_child(args: argparse.Namespace) -> int:
         timer.start()
     run_service(service, server, stop)
     start, end = marks["start"], marks["end"]
-    window = end["t"] - start["t"]
-    busy = (end["machine"][0] - start["machine"][0]) / (end["machine"][1] - start["machine"][1])
     bounds = sorted((float(le), end["latency"][le] - start["latency"].get(le, 0.0)) for le in end["latency"])
     total = bounds[-1][1] if bounds else 0.0
     p95 = next((le for le, count in bounds if total and count >= 0.95 * total), float("nan"))
-    result = {
-        "window_s": window,
-        "cpu_pct": 100 * (end["cpu"] - start["cpu"]) / window,
-        "server_cpu_pct": 100 * (end["server_cpu"] - start["server_cpu"]) / window,
-        "machine_busy_pct": 100 * busy,
-        "decoded_fps": (end["decoded"] - start["decoded"]) / window,
-        "read_fps_per_camera": (end["read"] - start["read"]) / window / len(args.urls),
-        "samples_per_s": (end["samples"] - start["samples"]) / window,
-        "dropped": end["dropped"] - start["dropped"],
+    result = measured(start, end, len(args.urls)) | {
         "p95_latency_s": p95,
         "inference_s": statistics.mean(end["inference_s"]),
         "reconnects": end["reconnects"],
