@@ -31,13 +31,15 @@ def write_card(path: Path, card: ModelCard) -> None:
 
 
 def sample_frames(directory: Path | None, size: tuple[int, int], limit: int = 16, seed: int = 0) -> np.ndarray:
-    """Up to `limit` real frames from `directory`, evenly spread; synthetic ones if there are none."""
-    from training.images import load_images
+    """Up to `limit` real frames from `directory`, evenly spread, their black bars cut as `watch`
+    cuts them (`--crop auto`, the set's own bars), so INT8 calibration and the parity check see
+    what the model will see; synthetic ones if there are none."""
+    from training.images import load_images, set_crop
 
     paths = sorted(directory.glob("*.jpg")) + sorted(directory.glob("*.png")) if directory else []
     if paths:
         pick = np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int)
-        return load_images([paths[i] for i in pick], size)
+        return load_images([paths[i] for i in pick], size, set_crop(directory, paths))
     log.warning("no frames for the parity check; using random frames")
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (limit, size[1], size[0], 3), dtype=np.uint8)
