@@ -86,6 +86,12 @@ class CaptureBase:
     decoded: int | None = None
     discontinuities: Sequence[Discontinuity] = ()
 
+    def set_timeouts(self, timeout_s: float, open_timeout_s: float) -> None:
+        """A network source's limits: a read waits `timeout_s`; opening waits for the first picture
+        `open_timeout_s`, and never less than a read may wait."""
+        self.timeout_s = timeout_s
+        self.open_timeout_s = max(open_timeout_s, timeout_s)
+
     def skip_to(self, due_s: float) -> None:
         """Nothing to skip: every frame is decoded as it is grabbed."""
 

@@ -76,8 +76,7 @@ class PyAVNetworkSource(CaptureBase):
     ) -> None:
         self.name = mask_url(url)
         self.url = url
-        self.timeout_s = timeout_s
-        self.open_timeout_s = max(open_timeout_s, timeout_s)
+        self.set_timeouts(timeout_s, open_timeout_s)
         self.rtsp_transport = rtsp_transport
         self.sparse_every_s = sparse_every_s or None
         self.decoded = 0

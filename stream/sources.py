@@ -132,8 +132,7 @@ class NetworkSource(_LiveSource):
     ) -> None:
         super().__init__(mask_url(url))
         self.url = url
-        self.timeout_s = timeout_s
-        self.open_timeout_s = max(open_timeout_s, timeout_s)
+        self.set_timeouts(timeout_s, open_timeout_s)
         self.rtsp_transport = rtsp_transport
         self.decoded = 0  # pictures decoded: OpenCV's grab decodes every frame, sampled or not
         self._primed_t: float | None = None
