@@ -22,6 +22,9 @@ Every frame's timestamp still reaches the reader, read from an index of the demu
 pass, no decoding), so sampling and time accounting see exactly what sequential decoding gives;
 only pictures nobody will look at go undecoded. An overlay video needs every picture, so it is
 made with `sparse_every_s=None`: every frame decoded in order, no index.
+
+It runs past 300 lines because the index, the checked seek and the in-order clock are one
+decoder's state: split, each part would reach into the others' fields.
 """
 
 from __future__ import annotations

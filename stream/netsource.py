@@ -24,6 +24,9 @@ Connection handling matches `stream.sources.NetworkSource`: open waits up to `op
 the first picture; a stream that delivers no video for `timeout_s` is lost (FFmpeg's socket
 timeout and PyAV's interrupt callback bound every blocking read, a watchdog the rest); errors
 are one line with the URL's password masked (PyAV keeps FFmpeg's own log silent unless asked).
+
+It runs past 300 lines because connecting, the media clock's anchoring and keyframes-only
+decoding share one connection's state.
 """
 
 from __future__ import annotations

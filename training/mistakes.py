@@ -6,6 +6,9 @@ left out), and a self-contained page (`index.html`: confusion matrix, per-class 
 recall, the wrong frames grouped by true -> predicted with thumbnails copied into `thumbs/`, so
 the page survives the frames directory moving). numpy, OpenCV and the standard library only: the
 stream side must never need TensorFlow.
+
+It runs past 300 lines because the page, the contact sheets and the CSV are one report of one
+evaluation, written together.
 """
 
 from __future__ import annotations

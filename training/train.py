@@ -4,6 +4,8 @@ Frozen ImageNet VGG16 with the preprocessing its weights expect, a dense head wi
 balanced class weights, validation on time blocks, the checkpoint with the best (class-weighted)
 validation loss, early stopping, and a metrics file beside the model. Several labelled sets (an
 old episode and a few dozen frames of a new one) train one model; each set is split by its own time.
+
+It runs past 300 lines because the recipe (folds, heads, checkpoints, metrics) is read as one.
 """
 
 from __future__ import annotations

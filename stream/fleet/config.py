@@ -12,6 +12,9 @@ A camera's settings are its own over `defaults:`. Strings may name environment v
 shown everywhere else as written, so a secret never reaches a log line, a metric label or a
 report. Relative paths are relative to the config file's directory (a service's working
 directory is wherever its supervisor put it).
+
+It runs past 300 lines because the schema, its one-line error messages and the `${VAR}`
+expansion are one contract with the person editing the file.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ at the same path) keeps running with the new engine from its next batch, and the
 touched. A config that no longer validates, or names a model that does not load, is refused
 with one line and the running one kept. SIGTERM (or Ctrl-C) stops every camera with its day
 file written, then the service exits 0 (4 when an output could not be written).
+
+It runs past 300 lines because starting, reloading and describing cameras share the one lock
+and member table that keep a change of the camera set atomic.
 """
 
 from __future__ import annotations
