@@ -115,13 +115,8 @@ def live_rows(model: Path, folder: Path, only: set[str]) -> list[dict]:
             time.sleep(0.5)
             rows.append(measure("rtmp (ffmpeg -listen 1)", rtmp, model, LIVE_EVERY_S, all_red, None, **live_kw))
     if want("mjpeg-http"):
-        server = mjpeg_server(LIVE_S + 4)
-        try:
-            url = f"http://127.0.0.1:{server.server_port}/cam.mjpg"
-            rows.append(measure("mjpeg-http", url, model, LIVE_EVERY_S, all_red, None, **live_kw))
-        finally:
-            server.shutdown()
-            server.server_close()
+        with mjpeg_server(LIVE_S + 4) as base:
+            rows.append(measure("mjpeg-http", f"{base}/cam.mjpg", model, LIVE_EVERY_S, all_red, None, **live_kw))
     if want("srt"):
         rows.append(measure("srt (not in the wheel)", "srt://127.0.0.1:9000", model, 1.0, None, None))
     return rows

@@ -20,6 +20,7 @@ from stream.capture import CaptureBase
 from stream.engine import Engine
 from stream.modelcard import ModelCard
 from stream.records import VideoInfo
+from stream.sampler import Sampler
 from training.synthetic import write_video
 
 # BGR colours of the classes in the colour clips: grey = neither, red = jerry, blue = tom.
@@ -272,3 +273,19 @@ class ScriptedSource(CaptureBase):
 def script(scenes: Sequence[tuple[int, float, float]], fps: float) -> list[tuple[float, int]]:
     """Pictures at `fps` through scenes (label, start_s, end_s)."""
     return [(round(i / fps, 6), label) for label, a, b in scenes for i in range(round(a * fps), round(b * fps))]
+
+
+def sampled(source, every_s: float, skip: bool = True) -> list[tuple[float, np.ndarray]]:
+    """What the reader takes from `source`: (time, image) of each sample; with `skip`, telling the
+    source the next due time after each, as the reader does."""
+    source.open()
+    sampler, out = Sampler(every_s), []
+    try:
+        while (t := source.grab()) is not None:
+            if sampler.due(t):
+                out.append((t, source.retrieve()))
+                if skip:
+                    source.skip_to(sampler.next_due_s)
+    finally:
+        source.close()
+    return out

@@ -20,6 +20,7 @@ from tests.helpers import color_frame
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port nothing listens on now (the kernel's pick; the race until the server binds is harmless here)."""
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -81,11 +82,29 @@ def live_input(seconds: float, color: str = "0xDC0000") -> list[str]:
     ]
 
 
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def _serving(handler: type[http.server.BaseHTTPRequestHandler]):
+    """A threaded web server on a free loopback port for the length of the block; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def mjpeg_server(seconds: float):
-    """An MJPEG-over-HTTP camera: red JPEGs, 10 a second, `multipart/x-mixed-replace`."""
+    """An MJPEG-over-HTTP camera for the block (yields its base URL): red JPEGs, 10 a second,
+    `multipart/x-mixed-replace`."""
     picture = cv2.imencode(".jpg", color_frame(1, corpus.SIZE))[1].tobytes()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(_QuietHandler):
         def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
@@ -97,34 +116,24 @@ def mjpeg_server(seconds: float):
                     self.wfile.write(f"Content-Length: {len(picture)}\r\n\r\n".encode() + picture + b"\r\n")
                     time.sleep(0.1)
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return _serving(Handler)
 
 
 def status_server(code: int):
-    """A web server that answers every request with `code` (401, 403 ...)."""
+    """A web server for the block (yields its base URL) that answers every request with `code` (401, 403 ...)."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(_QuietHandler):
         def do_GET(self):
             self.send_error(code)
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return _serving(Handler)
 
 
 def ts_over_http(seconds: float):
     """A live MPEG-TS over HTTP (no length: the answer ends when the stream does), as encoders and
-    IPTV gateways serve it: each request gets `ffmpeg` encoding in real time."""
+    IPTV gateways serve it: each request gets `ffmpeg` encoding in real time. Yields its base URL."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(_QuietHandler):
         def do_GET(self):
             self.send_response(200)
             self.send_header("Content-Type", "video/mp2t")
@@ -139,9 +148,4 @@ def ts_over_http(seconds: float):
                 finally:
                     proc.terminate()
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return _serving(Handler)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import queue
 import signal
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.servers import free_port
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
@@ -28,13 +29,6 @@ APT_PACKAGES = " ".join(
     )
 )
 READY_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the kernel's pick; the race until the server binds is harmless here)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RtspServer:

@@ -180,37 +180,25 @@ def test_rtmp_with_ffmpeg_as_the_server(color_model):
 
 
 def test_mjpeg_over_http(color_model):
-    server = mjpeg_server(10)
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/cam.mjpg"
+    with mjpeg_server(10) as base:
+        url = f"{base}/cam.mjpg"
         assert web_kind(url) is UrlKind.LIVE
         predictions, report = watch_live(url, color_model, 4)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert_live_red(predictions, report, 4)
 
 
 @pytest.mark.parametrize(("code", "words"), [(401, "HTTP 401 unauthorized"), (403, "HTTP 403 forbidden")])
 def test_http_401_and_403_are_named(code, words, color_model, capsys):
-    server = status_server(code)
-    try:
-        url = f"http://user:secret@127.0.0.1:{server.server_port}/cam.ts"
+    with status_server(code) as base:
+        url = base.replace("http://", "http://user:secret@") + "/cam.ts"
         assert main(["watch", url, "--model", str(color_model), "--no-dashboard"]) == 2
-    finally:
-        server.shutdown()
-        server.server_close()
     err = capsys.readouterr().err
     assert words in err and "secret" not in err
 
 
 def test_live_ts_over_http(color_model):
-    server = ts_over_http(10)
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/live.ts"
+    with ts_over_http(10) as base:
+        url = f"{base}/live.ts"
         assert web_kind(url) is UrlKind.LIVE
         predictions, report = watch_live(url, color_model, 5)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert_live_red(predictions, report, 4)

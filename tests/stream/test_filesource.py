@@ -17,7 +17,7 @@ from stream.filesource import FileSource, index_frames, seek_target, worth_seeki
 from stream.orientation import Orientation
 from stream.sampler import Sampler, sample_mask
 from stream.sources import open_source
-from tests.helpers import write_color_video
+from tests.helpers import sampled, write_color_video
 
 SCENES = [(0, 0.0, 8.0), (1, 8.0, 20.0), (2, 20.0, 30.0)]
 # Variable frame rate: 25 fps, then 10 fps, then 25 fps again (the reported FPS fits no part).
@@ -60,22 +60,6 @@ def test_keyframes_are_indexed_by_presentation_time(clip):
     assert keys[0] == pytest.approx(0.0)
     assert len(keys) >= len(TIMES) // 25
     assert set(np.round(keys, 3)) <= set(np.round(TIMES, 3))
-
-
-def sampled(source, every_s: float, skip: bool) -> list[tuple[float, np.ndarray]]:
-    """What the reader takes from `source`: (time, image) of each sample; with `skip`, telling the
-    source the next due time after each, as the reader does."""
-    source.open()
-    sampler, out = Sampler(every_s), []
-    try:
-        while (t := source.grab()) is not None:
-            if sampler.due(t):
-                out.append((t, source.retrieve()))
-                if skip:
-                    source.skip_to(sampler.next_due_s)
-    finally:
-        source.close()
-    return out
 
 
 @pytest.mark.parametrize("every", [2.0, 3.7])

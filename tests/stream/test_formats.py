@@ -15,7 +15,7 @@ from stream.errors import BadInputError
 from stream.filesource import FileSource, exact_seeks
 from stream.sampler import Sampler
 from tests import corpus
-from tests.helpers import COLORS
+from tests.helpers import COLORS, sampled
 
 EVERY_S = 1.0
 
@@ -27,20 +27,6 @@ def folder(tmp_path_factory):
 
 def clip_path(folder, name: str):
     return corpus.make(corpus.CLIPS[name], folder)
-
-
-def sampled(source: FileSource, every_s: float) -> list[tuple[float, np.ndarray]]:
-    """(time, picture) of each sample, telling the source the next due time as the reader does."""
-    source.open()
-    sampler, out = Sampler(every_s), []
-    try:
-        while (t := source.grab()) is not None:
-            if sampler.due(t):
-                out.append((t, source.retrieve()))
-                source.skip_to(sampler.next_due_s)
-    finally:
-        source.close()
-    return out
 
 
 def assert_same_samples(sparse, every_frame) -> None:

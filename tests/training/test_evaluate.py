@@ -9,20 +9,22 @@ from tests.helpers import color_frame
 from training.evaluate import evaluate
 
 
-def test_evaluate_numbers_by_hand(tmp_path, color_model):
-    # Frames show colours 0,0,1,1,2,2 at 0,1,2,3,4,5 s; the labels claim 0,1,1,1,2,0.
-    shown = [0, 0, 1, 1, 2, 2]
-    claimed = [0, 1, 1, 1, 2, 0]
+def write_labelled_set(folder, shown, claimed, stamps) -> None:
+    """Frame i shows colour `shown[i]`, is labelled `claimed[i]` and was taken at `stamps[i]` s."""
     rows = ["Image_ID,Class"]
     for i, (s, c) in enumerate(zip(shown, claimed, strict=True)):
-        cv2.imwrite(str(tmp_path / f"frame{i}.png"), color_frame(s, noise=10, seed=i))
+        cv2.imwrite(str(folder / f"frame{i}.png"), color_frame(s, noise=10, seed=i))
         rows.append(f"frame{i}.png,{c}")
-    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
-    # Half-second spacing from frames.csv, except a longer last gap (time comes from timestamps).
-    stamps = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
-    (tmp_path / "frames.csv").write_text(
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    (folder / "frames.csv").write_text(
         "Image_ID,timestamp_s\n" + "".join(f"frame{i}.png,{t}\n" for i, t in enumerate(stamps))
     )
+
+
+def test_evaluate_numbers_by_hand(tmp_path, color_model):
+    # Frames show colours 0,0,1,1,2,2; the labels claim 0,1,1,1,2,0.
+    # Half-second spacing from frames.csv, except a longer last gap (time comes from timestamps).
+    write_labelled_set(tmp_path, [0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0], [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
     result = evaluate(color_model, tmp_path, tmp_path / "labels.csv")
     m = result.metrics
     assert m["accuracy"] == pytest.approx(4 / 6)
@@ -66,16 +68,8 @@ def test_frame_seconds_never_credit_a_gap_between_runs():
 
 def test_evaluate_on_frames_showing_several_classes(tmp_path, color_model):
     # Frames 0..5 at 1-s spacing with a 50-s hole after frame 2; frames 1 and 4 show jerry and tom.
-    shown = [0, 1, 1, 2, 2, 0]
-    claimed = ["0", "1;2", "1", "2", "1;2", "0"]
-    stamps = [0.0, 1.0, 2.0, 52.0, 53.0, 54.0]
-    rows = ["Image_ID,Class"]
-    for i, (s, c) in enumerate(zip(shown, claimed, strict=True)):
-        cv2.imwrite(str(tmp_path / f"frame{i}.png"), color_frame(s, noise=10, seed=i))
-        rows.append(f"frame{i}.png,{c}")
-    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
-    (tmp_path / "frames.csv").write_text(
-        "Image_ID,timestamp_s\n" + "".join(f"frame{i}.png,{t}\n" for i, t in enumerate(stamps))
+    write_labelled_set(
+        tmp_path, [0, 1, 1, 2, 2, 0], ["0", "1;2", "1", "2", "1;2", "0"], [0.0, 1.0, 2.0, 52.0, 53.0, 54.0]
     )
     result = evaluate(color_model, tmp_path, tmp_path / "labels.csv")
     # The single-label model names jerry on frame 1 and tom on frame 4: both right.
