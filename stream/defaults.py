@@ -13,6 +13,7 @@ DEVICES = ("auto", "cpu", "cuda", "tensorrt")  # --device: auto picks TensorRT, 
 # Who decodes rtsp:// cameras: PyAV decodes only the frames sampling needs (keyframes alone when
 # they come at least once per sample); "opencv" decodes every frame.
 RTSP_BACKEND = "pyav"
+RTSP_BACKENDS = ("pyav", "opencv")  # who decodes rtsp:// and rtsps:// URLs (other schemes: PyAV)
 CHECKPOINT_S = 10.0  # seconds between atomic rewrites of the report during a run
 FLUSH_S = 2.0  # at most this many seconds of timeline are only in memory (flushed and fsynced)
 BATCH_SIZE = 8  # sampled frames per inference call on files

@@ -43,7 +43,7 @@ from stream.sampler import interval_from
 DEVICES = defaults.DEVICES
 PRECISIONS = ("auto", "fp32", "int8")  # auto: the INT8 twin on CPU when there is one
 RTSP_TRANSPORTS = ("tcp", "udp")
-RTSP_BACKENDS = ("pyav", "opencv")  # who decodes rtsp:// and rtsps:// URLs (other schemes: OpenCV)
+RTSP_BACKENDS = defaults.RTSP_BACKENDS
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,13 @@ import cv2
 import numpy as np
 
 from stream.capture import CaptureBase
-from stream.defaults import OPEN_TIMEOUT_S, RTSP_BACKEND, RTSP_TRANSPORT, TIMEOUT_S
+from stream.defaults import OPEN_TIMEOUT_S, RTSP_BACKEND, RTSP_BACKENDS, RTSP_TRANSPORT, TIMEOUT_S
 from stream.errors import BadInputError, SourceConnectionError, SourceError
 from stream.filesource import FileSource
 from stream.netsource import PyAVNetworkSource
 from stream.probe import WEB_SCHEMES, UrlKind, check_scheme, web_kind
 from stream.records import VideoInfo
 from stream.urls import mask_text, mask_url
-
-RTSP_BACKENDS = ("pyav", "opencv")  # who decodes rtsp:// and rtsps:// URLs (other schemes: PyAV)
 
 
 class SourceKind(StrEnum):

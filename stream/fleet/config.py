@@ -38,6 +38,7 @@ from stream.defaults import (
     COLLECT_MAX_MB,
     COLLECT_PER_DAY,
     COLLECT_PER_HOUR,
+    DEVICES,
     EVERY_S,
     SERVE_HOST,
     SERVE_PORT,
@@ -89,7 +90,7 @@ class Settings(_Strict):
     model: str | None = None
     every: Positive | None = None
     reports: str | None = None
-    device: Literal["auto", "cpu", "cuda", "tensorrt"] | None = None
+    device: Literal[DEVICES] | None = None  # one declaration of the choices: stream.defaults
     overlay: Overlay | None = None
     mqtt: str | None = None
     webhook: str | None = None
