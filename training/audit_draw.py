@@ -22,7 +22,7 @@ from stream.audit import LEVEL, Draw, audit, audit_record, draw, sample_weights
 from stream.errors import BadInputError, LabelError
 from stream.filesource import FileSource
 from training.extract import FRAMES_CSV, LABELS_CSV, _write_csv
-from training.labels import parse_class
+from training.labels import agreed, label_rows
 
 AUDIT_CSV = "audit.csv"
 AUDIT_HEADER = ["Image_ID", "sample", "t_s", "weight_s", "stratum", "stratum_size", "probability", "predicted", "seed"]
@@ -150,12 +150,9 @@ def read_draw(directory: Path, classes: tuple[str, ...]) -> tuple[list[Draw], li
     with design_path.open(newline="") as fh:
         design = list(csv.DictReader(fh))
     labels: dict[str, tuple[int, ...]] = {}
-    if labels_path.is_file():
-        with labels_path.open(newline="", encoding="utf-8-sig") as fh:
-            for line, row in enumerate(csv.DictReader(fh), start=2):
-                labels[row["Image_ID"].strip()] = parse_class(
-                    row.get("Class") or "", f"{labels_path}:{line}", len(classes)
-                )
+    if labels_path.is_file():  # the one label reader and conflict policy: a conflicting frame is unlabelled
+        rows = label_rows(labels_path, len(classes))
+        labels = agreed([(name, ids) for _, name, _, ids in rows if ids])[0]
     missing = [row["Image_ID"] for row in design if not labels.get(row["Image_ID"])]
     if missing:
         raise LabelError(
