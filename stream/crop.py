@@ -189,14 +189,10 @@ def scan_file(path, frames: int = SCAN_FRAMES) -> list[np.ndarray]:
     crop is decided from all of it before its first sample is classified."""
     from stream.filesource import FileSource
 
-    probe = FileSource(path, sparse_every_s=1.0, threads=1)
-    info = probe.open()
-    probe.close()
-    duration = info.duration_s or 0.0
+    source = FileSource(path, sparse_every_s=1.0, threads=1)  # one open: one demux pass for the index
+    duration = source.open().duration_s or 0.0
     step = duration / frames if duration > 0 else 1.0
-    source = FileSource(path, sparse_every_s=step, threads=1)
-    source.open()
-    source.seek = True
+    source.seek = True  # whatever the sampling rate at open suggested: a few pictures far apart
     images: list[np.ndarray] = []
     due = 0.0
     try:
