@@ -17,6 +17,7 @@ from pathlib import Path
 
 from stream import defaults
 from stream.errors import BadInputError, ScreentimeError
+from stream.logs import MaskSecrets
 from stream.options import DEVICES, add_watch_flags
 from stream.quiet import import_tensorflow_quietly
 from stream.version import __version__
@@ -177,31 +178,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.quiet, args.verbose)
+    args.mask = _setup_logging(args.quiet, args.verbose)  # the process's one masking: serve adds its secrets
     try:
         return COMMANDS[args.command](args) or 0
     except ScreentimeError as exc:
-        print(f"screentime: error: {exc}", file=sys.stderr)
+        print(f"screentime: error: {args.mask.mask(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("screentime: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
-        print(f"screentime: error: {exc}", file=sys.stderr)
+        print(f"screentime: error: {args.mask.mask(str(exc))}", file=sys.stderr)
         return 2
 
 
-def _setup_logging(quiet: bool, verbose: bool = False) -> None:
+def _setup_logging(quiet: bool, verbose: bool = False) -> MaskSecrets:
+    """Logging through rich, every line masked by one filter (returned: the CLI's last line uses it too)."""
     from rich.logging import RichHandler
 
-    from stream.logs import MaskCredentials, quiet_native_logs
+    from stream.logs import quiet_native_logs
 
     quiet_native_logs(verbose)
+    mask = MaskSecrets()
     handler = RichHandler(show_time=False, show_path=False, markup=False)
-    handler.addFilter(MaskCredentials())
+    handler.addFilter(mask)
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, handlers=[handler], format="%(message)s")
     for noisy in ("tensorflow", "tf2onnx", "absl", "h5py", "onnx", "onnxruntime", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    return mask
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -400,7 +404,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from stream.fleet.cli import serve
 
-    return serve(args.config, check=args.check)
+    return serve(args.config, args.mask, check=args.check)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -28,6 +28,17 @@ SUGGEST_N = 20  # frames `suggest` (and the labeller's "suggested" order) offers
 SERVE_HOST = "127.0.0.1"  # the service's HTTP port (API, /metrics, live view): loopback unless a token is set
 SERVE_PORT = 8770
 SERVE_SEGMENT_MINUTES = 60.0  # a service's overlay: a new file every hour (one file would grow for weeks)
+# `serve`'s bounds (`limits:` in its config): cameras per service, an API request's body and its
+# JSON nesting, the config file's size (never read past CONFIG_READ_MAX_BYTES, whatever it says).
+LIMIT_CAMERAS = 64
+LIMIT_BODY_BYTES = 1_000_000
+LIMIT_JSON_DEPTH = 8
+LIMIT_CONFIG_BYTES = 1_000_000
+CONFIG_READ_MAX_BYTES = 16_000_000
+# An output that could not write (disk full, permissions, a directory gone) is retried after 1, 2,
+# 4 ... seconds, at most this far apart; what it holds stays in memory meanwhile.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 30.0
 COLLECT_PER_HOUR = 10  # frames saved for labelling per camera and hour (the least certain, one per shot)
 COLLECT_PER_DAY = 100
 COLLECT_MAX_MB = 500.0  # the whole collect folder of one camera

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from stream.fleet.config import FleetConfig, load_config
+from stream.logs import MaskSecrets
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +21,10 @@ def summary(config: FleetConfig) -> str:
     )
 
 
-def serve(path: Path, check: bool = False) -> int:
+def serve(path: Path, mask: MaskSecrets, check: bool = False) -> int:
+    """`mask`: the process's one masking filter (the CLI's); it learns every secret the config uses."""
     config = load_config(path)
+    mask.add(config.secrets())  # before any line about a camera, the CLI's last error line included
     if check:
         print(f"ok: {summary(config)}")
         return 0
@@ -29,12 +32,9 @@ def serve(path: Path, check: bool = False) -> int:
     import threading
 
     from stream.fleet.http import HttpServer
-    from stream.fleet.service import MaskSecrets, Service, run_service
+    from stream.fleet.service import Service, run_service
 
-    service = Service(config)
-    mask = MaskSecrets(lambda: service.config.secrets())
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(mask)
+    service = Service(config, mask)
     server = HttpServer(service, config.host, config.port)  # a taken port fails here, before any camera
     stop = threading.Event()
 

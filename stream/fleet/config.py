@@ -24,9 +24,10 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -38,8 +39,13 @@ from stream.defaults import (
     COLLECT_MAX_MB,
     COLLECT_PER_DAY,
     COLLECT_PER_HOUR,
+    CONFIG_READ_MAX_BYTES,
     DEVICES,
     EVERY_S,
+    LIMIT_BODY_BYTES,
+    LIMIT_CAMERAS,
+    LIMIT_CONFIG_BYTES,
+    LIMIT_JSON_DEPTH,
     SERVE_HOST,
     SERVE_PORT,
     SERVE_SEGMENT_MINUTES,
@@ -47,21 +53,30 @@ from stream.defaults import (
 from stream.errors import BadInputError
 from stream.urls import mask_url
 
+HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # a directory, a metric label, an MQTT topic level, a URL part
 VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-Positive = Annotated[float, Field(gt=0)]
-Count = Annotated[int, Field(ge=0)]
+DAY_S = 86_400.0
+# Every number finite and bounded, every string bounded: what the schema accepts, a restart runs.
+Positive = Annotated[float, Field(gt=0, le=DAY_S)]
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+Text = Annotated[str, Field(min_length=1, max_length=4096)]
+Url = Annotated[str, Field(min_length=1, max_length=2048)]
+HostName = Annotated[str, Field(min_length=1, max_length=253)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Http(_Strict):
-    host: str = SERVE_HOST
-    port: Annotated[int, Field(ge=0, le=65535)] = SERVE_PORT
-    token: str | None = None  # "${VAR}": required when host is beyond loopback
+    host: HostName = SERVE_HOST
+    port: Annotated[int, Field(ge=0, le=65535)] = SERVE_PORT  # 0: any free port (tests)
+    token: Annotated[str, Field(max_length=256)] | None = None  # "${VAR}": required when host is beyond loopback
+    # Names this service may be reached by, beside its address, localhost and loopback addresses
+    # (a reverse proxy's name): any other Host header is refused (DNS rebinding).
+    hosts: Annotated[list[HostName], Field(max_length=64)] = []
 
     @field_validator("token")
     @classmethod
@@ -70,14 +85,31 @@ class Http(_Strict):
             raise ValueError("must come from the environment, written as ${VARIABLE} (the file is not a secret)")
         return value
 
+    @field_validator("hosts")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not HOST_NAME.match(name):
+                raise ValueError(f"{name!r} is not a host name (letters, digits, '-', '.'; no port)")
+        return [name.lower() for name in value]
+
+
+class Limits(_Strict):
+    """What one service takes at most: beyond it a request or a file is refused, naming the limit."""
+
+    cameras: Annotated[int, Field(ge=1, le=10_000)] = LIMIT_CAMERAS
+    body_bytes: Annotated[int, Field(ge=1024, le=64_000_000)] = LIMIT_BODY_BYTES  # one API request
+    json_depth: Annotated[int, Field(ge=2, le=64)] = LIMIT_JSON_DEPTH  # nesting of one API request
+    config_bytes: Annotated[int, Field(ge=1024, le=CONFIG_READ_MAX_BYTES)] = LIMIT_CONFIG_BYTES
+
 
 class Overlay(_Strict):
-    dir: str
-    segment_minutes: Annotated[float, Field(ge=0)] = SERVE_SEGMENT_MINUTES
+    dir: Text
+    segment_minutes: Annotated[float, Field(ge=0, le=DAY_S / 60)] = SERVE_SEGMENT_MINUTES
 
 
 class Collect(_Strict):
-    dir: str
+    dir: Text
     per_hour: Count = COLLECT_PER_HOUR
     per_day: Count = COLLECT_PER_DAY
     max_mb: Positive = COLLECT_MAX_MB  # the whole DIR/NAME/ folder
@@ -87,24 +119,25 @@ class Collect(_Strict):
 class Settings(_Strict):
     """What `defaults:` may set, and each camera over it."""
 
-    model: str | None = None
+    model: Text | None = None
     every: Positive | None = None
-    reports: str | None = None
+    reports: Text | None = None
     device: Literal[DEVICES] | None = None  # one declaration of the choices: stream.defaults
     overlay: Overlay | None = None
-    mqtt: str | None = None
-    webhook: str | None = None
+    mqtt: Url | None = None
+    webhook: Url | None = None
     collect: Collect | None = None
 
 
 class CameraSettings(Settings):
-    url: str
+    url: Url
 
 
 class FleetFile(_Strict):
-    timezone: str | None = None
-    checkpoint: Positive = CHECKPOINT_S  # seconds between rewrites of today's day file
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    checkpoint: Annotated[float, Field(gt=0, le=3600)] = CHECKPOINT_S  # seconds between rewrites of today's day file
     http: Http = Http()
+    limits: Limits = field(default_factory=Limits)
     defaults: Settings = Settings()
     cameras: dict[str, CameraSettings] = {}
 
@@ -159,6 +192,8 @@ class FleetConfig:
     cameras: dict[str, Camera]
     checkpoint_s: float
     raw: dict  # the file as read (`${VAR}` unexpanded): what the API writes back
+    hosts: tuple[str, ...] = ()  # http.hosts: names besides the address the service answers to
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def loopback(self) -> bool:
@@ -215,7 +250,14 @@ def local_zone() -> ZoneInfo:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML keeps the last of two equal keys silently; a second camera `door` must be an error."""
+    """PyYAML keeps the last of two equal keys silently; a second camera `door` must be an error.
+    Aliases are refused: they make a graph of the tree, where a few lines can stand for 2**30
+    values (a "billion laughs")."""
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        if self.check_event(yaml.AliasEvent):
+            raise _Alias(self.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
 
 
 def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -231,21 +273,36 @@ def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = Fals
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+class _Alias(Exception):
+    def __init__(self, line: int) -> None:
+        self.line = line
+
+
 class _Duplicate(Exception):
     def __init__(self, key: object, line: int) -> None:
         self.key, self.line = key, line
 
 
 def read_raw(path: Path) -> dict:
-    """The file as a mapping, or one line saying why not."""
+    """The file as a mapping, or one line saying why not (never read past CONFIG_READ_MAX_BYTES)."""
     try:
+        size = Path(path).stat().st_size
+        if size > CONFIG_READ_MAX_BYTES:
+            raise BadInputError(f"{path}: {size} bytes, more than a config file may be ({CONFIG_READ_MAX_BYTES})")
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BadInputError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    return parse_raw(text, path)
+
+
+def parse_raw(text: str, path: Path) -> dict:
+    """A config's text as a mapping, or one line saying why not."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except _Alias as alias:
+        raise BadInputError(f"{path}:{alias.line}: YAML aliases (*name) are not allowed (use defaults:)") from None
     except _Duplicate as dup:
         raise BadInputError(f"{path}:{dup.line}: {dup.key}: duplicate key (camera names must differ)") from None
     except yaml.YAMLError as exc:
@@ -263,7 +320,17 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     """Read and check the file; raise BadInputError (exit 2) naming the first bad key."""
     path = Path(path)
     raw = read_raw(path)
-    return check_config(raw, path, environ)
+    config = check_config(raw, path, environ)
+    check_size(path.stat().st_size, config)
+    return config
+
+
+def check_size(size: int, config: FleetConfig) -> None:
+    """The file within `limits.config_bytes` (also what the API is about to write)."""
+    if size > config.limits.config_bytes:
+        raise BadInputError(
+            f"{config.path}: limits.config_bytes: the file would be {size} bytes (at most {config.limits.config_bytes})"
+        )
 
 
 def check_config(raw: dict, path: Path, environ: Mapping[str, str] | None = None) -> FleetConfig:
@@ -273,6 +340,10 @@ def check_config(raw: dict, path: Path, environ: Mapping[str, str] | None = None
     except ValidationError as exc:
         raise BadInputError(f"{path}: {first_problem(exc)}") from None
     base = path.parent
+    if len(parsed.cameras) > parsed.limits.cameras:
+        raise BadInputError(
+            f"{path}: cameras: {len(parsed.cameras)} cameras, more than limits.cameras ({parsed.limits.cameras})"
+        )
     cameras = {}
     for name, cam in parsed.cameras.items():
         if not isinstance(name, str) or not NAME.match(name):
@@ -285,7 +356,9 @@ def check_config(raw: dict, path: Path, environ: Mapping[str, str] | None = None
             f"{path}: http.token: required when http.host ({http.host}) is beyond loopback (token: ${{VARIABLE}})"
         )
     zone = ZoneInfo(parsed.timezone) if parsed.timezone else local_zone()
-    return FleetConfig(path, zone, http.host, http.port, token, cameras, parsed.checkpoint, raw)
+    return FleetConfig(
+        path, zone, http.host, http.port, token, cameras, parsed.checkpoint, raw, tuple(http.hosts), parsed.limits
+    )
 
 
 def _resolve(
@@ -306,6 +379,7 @@ def _resolve(
         value = getattr(cam, key) if key == "url" else pick(key)
         if value:
             _check_url(key, expand(value, f"{path}: {where}.{key}", environ), f"{path}: {where}.{key}")
+    # the URL that would be opened, not the one shown: the checks' messages never quote it
     collect, overlay = pick("collect"), pick("overlay")
     if collect is not None:
         collect = collect.model_copy(update={"dir": str(_path(base, collect.dir))})
@@ -326,9 +400,15 @@ def _resolve(
 
 
 def _check_url(key: str, url: str, where: str) -> None:
-    """MQTT and webhook URLs checked as `watch --mqtt/--webhook` checks them (message masked)."""
+    """A camera's URL checked as FFmpeg would parse it (a known scheme, a host, a port in 1-65535,
+    no spaces or control characters); MQTT and webhook URLs as `watch --mqtt/--webhook` checks
+    them. The message never quotes the URL: it is expanded, so it may hold a secret."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+        raise BadInputError(f"{where}: spaces or control characters in a URL")
     try:
-        if key == "mqtt":
+        if key == "url":
+            check_camera_url(url)
+        elif key == "mqtt":
             from stream.sinks.mqtt import MqttTarget
 
             MqttTarget.parse(url)
@@ -339,6 +419,28 @@ def _check_url(key: str, url: str, where: str) -> None:
     except BadInputError as exc:
         detail = str(exc).split(": ", 1)[-1]
         raise BadInputError(f"{where}: {detail}") from None
+    except ValueError as exc:  # urllib's own: a port out of range, a bad IPv6 literal
+        raise BadInputError(f"{where}: {exc}") from None
+
+
+def check_camera_url(url: str) -> None:
+    """A file path, a webcam index, or a URL this build can open with a host and a valid port."""
+    if "://" not in url:
+        return  # a file or a webcam: the source says so when it opens
+    from stream.probe import check_scheme
+
+    scheme = check_scheme(url)  # a scheme this build's FFmpeg reads
+    if scheme == "file":
+        return
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise BadInputError("no host in the URL")
+    try:
+        port = parts.port  # urllib raises for a port out of 0-65535 or not a number
+    except ValueError:
+        raise BadInputError("port out of range 1-65535") from None
+    if port == 0:  # urllib takes 0; no camera listens there
+        raise BadInputError("port 0 (a port is 1-65535)")
 
 
 def _path(base: Path, value: str) -> Path:
@@ -368,3 +470,39 @@ def first_problem(exc: ValidationError) -> str:
         problem = problem[0].lower() + problem[1:]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{key}: {problem}{more}"
+
+
+API_PATHS = ("model", "reports", "collect.dir", "overlay.dir")
+
+
+def check_api_camera(name: str, body: dict) -> None:
+    """What a camera sent through the API may hold, beyond the schema: literal values only (the
+    environment is the operator's file's: a page could otherwise have a `${SECRET}` sent to any
+    address) and paths inside the config's folder (a request never makes the service read or
+    write elsewhere). BadInputError naming the key."""
+    if not NAME.match(name):
+        raise BadInputError("name: letters, digits, '-' and '_' (at most 64)")
+
+    def walk(value: object, where: str) -> None:
+        if isinstance(value, str) and "${" in value:
+            raise BadInputError(
+                f"cameras.{name}.{where}: ${{VARIABLE}} is expanded only in the config file as its operator "
+                "wrote it; through the API values are literal"
+            )
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(inner, f"{where}.{key}")
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                walk(inner, f"{where}.{i}")
+
+    for key, value in body.items():
+        walk(value, str(key))
+    for where in API_PATHS:
+        value: object = body
+        for part in where.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str) and (value.startswith("~") or Path(value).is_absolute() or ".." in Path(value).parts):
+            raise BadInputError(
+                f"cameras.{name}.{where}: through the API a path stays inside the config's folder (relative, no '..')"
+            )

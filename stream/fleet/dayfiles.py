@@ -6,12 +6,20 @@ from the same records the run's accountant gets, rewrites today's report atomica
 checkpoint (`ended: "running"`), writes a day's final report when midnight passes, and today's
 at the end. Started again the same day it carries on today's file (`stream.resume`: the time it
 was down becomes an outage), so a service killed and restarted keeps today's totals.
+
+A write that fails (disk full, permissions, the directory gone) never stops the accounting: the
+day's numbers live in memory, the reports and timeline rows not yet on disk wait there, and the
+writes are retried with backoff (`stream.sinks.retry`) until they succeed; `health` says how it
+goes. Only a final write that fails at the end is an error (OutputError: exit 4).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -20,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from stream.accounting import Accountant
 from stream.atomic import atomic_write_text
+from stream.defaults import FLUSH_S
 from stream.errors import BadInputError, OutputError
 from stream.fleet.days import Clock, Day, DayBook, hourly, hours, local_day
 from stream.modelcard import ModelCard
@@ -27,7 +36,8 @@ from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 from stream.report import RUNNING, Report, ms
 from stream.resume import resumed_accountant
 from stream.sinks import BaseSink
-from stream.sinks.report_sink import TimelineWriter
+from stream.sinks.report_sink import TIMELINE_HEADER
+from stream.sinks.retry import OutputHealth, Retry
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +125,11 @@ class DayFilesSink(BaseSink):
         self.offset_s = 0.0
         self.runs = 0  # earlier runs today's file carries on
         self._carried: Accountant | None = None
-        self._timeline: TimelineWriter | None = None
-        self._timeline_day: date | None = None
+        self.retry = Retry(f"day files {self.directory}", wall=wall)
+        self._reports: dict[Path, str] = {}  # day reports not yet on disk (the latest of each day)
+        self._timelines: dict[date, _Timeline] = {}  # days whose timeline rows may wait
+        self._finished: set[date] = set()  # days cut at midnight: their timeline goes once written
+        self._flushed_at = time.monotonic()
         self._base: dict[str, int] = dict.fromkeys(COUNTERS, 0)  # the run's counters when the day began
         self._counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._device = ""
@@ -130,10 +143,7 @@ class DayFilesSink(BaseSink):
     def start(self, info: VideoInfo, card: ModelCard) -> None:
         self.card = card
         self._started_at = _iso(self.wall())
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"day files {self.directory}: {exc.strerror or exc}") from None
+        self.retry.attempt(lambda: self.directory.mkdir(parents=True, exist_ok=True))  # else retried at writes
         if self.resume:
             self._load_today()
 
@@ -145,7 +155,9 @@ class DayFilesSink(BaseSink):
         if not self._models or self._models[-1][1] != sha:
             self._models.append((t_s, sha))
         self._done(self.book.sample(t_s, prediction.present))
-        self._timeline_for(self.book.current.day).append(self.source, prediction_at(prediction, t_s))
+        self._timeline_for(self.book.current.day).append(prediction_at(prediction, t_s))
+        if time.monotonic() - self._flushed_at >= FLUSH_S:
+            self._flush()
 
     def control(self, item: Lost | Gap) -> None:
         if isinstance(item, Lost):
@@ -159,27 +171,30 @@ class DayFilesSink(BaseSink):
         (a margin keeps a late sample from landing before the cut)."""
         if self.book is not None and self.clock is not None:
             self._done(self.book.advance(self.clock.source(self.wall()) - LATE_S))
-        if self._timeline is not None:
-            self._guard(self._timeline.flush_if_due)
+        if self._reports or time.monotonic() - self._flushed_at >= FLUSH_S:
+            self._flush()
 
     def checkpoint(self, report: Report) -> None:
         self._sync(report)
-        if self._timeline is not None:  # the timeline on disk reaches at least as far as the report
-            self._guard(self._timeline.flush)
-        if self.book is not None:
+        if self.book is not None:  # the timeline is written first: on disk it reaches as far as the report
             self._write(self.book.current, RUNNING)
 
     def close(self, report: Report | None) -> None:
-        if report is None or self.book is None:
-            self._close_timeline()
-            return
-        self._sync(report)
-        end = self._book_time(report.end_s) if report.samples else None
-        days = self.book.finish(end)
-        for day in days[:-1]:
-            self._write(day, "midnight")
-        self._write(days[-1], report.ended)
-        self._close_timeline()
+        if report is not None and self.book is not None:
+            self._sync(report)
+            end = self._book_time(report.end_s) if report.samples else None
+            days = self.book.finish(end)
+            for day in days[:-1]:
+                self._finished.add(day.day)
+                self._render(day, "midnight")
+            self._render(days[-1], report.ended)
+        self._flush(now=True)  # one last try, whatever the backoff says
+        if not self.retry.health.ok:
+            raise OutputError(f"{self.retry.what}: {self.retry.health.error} (the last reports could not be written)")
+
+    @property
+    def health(self) -> OutputHealth:
+        return self.retry.health
 
     # -- days ----------------------------------------------------------------------------------
 
@@ -207,7 +222,7 @@ class DayFilesSink(BaseSink):
         stamp = datetime.fromtimestamp(now, self.zone).strftime("%H%M%S")
         for old in day_paths(self.directory, local_day(now, self.zone)):
             if old.exists():
-                self._guard(old.rename, old.with_name(f"{old.stem}.before-{stamp}{old.suffix}"))
+                self.retry.attempt(lambda old=old: old.rename(old.with_name(f"{old.stem}.before-{stamp}{old.suffix}")))
         log.warning(
             "%s: %s cannot be carried on (%s); set aside as %s.before-%s.*", self.source, path, why, path.stem, stamp
         )
@@ -226,12 +241,16 @@ class DayFilesSink(BaseSink):
 
     def _done(self, days: list[Day]) -> None:
         for day in days:
+            self._finished.add(day.day)
             self._write(day, "midnight")
-            if self._timeline_day == day.day:
-                self._close_timeline()
             self._base = dict(self._counters)
 
     def _write(self, day: Day, ended: str) -> None:
+        self._render(day, ended)
+        self._flush()
+
+    def _render(self, day: Day, ended: str) -> None:
+        """The day's report as it stands, queued to be written (it replaces an older one not yet written)."""
         assert self.card is not None and self.clock is not None
         counts = {k: max(0, self._counters[k] - self._base[k]) for k in COUNTERS}
         report = Report.from_accountant(
@@ -250,35 +269,35 @@ class DayFilesSink(BaseSink):
             **counts,
         )
         path, _ = day_paths(self.directory, day.day)
-        text = json.dumps(day_dict(report, day, self.zone, self.clock, self._models), indent=2) + "\n"
-        self._guard(atomic_write_text, path, text)
-        if path not in self.written:
-            self.written.append(path)
+        self._reports[path] = json.dumps(day_dict(report, day, self.zone, self.clock, self._models), indent=2) + "\n"
+
+    def _flush(self, now: bool = False) -> None:
+        """Write what waits (timelines first, then reports), if a try is due."""
+        self._flushed_at = time.monotonic()
+        if now or self.retry.due():
+            self.retry.attempt(self._write_waiting)
+
+    def _write_waiting(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)  # it may have gone (and come back)
+        for day, timeline in list(self._timelines.items()):
+            timeline.flush()
+            if day in self._finished:
+                del self._timelines[day]
+        for path, text in list(self._reports.items()):
+            atomic_write_text(path, text)
+            del self._reports[path]
+            if path not in self.written:
+                self.written.append(path)
+
+    def _timeline_for(self, day: date) -> _Timeline:
+        if day not in self._timelines:
+            self._timelines[day] = _Timeline(day_paths(self.directory, day)[1])
+        return self._timelines[day]
 
     def _sync(self, report: Report) -> None:
         self.model_sha256 = report.model_sha256 or self.model_sha256
         self._device = report.device or self._device
         self._counters = {k: int(getattr(report, k)) for k in COUNTERS}
-
-    def _timeline_for(self, day: date) -> TimelineWriter:
-        if self._timeline_day != day:
-            self._close_timeline()
-            _, path = day_paths(self.directory, day)
-            self._timeline = self._guard(TimelineWriter, path, False, append=True)
-            self._timeline_day = day
-        assert self._timeline is not None
-        return self._timeline
-
-    def _close_timeline(self) -> None:
-        if self._timeline is not None:
-            timeline, self._timeline, self._timeline_day = self._timeline, None, None
-            self._guard(timeline.close)
-
-    def _guard(self, method, *args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except OSError as exc:
-            raise OutputError(f"day files {self.directory}: {exc.strerror or exc}") from None
 
 
 LATE_S = 30.0  # a sample may reach the accounting this long after it was taken (a busy engine)
@@ -293,3 +312,58 @@ def prediction_at(prediction: Prediction, t_s: float) -> Prediction:
 
 def _iso(unix_s: float) -> str:
     return datetime.fromtimestamp(unix_s, UTC).isoformat(timespec="seconds")
+
+
+TIMELINE_MAX_ROWS = 100_000  # rows one camera keeps in memory while its disk refuses them (a day at 1 s)
+
+
+class _Timeline:
+    """One day's timeline CSV, each row on disk exactly once across failed writes: rows wait in
+    memory until a write of them has reached the disk, and a failed write is cut back to the last
+    good size before the next try (so a half-written row is never left, nor a row written twice)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: list[str] = []
+        self.dropped = 0  # rows given up while the disk refused them for too long (oldest first)
+        self._good: int | None = None  # bytes known to be on disk, whole rows
+
+    def append(self, prediction: Prediction) -> None:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerow(
+            [f"{prediction.t_s:.3f}", prediction.label, f"{prediction.confidence:.4f}"]
+        )
+        self.rows.append(out.getvalue())
+        if len(self.rows) > TIMELINE_MAX_ROWS:
+            del self.rows[0]
+            self.dropped += 1
+
+    def flush(self) -> None:
+        if not self.rows and self._good is not None:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            known = self._good is not None and os.fstat(fd).st_size >= self._good
+            size = self._good if known and self._good is not None else _whole_rows(fd)  # else: a new file
+            os.ftruncate(fd, size)
+            data = ("" if size else ",".join(TIMELINE_HEADER) + "\n") + "".join(self.rows)
+            encoded = data.encode("utf-8")
+            os.lseek(fd, size, os.SEEK_SET)
+            view = memoryview(encoded)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._good = size + len(encoded)
+        self.rows.clear()
+
+
+def _whole_rows(fd: int) -> int:
+    """The file's size up to its last newline: a row cut off (a kill, a full disk) is dropped."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return 0
+    tail = os.pread(fd, min(size, 65536), max(0, size - 65536))
+    cut = tail.rfind(b"\n")
+    return max(0, size - len(tail) + cut + 1) if cut >= 0 else 0

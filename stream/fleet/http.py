@@ -10,8 +10,10 @@
     GET    /view/NAME.mjpg       one camera's, MJPEG
 
 Changes through the API are changes to the config file (written atomically), so a restart
-keeps them. With a token (required beyond loopback) every request needs
-`Authorization: Bearer TOKEN`.
+keeps them; their values are stored literally (`${VAR}` is refused: the environment is the
+operator's file's, not the API's). With a token (required beyond loopback) every request needs
+`Authorization: Bearer TOKEN`. Every request passes `stream.fleet.shield` first (Host, Origin,
+Content-Type); bodies and their JSON nesting are bounded by the config's `limits:`.
 """
 
 from __future__ import annotations
@@ -21,22 +23,29 @@ import hmac
 import logging
 import socket
 import threading
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from stream.errors import BadInputError, ScreentimeError
+from stream.fleet.config import check_api_camera
+from stream.fleet.shield import check_request, parse_json
 from stream.sinks.liveview import BOUNDARY
 
 log = logging.getLogger(__name__)
 
+CONNECTIONS = 64  # open connections and tasks at once (live view streams included)
 
-def build_app(service) -> Starlette:
+
+def build_app(service) -> ASGIApp:
     def authorised(request: Request) -> bool:
         token = service.config.token
         if not token:
@@ -44,7 +53,7 @@ def build_app(service) -> Starlette:
         given = request.headers.get("authorization", "")
         return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
-    def guarded(handler):
+    def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             if not authorised(request):
                 return JSONResponse(
@@ -52,10 +61,31 @@ def build_app(service) -> Starlette:
                 )
             try:
                 return await handler(request)
+            except _TooLarge as exc:
+                return JSONResponse({"error": str(exc)}, 413)
             except ScreentimeError as exc:
-                return JSONResponse({"error": str(exc)}, 400)
+                return JSONResponse({"error": service.mask.mask(str(exc))}, 400)
+            except Exception:  # a bug: logged with its traceback (masked), one line to the client
+                log.error("%s %s failed", request.method, request.url.path, exc_info=True)
+                return JSONResponse({"error": "internal error (the service's log has it)"}, 500)
 
         return endpoint
+
+    async def read_json(request: Request) -> object:
+        """The body, at most limits.body_bytes (counted as it arrives), as bounded JSON."""
+        limits = service.config.limits
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limits.body_bytes:
+            raise _TooLarge(f"the body is larger than limits.body_bytes ({limits.body_bytes})")
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limits.body_bytes:
+                raise _TooLarge(f"the body is larger than limits.body_bytes ({limits.body_bytes})")
+        try:
+            return parse_json(bytes(data), limits.json_depth)
+        except ValueError as exc:
+            raise BadInputError(str(exc)) from None
 
     async def cameras(request: Request) -> Response:
         return JSONResponse([service.describe(name) for name in list(service.members)])
@@ -65,13 +95,11 @@ def build_app(service) -> Starlette:
         return JSONResponse(found) if found is not None else JSONResponse({"error": "no such camera"}, 404)
 
     async def add(request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            raise BadInputError('the body must be JSON: {"name": ..., "url": ...}') from None
+        body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
             raise BadInputError('the body must be a JSON object with a "name"')
         name = body.pop("name")
+        check_api_camera(name, body)  # literal values, paths inside the config's folder
 
         def change(raw: dict) -> None:
             cams = raw.setdefault("cameras", {}) or {}
@@ -119,7 +147,7 @@ def build_app(service) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/api/cameras", guarded(cameras), methods=["GET"]),
             Route("/api/cameras", guarded(add), methods=["POST"]),
@@ -131,10 +159,31 @@ def build_app(service) -> Starlette:
             Route("/view/{name}.mjpg", guarded(view_stream), methods=["GET"]),
         ]
     )
+    return Shield(app, service)
 
 
 class _Conflict(ScreentimeError):
     pass
+
+
+class _TooLarge(ScreentimeError):
+    pass
+
+
+class Shield:
+    """Every request through `stream.fleet.shield`'s rules before any route sees it (404s too)."""
+
+    def __init__(self, app: ASGIApp, service) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            config = self.service.config
+            refusal = check_request(scope["method"], Headers(scope=scope), config.host, config.hosts)
+            if refusal is not None:
+                await JSONResponse({"error": refusal.error}, refusal.status)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _Missing(ScreentimeError):
@@ -155,7 +204,14 @@ class HttpServer:
             raise BadInputError(f"http {host}:{port}: {exc.strerror or exc}") from None
         self.host, self.port = host, self.sock.getsockname()[1]
         config = uvicorn.Config(
-            build_app(service), log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5
+            build_app(service),
+            log_level="warning",
+            log_config=None,  # uvicorn's lines go through the process's handlers, and so its masking
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            limit_concurrency=CONNECTIONS,  # beyond: 503, not a thread or a task per connection without end
+            server_header=False,
         )
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None

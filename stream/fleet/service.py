@@ -6,7 +6,15 @@ cameras changed restart, a camera whose only change is its model (another path, 
 at the same path) keeps running with the new engine from its next batch, and the others are not
 touched. A config that no longer validates, or names a model that does not load, is refused
 with one line and the running one kept. SIGTERM (or Ctrl-C) stops every camera with its day
-file written, then the service exits 0 (4 when an output could not be written).
+file written, then the service exits 0 whatever the cameras' states (4 when a camera's last day
+file could not be written).
+
+Every change takes one path, whoever asks (the file watcher, SIGHUP, the API): the candidate
+config is read and fully checked, every model it names loaded, every camera to (re)start given
+its source (an http camera probed, with a timeout) — all before anything is stored or applied,
+and outside the lock that the API's readers share. Only then is the file written (through a
+symlink to its target) and the running cameras changed. So the file on disk is always one that
+`serve --check` and a restart accept.
 
 It runs past 300 lines because starting, reloading and describing cameras share the one lock
 and member table that keep a change of the camera set atomic.
@@ -16,31 +24,35 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector as MetricsCollector
 
 from stream.atomic import atomic_write_text
 from stream.defaults import MQTT_UPDATE_S
-from stream.errors import ScreentimeError
+from stream.errors import OutputError, ScreentimeError
 from stream.fleet.collect import Caps, Collector, CollectSink
-from stream.fleet.config import Camera, FleetConfig, check_config, expand, read_raw
+from stream.fleet.config import Camera, FleetConfig, check_config, check_size, expand, load_config, parse_raw, read_raw
 from stream.fleet.dayfiles import DayFilesSink
 from stream.fleet.models import Engines, Swappable
 from stream.fleet.view import FleetView
+from stream.logs import MaskSecrets
 from stream.monitoring import JITTER
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.reconnect import ReconnectPolicy
 from stream.run import Run
 from stream.sampler import Sampler
 from stream.sinks import BaseSink, Output, Sink, SourceTag
-from stream.sinks.metrics import RunMetrics
-from stream.sources import open_source
+from stream.sinks.metrics import SPEC, RunMetrics
+from stream.sources import Source, open_source
 from stream.version import __version__
 
 log = logging.getLogger(__name__)
@@ -59,21 +71,18 @@ class Member:
     last: dict | None = None  # the latest sample, for the API
 
 
-class MaskSecrets(logging.Filter):
-    """Every `${VAR}` value the config uses, hidden from every log line."""
+@dataclass(frozen=True)
+class _Plan:
+    """A checked config and what applying it needs that could fail or take time, made beforehand."""
 
-    def __init__(self, secrets: Callable[[], set[str]]) -> None:
-        super().__init__()
-        self.secrets = secrets
+    config: FleetConfig
+    engines: dict[str, object]  # camera name -> its loaded engine
+    sources: dict[str, Source]  # cameras to (re)start -> their built (not yet opened) source
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = message
-        for secret in self.secrets():
-            masked = masked.replace(secret, "***")
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
+
+def _restarts(old: Camera, new: Camera) -> bool:
+    """A change other than the model restarts the camera (a model change is swapped in while it runs)."""
+    return dataclasses.replace(old, model=new.model) != new
 
 
 class _Status(Output):
@@ -115,15 +124,19 @@ class CameraEvents(BaseSink):
 
 
 class Service:
-    def __init__(self, config: FleetConfig) -> None:
+    def __init__(self, config: FleetConfig, mask: MaskSecrets | None = None) -> None:
         self.config = config
+        self.mask = mask or MaskSecrets()
+        self.mask.add(config.secrets())
         self.senders: dict[tuple[str, str], object] = {}  # (kind, expanded URL) -> an open sender
         self.holds = ExitStack()  # the senders, closed after every camera
         self.engines = Engines()
         self.members: dict[str, Member] = {}
-        self.lock = threading.RLock()  # one change of the camera set at a time
+        self.lock = threading.RLock()  # one change of the camera set at a time (held while applying)
+        self.edit_lock = threading.Lock()  # one change of the config at a time (held while checking, too)
         self.metrics = RunMetrics({"version": __version__, "config": config.path.name})  # a run output
         self.registry = self.metrics.registry  # what the service's /metrics serves
+        self.registry.register(_OutputsCollector(self))
         self.view = FleetView()
         self.run = Run(None, [_Status(self), self.metrics, self.view], keep_open=True)  # type: ignore[arg-type]  (each camera brings its engine)
         self.reload_requested = threading.Event()
@@ -135,16 +148,29 @@ class Service:
         return next((m for m in self.members.values() if m.tag.key == key), None)
 
     def start(self) -> None:
-        engines = {name: self.engines.get(cam.model, cam.device) for name, cam in self.config.cameras.items()}
+        plan = self._plan(self.config)
         self.run.open()
         with self.lock:
             for name, cam in self.config.cameras.items():
-                self._add(cam, engines[name])
+                self._add(cam, plan.engines[name], plan.sources[name])
 
-    def _add(self, cam: Camera, engine) -> None:
+    def _plan(self, new: FleetConfig) -> _Plan:
+        """Everything applying `new` needs that can fail or take time: every model loaded and checked,
+        every camera to (re)start given its source (an http(s) camera is probed, with a timeout).
+        Raises a one-line ScreentimeError; nothing is stored or changed."""
+        self.mask.add(new.secrets())  # before any line about a new camera
+        engines = {name: self.engines.get(cam.model, cam.device) for name, cam in new.cameras.items()}
+        members = dict(self.members)
+        sources = {}
+        for name, cam in new.cameras.items():
+            member = members.get(name)
+            if member is None or _restarts(member.camera, cam):
+                sources[name] = open_source(cam.source(), sparse_every_s=cam.every_s if cam.overlay is None else None)
+        return _Plan(new, engines, sources)
+
+    def _add(self, cam: Camera, engine, source: Source) -> None:
         swappable = Swappable(engine)
         zone = self.config.timezone
-        source = open_source(cam.source(), sparse_every_s=cam.every_s if cam.overlay is None else None)
         days = DayFilesSink(
             cam.reports / cam.name,
             zone,
@@ -206,16 +232,15 @@ class Service:
         del self.members[name]  # listed until its day file is final
         log.info("%s: stopped, day file %s written", name, member.days.directory)
 
-    def apply(self, new: FleetConfig) -> dict[str, list[str]]:
-        """Make the running cameras the new config's; what changed, by kind. Every new engine is
-        loaded and checked before anything changes, so a bad model refuses the whole config."""
+    def _apply(self, plan: _Plan) -> dict[str, list[str]]:
+        """Make the running cameras the planned config's; what changed, by kind."""
+        new, engines, sources = plan.config, plan.engines, plan.sources
         with self.lock:
             old = self.config
             kept = ("timezone", "host", "port", "token", "checkpoint_s")  # the whole service's: read once
             for key in kept:
                 if getattr(new, key) != getattr(old, key):
                     log.warning("%s changed in %s: it takes effect at the next start", key, new.path)
-            engines = {name: self.engines.get(cam.model, cam.device) for name, cam in new.cameras.items()}
             changes: dict[str, list[str]] = {"added": [], "removed": [], "restarted": [], "swapped": []}
             for name in [n for n in self.members if n not in new.cameras]:
                 self._remove(name)
@@ -223,11 +248,11 @@ class Service:
             for name, cam in new.cameras.items():
                 member = self.members.get(name)
                 if member is None:
-                    self._add(cam, engines[name])
+                    self._add(cam, engines[name], sources[name])
                     changes["added"].append(name)
-                elif dataclasses.replace(member.camera, model=cam.model) != cam:
+                elif _restarts(member.camera, cam):
                     self._remove(name)
-                    self._add(cam, engines[name])
+                    self._add(cam, engines[name], sources[name])
                     changes["restarted"].append(name)
                 else:
                     if member.engine.swap(engines[name]):
@@ -241,26 +266,34 @@ class Service:
 
     def reload(self) -> dict[str, list[str]]:
         """Read the file again and apply it; raises a one-line ScreentimeError (old config kept)."""
-        with self.lock:
-            raw = read_raw(self.config.path)
-            return self.apply(check_config(raw, self.config.path))
+        with self.edit_lock:
+            return self._apply(self._plan(load_config(self.config.path)))
 
     def edit(self, change: Callable[[dict], None]) -> dict[str, list[str]]:
-        """Change the file as the API asks (checked first, then written atomically), then apply it."""
-        with self.lock:
-            raw = read_raw(self.config.path)
+        """Change the file as the API asks: the candidate (the file as it is, changed) checked as a
+        restart would check the text about to be written, then planned, then written atomically,
+        then applied. A refusal at any step leaves the file and the cameras as they were."""
+        with self.edit_lock:
+            path = self.config.path
+            raw = read_raw(path)
             change(raw)
-            new = check_config(raw, self.config.path)
-            for cam in new.cameras.values():  # a model that does not load never reaches the file
-                self.engines.get(cam.model, cam.device)
-            atomic_write_text(self.config.path, yaml.safe_dump(raw, sort_keys=False))
-            return self.apply(new)
+            text = yaml.safe_dump(raw, sort_keys=False)
+            new = check_config(parse_raw(text, path), path)  # what a restart will read, not what we meant
+            check_size(len(text.encode("utf-8")), new)
+            plan = self._plan(new)
+            atomic_write_text(os.path.realpath(path), text)  # a symlinked config: its target is written
+            self._stamps = self._file_stamps(new)  # our own write is not a change to reload
+            return self._apply(plan)
 
     def try_reload(self, why: str) -> None:
+        """Reload for the watcher and SIGHUP: whatever goes wrong is one line, and the old config runs on."""
         try:
             changes = self.reload()
-        except ScreentimeError as exc:
-            log.error("config refused (%s), the running one kept: %s", why, exc)
+        except Exception as exc:  # the watcher must outlive any failure, a bug's included
+            if isinstance(exc, ScreentimeError):
+                log.error("config refused (%s), the running one kept: %s", why, exc)
+            else:
+                log.error("config reload failed (%s), the running one kept", why, exc_info=True)
             self._stamps = {p: _mtime(p) for p in self._stamps}  # not again until the file changes again
             return
         done = {k: v for k, v in changes.items() if v}
@@ -275,16 +308,28 @@ class Service:
 
     def watch_files(self, stop: threading.Event) -> None:
         while not stop.wait(WATCH_S):
-            if self.reload_requested.is_set():
-                self.reload_requested.clear()
-                self.try_reload("SIGHUP")
-                continue
-            current = {p: _mtime(p) for p in self._stamps}
-            if current != self._stamps:
-                self._stamps = current
-                self.try_reload("file changed")
+            try:
+                self._look()
+            except Exception:  # never let the watcher die: hand edits and SIGHUP would go unheard
+                log.error("config watch: an error, still watching", exc_info=True)
+
+    def _look(self) -> None:
+        if self.reload_requested.is_set():
+            self.reload_requested.clear()
+            self.try_reload("SIGHUP")
+            return
+        current = {p: _mtime(p) for p in self._stamps}
+        if current != self._stamps:
+            self._stamps = current
+            self.try_reload("file changed")
 
     # -- the API's view ----------------------------------------------------------------------
+
+    def outputs_down(self) -> list[str]:
+        """One line per camera whose day files are not written (disk full, permissions ...)."""
+        return [
+            f"{m.days.retry.what}: {m.days.health.error}" for m in list(self.members.values()) if not m.days.health.ok
+        ]
 
     def describe(self, name: str) -> dict | None:
         member = self.members.get(name)
@@ -313,6 +358,7 @@ class Service:
             "today": today,
             "last_sample": member.last,
             "reports": str(member.days.directory),
+            "outputs": {"day_files": member.days.health.to_dict()},
         }
 
 
@@ -323,9 +369,35 @@ def _mtime(path: Path) -> float:
         return 0
 
 
+class _OutputsCollector(MetricsCollector):
+    """`/metrics`: each camera's outputs, up or retrying, and their failed writes."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "screentime_output_writing", SPEC["screentime_output_writing"].help, labels=["source", "output"]
+        )
+        errors = CounterMetricFamily(
+            "screentime_output_write_errors",
+            SPEC["screentime_output_write_errors_total"].help,
+            labels=["source", "output"],
+        )
+        for name, member in list(self.service.members.items()):
+            health = member.days.health
+            up.add_metric([name, "day_files"], float(health.ok))
+            errors.add_metric([name, "day_files"], float(health.errors))
+        yield up
+        yield errors
+
+
 def run_service(service: Service, server, stop: threading.Event) -> int:
     """The service in the foreground until `stop` (the CLI sets it on SIGTERM/SIGINT, and asks for
-    reloads on SIGHUP); every camera's day file is written before it returns."""
+    reloads on SIGHUP); every camera's day file is written before it returns.
+
+    A requested stop is exit 0 whatever the cameras' states (one that was down is not a failure
+    of the service); a camera's last day file that could not be written is OutputError (exit 4)."""
     service.start()
     server.start()
     watcher = threading.Thread(target=service.watch_files, args=(stop,), name="config-watch", daemon=True)
@@ -335,9 +407,16 @@ def run_service(service: Service, server, stop: threading.Event) -> int:
         with service.holds:  # the event senders outlive every camera's last event
             for _tag, _prediction in service.run:
                 pass
+    except ScreentimeError as exc:
+        if not stop.is_set():
+            raise
+        log.info("stopped; at the stop: %s", exc)
     finally:
         stop.set()
         server.stop()
+    down = service.outputs_down()
+    if down:
+        raise OutputError("; ".join(down))
     return 0
 
 

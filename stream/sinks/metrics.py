@@ -66,6 +66,12 @@ METRICS = (
     MetricSpec("screentime_outbox_dropped_total", "counter", ("output",), "Messages dropped: receiver away too long."),
     MetricSpec("screentime_outbox_queued", "gauge", ("output",), "Messages waiting for their receiver."),
     MetricSpec("screentime_output_connected", "gauge", ("output",), "1 while connected to the receiver."),
+    MetricSpec(
+        "screentime_output_writing", "gauge", ("source", "output"), "1 while a file output writes, 0 while it retries."
+    ),
+    MetricSpec(
+        "screentime_output_write_errors_total", "counter", ("source", "output"), "Failed writes of a file output."
+    ),
 )
 SPEC = {m.name: m for m in METRICS}
 

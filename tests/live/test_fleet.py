@@ -45,6 +45,8 @@ class Serve:
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = None):
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method)
+        if method != "GET":  # what the service asks of every request that changes something
+            request.add_header("Content-Type", "application/json")
         if token:
             request.add_header("Authorization", f"Bearer {token}")
         try:
