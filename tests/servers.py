@@ -119,14 +119,32 @@ def mjpeg_server(seconds: float):
     return _serving(Handler)
 
 
-def status_server(code: int):
-    """A web server for the block (yields its base URL) that answers every request with `code` (401, 403 ...)."""
+def status_server(code: int, delay_s: float = 0.0):
+    """A web server for the block (yields its base URL) that answers every request with `code`
+    (401, 403 ...), after `delay_s` (a slow camera)."""
 
     class Handler(_QuietHandler):
         def do_GET(self):
+            time.sleep(delay_s)
             self.send_error(code)
 
     return _serving(Handler)
+
+
+@contextlib.contextmanager
+def recording_server():
+    """A web server for the block that answers 200 and keeps every path asked for: yields (base URL, paths)."""
+    paths: list[str] = []
+
+    class Handler(_QuietHandler):
+        def do_GET(self):
+            paths.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    with _serving(Handler) as url:
+        yield url, paths
 
 
 def ts_over_http(seconds: float):

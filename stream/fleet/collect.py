@@ -31,6 +31,7 @@ from stream.modelcard import ModelCard
 from stream.records import Frame, Prediction, VideoInfo
 from stream.shots import same_shot, signature
 from stream.sinks import BaseSink
+from stream.sinks.retry import Retry
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Collector:
         self._rows = self._read_rows()
         self._bytes = folder_bytes(self.directory)
         self._full_logged = False
+        self.retry = Retry(f"collect {self.directory}")  # a full disk skips an hour's frames, not the camera's
 
     def offer(self, unix_s: float, image: np.ndarray, prediction: Prediction, model_sha256: str | None = None) -> None:
         """A sample and its picture; `model_sha256`: the model that made it (default: the collector's)."""
@@ -132,8 +134,21 @@ class Collector:
             if ok:
                 self.pending = [replace(candidate, jpeg=jpeg.tobytes()) if p is candidate else p for p in pending]
 
-    def flush(self) -> list[Path]:
-        """Write the pending frames (least certain first) within the disk cap."""
+    def flush(self, final: bool = False) -> list[Path]:
+        """Write the pending frames (least certain first) within the disk cap. A write that fails
+        (disk full ...) drops the hour's frames not yet written and is tried again at the next hour;
+        `final`: the camera stops, and a failure is an OutputError (exit 4)."""
+        try:
+            return self._write_pending()
+        except OSError as exc:
+            self.retry.failed(exc.strerror or str(exc))
+            if final:
+                raise OutputError(f"collect {self.directory}: {exc.strerror or exc}") from None
+            return []
+        finally:
+            self.pending = []
+
+    def _write_pending(self) -> list[Path]:
         written = []
         for c in sorted(self.pending, key=lambda c: c.margin):
             jpeg = c.jpeg
@@ -144,11 +159,8 @@ class Collector:
                 break
             local = datetime.fromtimestamp(c.unix_s, self.zone)
             name = f"{local.strftime('%Y%m%d-%H%M%S')}-{int(c.unix_s * 1000) % 1000:03d}.jpg"
-            try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(self.directory / name, jpeg, durable=False)
-            except OSError as exc:
-                raise OutputError(f"collect {self.directory}: {exc.strerror or exc}") from None
+            self.directory.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.directory / name, jpeg, durable=False)
             self._bytes += len(jpeg)
             self.saved_today.append(c.signature)
             self._rows.append(
@@ -163,9 +175,9 @@ class Collector:
                 ]
             )
             written.append(self.directory / name)
-        self.pending = []
         if written:
             self._write_rows()
+        self.retry.succeeded()
         return written
 
     def _read_rows(self) -> list[list[str]]:
@@ -181,10 +193,7 @@ class Collector:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(HEADER)
         writer.writerows(self._rows)
-        try:
-            atomic_write_text(self.directory / FRAMES_CSV, out.getvalue())
-        except OSError as exc:
-            raise OutputError(f"collect {self.directory}: {exc.strerror or exc}") from None
+        atomic_write_text(self.directory / FRAMES_CSV, out.getvalue())
 
     def _signatures_of(self, day: str) -> list[np.ndarray]:
         """The day's saved frames' shots (a restarted service never saves a second of one)."""
@@ -216,4 +225,4 @@ class CollectSink(BaseSink):
         self.collector.offer(self.wall() - age, frame.image, prediction, made_by)
 
     def close(self, report) -> None:
-        self.collector.flush()
+        self.collector.flush(final=True)

@@ -89,7 +89,7 @@ class Http(_Strict):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not HOST_NAME.match(name):
+            if not HOST_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a host name (letters, digits, '-', '.'; no port)")
         return [name.lower() for name in value]
 
@@ -346,7 +346,7 @@ def check_config(raw: dict, path: Path, environ: Mapping[str, str] | None = None
         )
     cameras = {}
     for name, cam in parsed.cameras.items():
-        if not isinstance(name, str) or not NAME.match(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise BadInputError(f"{path}: cameras.{name}: a name is letters, digits, '-' and '_' (at most 64)")
         cameras[name] = _resolve(name, cam, parsed.defaults, base, path, environ)
     http = parsed.http
@@ -480,7 +480,7 @@ def check_api_camera(name: str, body: dict) -> None:
     environment is the operator's file's: a page could otherwise have a `${SECRET}` sent to any
     address) and paths inside the config's folder (a request never makes the service read or
     write elsewhere). BadInputError naming the key."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise BadInputError("name: letters, digits, '-' and '_' (at most 64)")
 
     def walk(value: object, where: str) -> None:

@@ -52,6 +52,7 @@ from stream.run import Run
 from stream.sampler import Sampler
 from stream.sinks import BaseSink, Output, Sink, SourceTag
 from stream.sinks.metrics import SPEC, RunMetrics
+from stream.sinks.retry import OutputHealth
 from stream.sources import Source, open_source
 from stream.version import __version__
 
@@ -68,7 +69,15 @@ class Member:
     tag: SourceTag
     engine: Swappable
     days: DayFilesSink
+    collector: Collector | None = None
     last: dict | None = None  # the latest sample, for the API
+
+    def outputs(self) -> dict[str, OutputHealth]:
+        """Each file output's state, as the API and /metrics show it."""
+        found = {"day_files": self.days.health}
+        if self.collector is not None:
+            found["collect"] = self.collector.retry.health
+        return found
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,7 @@ class Service:
             model_of=lambda: swappable.made_by,
         )
         sinks: list[Sink] = [days]
+        collector = None
         if cam.collect is not None:
             c = cam.collect
             caps = Caps(c.per_hour, c.per_day, int(c.max_mb * 1e6), c.max_margin)
@@ -207,7 +217,7 @@ class Service:
             skip_similar=SKIP_SIMILAR_DEFAULT,
             checkpoint_s=self.config.checkpoint_s,
         )
-        self.members[cam.name] = Member(cam, tag, swappable, days)
+        self.members[cam.name] = Member(cam, tag, swappable, days, collector)
         log.info("%s: started (%s, every %g s)", cam.name, cam.shown_url, cam.every_s)
 
     def _sender(self, kind: str, url: str):
@@ -326,9 +336,12 @@ class Service:
     # -- the API's view ----------------------------------------------------------------------
 
     def outputs_down(self) -> list[str]:
-        """One line per camera whose day files are not written (disk full, permissions ...)."""
+        """One line per camera output that is not written (disk full, permissions ...)."""
         return [
-            f"{m.days.retry.what}: {m.days.health.error}" for m in list(self.members.values()) if not m.days.health.ok
+            f"{name} {output}: {health.error}"
+            for name, member in list(self.members.items())
+            for output, health in member.outputs().items()
+            if not health.ok
         ]
 
     def describe(self, name: str) -> dict | None:
@@ -358,7 +371,7 @@ class Service:
             "today": today,
             "last_sample": member.last,
             "reports": str(member.days.directory),
-            "outputs": {"day_files": member.days.health.to_dict()},
+            "outputs": {output: health.to_dict() for output, health in member.outputs().items()},
         }
 
 
@@ -385,9 +398,9 @@ class _OutputsCollector(MetricsCollector):
             labels=["source", "output"],
         )
         for name, member in list(self.service.members.items()):
-            health = member.days.health
-            up.add_metric([name, "day_files"], float(health.ok))
-            errors.add_metric([name, "day_files"], float(health.errors))
+            for output, health in member.outputs().items():
+                up.add_metric([name, output], float(health.ok))
+                errors.add_metric([name, output], float(health.errors))
         yield up
         yield errors
 

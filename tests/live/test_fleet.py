@@ -10,78 +10,17 @@ import itertools
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers import decode_jpeg, make_color_model, mjpeg_parts
 from rtsp_control import RtspServer, free_port
+from serve_control import EVERY_S, Serve, day_file, write_config
 
 from stream.engine import file_sha256
-
-EVERY_S = 0.5
-
-
-class Serve:
-    """One `screentime serve` process and its HTTP API."""
-
-    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
-        self.config, self.port = config, port
-        self.log = config.parent / f"serve-{time.monotonic_ns()}.log"
-        with self.log.open("w") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "serve", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "COLUMNS": "200", **(env or {})},
-            )
-
-    def api(self, method: str, path: str, body: dict | None = None, token: str | None = None):
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method)
-        if method != "GET":  # what the service asks of every request that changes something
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
-
-    def cameras(self, token: str | None = None) -> dict[str, dict]:
-        status, found = self.api("GET", "/api/cameras", token=token)
-        assert status == 200, found
-        return {c["name"]: c for c in found}
-
-    def wait(self, what, timeout_s: float = 30.0):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                got = what()
-            except (urllib.error.URLError, ConnectionError, KeyError):
-                got = None
-            if got:
-                return got
-            time.sleep(0.2)
-        raise AssertionError(f"timed out; service log:\n{self.output()}")
-
-    def samples(self, name: str) -> int:
-        return self.cameras()[name]["samples"]
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(60)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 @pytest.fixture
@@ -91,18 +30,6 @@ def camera_b(gst_rtsp_available, tmp_path):
         yield server
     finally:
         server.stop()
-
-
-def write_config(path: Path, port: int, cameras: dict, **top) -> None:
-    data = {"http": {"port": port}, "checkpoint": 1, "defaults": {"model": "m.onnx", "every": EVERY_S}, **top}
-    data["cameras"] = cameras
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(data))
-    os.replace(tmp, path)
-
-
-def day_file(tmp_path: Path, name: str, suffix: str = ".json") -> Path:
-    return tmp_path / "reports" / name / f"{date.today().isoformat()}{suffix}"
 
 
 def test_cameras_and_models_change_while_it_runs(rtsp_server: RtspServer, camera_b: RtspServer, tmp_path: Path):

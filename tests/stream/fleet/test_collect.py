@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from stream.errors import OutputError
 from stream.fleet.collect import Caps, Collector, consider, margin_of
 from stream.records import Prediction
 from stream.shots import same_shot, signature
@@ -126,3 +127,21 @@ def test_the_labeller_and_training_read_the_folder(tmp_path):
     assert len(times) == 2 and store.order == sorted(times, key=times.get)
     (folder / "labels.csv").write_text("Image_ID,Class\n" + "".join(f"{n},2\n" for n in store.order))
     assert len(read_labels(folder / "labels.csv", folder, len(CLASSES)).paths) == 2
+
+
+def test_a_full_disk_skips_an_hours_frames_and_the_next_hour_writes_again(tmp_path):
+    blocker = tmp_path / "blocked"
+    blocker.write_text("not a directory")  # mkdir under it fails with an OSError, as a full disk would
+    c = Collector(blocker / "door", Caps(2, 10, 10**9, 0.5), PARIS, CLASSES)
+    c.offer(T0, shot(1), guess(0.1))
+    assert c.flush() == [] and not c.retry.health.ok and c.pending == []  # no raise: the camera goes on
+    blocker.unlink()
+    c.offer(T0 + 10, shot(2), guess(0.1))
+    assert len(c.flush()) == 1 and c.retry.health.ok
+    blocker.mkdir(exist_ok=True)
+    (blocker / "door").rename(tmp_path / "moved")
+    blocker.rmdir()
+    blocker.write_text("full again at the stop")
+    c.offer(T0 + 20, shot(3), guess(0.1))
+    with pytest.raises(OutputError, match="collect"):
+        c.flush(final=True)

@@ -9,10 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stream.cli import main
+from stream.defaults import CONFIG_READ_MAX_BYTES
 from stream.errors import BadInputError
-from stream.fleet.config import load_config
+from stream.fleet.config import check_api_camera, check_config, load_config, parse_raw
 
 GOOD = """
 timezone: Europe/Paris
@@ -95,6 +99,34 @@ BAD = {
     "bad zone": ("timezone: Mars/Olympus\n", "timezone: unknown time zone"),
     "wide without token": ("http: {host: 0.0.0.0}\n", "http.token: required"),
     "literal token": ("http: {host: 0.0.0.0, token: abc}\n", "http.token: must come from the environment"),
+    "infinite interval": (
+        "defaults: {model: m.onnx}\ncameras:\n  yard: {url: x, every: .inf}\n",
+        "cameras.yard.every:",
+    ),
+    "nan interval": ("defaults: {model: m.onnx}\ncameras:\n  yard: {url: x, every: .nan}\n", "cameras.yard.every:"),
+    "interval past a day": (
+        "defaults: {model: m.onnx}\ncameras:\n  yard: {url: x, every: 100000.0}\n",
+        "cameras.yard.every: must be <= 86400",
+    ),
+    "port out of range": (
+        "defaults: {model: m.onnx}\ncameras:\n  yard: {url: 'rtsp://127.0.0.1:99999/x'}\n",
+        "cameras.yard.url: port out of range",
+    ),
+    "port zero": ("defaults: {model: m.onnx}\ncameras:\n  yard: {url: 'rtsp://h:0/x'}\n", "cameras.yard.url: port 0"),
+    "no host": ("defaults: {model: m.onnx}\ncameras:\n  yard: {url: 'rtsp:///x'}\n", "cameras.yard.url: no host"),
+    "unknown scheme": ("defaults: {model: m.onnx}\ncameras:\n  yard: {url: 'gopher://h/x'}\n", "cameras.yard.url:"),
+    "space in url": ("defaults: {model: m.onnx}\ncameras:\n  yard: {url: 'rtsp://h/a b'}\n", "spaces or control"),
+    "too many cameras": (
+        "limits: {cameras: 1}\ndefaults: {model: m.onnx}\ncameras:\n  a: {url: x}\n  b: {url: y}\n",
+        "more than limits.cameras (1)",
+    ),
+    "limit out of bounds": ("limits: {body_bytes: 10}\n", "limits.body_bytes: must be >= 1024"),
+    "bad proxy name": ("http: {hosts: ['evil.example:80']}\n", "http.hosts"),
+    "http port range": ("http: {port: 70000}\n", "http.port: must be <= 65535"),
+    "yaml alias": (
+        "defaults: &d {model: m.onnx}\ncameras:\n  a: {url: x}\nx: *d\n",
+        "YAML aliases (*name) are not allowed",
+    ),
     "not yaml": ("cameras: [\n", "not YAML"),
     "not a mapping": ("- a\n- b\n", "expected a mapping"),
 }
@@ -129,3 +161,118 @@ def test_a_secret_never_reaches_the_error(tmp_path, caplog):
     with caplog.at_level(logging.DEBUG), pytest.raises(BadInputError) as err:
         load_config(write(tmp_path, text), environ={"PW": "hunter2"})
     assert "hunter2" not in str(err.value) and "cameras.door.every" in str(err.value)
+
+
+def test_a_config_file_is_not_read_past_its_limit(tmp_path):
+    big = write(tmp_path, "cameras:\n" + "# padding\n" * 200_000)  # 2 MB: over limits.config_bytes (1 MB)
+    result = serve_check(big)
+    assert result.returncode == 2 and "limits.config_bytes" in result.stderr, result.stderr
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as fh:  # past what is ever read: refused from its size, not parsed for a minute
+        fh.truncate(CONFIG_READ_MAX_BYTES + 1)
+    result = serve_check(huge)
+    assert result.returncode == 2 and "more than a config file may be" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (
+            {"url": "http://127.0.0.1:1/leak?h=${HOME}"},
+            "cameras.c.url: ${VARIABLE} is expanded only in the config file",
+        ),
+        ({"url": "x", "mqtt": "mqtt://h/${TOKEN}"}, "cameras.c.mqtt"),
+        ({"url": "x", "collect": {"dir": "${HOME}"}}, "cameras.c.collect.dir"),
+        ({"url": "x", "reports": "/etc"}, "cameras.c.reports: through the API a path stays inside"),
+        ({"url": "x", "model": "../../m.onnx"}, "cameras.c.model"),
+        ({"url": "x", "overlay": {"dir": "~root"}}, "cameras.c.overlay.dir"),
+    ],
+)
+def test_the_api_takes_literal_values_and_paths_inside_the_config(body, fragment):
+    with pytest.raises(BadInputError) as err:
+        check_api_camera("c", body)
+    assert fragment in str(err.value)
+
+
+def test_the_api_refuses_a_bad_name_without_quoting_it():
+    with pytest.raises(BadInputError) as err:
+        check_api_camera("../x" * 1000, {"url": "x"})
+    assert str(err.value).startswith("name: ") and len(str(err.value)) < 80
+
+
+# -- any camera the API accepts, a restart accepts: the file written is read back the same ---------
+
+_NUMBER = st.one_of(
+    st.floats(min_value=0.001, max_value=1e5),
+    st.integers(0, 10**6),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+)
+_URL = st.one_of(
+    st.text(max_size=40),
+    st.builds(
+        "{}://{}{}{}".format,
+        st.sampled_from(["rtsp", "rtsps", "http", "https", "rtmp", "udp", "file", "ftp", "mqtt", ""]),
+        st.sampled_from(["127.0.0.1", "cam.example", "", "[::1]", "user:pw@h", "h h"]),
+        st.one_of(st.just(""), st.integers(-5, 70000).map(":{}".format), st.sampled_from([":x", ":"])),
+        st.one_of(st.from_regex(r"(/[a-z0-9?=&%.]{0,8}){0,3}", fullmatch=True), st.text(max_size=12)),
+    ),
+)
+_CAMERA = st.fixed_dictionaries(
+    {"url": _URL},
+    optional={
+        "every": _NUMBER,
+        "device": st.sampled_from(["auto", "cpu", "cuda", "gpu", 3]),
+        "model": st.sampled_from(["m.onnx", "gone.onnx", "/abs/m.onnx"]),
+        "reports": st.text(max_size=10),
+        "mqtt": _URL,
+        "webhook": _URL,
+        "collect": st.fixed_dictionaries(
+            {"dir": st.text(max_size=10)},
+            optional={"per_hour": _NUMBER, "per_day": _NUMBER, "max_mb": _NUMBER, "max_margin": _NUMBER},
+        ),
+        "overlay": st.fixed_dictionaries({"dir": st.text(max_size=10)}, optional={"segment_minutes": _NUMBER}),
+        "colour": st.just("red"),
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def api_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("api")
+    (folder / "m.onnx").write_bytes(b"")
+    return folder
+
+
+_NAME = st.one_of(st.sampled_from(["door", "yard-2"]), st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,8}", fullmatch=True))
+_LIKELY = st.fixed_dictionaries(  # mostly good values, so that many examples are accepted and read back
+    {"url": st.builds("rtsp://127.0.0.1:{}/{}".format, st.integers(1, 65535), st.text(max_size=12))},
+    optional={
+        "every": st.floats(min_value=0.001, max_value=86400.0),
+        "reports": st.from_regex(r"[a-z0-9_. -]{1,10}", fullmatch=True),
+        "collect": st.fixed_dictionaries(
+            {"dir": st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True)},
+            optional={"per_hour": st.integers(0, 10**6), "max_margin": st.floats(0.001, 1.0)},
+        ),
+        "webhook": st.builds("http://h.example:{}/{}".format, st.integers(1, 65535), st.text(max_size=8)),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.one_of(_NAME, st.text(max_size=12)), body=st.one_of(_LIKELY, _CAMERA))
+def test_any_camera_the_api_accepts_a_restart_accepts(api_dir, name, body):
+    path = api_dir / "fleet.yaml"
+    raw = {"http": {"port": 0}, "defaults": {"model": "m.onnx"}, "cameras": {name: dict(body)}}
+    try:
+        check_api_camera(name, body)
+        text = yaml.safe_dump(raw, sort_keys=False)
+        accepted = check_config(parse_raw(text, path), path, environ={})
+    except BadInputError:
+        return  # refused with one line: nothing is written
+    path.write_text(text)
+    again = load_config(path, environ={})  # what `serve --check` and a restart run
+    assert again.cameras == accepted.cameras

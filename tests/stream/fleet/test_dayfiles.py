@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 from stream.accounting import Accountant
-from stream.fleet.dayfiles import DayFilesSink, day_paths
+from stream.errors import OutputError
+from stream.fleet.dayfiles import DayFilesSink, _Timeline, day_paths
 from stream.fleet.days import Clock
 from stream.modelcard import ModelCard
 from stream.plot import load_sections, plot_report
 from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 from stream.report import Report
+from stream.sinks.retry import OutputHealth, Retry, backoff_s
 
 CARD = ModelCard(classes=("neither", "jerry", "tom"), input_width=32, input_height=32)
 PARIS = ZoneInfo("Europe/Paris")
@@ -157,3 +159,78 @@ def test_a_day_file_of_other_classes_is_set_aside_not_mixed_in(tmp_path):
     sink.start(INFO, CARD)
     assert sink.runs == 0 and sink.offset_s == 0.0
     assert {p.name for p in tmp_path.iterdir()} == {"2026-12-04.before-000300.json", "2026-12-04.before-000300.csv"}
+
+
+def test_a_blocked_directory_loses_nothing_and_is_written_when_it_comes_back(tmp_path):
+    """Disk full, permissions, the folder gone: the accounting goes on in memory, the reports and
+    timeline rows wait, and once writes work again every day is whole, each row written once."""
+    blocker = tmp_path / "cams"
+    blocker.write_text("not a directory")  # mkdir under it fails with an OSError, as a full disk would
+    wall, acc = Wall(), Accountant(CARD.classes)
+    directory = blocker / "door"
+    sink = DayFilesSink(directory, PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall)
+    sink.start(INFO, CARD)
+    assert not sink.health.ok and sink.health.failures == 1 and sink.health.since == pytest.approx(T0)
+    records = [("sample", float(t), ["tom" if t < 90 else "jerry"]) for t in range(0, 200, 10)]
+    records.insert(5, ("checkpoint", 45.0))
+    records.append(("checkpoint", 195.0))
+    drive(sink, acc, wall, records)  # across midnight, with the folder blocked all along
+    assert not sink.health.ok and sink.health.error and sink.health.to_dict()["state"] == "retrying"
+    blocker.unlink()  # space is back
+    acc.finish(200.0)
+    run = run_report(acc, "interrupted", 20)
+    sink.close(run)  # the last try does not wait for the backoff
+    assert sink.health.ok and sink.health.errors >= 1
+    first, second = (json.loads(day_paths(directory, date(2026, 12, d))[0].read_text()) for d in (3, 4))
+    assert (first["ended"], second["ended"]) == ("midnight", "interrupted")
+    for key in ("tom", "jerry", "neither"):
+        assert first["screen_time_s"][key] + second["screen_time_s"][key] == pytest.approx(run.screen_time_s[key])
+    rows = [list(csv.DictReader(day_paths(directory, date(2026, 12, d))[1].open())) for d in (3, 4)]
+    assert [len(r) for r in rows] == [12, 8]  # every sample once, on its day
+
+
+def test_a_write_that_never_recovers_is_an_output_error_at_the_end(tmp_path):
+    blocker = tmp_path / "cams"
+    blocker.write_text("not a directory")
+    wall, acc = Wall(), Accountant(CARD.classes)
+    sink = DayFilesSink(
+        blocker / "door", PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall
+    )
+    sink.start(INFO, CARD)
+    drive(sink, acc, wall, [("sample", 0.0, ["tom"]), ("sample", 5.0, ["tom"])])
+    acc.finish(10.0)
+    with pytest.raises(OutputError, match=r"day files .*door"):
+        sink.close(run_report(acc, "interrupted", 2))
+
+
+def test_retries_back_off_and_a_success_clears_the_state():
+    now = [0.0]
+    retry = Retry("out", wall=lambda: 1000.0 + now[0], clock=lambda: now[0])
+
+    def fail() -> None:
+        raise OSError(28, "No space left on device")
+
+    assert [backoff_s(n) for n in range(7)] == [0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert retry.due() and not retry.attempt(fail)
+    assert retry.health == OutputHealth(False, "No space left on device", 1000.0, 1, 1)
+    assert not retry.due()
+    now[0] = 1.0
+    assert retry.due() and not retry.attempt(fail)
+    now[0] = 2.5
+    assert not retry.due()  # the second failure waits 2 s
+    now[0] = 3.0
+    assert retry.attempt(lambda: None)
+    assert retry.health == OutputHealth(errors=2) and retry.due()
+
+
+def test_a_cut_off_row_is_dropped_and_each_row_written_once(tmp_path):
+    path = tmp_path / "day.csv"
+    path.write_text("t_s,class,confidence\n1.000,tom,0.9000\n2.000,to")  # a kill in the middle of a row
+    timeline = _Timeline(path)
+    timeline.append(Prediction(3.0, "jerry", 0.8, {}, ("jerry",)))
+    timeline.flush()
+    timeline.flush()  # nothing new: nothing written
+    timeline.append(Prediction(4.0, "tom", 0.7, {}, ("tom",)))
+    path.unlink()  # the file gone (a folder removed): the next write starts a new one, header first
+    timeline.flush()
+    assert path.read_text() == "t_s,class,confidence\n4.000,tom,0.7000\n"
