@@ -493,7 +493,7 @@ class Run:
         self.source = NetworkSource(url, timeout_s=2.0)
         self.stop = threading.Event()
         policy = ReconnectPolicy(initial_s=0.25, max_s=2.0)
-        self.pipeline = Pipeline(self.source, engine, Sampler(every_s), [], stop=self.stop, reconnect=policy)
+        self.pipeline = Pipeline(self.source, engine, Sampler(every_s), stop=self.stop, reconnect=policy)
         self.predictions: list = []
         self.thread = threading.Thread(target=self._consume, daemon=True)
 

@@ -163,8 +163,8 @@ def sink_cost_us(model: Path, broker_port: int, calls: int = 20000, repeats: int
 
     from stream.engine import Engine
     from stream.modelcard import ModelCard
-    from stream.records import Frame, Prediction
-    from stream.sinks import SourceTag
+    from stream.records import Frame, Prediction, VideoInfo
+    from stream.sinks import Ended, Sampled, SourceTag, Started, Tick
     from stream.sinks.event_sink import EventSink
     from stream.sinks.metrics import MetricsSink
     from stream.sinks.mqtt import MqttSender, MqttTarget
@@ -177,9 +177,9 @@ def sink_cost_us(model: Path, broker_port: int, calls: int = 20000, repeats: int
     events = EventSink([sender], 0.04, 10.0, 0.01)
     metrics = MetricsSink(card, model, "CPU", "127.0.0.1", 0, [sender])
     sender.__enter__()  # as the run opens it
-    for output in (events, metrics):  # as the run opens them and adds a source
+    for output in (events, metrics):  # as the run opens them and a source starts
         output.__enter__()
-        output.added(tag, lambda: stats)
+        output.handle(Started(tag, VideoInfo(0, 0, None, None, False), card, stats))
     frame = Frame(None, 0.0, 0)
     best = float("inf")
     for repeat in range(repeats):
@@ -194,12 +194,13 @@ def sink_cost_us(model: Path, broker_port: int, calls: int = 20000, repeats: int
             snapshots.append(stats)
         started = time.perf_counter()
         for i, (prediction, stats) in enumerate(zip(predictions, snapshots, strict=True)):
-            events.update(tag, prediction, frame, stats)
-            metrics.update(tag, prediction, frame, stats)
+            sampled = Sampled(tag, prediction, frame, stats)
+            events.handle(sampled)
+            metrics.handle(sampled)
             if i % 25 == 0:  # about once a second of the file
-                events.tick(tag, stats)
+                events.handle(Tick(tag, stats))
         best = min(best, (time.perf_counter() - started) / calls * 1e6)
-    events.removed(tag, None)
+    events.handle(Ended(tag, None, stats))
     for output in (events, metrics):
         output.__exit__(None, None, None)
     sender.close()

@@ -29,7 +29,7 @@ from stream.report import Report
 from stream.resume import load_previous, resumed_accountant
 from stream.run import Run
 from stream.sampler import Sampler
-from stream.sinks import Output, Sink
+from stream.sinks import Output
 from stream.sinks.dashboard import DashboardSink
 from stream.sinks.overlay import OverlaySink
 from stream.sinks.report_sink import ReportSink, TimelineSink
@@ -96,9 +96,9 @@ class Watch:
             sparse_every_s=sparse,
             rtsp_backend=config.rtsp_backend,
         )
-        sinks: list[Sink] = []
+        outputs: list[Output] = []
         if output is not None:
-            sinks.append(OverlaySink(output, live=source.live, segment_minutes=config.segment_minutes))
+            outputs.append(OverlaySink(output, live=source.live, segment_minutes=config.segment_minutes))
         carried = None
         if self.previous and index is not None:
             carried = resumed_accountant(self.previous[index], self.engine.card.classes)
@@ -106,7 +106,7 @@ class Watch:
             source,
             Sampler(config.every_s),
             name=name,
-            sinks=sinks,
+            outputs=outputs,
             duration_s=config.duration_s,
             batch_size=config.batch_size,
             decode_all=output is not None,

@@ -1,12 +1,12 @@
-"""The pipeline: source -> sampler -> engine -> tally -> sinks, for one source.
+"""The pipeline: source -> sampler -> engine -> tally -> events, for one source.
 
 It receives its collaborators rather than building them, so a test can hand it a slow engine or
-a failing sink. It consumes one ordered stream of records from its reader (frames, `Lost`,
-`Gap`, `End`) and never looks inside the reader. Whatever ends the run (end of stream, Ctrl-C,
-SIGTERM, `--duration`, a failed source) goes through the same `finally`: the accountant is
-finished and every sink closed with the report. A sink that fails is cut off while the others
-go on: an output that could not be written is reported at the end (OutputError, exit 4), any
-other exception is a bug, logged with its traceback and raised at the end.
+a recording `emit`. It consumes one ordered stream of records from its reader (frames, `Lost`,
+`Gap`, `End`) and never looks inside the reader: the reader publishes frozen snapshots of its
+numbers. Whatever ends the run (end of stream, Ctrl-C, SIGTERM, `--duration`, a failed source)
+goes through the same `finally`: the accountant is finished and `Ended` emitted with the
+report. What it learns leaves as events (`stream.sinks`), handed to `emit` (the run's dispatch
+to its outputs).
 
 Why it runs past 300 lines: the consuming loop, its batching and inference, the live numbers
 and the end are one state machine over one buffer, and splitting them would pass that state
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -29,14 +29,26 @@ from stream.buffer import BufferPolicy, FrameBuffer
 from stream.crop import Cropper
 from stream.defaults import BATCH_SIZE, CHECKPOINT_S, CROP
 from stream.engine import Engine
-from stream.errors import OutputError, SourceConnectionError, SourceError
+from stream.errors import SourceConnectionError, SourceError
 from stream.reader import FrameReader
 from stream.reconnect import ConnectionState, ReconnectPolicy
 from stream.records import Discontinuity, End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
 from stream.report import RUNNING, Report, TimelineEntry
 from stream.reuse import Reuse
 from stream.sampler import Sampler
-from stream.sinks import Guard, Sink
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    SourceTag,
+    Started,
+    Tick,
+)
 from stream.stats import RunState, RunStats
 from stream.tally import Tally, is_new, now_utc
 
@@ -59,15 +71,21 @@ class Halt(threading.Event):
         return super().is_set() or self._parent.is_set()
 
 
+def _discard(event: Event) -> None:
+    pass
+
+
 class Pipeline:
-    """One source analysed by one engine, fanned out to sinks."""
+    """One source analysed by one engine, its events handed to `emit`."""
 
     def __init__(
         self,
         source,
         engine: Engine,
         sampler: Sampler,
-        sinks: Sequence[Sink] = (),
+        emit: Callable[[Event], None] = _discard,
+        *,
+        tag: SourceTag | None = None,
         stop: threading.Event | None = None,
         duration_s: float | None = None,
         batch_size: int = BATCH_SIZE,
@@ -88,7 +106,8 @@ class Pipeline:
         self.engine = engine
         self.card = engine.card
         self.sampler = sampler
-        self.sinks = list(sinks)
+        self.emit = emit
+        self.tag = tag or SourceTag(0, source.name, source.name, source.live)
         self.stop = stop or threading.Event()  # may be shared by several pipelines: only read here
         self._halt = Halt(self.stop)  # this pipeline's own end, seen by its reader
         self.duration_s = duration_s
@@ -108,7 +127,6 @@ class Pipeline:
         self._reference_model = engine.sha256  # the model whose result a near-duplicate may reuse
         self.report: Report | None = None
         self.ended: str = ""  # why it ended, set once at the end (as in the report)
-        self.guard = Guard()  # sinks that failed: cut off, one line each, the first bug kept to raise
         self.source_error: BaseException | None = None
         self._buffer: FrameBuffer | None = None  # both made by run()
         self._reader: FrameReader | None = None
@@ -139,12 +157,15 @@ class Pipeline:
     def run(self) -> Iterator[Prediction]:
         """Yield each sample's prediction as it is counted; `self.report` is set at the end.
 
-        Raises the source's error (SourceError) or, if only outputs failed, OutputError, after
-        every sink has been closed with the report.
+        Raises the source's error (SourceError) after `Ended` has been emitted with the report.
         """
         self._started_at = now_utc()
         self._wall0 = time.monotonic()
-        info = self._open_local()  # files and webcams: a bad path fails here, before any output
+        try:
+            info = self._open_local()  # files and webcams: a bad path fails here, before any output is written
+        except BaseException:  # the outputs still hear of it (a tile, a series), then of its end
+            self.emit(Started(self.tag, VideoInfo(0, 0, None, None, live=self.source.live), self.card, self.stats))
+            raise
         buffer = FrameBuffer(BufferPolicy.NEWEST if self.source.live else BufferPolicy.WAIT)
         self._buffer = buffer
         self._reader = reader = FrameReader(
@@ -165,8 +186,7 @@ class Pipeline:
         self._stop_clock: float | None = None
         self._next_checkpoint = time.monotonic() + self.checkpoint_s
         self._rates = (time.monotonic(), 0, 0, 0)
-        for sink in self.sinks:
-            self._call(sink, "start", info or VideoInfo(0, 0, None, None, live=True), self.card)
+        self.emit(Started(self.tag, info or VideoInfo(0, 0, None, None, live=True), self.card, self.stats))
         outcome: End | EndReason | None = None  # the reader's End, or why this pipeline stopped
         try:
             reader.start()
@@ -177,14 +197,8 @@ class Pipeline:
             self._halt.set()
             end = outcome if isinstance(outcome, End) else self._await_end(buffer)
             self._finish(end, stopped=outcome if isinstance(outcome, EndReason) else None)
-        if self.guard.bug is not None:  # a bug outranks what the user can fix: keep its traceback
-            if self.source_error is not None:
-                log.error("%s", self.source_error)
-            raise self.guard.bug
         if self.source_error is not None:
             raise self.source_error
-        if self.guard.failed:
-            raise OutputError("; ".join(self.guard.failed))
 
     def _open_local(self) -> VideoInfo | None:
         """Open a source that does not reconnect (file, webcam) here; network streams open in the
@@ -235,11 +249,12 @@ class Pipeline:
             self._publish(state=RunState.RUNNING)
         elif isinstance(item, Discontinuity):  # listed in the report; the clock already made it continuous
             self.tally.discontinuity(item.t_s, item.jump_s)
+            self.emit(ClockJumped(self.tag, item))
             return
         else:
             return
-        for sink in self._live_sinks():  # in order with the samples, on the accountant's clock
-            self._call(sink, "control", item)
+        # in order with the samples, on the accountant's clock
+        self.emit(SourceLost(self.tag, item) if isinstance(item, Lost) else SourceBack(self.tag, item))
 
     def _stopping(self, reason: EndReason) -> EndReason:
         if self.source.live:
@@ -288,8 +303,7 @@ class Pipeline:
                 current = self._count(frame, verdicts[id(frame)])
                 yield current
             if self.decode_all and not self.source.live:
-                for sink in self._live_sinks():
-                    self._call(sink, "frame", frame, current)
+                self.emit(Pictured(self.tag, frame, current))
 
     def _infer(self, frames: list[Frame]) -> dict[int, np.ndarray]:
         """Probabilities per frame id. A near-duplicate of the last inferred frame (a held drawing,
@@ -334,13 +348,11 @@ class Pipeline:
             totals=self.tally.running_totals(frame.t_s),
             screen_s=dict(self.accountant.totals_s),
         )
-        for sink in self._live_sinks():
-            self._call(sink, "update", prediction, frame, stats)
+        self.emit(Sampled(self.tag, prediction, frame, stats))
         return prediction
 
     def _tap(self, frame: Frame) -> None:
-        for sink in self._live_sinks():
-            self._call(sink, "frame", frame, None)
+        self.emit(Pictured(self.tag, frame, None))
 
     def _duration_reached(self) -> bool:
         if self.duration_s is None or not self.source.live:
@@ -383,18 +395,15 @@ class Pipeline:
             numbers["analysed_fps"] = (self.inferences - inferred0) / span
             self._rates = (now, reader.stats.decoded, self.stats.samples, self.inferences)
         stats = self._publish(**numbers)
-        if second:
-            for sink in self._live_sinks():  # once a second, samples or not (a camera that is down)
-                self._call(sink, "tick", stats)
+        if second:  # once a second, samples or not (a camera that is down)
+            self.emit(Tick(self.tag, stats))
         if now >= self._next_checkpoint:
             self._next_checkpoint = now + self.checkpoint_s
             self.checkpoint()
 
     def checkpoint(self) -> None:
-        """Hand every sink the report as it stands (the report sink rewrites its file atomically)."""
-        report = self._report(RUNNING)
-        for sink in self._live_sinks():
-            self._call(sink, "checkpoint", report)
+        """The report as it stands, to the outputs (the report file is rewritten atomically)."""
+        self.emit(Checkpoint(self.tag, self._report(RUNNING)))
 
     # -- the end -----------------------------------------------------------------------------
 
@@ -422,8 +431,7 @@ class Pipeline:
         self.report = self._report(str(self.ended))
         state = RunState.FAILED if self.source_error is not None else RunState.ENDED
         self._publish(screen_s=dict(self.accountant.totals_s), state=state)
-        for sink in self._live_sinks():
-            self._call(sink, "close", self.report)
+        self.emit(Ended(self.tag, self.report, self.stats))
 
     def _end_time(self, end: End, ended: str) -> float | None:
         """Where analysed time ends, on the source's clock (None: at the last sample)."""
@@ -458,11 +466,3 @@ class Pipeline:
             model_sha256=self.engine.sha256,
             crop=self.cropper.describe(),
         )
-
-    # -- sinks -------------------------------------------------------------------------------
-
-    def _live_sinks(self) -> list[Sink]:
-        return self.guard.live(self.sinks)
-
-    def _call(self, sink: Sink, method: str, *args) -> None:
-        self.guard.call(sink, method, *args)

@@ -1,18 +1,20 @@
 """One run: it owns its sources (each with its pipeline and thread) and every run-wide output.
 
 Like Frigate's dispatcher, which holds every communicator, and inference's single results
-dispatcher: the run opens each output once (an `ExitStack`), tells it when a source joins and
-leaves, and hands it every record tagged with the source it belongs to. No output counts its
-users and no pipeline is changed after it is built: a source's pipeline gets, beside its own
-sinks (an overlay video), one `_Door` through which its records reach the run's outputs.
+dispatcher: the run opens each output once and hands it the events (`stream.sinks`) of every
+source, or of the one source it is attached to (an overlay video, a camera's day files). No
+output counts its users and no pipeline is changed after it is built: each pipeline's `emit` is
+the run's dispatch.
 
 Sources can be added to and removed from a running run (`add_source`, `remove_source`); a
 removed source's outputs get its final report, the others go on untouched. That is the seam a
 fleet monitor adds and removes cameras through.
 
-Output calls are serialised by one lock, so outputs need none of their own. An output that
-cannot write (OutputError, OSError) is cut off and reported at the end (exit 4); any other
-exception from an output is a bug: logged with its traceback and raised at the end.
+Each output gets one event at a time (a lock per output, so outputs need none of their own and
+a slow one holds up no other). An output that cannot write (OutputError, OSError) is cut off and
+reported at the end (exit 4); any other exception from an output is a bug: logged with its
+traceback and raised at the end. `Ended` reaches every output exactly once per source, also for
+a source that never started (its report None); a source's own outputs are closed right after.
 
 It runs past 300 lines because a run's life (open, add, remove, iterate, close, raise) is one
 object's, with the threads and the queue it owns.
@@ -36,7 +38,7 @@ from stream.pipeline import Halt, Pipeline
 from stream.records import Prediction
 from stream.report import Report
 from stream.sampler import Sampler
-from stream.sinks import BaseSink, Guard, Output, Sink, SourceTag
+from stream.sinks import Ended, Event, Guard, Output, SourceTag
 
 log = logging.getLogger(__name__)
 
@@ -66,36 +68,12 @@ class _Member:
     tag: SourceTag
     pipeline: Pipeline
     stop: threading.Event
+    outputs: list[Output] = field(default_factory=list)  # its own: they see only its events
     thread: threading.Thread | None = None
     left: bool = False  # the outputs have been told it left
     report: Report | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
-
-
-class _Door(BaseSink):
-    """A source's way to the run's outputs: its pipeline calls it like any sink."""
-
-    def __init__(self, run: Run, tag: SourceTag) -> None:
-        self._run, self._tag = run, tag
-
-    def update(self, prediction, frame, stats) -> None:
-        self._run._send("update", self._tag, prediction, frame, stats)
-
-    def frame(self, frame, prediction) -> None:
-        self._run._send("frame", self._tag, frame, prediction)
-
-    def control(self, item) -> None:
-        self._run._send("control", self._tag, item)
-
-    def checkpoint(self, report) -> None:
-        self._run._send("checkpoint", self._tag, report)
-
-    def tick(self, stats) -> None:
-        self._run._send("tick", self._tag, stats)
-
-    def close(self, report) -> None:
-        self._run._leave(self._tag.key, report)
 
 
 class Run:
@@ -127,7 +105,9 @@ class Run:
         self.stop_event = stop or threading.Event()
         self.keep_open = keep_open
         self._stack = ExitStack()
-        self._send_lock = threading.RLock()  # one output call at a time
+        self._lock = threading.RLock()  # the member table and the attached outputs
+        self._output_locks: dict[int, threading.Lock] = {}  # one event at a time per output
+        self._attached: list[tuple[Output, int | None]] = []  # (output, the source key it sees, or all)
         self._members: dict[int, _Member] = {}
         self._keys = itertools.count()
         self._results: queue.Queue = queue.Queue(maxsize=BACKLOG)
@@ -160,13 +140,13 @@ class Run:
         sampler: Sampler,
         *,
         name: str | None = None,
-        sinks: Sequence[Sink] = (),
+        outputs: Sequence[Output] = (),
         engine: Engine | None = None,
         **options,
     ):
         """Add a source (before or while the run runs); `options` are the Pipeline's keywords.
 
-        Its pipeline is built here, complete: its own `sinks` and its door to the run's outputs;
+        `outputs`: its own (an overlay video), opened now or with the run, closed when it ends;
         `engine`: its own model (a fleet's camera may have one), else the run's.
         """
         if self._state == "closed":
@@ -177,9 +157,10 @@ class Run:
         name = name or default_name(source.name, source.live, taken)
         tag = SourceTag(next(self._keys), name, source.name, source.live)
         stop = Halt(self.stop_event)  # this source's own stop, also set by the run's
-        pipeline = Pipeline(source, engine or self.engine, sampler, [*sinks, _Door(self, tag)], stop=stop, **options)
-        member = _Member(tag, pipeline, stop)
-        self._members[tag.key] = member
+        pipeline = Pipeline(source, engine or self.engine, sampler, self.dispatch, tag=tag, stop=stop, **options)
+        member = _Member(tag, pipeline, stop, list(outputs))
+        with self._lock:
+            self._members[tag.key] = member
         if self._state == "open":
             self._start(member)
         return tag
@@ -213,7 +194,7 @@ class Run:
             for held in self._holds:
                 self._stack.enter_context(held)
             for output in self.outputs:
-                self._call(output, "__enter__")
+                self._attach(output, None)
                 self._stack.push(self._closer(output))
         except BaseException:
             self._stack.close()
@@ -271,9 +252,8 @@ class Run:
     # -- inside ------------------------------------------------------------------------------
 
     def _start(self, member: _Member) -> None:
-        with self._send_lock:
-            for output in self.outputs:
-                self._call(output, "added", member.tag, lambda pipeline=member.pipeline: pipeline.stats)
+        for output in member.outputs:
+            self._attach(output, member.tag.key)
         member.thread = threading.Thread(
             target=self._consume, args=(member,), name=f"pipeline:{member.tag.name}", daemon=True
         )
@@ -310,29 +290,46 @@ class Run:
                 self._results.get_nowait()
 
     def _leave(self, key: int, report: Report | None) -> None:
-        member = self._members[key]
-        with self._send_lock:
-            if member.left:
-                return
-            member.left = True
-            member.report = report
-            for output in self.outputs:
-                self._call(output, "removed", member.tag, report)
+        """A source's end: `Ended` to the outputs if its pipeline did not get as far."""
+        if not self._members[key].left:
+            member = self._members[key]
+            self.dispatch(Ended(member.tag, report, member.pipeline.stats))
 
-    def _send(self, method: str, tag: SourceTag, *args) -> None:
-        with self._send_lock:
-            for output in self.outputs:
-                self._call(output, method, tag, *args)
+    def dispatch(self, event: Event) -> None:
+        """Hand one event to every output that sees its source (thread-safe; any source's thread)."""
+        key = event.tag.key
+        with self._lock:
+            targets = [output for output, only in self._attached if only is None or only == key]
+            member = self._members.get(key)
+            if isinstance(event, Ended) and member is not None:
+                if member.left:
+                    return  # exactly once
+                member.left, member.report = True, event.report
+        for output in targets:
+            with self._output_locks[id(output)]:
+                self.guard.deliver(output, event)
+        if isinstance(event, Ended) and member is not None:
+            for output in member.outputs:  # a source's own outputs end with it
+                self._detach(output)
+
+    def _attach(self, output: Output, key: int | None) -> None:
+        self._output_locks[id(output)] = threading.Lock()
+        self.guard.enter(output)
+        with self._lock:
+            self._attached.append((output, key))
+
+    def _detach(self, output: Output) -> None:
+        with self._lock:
+            self._attached = [(o, k) for o, k in self._attached if o is not output]
+        with self._output_locks[id(output)]:
+            self.guard.exit(output)
 
     def _closer(self, output: Output):
         def close(*exc) -> bool:
-            self._call(output, "__exit__", None, None, None)
+            self._detach(output)
             return False
 
         return close
-
-    def _call(self, output: Output, method: str, *args) -> None:
-        self.guard.call(output, method, *args)
 
 
 def _key(tag: SourceTag | int) -> int:

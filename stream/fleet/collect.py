@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import assert_never
 from zoneinfo import ZoneInfo
 
 import cv2
@@ -27,10 +28,21 @@ import numpy as np
 from stream.atomic import atomic_write_bytes, atomic_write_text
 from stream.errors import OutputError
 from stream.margin import uncertainty
-from stream.modelcard import ModelCard
-from stream.records import Frame, Prediction, VideoInfo
+from stream.records import Prediction
 from stream.shots import same_shot, signature
-from stream.sinks import BaseSink
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    Started,
+    Tick,
+)
 from stream.sinks.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -206,7 +218,7 @@ class Collector:
         return found
 
 
-class CollectSink(BaseSink):
+class CollectSink(OutputBase):
     """A camera pipeline's collector: each sample offered with its picture and wall time."""
 
     def __init__(
@@ -216,13 +228,17 @@ class CollectSink(BaseSink):
         self.wall = wall
         self.model_of = model_of  # the model that made the latest result (a service swaps models)
 
-    def start(self, info: VideoInfo, card: ModelCard) -> None:
-        self.collector.classes, self.collector.multi_label = card.classes, card.multi_label
-
-    def update(self, prediction: Prediction, frame: Frame, stats) -> None:
-        age = max(0.0, time.monotonic() - frame.captured_at) if frame.captured_at else 0.0
-        made_by = self.model_of() if self.model_of is not None else None
-        self.collector.offer(self.wall() - age, frame.image, prediction, made_by)
-
-    def close(self, report) -> None:
-        self.collector.flush(final=True)
+    def handle(self, event: Event) -> None:
+        match event:
+            case Started(card=card):
+                self.collector.classes, self.collector.multi_label = card.classes, card.multi_label
+            case Sampled(prediction=prediction, frame=frame):
+                age = max(0.0, time.monotonic() - frame.captured_at) if frame.captured_at else 0.0
+                made_by = self.model_of() if self.model_of is not None else None
+                self.collector.offer(self.wall() - age, frame.image, prediction, made_by)
+            case Ended():
+                self.collector.flush(final=True)
+            case Pictured() | SourceLost() | SourceBack() | ClockJumped() | Checkpoint() | Tick():
+                pass
+            case _:
+                assert_never(event)

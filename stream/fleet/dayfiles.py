@@ -22,8 +22,10 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import assert_never
 from zoneinfo import ZoneInfo
 
 from stream.accounting import Accountant
@@ -35,7 +37,19 @@ from stream.modelcard import ModelCard
 from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 from stream.report import RUNNING, Report, ms
 from stream.resume import resumed_accountant
-from stream.sinks import BaseSink
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    Started,
+    Tick,
+)
 from stream.sinks.report_sink import TIMELINE_HEADER
 from stream.sinks.retry import OutputHealth, Retry
 
@@ -94,7 +108,25 @@ def day_dict(
     return data
 
 
-class DayFilesSink(BaseSink):
+@dataclass(frozen=True)
+class Today:
+    """Today's numbers as they stand, a frozen snapshot for the API (replaced at each change)."""
+
+    day: date
+    samples: int
+    duration_s: float
+    screen_time_s: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {
+            "day": self.day.isoformat(),
+            "samples": self.samples,
+            "duration_s": round(self.duration_s, 3),
+            "screen_time_s": {k: round(v, 3) for k, v in self.screen_time_s.items()},
+        }
+
+
+class DayFilesSink(OutputBase):
     """One camera's day files (see the module's docstring)."""
 
     def __init__(
@@ -130,6 +162,7 @@ class DayFilesSink(BaseSink):
         self._timelines: dict[date, _Timeline] = {}  # days whose timeline rows may wait
         self._finished: set[date] = set()  # days cut at midnight: their timeline goes once written
         self._flushed_at = time.monotonic()
+        self.today: Today | None = None  # read by the API's thread: replaced whole, never changed
         self._base: dict[str, int] = dict.fromkeys(COUNTERS, 0)  # the run's counters when the day began
         self._counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self._device = ""
@@ -138,16 +171,36 @@ class DayFilesSink(BaseSink):
         self.model_of = model_of
         self._models: list[tuple[float, str]] = []  # (book time from which, model sha256)
 
-    # -- the sink ------------------------------------------------------------------------------
+    # -- the output ----------------------------------------------------------------------------
 
-    def start(self, info: VideoInfo, card: ModelCard) -> None:
+    def handle(self, event: Event) -> None:
+        """One camera's events (the run attaches it to one)."""
+        match event:
+            case Started(info=info, card=card):
+                self._start(info, card)
+            case Sampled(prediction=prediction, frame=frame, stats=stats):
+                self._update(prediction, frame, stats)
+            case SourceLost(lost=item) | SourceBack(gap=item):
+                self._control(item)
+            case Tick():
+                self._tick()
+            case Checkpoint(report=report):
+                self._checkpoint(report)
+            case Ended(report=report):
+                self._close(report)
+            case Pictured() | ClockJumped():
+                pass
+            case _:
+                assert_never(event)
+
+    def _start(self, info: VideoInfo, card: ModelCard) -> None:
         self.card = card
         self._started_at = _iso(self.wall())
         self.retry.attempt(lambda: self.directory.mkdir(parents=True, exist_ok=True))  # else retried at writes
         if self.resume:
             self._load_today()
 
-    def update(self, prediction: Prediction, frame: Frame, stats) -> None:
+    def _update(self, prediction: Prediction, frame: Frame, stats) -> None:
         self._counters = {k: int(getattr(stats, k, 0)) for k in COUNTERS}
         self._device = getattr(stats, "device", "") or self._device
         t_s = self._book_time(prediction.t_s, frame.captured_at)
@@ -159,14 +212,14 @@ class DayFilesSink(BaseSink):
         if time.monotonic() - self._flushed_at >= FLUSH_S:
             self._flush()
 
-    def control(self, item: Lost | Gap) -> None:
+    def _control(self, item: Lost | Gap) -> None:
         if isinstance(item, Lost):
             t_s = self._book_time(item.t_s)
             self._done(self.book.lost(t_s))
         else:
             self._done(self.book.gap(self._book_time(item.start_s), self._book_time(item.end_s)))
 
-    def tick(self, stats) -> None:
+    def _tick(self) -> None:
         """A camera down across midnight: yesterday's file is finished without waiting for a sample
         (a margin keeps a late sample from landing before the cut)."""
         if self.book is not None and self.clock is not None:
@@ -174,12 +227,12 @@ class DayFilesSink(BaseSink):
         if self._reports or time.monotonic() - self._flushed_at >= FLUSH_S:
             self._flush()
 
-    def checkpoint(self, report: Report) -> None:
+    def _checkpoint(self, report: Report) -> None:
         self._sync(report)
         if self.book is not None:  # the timeline is written first: on disk it reaches as far as the report
             self._write(self.book.current, RUNNING)
 
-    def close(self, report: Report | None) -> None:
+    def _close(self, report: Report | None) -> None:
         if report is not None and self.book is not None:
             self._sync(report)
             end = self._book_time(report.end_s) if report.samples else None
@@ -239,7 +292,13 @@ class DayFilesSink(BaseSink):
             self.book = DayBook(self.card.classes, self.zone, self.clock, t_s, carried=self._carried)
         return t_s
 
+    def _snapshot(self) -> None:
+        if self.book is not None:
+            current, acc = self.book.current, self.book.current.accountant
+            self.today = Today(current.day, acc.samples, acc.duration_s, dict(acc.totals_s))
+
     def _done(self, days: list[Day]) -> None:
+        self._snapshot()
         for day in days:
             self._finished.add(day.day)
             self._write(day, "midnight")
@@ -274,6 +333,7 @@ class DayFilesSink(BaseSink):
     def _flush(self, now: bool = False) -> None:
         """Write what waits (timelines first, then reports), if a try is due."""
         self._flushed_at = time.monotonic()
+        self.today: Today | None = None  # read by the API's thread: replaced whole, never changed
         if now or self.retry.due():
             self.retry.attempt(self._write_waiting)
 

@@ -31,6 +31,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import assert_never
 
 import yaml
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -50,10 +51,25 @@ from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.reconnect import ReconnectPolicy
 from stream.run import Run
 from stream.sampler import Sampler
-from stream.sinks import BaseSink, Output, Sink, SourceTag
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    Output,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    SourceTag,
+    Started,
+    Tick,
+)
 from stream.sinks.metrics import SPEC, RunMetrics
 from stream.sinks.retry import OutputHealth
 from stream.sources import Source, open_source
+from stream.stats import RunStats
 from stream.version import __version__
 
 log = logging.getLogger(__name__)
@@ -70,7 +86,6 @@ class Member:
     engine: Swappable
     days: DayFilesSink
     collector: Collector | None = None
-    last: dict | None = None  # the latest sample, for the API
 
     def outputs(self) -> dict[str, OutputHealth]:
         """Each file output's state, as the API and /metrics show it."""
@@ -94,42 +109,30 @@ def _restarts(old: Camera, new: Camera) -> bool:
     return dataclasses.replace(old, model=new.model) != new
 
 
-class _Status(Output):
-    """The run's output that keeps what the API shows: each camera's stats and latest sample."""
+class _Status(OutputBase):
+    """The run's output that keeps what the API shows of each camera: its latest numbers and sample
+    (frozen snapshots from the events, by source key)."""
 
-    def __init__(self, service: Service) -> None:
-        self.service = service
+    def __init__(self) -> None:
+        self.stats: dict[int, RunStats] = {}
+        self.last: dict[int, dict] = {}
 
-    def update(self, tag: SourceTag, prediction, frame, stats) -> None:
-        member = self.service.by_key(tag.key)
-        if member is not None:
-            at = datetime.now(UTC).isoformat(timespec="seconds")
-            member.last = {"class": prediction.label, "confidence": round(prediction.confidence, 4), "at": at}
-
-
-class CameraEvents(BaseSink):
-    """A camera's MQTT and webhook events (stream.sinks.event_sink's per-source part), through
-    senders the service shares among the cameras with the same broker or URL."""
-
-    def __init__(self, name: str, senders: list, every_s: float) -> None:
-        from stream.sinks.event_sink import SourceEvents
-
-        self.events = SourceEvents(name, senders, every_s, MQTT_UPDATE_S, JITTER * every_s)
-
-    def start(self, info, card) -> None:
-        self.events.start(info.live)
-
-    def update(self, prediction, frame, stats) -> None:
-        self.events.update(prediction, stats)
-
-    def control(self, item) -> None:
-        self.events.control(item)
-
-    def tick(self, stats) -> None:
-        self.events.tick(stats)
-
-    def close(self, report) -> None:
-        self.events.close(report)
+    def handle(self, event: Event) -> None:
+        match event:
+            case Started(tag=tag, stats=stats) | Tick(tag=tag, stats=stats) | Ended(tag=tag, stats=stats):
+                self.stats[tag.key] = stats
+            case Sampled(tag=tag, prediction=prediction, stats=stats):
+                self.stats[tag.key] = stats
+                at = datetime.now(UTC).isoformat(timespec="seconds")
+                self.last[tag.key] = {
+                    "class": prediction.label,
+                    "confidence": round(prediction.confidence, 4),
+                    "at": at,
+                }
+            case Pictured() | SourceLost() | SourceBack() | ClockJumped() | Checkpoint():
+                pass
+            case _:
+                assert_never(event)
 
 
 class Service:
@@ -147,7 +150,8 @@ class Service:
         self.registry = self.metrics.registry  # what the service's /metrics serves
         self.registry.register(_OutputsCollector(self))
         self.view = FleetView()
-        self.run = Run(None, [_Status(self), self.metrics, self.view], keep_open=True)  # type: ignore[arg-type]  (each camera brings its engine)
+        self.status = _Status()
+        self.run = Run(None, [self.status, self.metrics, self.view], keep_open=True)  # type: ignore[arg-type]  (each camera brings its engine)
         self.reload_requested = threading.Event()
         self._stamps = self._file_stamps(config)
 
@@ -188,28 +192,30 @@ class Service:
             every_s=cam.every_s,
             model_of=lambda: swappable.made_by,
         )
-        sinks: list[Sink] = [days]
+        outputs: list[Output] = [days]
         collector = None
         if cam.collect is not None:
             c = cam.collect
             caps = Caps(c.per_hour, c.per_day, int(c.max_mb * 1e6), c.max_margin)
             card = engine.card
             collector = Collector(Path(c.dir) / cam.name, caps, zone, card.classes, card.multi_label, engine.sha256)
-            sinks.append(CollectSink(collector, model_of=lambda: swappable.made_by))
+            outputs.append(CollectSink(collector, model_of=lambda: swappable.made_by))
         senders = [self._sender(kind, url) for kind, url in (("mqtt", cam.mqtt), ("webhook", cam.webhook)) if url]
-        if senders:
-            sinks.append(CameraEvents(cam.name, senders, cam.every_s))
+        if senders:  # the senders are shared by the cameras with the same broker or URL
+            from stream.sinks.event_sink import SourceEvents
+
+            outputs.append(SourceEvents(cam.name, senders, cam.every_s, MQTT_UPDATE_S, JITTER * cam.every_s))
         if cam.overlay is not None:
             from stream.sinks.overlay import OverlaySink
 
             out = Path(cam.overlay.dir) / cam.name / f"{cam.name}.mp4"
             out.parent.mkdir(parents=True, exist_ok=True)
-            sinks.append(OverlaySink(out, live=True, segment_minutes=cam.overlay.segment_minutes))
+            outputs.append(OverlaySink(out, live=True, segment_minutes=cam.overlay.segment_minutes))
         tag = self.run.add_source(
             source,
             Sampler(cam.every_s),
             name=cam.name,
-            sinks=sinks,
+            outputs=outputs,
             engine=swappable,
             decode_all=cam.overlay is not None,
             model_name=str(cam.model),
@@ -348,28 +354,18 @@ class Service:
         member = self.members.get(name)
         if member is None:
             return None
-        cam, stats = member.camera, self.run.pipeline(member.tag).stats
-        book = member.days.book
-        today = None
-        if book is not None:
-            acc = book.current.accountant
-            today = {
-                "day": book.current.day.isoformat(),
-                "samples": acc.samples,
-                "duration_s": round(acc.duration_s, 3),
-                "screen_time_s": {k: round(v, 3) for k, v in acc.totals_s.items()},
-            }
+        cam, stats, today = member.camera, self.status.stats.get(member.tag.key), member.days.today
         return {
             "name": name,
             "url": cam.shown_url,
             "every_s": cam.every_s,
             "model": str(cam.model),
             "model_sha256": member.engine.current.sha256,
-            "state": str(stats.state),
-            "samples": stats.samples,
-            "reconnects": stats.reconnects,
-            "today": today,
-            "last_sample": member.last,
+            "state": str(stats.state) if stats else "connecting",
+            "samples": stats.samples if stats else 0,
+            "reconnects": stats.reconnects if stats else 0,
+            "today": today.to_dict() if today is not None else None,
+            "last_sample": self.status.last.get(member.tag.key),
             "reports": str(member.days.directory),
             "outputs": {output: health.to_dict() for output, health in member.outputs().items()},
         }

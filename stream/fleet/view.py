@@ -12,15 +12,28 @@ import asyncio
 import html
 import threading
 from collections.abc import AsyncIterator
+from typing import assert_never
 
 from starlette.concurrency import run_in_threadpool
 
 from stream.defaults import VIEW_FPS
-from stream.sinks import Output, SourceTag
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    Started,
+    Tick,
+)
 from stream.sinks.liveview import BOUNDARY, PAGE, POLL_S, Tile
 
 
-class FleetView(Output):
+class FleetView(OutputBase):
     """A tile per running camera, by name; a removed camera's tile goes with it."""
 
     def __init__(self, fps: float = VIEW_FPS) -> None:
@@ -29,22 +42,26 @@ class FleetView(Output):
         self.stopping = threading.Event()
         self._lock = threading.Lock()
 
-    def added(self, tag: SourceTag, numbers) -> None:
-        with self._lock:
-            self.tiles[tag.name] = Tile(tag.name)
-
-    def update(self, tag: SourceTag, prediction, frame, stats) -> None:
-        tile = self.tiles.get(tag.name)
-        if tile is not None:
-            tile.label(prediction, dict(stats.totals))
-            if frame.image is not None:
-                tile.offer(frame.image, frame.t_s)
-
-    def removed(self, tag: SourceTag, report) -> None:
-        with self._lock:
-            tile = self.tiles.pop(tag.name, None)
-        if tile is not None:
-            tile.wake()
+    def handle(self, event: Event) -> None:
+        match event:
+            case Started(tag=tag):
+                with self._lock:
+                    self.tiles[tag.name] = Tile(tag.name)
+            case Sampled(tag=tag, prediction=prediction, frame=frame, stats=stats):
+                tile = self.tiles.get(tag.name)
+                if tile is not None:
+                    tile.label(prediction, dict(stats.totals))
+                    if frame.image is not None:
+                        tile.offer(frame.image, frame.t_s)
+            case Ended(tag=tag):
+                with self._lock:
+                    gone = self.tiles.pop(tag.name, None)
+                if gone is not None:
+                    gone.wake()
+            case Pictured() | SourceLost() | SourceBack() | ClockJumped() | Checkpoint() | Tick():
+                pass
+            case _:
+                assert_never(event)
 
     def __exit__(self, *exc) -> None:
         self.stopping.set()

@@ -10,7 +10,7 @@ watching a wall of cameras asks first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import assert_never
 
 from rich.bar import Bar
 from rich.console import Console, Group, RenderableType
@@ -23,7 +23,19 @@ from rich.text import Text
 from stream.clock import clock
 from stream.report import Report
 from stream.report_table import audit_cells
-from stream.sinks import Output, SourceTag
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    Started,
+    Tick,
+)
 from stream.stats import RunState, RunStats
 from stream.strip import Cell
 
@@ -147,15 +159,15 @@ def summary(report: Report) -> RenderableType:
     return table
 
 
-class DashboardSink(Output):
+class DashboardSink(OutputBase):
     """One live display for the run: a panel per source, in the order they were added. Opened
     with the run; at its end the display stops and every source's summary is printed."""
 
     def __init__(self, console: Console | None = None, refresh_per_second: float = 4) -> None:
-        self.stats: dict[int, Callable[[], RunStats]] = {}  # per source: its latest snapshot
+        self.stats: dict[int, RunStats] = {}  # per source: the latest snapshot an event brought
         self.console = console or Console()
         self._live = Live(
-            get_renderable=lambda: Group(*(render(numbers()) for numbers in list(self.stats.values()))),
+            get_renderable=lambda: Group(*(render(stats) for stats in list(self.stats.values()))),
             console=self.console,
             refresh_per_second=refresh_per_second,
             transient=True,
@@ -166,12 +178,18 @@ class DashboardSink(Output):
         self._live.start()
         return self
 
-    def added(self, tag: SourceTag, numbers: Callable[[], RunStats]) -> None:
-        self.stats[tag.key] = numbers
-
-    def removed(self, tag: SourceTag, report: Report | None) -> None:
-        if report is not None:
-            self._reports.append(report)
+    def handle(self, event: Event) -> None:
+        match event:
+            case Started(tag=tag, stats=stats) | Sampled(tag=tag, stats=stats) | Tick(tag=tag, stats=stats):
+                self.stats[tag.key] = stats
+            case Ended(tag=tag, report=report, stats=stats):
+                self.stats[tag.key] = stats
+                if report is not None:
+                    self._reports.append(report)
+            case Pictured() | SourceLost() | SourceBack() | ClockJumped() | Checkpoint():
+                pass
+            case _:
+                assert_never(event)
 
     def __exit__(self, *exc) -> None:
         self._live.stop()

@@ -12,12 +12,25 @@ import re
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import assert_never
 
-from stream.events import Event, EventTracker, SegmentState
+from stream.events import Event as SegmentEvent
+from stream.events import EventTracker, SegmentState
 from stream.outbox import Message, Sender
-from stream.records import Frame, Gap, Lost, Prediction
 from stream.report import Report, ms
-from stream.sinks import Output, SourceTag
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    Started,
+    Tick,
+)
 from stream.stats import RunState, RunStats
 
 ONLINE, RECONNECTING, OFFLINE = "online", "reconnecting", "offline"
@@ -39,7 +52,7 @@ def wall_iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class EventSink(Output):
+class EventSink(OutputBase):
     """Every source's events, for every sender given (MQTT, webhook); the senders themselves are
     opened and closed by the run."""
 
@@ -49,24 +62,19 @@ class EventSink(Output):
         self._make = lambda name: SourceEvents(name, senders, min_segment_s, update_s, tolerance_s)
         self._sources: dict[int, SourceEvents] = {}
 
-    def added(self, tag: SourceTag, stats: RunStats) -> None:
-        self._sources[tag.key] = events = self._make(tag.name)
-        events.start(tag.live)
-
-    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
-        self._sources[tag.key].update(prediction, stats)
-
-    def control(self, tag: SourceTag, item: Lost | Gap) -> None:
-        self._sources[tag.key].control(item)
-
-    def tick(self, tag: SourceTag, stats: RunStats) -> None:
-        self._sources[tag.key].tick(stats)
-
-    def removed(self, tag: SourceTag, report: Report | None) -> None:
-        self._sources.pop(tag.key).close(report)
+    def handle(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self._sources[event.tag.key] = events = self._make(event.tag.name)
+        elif event.tag.key not in self._sources:
+            return  # a source that never started sends nothing
+        else:
+            events = self._sources[event.tag.key]
+        events.handle(event)
+        if isinstance(event, Ended):
+            del self._sources[event.tag.key]
 
 
-class SourceEvents:
+class SourceEvents(OutputBase):
     """Events of one source: its segments, state and totals as messages."""
 
     def __init__(
@@ -83,34 +91,35 @@ class SourceEvents:
         self._state: str | None = None
         self._totals_at = 0.0  # monotonic time of the last totals message
 
-    # -- the run's calls ------------------------------------------------------------------------
+    # -- the run's events -----------------------------------------------------------------------
 
-    def start(self, live: bool) -> None:
-        self._publish_state(RECONNECTING if live else ONLINE)
-
-    def update(self, prediction: Prediction, stats: RunStats) -> None:
-        if self._epoch0 is None:  # capture time on the wall clock: now, less the time the frame took to be counted
-            self._epoch0 = time.time() - prediction.latency_s - prediction.t_s
-        self._publish_state(ONLINE)
-        self._events(self.tracker.sample(prediction.t_s, prediction.present, prediction.probs))
-        self._totals(stats)
-
-    def control(self, item: Lost | Gap) -> None:
-        if isinstance(item, Lost):
-            self._events(self.tracker.lost(item.t_s))
-            self._publish_state(RECONNECTING)
-        else:
-            self._events(self.tracker.gap(item.start_s, item.end_s))
-
-    def tick(self, stats: RunStats) -> None:
-        self._publish_state(STATES[stats.state])
-        self._totals(stats)
-
-    def close(self, report: Report | None) -> None:
-        self._events(self.tracker.finish(report.end_s if report is not None else None))
-        if report is not None:
-            self._send(Message(f"{self.topic}/totals", self._totals_json(report), retain=True))
-        self._publish_state(OFFLINE)
+    def handle(self, event: Event) -> None:
+        match event:
+            case Started(tag=tag):
+                self._publish_state(RECONNECTING if tag.live else ONLINE)
+            case Sampled(prediction=prediction, stats=stats):
+                if self._epoch0 is None:  # capture time on the wall clock: now, less the time it took to be counted
+                    self._epoch0 = time.time() - prediction.latency_s - prediction.t_s
+                self._publish_state(ONLINE)
+                self._events(self.tracker.sample(prediction.t_s, prediction.present, prediction.probs))
+                self._totals(stats)
+            case SourceLost(lost=lost):
+                self._events(self.tracker.lost(lost.t_s))
+                self._publish_state(RECONNECTING)
+            case SourceBack(gap=gap):
+                self._events(self.tracker.gap(gap.start_s, gap.end_s))
+            case Tick(stats=stats):
+                self._publish_state(STATES[stats.state])
+                self._totals(stats)
+            case Ended(report=report):
+                self._events(self.tracker.finish(report.end_s if report is not None else None))
+                if report is not None:
+                    self._send(Message(f"{self.topic}/totals", self._totals_json(report), retain=True))
+                self._publish_state(OFFLINE)
+            case Pictured() | ClockJumped() | Checkpoint():
+                pass
+            case _:
+                assert_never(event)
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -123,7 +132,7 @@ class SourceEvents:
             self._state = state
             self._send(Message(f"{self.topic}/state", state, retain=True))
 
-    def _events(self, events: list[Event]) -> None:
+    def _events(self, events: list[SegmentEvent]) -> None:
         for event in events:
             payload = {
                 "type": str(event.type),

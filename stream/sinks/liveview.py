@@ -19,14 +19,27 @@ import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import assert_never
 
 import cv2
 import numpy as np
 
 from stream.defaults import VIEW_FPS, VIEW_HOST
 from stream.errors import BadInputError
-from stream.records import Frame, Prediction
-from stream.sinks import Output, SourceTag
+from stream.records import Prediction
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    Started,
+    Tick,
+)
 from stream.sinks.overlay import annotate
 
 log = logging.getLogger(__name__)
@@ -99,7 +112,7 @@ def encode(image: np.ndarray) -> bytes | None:
     return data.tobytes() if ok else None
 
 
-class LiveView(Output):
+class LiveView(OutputBase):
     """The HTTP server of the live view, one for the run.
 
     It listens from construction, so a port in use fails before any work; it serves while the
@@ -142,21 +155,24 @@ class LiveView(Output):
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def added(self, tag: SourceTag, stats) -> None:
-        """A tile for the source; it stays (with its last picture) after the source has ended."""
-        with self._lock:
-            self._tile_of[tag.key] = tile = Tile(tag.source)
-            self.tiles.append(tile)
-
-    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats) -> None:
-        tile = self._tile_of[tag.key]
-        tile.label(prediction, stats.totals)
-        if frame.image is not None:
-            tile.offer(frame.image, frame.t_s)
-
-    def frame(self, tag: SourceTag, frame: Frame, prediction: Prediction | None) -> None:
-        if frame.image is not None:
-            self._tile_of[tag.key].offer(frame.image, frame.t_s)
+    def handle(self, event: Event) -> None:
+        match event:
+            case Started(tag=tag):  # a tile that stays (with its last picture) after the source has ended
+                with self._lock:
+                    self._tile_of[tag.key] = tile = Tile(tag.source)
+                    self.tiles.append(tile)
+            case Sampled(tag=tag, prediction=prediction, frame=frame, stats=stats):
+                tile = self._tile_of[tag.key]
+                tile.label(prediction, stats.totals)
+                if frame.image is not None:
+                    tile.offer(frame.image, frame.t_s)
+            case Pictured(tag=tag, frame=frame):
+                if frame.image is not None and tag.key in self._tile_of:
+                    self._tile_of[tag.key].offer(frame.image, frame.t_s)
+            case SourceLost() | SourceBack() | ClockJumped() | Checkpoint() | Tick() | Ended():
+                pass
+            case _:
+                assert_never(event)
 
     def close(self) -> None:
         """Stop serving, end every viewer's stream and join their threads (idempotent)."""

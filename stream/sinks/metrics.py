@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from socketserver import ThreadingMixIn
+from typing import assert_never
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest, make_wsgi_app
@@ -25,8 +26,20 @@ from prometheus_client.registry import Collector
 from stream.errors import BadInputError
 from stream.modelcard import ModelCard
 from stream.outbox import Sender
-from stream.records import Frame, Prediction
-from stream.sinks import Output, SourceTag
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    SourceTag,
+    Started,
+    Tick,
+)
 from stream.stats import RunState, RunStats
 from stream.version import __version__
 
@@ -178,7 +191,7 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-class RunMetrics(Output):
+class RunMetrics(OutputBase):
     """A run's metrics: every source's numbers read at scrape time, and the latency and inference
     histograms observed as samples come. Whoever serves `/metrics` serves `registry`: the
     `MetricsSink` of `watch --metrics-port`, or the fleet service's one HTTP port."""
@@ -202,20 +215,42 @@ class RunMetrics(Output):
             buckets=INFERENCE_BUCKETS,
         )
         self._inferences: dict[int, int] = {}  # per source key: model runs already observed
+        self._latest: dict[int, RunStats] = {}  # per source key: the newest snapshot an event brought
+        self.keep_ended = False  # `watch`: a source's series stay after it ends (a last scrape sees its totals)
 
-    def added(self, tag: SourceTag, numbers: Callable[[], RunStats]) -> None:
-        self._inferences[tag.key] = numbers().inferences
-        self.collector.add(tag.name, numbers)
+    def handle(self, event: Event) -> None:
+        match event:
+            case Started(tag=tag, stats=stats):
+                self._add(tag, stats)
+            case Sampled(tag=tag, prediction=prediction, stats=stats):
+                self._latest[tag.key] = stats
+                if tag.live:
+                    self.latency.labels(tag.name).observe(prediction.latency_s)
+                if stats.inferences > self._inferences.get(tag.key, 0):  # a model run, not a reused result
+                    self._inferences[tag.key] = stats.inferences
+                    self.inference.labels(tag.name).observe(stats.inference_s)
+            case Tick(tag=tag, stats=stats):
+                self._latest[tag.key] = stats
+            case Ended(tag=tag, stats=stats):
+                if self.keep_ended:
+                    self._add(tag, stats)
+                else:
+                    self._remove(tag)
+            case Pictured() | SourceLost() | SourceBack() | ClockJumped() | Checkpoint():
+                pass
+            case _:
+                assert_never(event)
 
-    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats: RunStats) -> None:
-        if tag.live:
-            self.latency.labels(tag.name).observe(prediction.latency_s)
-        if stats.inferences > self._inferences.get(tag.key, 0):  # a model run, not a reused result
+    def _add(self, tag: SourceTag, stats: RunStats) -> None:
+        known = tag.key in self._latest
+        self._latest[tag.key] = stats
+        if not known:
             self._inferences[tag.key] = stats.inferences
-            self.inference.labels(tag.name).observe(stats.inference_s)
+            self.collector.add(tag.name, lambda key=tag.key: self._latest[key])
 
-    def removed(self, tag: SourceTag, report) -> None:
-        """Only for a run whose sources come and go (a fleet): its series end with the source."""
+    def _remove(self, tag: SourceTag) -> None:
+        """A run whose sources come and go (a fleet): a source's series end with it."""
+        self._latest.pop(tag.key, None)
         self.collector.remove(tag.name)
         for histogram in (self.latency, self.inference):
             with contextlib.suppress(KeyError):
@@ -251,14 +286,12 @@ class MetricsSink(RunMetrics):
         self.host = host
         self.port = self._server.server_port
         self._thread: threading.Thread | None = None
+        self.keep_ended = True
 
     def __enter__(self) -> MetricsSink:
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
         self._thread.start()
         return self
-
-    def removed(self, tag: SourceTag, report) -> None:
-        """`watch` keeps a removed source's series to the end of the run (a last scrape sees its totals)."""
 
     def __exit__(self, *exc) -> None:
         if self._thread is not None:

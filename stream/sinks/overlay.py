@@ -24,6 +24,7 @@ import queue
 import threading
 from fractions import Fraction
 from pathlib import Path
+from typing import assert_never
 
 import av
 import cv2
@@ -33,8 +34,19 @@ from stream.defaults import SEGMENT_MINUTES
 from stream.errors import OutputError
 from stream.modelcard import ModelCard
 from stream.records import Frame, Prediction, VideoInfo
-from stream.report import Report
-from stream.sinks import BaseSink
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    Started,
+    Tick,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +174,7 @@ class VideoFile:
             self.container.close()
 
 
-class OverlaySink(BaseSink):
+class OverlaySink(OutputBase):
     """Writes the overlaid video. Files: every frame, in order, never dropped. Live: drops counted.
 
     `segment_minutes` > 0 (live only) starts OUT-0001.mp4, OUT-0002.mp4 ... every so many minutes
@@ -186,6 +198,23 @@ class OverlaySink(BaseSink):
         self._failed = threading.Event()
         self._error: tuple[Path, BaseException] | None = None
 
+    def handle(self, event: Event) -> None:
+        """One source's events (the run attaches it to one)."""
+        match event:
+            case Started(info=info, card=card):
+                self.start(info, card)
+            case Sampled(prediction=prediction, stats=stats):
+                self._current = prediction
+                self._totals = dict(stats.totals)
+            case Pictured(frame=frame, prediction=prediction):
+                self.frame(frame, prediction)
+            case Ended():
+                self.close()
+            case SourceLost() | SourceBack() | ClockJumped() | Checkpoint() | Tick():
+                pass
+            case _:
+                assert_never(event)
+
     def start(self, info: VideoInfo, card: ModelCard) -> None:
         # A live source may not know its size before it connects (0 x 0): the first frame decides then.
         self._size = even_size(info.width, info.height) if info.width and info.height else None
@@ -193,10 +222,6 @@ class OverlaySink(BaseSink):
         self._totals = {c: 0.0 for c in card.classes}
         self._thread = threading.Thread(target=self._write_loop, name="overlay-writer", daemon=True)
         self._thread.start()
-
-    def update(self, prediction: Prediction, frame: Frame, stats) -> None:
-        self._current = prediction
-        self._totals = dict(stats.totals)
 
     def frame(self, frame: Frame, prediction: Prediction | None = None) -> None:
         """Queue one frame; on a live source a full queue drops it (counted) rather than stall."""
@@ -252,7 +277,10 @@ class OverlaySink(BaseSink):
         self.paths.append(path)
         return VideoFile(path, self._size, self._rate, self.live, frame.t_s)
 
-    def close(self, report: Report | None) -> None:
+    def __exit__(self, *exc: object) -> None:
+        self.close()  # nothing left to finish after `Ended`: a no-op then
+
+    def close(self) -> None:
         """Finish the video; raise `OutputError` (one line, naming the file) if any of it failed to write."""
         if self._thread is None:
             return

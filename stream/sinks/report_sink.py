@@ -13,14 +13,27 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, assert_never
 
 from stream.atomic import atomic_write_text
 from stream.defaults import FLUSH_S
 from stream.errors import OutputError
-from stream.records import Frame, Prediction
+from stream.records import Prediction
 from stream.report import Report
-from stream.sinks import Output, SourceTag
+from stream.sinks import (
+    Checkpoint,
+    ClockJumped,
+    Ended,
+    Event,
+    OutputBase,
+    Pictured,
+    Sampled,
+    SourceBack,
+    SourceLost,
+    SourceTag,
+    Started,
+    Tick,
+)
 
 TIMELINE_HEADER = ["t_s", "class", "confidence"]
 
@@ -80,7 +93,7 @@ def _guarded(what: str, path: Path, call, *args) -> None:
         raise _failure(what, path, exc) from None
 
 
-class ReportSink(Output):
+class ReportSink(OutputBase):
     """The JSON report: replaced atomically at every checkpoint and whenever a source ends.
 
     With `several` sources (or once a second source is added) it holds every section as it
@@ -95,14 +108,16 @@ class ReportSink(Output):
         self.several = several
         self._reports: dict[int, Report | None] = {}
 
-    def added(self, tag: SourceTag, stats) -> None:
-        self._reports[tag.key] = None
-
-    def checkpoint(self, tag: SourceTag, report: Report) -> None:
-        self._write(tag, report)
-
-    def removed(self, tag: SourceTag, report: Report | None) -> None:
-        self._write(tag, report)
+    def handle(self, event: Event) -> None:
+        match event:
+            case Started(tag=tag):
+                self._reports.setdefault(tag.key, None)
+            case Checkpoint(tag=tag, report=report) | Ended(tag=tag, report=report):
+                self._write(tag, report)
+            case Sampled() | Pictured() | SourceLost() | SourceBack() | ClockJumped() | Tick():
+                pass
+            case _:
+                assert_never(event)
 
     def _write(self, tag: SourceTag, report: Report | None) -> None:
         if report is None:
@@ -111,12 +126,12 @@ class ReportSink(Output):
         if not self.several and len(self._reports) == 1:
             text = report_json(report)
         else:
-            done = [r.to_dict() for r in self._reports.values() if r is not None]
+            done = [self._reports[k].to_dict() for k in sorted(self._reports) if self._reports[k] is not None]
             text = json.dumps({"sources": done}, indent=2) + "\n"
         _guarded(self.what, self.path, atomic_write_text, self.path, text)
 
 
-class TimelineSink(Output):
+class TimelineSink(OutputBase):
     """The timeline CSV, one row per sample, appended and fsynced as the run goes; opened when
     the run starts and closed when it ends. With `several` sources each row names its source."""
 
@@ -132,24 +147,21 @@ class TimelineSink(Output):
         self._writer = TimelineWriter(self.path, self.several, append=self.append)
         return self
 
-    def update(self, tag: SourceTag, prediction: Prediction, frame: Frame, stats) -> None:
-        _guarded(self.what, self.path, self._on_record, tag.source, prediction)
-
-    def _on_record(self, source: str, prediction: Prediction) -> None:
-        if self._writer is not None:
-            self._writer.append(source, prediction)
-
-    def tick(self, tag: SourceTag, stats) -> None:
-        """Rows written just before a pause in samples (an outage) reach the disk on time too."""
-        if self._writer is not None:
-            _guarded(self.what, self.path, self._writer.flush_if_due)
-
-    def checkpoint(self, tag: SourceTag, report: Report) -> None:
-        if self._writer is not None:
-            _guarded(self.what, self.path, self._writer.flush)
-
-    def removed(self, tag: SourceTag, report: Report | None) -> None:
-        self.checkpoint(tag, report)
+    def handle(self, event: Event) -> None:
+        if self._writer is None:
+            return
+        writer = self._writer
+        match event:
+            case Sampled(tag=tag, prediction=prediction):
+                _guarded(self.what, self.path, writer.append, tag.source, prediction)
+            case Tick():  # rows written just before a pause in samples (an outage) reach the disk on time too
+                _guarded(self.what, self.path, writer.flush_if_due)
+            case Checkpoint() | Ended():
+                _guarded(self.what, self.path, writer.flush)
+            case Started() | Pictured() | SourceLost() | SourceBack() | ClockJumped():
+                pass
+            case _:
+                assert_never(event)
 
     def __exit__(self, *exc) -> None:
         writer, self._writer = self._writer, None

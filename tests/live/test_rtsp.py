@@ -64,7 +64,7 @@ def run_pipeline(
     run; `stats` gets a reader of the run's latest live numbers (decoded pictures ...)."""
     stop = threading.Event()
     pipeline = Pipeline(
-        source, engine, Sampler(every_s), sinks=[], stop=stop, duration_s=duration_s, reconnect=reconnect
+        source, engine, Sampler(every_s), stop=stop, duration_s=duration_s, reconnect=reconnect
     )
     if stats is not None:
         stats.append(lambda: pipeline.stats)  # a frozen snapshot, replaced as the run goes
@@ -147,7 +147,7 @@ def test_picture_change_reaches_results_promptly(rtsp_server: RtspServer, color_
     delay_s, switch_after_s = 0.2, 4.0
     source = network_source(rtsp_server.start(fps=FPS, pattern="red"))
     stop = threading.Event()
-    pipeline = Pipeline(source, SlowEngine(color_model, delay_s), Sampler(0), sinks=[], stop=stop)
+    pipeline = Pipeline(source, SlowEngine(color_model, delay_s), Sampler(0), stop=stop)
     switched_at: float | None = None
     seen_after_s: float | None = None
     labels_after: list[str] = []

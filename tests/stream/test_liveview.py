@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 
 from stream.errors import BadInputError
-from stream.records import Frame, Prediction
-from stream.sinks import SourceTag
+from stream.modelcard import ModelCard
+from stream.records import Frame, Prediction, VideoInfo
+from stream.sinks import Pictured, Sampled, SourceTag, Started
 from stream.sinks.liveview import LiveView
+from stream.stats import RunStats
 from tests.helpers import color_frame, decode_jpeg, mjpeg_parts
 
 
@@ -34,11 +36,18 @@ def tag(key: int, name: str = "cam") -> SourceTag:
     return SourceTag(key, name, name, live=True)
 
 
+CARD = ModelCard(("neither", "jerry", "tom"), 32, 32)
+
+
+def numbers(**fields) -> RunStats:
+    return RunStats("cam", True, list(CARD.classes), ["jerry", "tom"], **fields)
+
+
 def make_view(names: list[str], **kwargs) -> LiveView:
-    """A view with a tile per name, as a run makes it: made, sources added, then opened."""
+    """A view with a tile per name, as a run makes it: made, sources started, then opened."""
     view = LiveView(**kwargs)
     for key, name in enumerate(names):
-        view.added(tag(key, name), None)
+        view.handle(Started(tag(key, name), VideoInfo(0, 0, None, None, True), CARD, numbers()))
     return view
 
 
@@ -46,7 +55,7 @@ def feed(view: LiveView, label: int, stop: threading.Event, fps: float = 50) -> 
     """A camera faster than the view: a new frame every 1/fps s, until stopped."""
     t = 0.0
     while not stop.is_set():
-        view.frame(tag(0), Frame(color_frame(label, (320, 240)), t, int(t * fps)), None)
+        view.handle(Pictured(tag(0), Frame(color_frame(label, (320, 240)), t, int(t * fps)), None))
         t += 1 / fps
         time.sleep(1 / fps)
 
@@ -70,11 +79,13 @@ def test_page_has_a_tile_per_source_and_unknown_paths_are_404():
 def test_viewer_gets_the_newest_annotated_picture_at_the_capped_rate():
     view = make_view(["cam"], port=0, fps=4)
     view.__enter__()
-    view.update(
-        tag(0),
-        Prediction(t_s=0.0, label="jerry", confidence=0.9),
-        Frame(None, 0.0, 0),
-        type("Stats", (), {"totals": {"jerry": 1.0}})(),
+    view.handle(
+        Sampled(
+            tag(0),
+            Prediction(t_s=0.0, label="jerry", confidence=0.9),
+            Frame(None, 0.0, 0),
+            numbers(totals={"jerry": 1.0}),
+        )
     )
     stop = threading.Event()
     feeder = threading.Thread(target=feed, args=(view, 1, stop), daemon=True)
@@ -112,7 +123,7 @@ def test_an_older_frame_never_replaces_a_newer_one():
 def test_close_ends_open_streams_and_joins_every_thread():
     view = make_view(["cam"], port=0, fps=10)
     view.__enter__()
-    view.frame(tag(0), Frame(color_frame(1), 0.0, 0), None)
+    view.handle(Pictured(tag(0), Frame(color_frame(1), 0.0, 0), None))
     ended = threading.Event()
 
     def watch_forever() -> None:

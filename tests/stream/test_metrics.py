@@ -11,8 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream import watch
-from stream.records import Prediction
-from stream.sinks import SourceTag
+from stream.modelcard import ModelCard
+from stream.records import Frame, Prediction, VideoInfo
+from stream.sinks import Ended, Sampled, SourceTag, Started
 from stream.sinks.metrics import METRICS, RunCollector, RunMetrics
 from stream.stats import RunState, RunStats
 from tests.helpers import promtool_check, write_color_video
@@ -37,6 +38,9 @@ def test_metric_names_follow_prometheus_conventions(spec):
     assert not re.search(r"_(ms|milliseconds|minutes|hours|percent)(_|$)", spec.name)
     # Bounded labels only: never a time, a URL or an id.
     assert set(spec.labels) <= {"source", "class", "state", "output", "model", "model_version", "device", "version"}
+
+
+CARD = ModelCard(("neither", "jerry"), 32, 32)
 
 
 def stats(**fields) -> RunStats:
@@ -77,14 +81,15 @@ def test_a_source_that_leaves_a_fleet_takes_its_series_and_histograms_with_it():
     door, yard = SourceTag(1, "door", "rtsp://door", True), SourceTag(2, "yard", "rtsp://yard", True)
     for tag in (door, yard):
         latest = stats(screen_s={"jerry": 2.0}, state=RunState.RUNNING, inferences=0)
-        metrics.added(tag, lambda s=latest: s)
+        metrics.handle(Started(tag, VideoInfo(0, 0, None, None, True), CARD, latest))
         busy = replace(latest, inferences=1, inference_s=0.02)
-        metrics.update(tag, Prediction(1.0, "jerry", 0.9, present=("jerry",), latency_s=0.3), None, busy)
+        sample = Prediction(1.0, "jerry", 0.9, present=("jerry",), latency_s=0.3)
+        metrics.handle(Sampled(tag, sample, Frame(None, 1.0, 0), busy))
     text = metrics.scrape()
     for name in ("door", "yard"):
         assert f'screentime_latency_seconds_count{{source="{name}"}} 1.0' in text
         assert f'screentime_inference_seconds_count{{source="{name}"}} 1.0' in text
-    metrics.removed(door, None)
+    metrics.handle(Ended(door, None, latest))
     text = metrics.scrape()
     assert 'source="door"' not in text and 'screentime_latency_seconds_count{source="yard"} 1.0' in text
     promtool_check(text)

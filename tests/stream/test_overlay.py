@@ -166,7 +166,7 @@ def test_write_failure_is_one_line_at_close_and_never_blocks_the_producer(tmp_pa
     feeder.join(timeout=60)
     assert not feeder.is_alive(), "frame() blocked after the write failure"
     with pytest.raises(OutputError) as caught:
-        sink.close(None)
+        sink.close()
     assert str(caught.value) == f"overlay video {path}: {reason}"
     assert caught.value.exit_code == 4
     if not live:  # a file's producer waits for the writer, so the failure comes mid-feed; then frames are let go

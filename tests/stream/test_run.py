@@ -15,7 +15,7 @@ from stream.errors import BadInputError, SourceError
 from stream.pipeline import Pipeline
 from stream.run import Run
 from stream.sampler import Sampler
-from stream.sinks import Output
+from stream.sinks import Ended, Event, OutputBase, Sampled, Started
 from stream.sinks.report_sink import ReportSink
 from tests.helpers import ScriptedSource, script
 
@@ -28,8 +28,9 @@ def engine(color_model):
     return Engine(color_model, "cpu")
 
 
-class Recording(Output):
-    """Writes down every call it gets, in order."""
+class Recording(OutputBase):
+    """Writes down every event it gets, in order, as a call: ("added", name), ("update", name,
+    t_s, label), ("removed", name, samples)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
@@ -46,14 +47,16 @@ class Recording(Output):
     def __exit__(self, *exc) -> None:
         self._log("exit")
 
-    def added(self, tag, stats) -> None:
-        self._log("added", tag.name)
-
-    def update(self, tag, prediction, frame, stats) -> None:
-        self._log("update", tag.name, prediction.t_s, prediction.label)
-
-    def removed(self, tag, report) -> None:
-        self._log("removed", tag.name, None if report is None else report.samples)
+    def handle(self, event: Event) -> None:
+        match event:
+            case Started(tag=tag):
+                self._log("added", tag.name)
+            case Sampled(tag=tag, prediction=prediction):
+                self._log("update", tag.name, prediction.t_s, prediction.label)
+            case Ended(tag=tag, report=report):
+                self._log("removed", tag.name, None if report is None else report.samples)
+            case _:
+                pass
 
     def of(self, kind: str, name: str | None = None) -> list[tuple]:
         return [c for c in self.calls if c[0] == kind and (name is None or c[1] == name)]

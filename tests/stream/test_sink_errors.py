@@ -13,10 +13,9 @@ import pytest
 
 from stream.engine import Engine
 from stream.errors import OutputError
-from stream.pipeline import Pipeline
 from stream.run import Run
 from stream.sampler import Sampler
-from stream.sinks import BaseSink, Output
+from stream.sinks import Ended, Event, Output, OutputBase, Sampled
 from stream.sinks.report_sink import ReportSink
 from stream.sources import open_source
 from tests.helpers import write_color_video
@@ -29,40 +28,29 @@ def clip(tmp_path_factory):
     return write_color_video(tmp_path_factory.mktemp("v") / "clip.mp4", SCENES, [i / 10 for i in range(20)])
 
 
-class Failing(BaseSink):
-    """A source's own sink (as the overlay video is) that raises on its first sample."""
+class FailingOutput(OutputBase):
+    """An output (run-wide, or a source's own as the overlay video is) that raises on its first sample."""
 
     def __init__(self, error: Exception) -> None:
         self.error = error
         self.updates = 0
 
-    def update(self, prediction, frame, stats) -> None:
-        self.updates += 1
-        raise self.error
+    def handle(self, event: Event) -> None:
+        if isinstance(event, Sampled):
+            self.updates += 1
+            raise self.error
 
 
-class FailingOutput(Output):
-    """A run-wide output that raises on its first sample."""
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-        self.updates = 0
-
-    def update(self, tag, prediction, frame, stats) -> None:
-        self.updates += 1
-        raise self.error
-
-
-class Counting(BaseSink):
+class Counting(OutputBase):
     def __init__(self) -> None:
         self.updates = 0
         self.closed = False
 
-    def update(self, prediction, frame, stats) -> None:
-        self.updates += 1
-
-    def close(self, report) -> None:
-        self.closed = report is not None
+    def handle(self, event: Event) -> None:
+        if isinstance(event, Sampled):
+            self.updates += 1
+        elif isinstance(event, Ended):
+            self.closed = event.report is not None
 
 
 CANNOT_WRITE = [OSError(28, "No space left on device"), OutputError("report x: disk full")]
@@ -96,11 +84,12 @@ def test_a_bug_in_an_output_keeps_its_traceback_and_is_raised_at_the_end(clip, c
 
 
 @pytest.mark.parametrize("error", [*CANNOT_WRITE, TypeError("unsupported operand")])
-def test_a_sources_own_sink_that_fails_keeps_its_kind(clip, color_model, error, caplog):
-    failing, other = Failing(error), Counting()
-    pipeline = Pipeline(open_source(str(clip)), Engine(color_model, "cpu"), Sampler(0.5), [failing, other])
+def test_a_sources_own_output_that_fails_keeps_its_kind(clip, color_model, error, caplog):
+    failing, other = FailingOutput(error), Counting()
+    run = Run(Engine(color_model, "cpu"))
+    run.add_source(open_source(str(clip)), Sampler(0.5), outputs=[failing, other])
     with caplog.at_level(logging.ERROR), pytest.raises(type(error) if isinstance(error, TypeError) else OutputError):
-        list(pipeline.run())
+        list(run)
     assert failing.updates == 1 and other.updates == 4 and other.closed
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert len(tracebacks) == (1 if isinstance(error, TypeError) else 0)
@@ -114,8 +103,10 @@ def test_the_cli_exits_non_zero_with_a_traceback_for_a_bug_in_an_output(clip, co
         from stream.sinks.report_sink import TimelineSink
 
         class Buggy(TimelineSink):
-            def _on_record(self, source, prediction):
-                raise TypeError("a bug, not a full disk")
+            def handle(self, event):
+                if type(event).__name__ == "Sampled":
+                    raise TypeError("a bug, not a full disk")
+                super().handle(event)
 
         stream.api.TimelineSink = Buggy
         from stream.cli import main

@@ -19,6 +19,7 @@ from stream.modelcard import ModelCard
 from stream.plot import load_sections, plot_report
 from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 from stream.report import Report
+from stream.sinks import Checkpoint, Ended, Sampled, SourceBack, SourceLost, SourceTag, Started
 from stream.sinks.retry import OutputHealth, Retry, backoff_s
 
 CARD = ModelCard(classes=("neither", "jerry", "tom"), input_width=32, input_height=32)
@@ -54,6 +55,14 @@ def run_report(acc: Accountant, ended: str, samples_read: int) -> Report:
     )
 
 
+TAG = SourceTag(0, "door", "rtsp://door", True)
+STATS = SimpleNamespace(frames_read=0, dropped=0, reconnects=0, inferences_saved=0, device="cpu")
+
+
+def end(sink: DayFilesSink, report: Report | None) -> None:
+    sink.handle(Ended(TAG, report, STATS))
+
+
 def drive(sink: DayFilesSink, acc: Accountant, wall: Wall, records: list[tuple], offset_s: float = 0.0) -> None:
     """Hand the sink what a pipeline would, and the run's accountant the same records."""
     frame = Frame(np.zeros((48, 64, 3), np.uint8), 0.0, 0)
@@ -64,28 +73,28 @@ def drive(sink: DayFilesSink, acc: Accountant, wall: Wall, records: list[tuple],
             present = tuple(rest[0])
             acc.sample(t_s, present)
             stats.frames_read += 1
-            sink.update(Prediction(t_s, present[0], 0.9, {}, present), frame, stats)
+            sink.handle(Sampled(TAG, Prediction(t_s, present[0], 0.9, {}, present), frame, stats))
         elif kind == "lost":
             acc.lost(t_s)
-            sink.control(Lost(t_s))
+            sink.handle(SourceLost(TAG, Lost(t_s)))
         elif kind == "gap":
             acc.gap(t_s, rest[0])
-            sink.control(Gap(t_s, rest[0]))
+            sink.handle(SourceBack(TAG, Gap(t_s, rest[0])))
         elif kind == "checkpoint":
-            sink.checkpoint(run_report(acc, "running", stats.frames_read))
+            sink.handle(Checkpoint(TAG, run_report(acc, "running", stats.frames_read)))
 
 
 def test_two_days_each_complete_adding_up_to_the_run(tmp_path):
     wall, acc = Wall(), Accountant(CARD.classes)
     sink = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall)
-    sink.start(INFO, CARD)
+    sink.handle(Started(TAG, INFO, CARD, STATS))
     records = [("sample", float(t), ["tom" if t < 90 else "jerry"]) for t in range(0, 200, 10)]
     records.insert(5, ("checkpoint", 45.0))
     records += [("lost", 195.0), ("gap", 195.0, 230.0), ("sample", 231.0, ["tom"])]
     drive(sink, acc, wall, records)
     acc.finish(240.0)
     run = run_report(acc, "interrupted", 21)
-    sink.close(run)
+    end(sink, run)
     first, second = (json.loads(day_paths(tmp_path, date(2026, 12, d))[0].read_text()) for d in (3, 4))
     assert (first["day"], second["day"], first["timezone"]) == ("2026-12-03", "2026-12-04", "Europe/Paris")
     assert (first["ended"], second["ended"]) == ("midnight", "interrupted")
@@ -113,10 +122,10 @@ def test_plot_draws_a_day_file(tmp_path):
     pytest.importorskip("matplotlib")
     wall, acc = Wall(), Accountant(CARD.classes)
     sink = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall)
-    sink.start(INFO, CARD)
+    sink.handle(Started(TAG, INFO, CARD, STATS))
     drive(sink, acc, wall, [("sample", 0.0, ["tom"]), ("sample", 150.0, ["jerry"])])
     acc.finish(160.0)
-    sink.close(run_report(acc, "interrupted", 2))
+    end(sink, run_report(acc, "interrupted", 2))
     [png] = plot_report(day_paths(tmp_path, date(2026, 12, 4))[0])
     assert png.stat().st_size > 1000
 
@@ -124,20 +133,20 @@ def test_plot_draws_a_day_file(tmp_path):
 def test_killed_and_restarted_the_same_day_carries_today_on(tmp_path):
     wall = Wall()
     first = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall)
-    first.start(INFO, CARD)
+    first.handle(Started(TAG, INFO, CARD, STATS))
     acc = Accountant(CARD.classes)
     drive(first, acc, wall, [("sample", 130.0 + t, ["tom"]) for t in range(0, 60, 5)] + [("checkpoint", 186.0)])
     # kill -9: no close. Up again 100 s later, on a new camera clock that starts at 0.
     wall.t_s = 286.0
     again = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, wall=wall)
-    again.start(INFO, CARD)
+    again.handle(Started(TAG, INFO, CARD, STATS))
     # stream.resume's rule: the new clock starts after the last accounted second (185) plus the
     # wall time since the file was written (186 -> 286)
     assert again.runs == 1 and again.offset_s == pytest.approx(285.0)
     acc2 = Accountant(CARD.classes)
     drive(again, acc2, wall, [("sample", float(t), ["jerry"]) for t in range(0, 30, 5)], offset_s=286.0)
     acc2.finish(30.0)
-    again.close(run_report(acc2, "interrupted", 6))
+    end(again, run_report(acc2, "interrupted", 6))
     today = json.loads(day_paths(tmp_path, date(2026, 12, 4))[0].read_text())
     assert today["resumed"] == 1 and today["samples"] == 12 + 6
     assert today["screen_time_s"]["tom"] == pytest.approx(55.0)  # up to the last checkpointed sample
@@ -156,7 +165,7 @@ def test_a_day_file_of_other_classes_is_set_aside_not_mixed_in(tmp_path):
     wall = Wall()
     wall.t_s = 300.0
     sink = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, wall=wall)
-    sink.start(INFO, CARD)
+    sink.handle(Started(TAG, INFO, CARD, STATS))
     assert sink.runs == 0 and sink.offset_s == 0.0
     assert {p.name for p in tmp_path.iterdir()} == {"2026-12-04.before-000300.json", "2026-12-04.before-000300.csv"}
 
@@ -169,7 +178,7 @@ def test_a_blocked_directory_loses_nothing_and_is_written_when_it_comes_back(tmp
     wall, acc = Wall(), Accountant(CARD.classes)
     directory = blocker / "door"
     sink = DayFilesSink(directory, PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall)
-    sink.start(INFO, CARD)
+    sink.handle(Started(TAG, INFO, CARD, STATS))
     assert not sink.health.ok and sink.health.failures == 1 and sink.health.since == pytest.approx(T0)
     records = [("sample", float(t), ["tom" if t < 90 else "jerry"]) for t in range(0, 200, 10)]
     records.insert(5, ("checkpoint", 45.0))
@@ -179,7 +188,7 @@ def test_a_blocked_directory_loses_nothing_and_is_written_when_it_comes_back(tmp
     blocker.unlink()  # space is back
     acc.finish(200.0)
     run = run_report(acc, "interrupted", 20)
-    sink.close(run)  # the last try does not wait for the backoff
+    end(sink, run)  # the last try does not wait for the backoff
     assert sink.health.ok and sink.health.errors >= 1
     first, second = (json.loads(day_paths(directory, date(2026, 12, d))[0].read_text()) for d in (3, 4))
     assert (first["ended"], second["ended"]) == ("midnight", "interrupted")
@@ -196,11 +205,11 @@ def test_a_write_that_never_recovers_is_an_output_error_at_the_end(tmp_path):
     sink = DayFilesSink(
         blocker / "door", PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall
     )
-    sink.start(INFO, CARD)
+    sink.handle(Started(TAG, INFO, CARD, STATS))
     drive(sink, acc, wall, [("sample", 0.0, ["tom"]), ("sample", 5.0, ["tom"])])
     acc.finish(10.0)
     with pytest.raises(OutputError, match=r"day files .*door"):
-        sink.close(run_report(acc, "interrupted", 2))
+        end(sink, run_report(acc, "interrupted", 2))
 
 
 def test_retries_back_off_and_a_success_clears_the_state():
