@@ -31,7 +31,7 @@ from stream.defaults import BATCH_SIZE, CHECKPOINT_S, CROP
 from stream.engine import Engine
 from stream.errors import SourceConnectionError, SourceError
 from stream.reader import FrameReader
-from stream.reconnect import ConnectionState, ReconnectPolicy
+from stream.reconnect import ReconnectPolicy
 from stream.records import Discontinuity, End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
 from stream.report import RUNNING, Report, TimelineEntry
 from stream.reuse import Reuse
@@ -117,7 +117,6 @@ class Pipeline:
         self.model_name = model_name or str(engine.path)
         self.reconnect = reconnect or ReconnectPolicy()
         self.checkpoint_s = checkpoint_s
-        self.connection = ConnectionState()
         # A resumed run carries an earlier run's accountant on; its times continue after `time_offset_s`.
         self.tally = Tally(self.card, smoothing, accountant, time_offset_s, timeline=not source.live)
         self.resumed = resumed  # earlier runs whose totals this one carries on
@@ -177,7 +176,6 @@ class Pipeline:
             tap=self._tap if self.source.live and (self.decode_all or self.tap_every_s is not None) else None,
             tap_every_s=self.tap_every_s or 0.0,
             policy=self.reconnect,
-            connection=self.connection,
             model_size=self.card.input_size,
             opened=info is not None,
             cropper=self.cropper,
@@ -206,7 +204,6 @@ class Pipeline:
         if self.source.reconnectable:
             return None
         info = self.source.open()
-        self.connection.connected = True
         self._publish(duration_s=info.duration_s)
         return info
 
@@ -370,18 +367,19 @@ class Pipeline:
     def _tick(self) -> None:
         """Between batches: refresh the dashboard's numbers and write a checkpoint when one is due."""
         now = time.monotonic()
-        reader, conn = self._reader, self.connection
+        assert self._reader is not None
+        seen = self._reader.stats  # the reader's latest snapshot, read once
         numbers = {
-            "frames_read": reader.stats.frames_read,
-            "dropped": self._buffer.dropped,
+            "frames_read": seen.frames_read,
+            "dropped": seen.dropped,
             "elapsed_s": now - self._wall0,
             "outages": len(self.accountant.outages) + self.accountant.down,
-            "decoded": reader.stats.decoded,
+            "decoded": seen.decoded,
             "inferences": self.inferences,
             "inferences_saved": self.reuse.saved,
-            "reconnects": conn.reconnects,
-            "retry_attempt": conn.attempt,
-            "next_retry_in_s": conn.next_retry_in_s if conn.attempt else 0.0,
+            "reconnects": seen.reconnects,
+            "retry_attempt": seen.attempt,
+            "next_retry_in_s": seen.next_retry_in_s if seen.attempt else 0.0,
             "outage_s": self.tally.outage_s(self.source.clock() if self.source.live else None),
         }
         if self.source.live and self.tally.last_t_s is not None and not self.accountant.down:
@@ -390,10 +388,10 @@ class Pipeline:
         second = now - t0 >= 1.0
         if second:
             span = now - t0
-            numbers["decoded_fps"] = (reader.stats.decoded - decoded0) / span
+            numbers["decoded_fps"] = (seen.decoded - decoded0) / span
             numbers["sampled_fps"] = (self.stats.samples - samples0) / span
             numbers["analysed_fps"] = (self.inferences - inferred0) / span
-            self._rates = (now, reader.stats.decoded, self.stats.samples, self.inferences)
+            self._rates = (now, seen.decoded, self.stats.samples, self.inferences)
         stats = self._publish(**numbers)
         if second:  # once a second, samples or not (a camera that is down)
             self.emit(Tick(self.tag, stats))
@@ -421,7 +419,7 @@ class Pipeline:
                 if end.reason is EndReason.END_OF_STREAM:  # ended, not stopped, before a single frame
                     self.source_error = SourceError(f"{self.source.name}: no decodable frames")
             elif self.source.reconnectable:  # a camera that never answered is a failure, whatever stopped the run
-                why = self.connection.last_error or f"{self.source.name}: no picture"
+                why = self._reader.stats.last_error or f"{self.source.name}: no picture"
                 waited = time.monotonic() - self._wall0
                 self.source_error = SourceConnectionError(f"{why} (nothing received in {waited:.0f} s)")
         self.tally.finish(self._end_time(end, ended))
@@ -459,8 +457,8 @@ class Pipeline:
             started_at=self._started_at,
             updated_at=now_utc(),
             frames_read=self._reader.stats.frames_read if self._reader else 0,
-            dropped=self._buffer.dropped if self._buffer else 0,
-            reconnects=self.connection.reconnects,
+            dropped=self._reader.stats.dropped if self._reader else 0,
+            reconnects=self._reader.stats.reconnects if self._reader else 0,
             inferences_saved=self.reuse.saved,
             resumed=self.resumed,
             model_sha256=self.engine.sha256,

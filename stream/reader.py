@@ -14,27 +14,34 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stream.buffer import BufferPolicy, FrameBuffer
 from stream.capture import Capture
 from stream.crop import AUTO, Cropper, scan_file
 from stream.preprocess import fit_frame, thumbnail
-from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
+from stream.reconnect import ReconnectPolicy, connect_with_retry
 from stream.records import End, EndReason, Frame, Gap, Lost
 from stream.sampler import Sampler
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReaderStats:
-    """Counters for the dashboard; written by the reader thread only, read for display."""
+    """The reader's numbers and its connection's state: a frozen snapshot that the reader thread
+    (their only writer) replaces whole, so the pipeline reads each one whole from its own."""
 
     frames_read: int = 0  # frames seen (timestamps), decoded or not
     decoded: int = 0  # pictures decoded (by the source's count where it keeps one: files, cameras)
     last_t_s: float = 0.0
     frame_interval_s: float | None = None
+    dropped: int = 0  # live frames replaced by newer ones before the pipeline took them
+    connected: bool = False
+    attempt: int = 0  # the reconnect attempt under way (0: none)
+    next_retry_in_s: float = 0.0
+    reconnects: int = 0
+    last_error: str = ""
 
 
 class FrameReader(threading.Thread):
@@ -50,7 +57,6 @@ class FrameReader(threading.Thread):
         tap: Callable[[Frame], None] | None = None,
         tap_every_s: float = 0.0,
         policy: ReconnectPolicy | None = None,
-        connection: ConnectionState | None = None,
         model_size: tuple[int, int] | None = None,
         opened: bool = True,
         cropper: Cropper | None = None,
@@ -66,11 +72,10 @@ class FrameReader(threading.Thread):
         # at most every tap_every_s (the live view needs a few pictures a second, not every one).
         self.tap_every_s = tap_every_s
         self._tapped_t_s = float("-inf")
-        self.stats = ReaderStats()
+        self.stats = ReaderStats(connected=opened)
         self.model_size = model_size  # resize sampled frames here, so it overlaps inference
         self.cropper = cropper  # black bars off before the resize (stream.crop)
         self.policy = policy or ReconnectPolicy()
-        self.connection = connection or ConnectionState(connected=opened)
         self._opened = opened  # files are opened by the caller (errors before any output starts)
         self._down_since: float | None = None
         self._index = 0
@@ -127,10 +132,8 @@ class FrameReader(threading.Thread):
     def _handle(self, t_s: float) -> bool:
         """Sample, decode and hand over the frame at `t_s`; False if stopped while waiting for room."""
         stats = self.stats
-        if stats.frames_read:
-            stats.frame_interval_s = t_s - stats.last_t_s
-        stats.frames_read += 1
-        stats.last_t_s = t_s
+        interval = t_s - stats.last_t_s if stats.frames_read else stats.frame_interval_s
+        self._publish(frames_read=stats.frames_read + 1, last_t_s=t_s, frame_interval_s=interval)
         now = time.monotonic()
         index = self._index
         self._index += 1
@@ -139,8 +142,8 @@ class FrameReader(threading.Thread):
         source = self.source
         sampled = source.picture_ready and self.sampler.due(t_s, source.early_s)
         counted = source.decoded is not None  # the source counts what its decoder did, sampled or not
-        if counted:
-            stats.decoded = source.decoded
+        if counted and source.decoded != self.stats.decoded:
+            self._publish(decoded=source.decoded)
         tapped = self.tap is not None and (self.decode_all or sampled or t_s - self._tapped_t_s >= self.tap_every_s)
         if not (sampled or self.decode_all or tapped):
             return True
@@ -150,7 +153,7 @@ class FrameReader(threading.Thread):
                 log.warning("%s: frame %d could not be decoded; skipped", source.name, index)
             return True
         if not counted:
-            stats.decoded += 1
+            self._publish(decoded=self.stats.decoded + 1)
         model_input = thumb = None
         if sampled and self.model_size is not None:
             model_input = fit_frame(self.cropper(image) if self.cropper else image, self.model_size)
@@ -161,6 +164,8 @@ class FrameReader(threading.Thread):
             self.tap(frame)
         if (sampled or self.buffer.policy is BufferPolicy.WAIT) and not self.buffer.put(frame, self.stop_event):
             return False
+        if self.buffer.dropped != self.stats.dropped:  # the buffer counts in this thread, on our put
+            self._publish(dropped=self.buffer.dropped)
         if sampled:  # a source sampled sparsely then decodes only what is needed
             source.skip_to(self.sampler.next_due_s)
         return True
@@ -175,21 +180,24 @@ class FrameReader(threading.Thread):
             self._down_since = min(clock, stats.last_t_s + (stats.frame_interval_s or 0.0)) if seen else clock
             self.buffer.put(Lost(self._down_since))
             log.warning("%s: stream lost at %.1f s; reconnecting", self.source.name, self._down_since)
-        self.connection.connected = False
+        self._publish(connected=False)
         self.source.close()
 
     def _connect(self) -> bool:
         """Open (or reopen) with backoff; False if stopped first. Raises when retries run out."""
         info = connect_with_retry(
-            self.source.open, self.policy, self.stop_event, self.connection, self.source.name, clock=time.monotonic
+            self.source.open, self.policy, self.stop_event, self._publish, self.source.name, clock=time.monotonic
         )
         if info is None:
             return False
         if self._opened:
-            self.connection.reconnects += 1
+            self._publish(reconnects=self.stats.reconnects + 1)
             log.info("%s: reconnected (%dx%d)", self.source.name, info.width, info.height)
         self._opened = True
         return True
+
+    def _publish(self, **changes: object) -> None:
+        self.stats = replace(self.stats, **changes)  # type: ignore[arg-type]
 
     def _stopped(self) -> End:
         if self.source.live:

@@ -34,26 +34,17 @@ class ReconnectPolicy:
         return min(self.max_s, base * spread)
 
 
-@dataclass
-class ConnectionState:
-    """What the dashboard shows about a live source's connection."""
-
-    connected: bool = False
-    attempt: int = 0
-    next_retry_in_s: float = 0.0
-    reconnects: int = 0
-    last_error: str = ""
-
-
 def connect_with_retry(
     open_once: Callable[[], VideoInfo],
     policy: ReconnectPolicy,
     stop: threading.Event,
-    state: ConnectionState,
+    publish: Callable[..., None],
     name: str,
     clock: Callable[[], float],
 ) -> VideoInfo | None:
-    """Call `open_once` until it succeeds; None if `stop` was set first.
+    """Call `open_once` until it succeeds; None if `stop` was set first. `publish(**changes)`
+    hands on the connection's fields as they change (`connected`, `attempt`, `next_retry_in_s`,
+    `last_error`): the caller keeps them in a frozen snapshot that other threads read whole.
 
     Raises SourceConnectionError once `policy.max_attempts` retries have failed.
     """
@@ -62,19 +53,19 @@ def connect_with_retry(
         try:
             info = open_once()
         except SourceConnectionError as exc:
-            state.last_error = str(exc)
+            publish(last_error=str(exc))
             if policy.max_attempts is not None and attempt >= policy.max_attempts:
                 retries = "no retry" if policy.max_attempts == 0 else f"after {attempt} retries"
                 raise SourceConnectionError(f"{exc} ({retries})") from None
             attempt += 1
             wait = policy.delay(attempt)
-            state.attempt, state.connected = attempt, False
+            publish(attempt=attempt, connected=False)
             log.warning("%s: unreachable; retry %d in %.1f s", name, attempt, wait)
             deadline = clock() + wait
             while not stop.is_set() and (left := deadline - clock()) > 0:
-                state.next_retry_in_s = left
+                publish(next_retry_in_s=left)
                 stop.wait(min(left, 0.2))
             continue
-        state.connected, state.attempt, state.next_retry_in_s = True, 0, 0.0
+        publish(connected=True, attempt=0, next_retry_in_s=0.0)
         return info
     return None

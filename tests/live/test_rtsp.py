@@ -63,9 +63,7 @@ def run_pipeline(
     """Analyse `source` for `duration_s` wall-clock seconds; `at=(s, action)` runs `action` s into the
     run; `stats` gets a reader of the run's latest live numbers (decoded pictures ...)."""
     stop = threading.Event()
-    pipeline = Pipeline(
-        source, engine, Sampler(every_s), stop=stop, duration_s=duration_s, reconnect=reconnect
-    )
+    pipeline = Pipeline(source, engine, Sampler(every_s), stop=stop, duration_s=duration_s, reconnect=reconnect)
     if stats is not None:
         stats.append(lambda: pipeline.stats)  # a frozen snapshot, replaced as the run goes
     guard = watchdog(stop, OPEN_S + duration_s + 20)

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from stream.errors import SourceConnectionError
-from stream.reconnect import ConnectionState, ReconnectPolicy, connect_with_retry
+from stream.reconnect import ReconnectPolicy, connect_with_retry
 
 
 def test_backoff_doubles_is_capped_and_jittered():
@@ -35,9 +35,11 @@ FAST = ReconnectPolicy(initial_s=0.01, max_s=0.02)
 
 
 def test_retries_until_connected():
-    opener, state = FlakyOpen(3), ConnectionState()
-    assert connect_with_retry(opener, FAST, threading.Event(), state, "cam", clock=time.monotonic) == "info"
-    assert opener.calls == 4 and state.connected and state.attempt == 0
+    opener, state = FlakyOpen(3), {}
+    assert connect_with_retry(opener, FAST, threading.Event(), state.update, "cam", clock=time.monotonic) == "info"
+    assert (
+        opener.calls == 4 and state["connected"] and state["attempt"] == 0 and "cannot connect" in state["last_error"]
+    )
 
 
 @pytest.mark.parametrize(("max_attempts", "message"), [(0, "no retry"), (2, "after 2 retries")])
@@ -45,11 +47,11 @@ def test_gives_up_after_max_attempts(max_attempts, message):
     opener = FlakyOpen(10)
     policy = ReconnectPolicy(initial_s=0.01, max_s=0.02, max_attempts=max_attempts)
     with pytest.raises(SourceConnectionError, match=message):
-        connect_with_retry(opener, policy, threading.Event(), ConnectionState(), "cam", clock=time.monotonic)
+        connect_with_retry(opener, policy, threading.Event(), {}.update, "cam", clock=time.monotonic)
     assert opener.calls == max_attempts + 1
 
 
 def test_stop_ends_waiting_at_once():
     stop = threading.Event()
     stop.set()
-    assert connect_with_retry(FlakyOpen(10), FAST, stop, ConnectionState(), "cam", clock=time.monotonic) is None
+    assert connect_with_retry(FlakyOpen(10), FAST, stop, {}.update, "cam", clock=time.monotonic) is None
