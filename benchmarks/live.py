@@ -54,7 +54,7 @@ from stream.pipeline import Pipeline  # noqa: E402
 from stream.reconnect import ReconnectPolicy  # noqa: E402
 from stream.records import Prediction  # noqa: E402
 from stream.report import Report  # noqa: E402
-from stream.sampler import Sampler  # noqa: E402
+from stream.settings import SourceSettings  # noqa: E402
 from stream.sinks.overlay import OverlaySink  # noqa: E402
 from stream.sources import NetworkSource  # noqa: E402
 from tests.helpers import SlowEngine, make_color_model  # noqa: E402
@@ -493,7 +493,9 @@ class Run:
         self.source = NetworkSource(url, timeout_s=2.0)
         self.stop = threading.Event()
         policy = ReconnectPolicy(initial_s=0.25, max_s=2.0)
-        self.pipeline = Pipeline(self.source, engine, Sampler(every_s), stop=self.stop, reconnect=policy)
+        self.pipeline = Pipeline(
+            self.source, engine, SourceSettings(every_s=every_s, skip_similar=0.0), stop=self.stop, reconnect=policy
+        )
         self.predictions: list = []
         self.thread = threading.Thread(target=self._consume, daemon=True)
 

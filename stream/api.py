@@ -23,12 +23,10 @@ from stream.errors import BadInputError
 from stream.monitoring import build
 from stream.options import WatchConfig, watch_config
 from stream.pipeline import Pipeline
-from stream.reconnect import ReconnectPolicy
 from stream.records import Prediction
 from stream.report import Report
 from stream.resume import load_previous, resumed_accountant
 from stream.run import Run
-from stream.sampler import Sampler
 from stream.sinks import Output
 from stream.sinks.dashboard import DashboardSink
 from stream.sinks.overlay import OverlaySink
@@ -55,7 +53,6 @@ class Watch:
         config.validate()
         self.config = config
         self.engine = Engine(choose_model(config.model, config.device, config.precision), config.device)
-        self.policy = ReconnectPolicy(max_attempts=config.max_reconnects)
         several = len(config.sources) > 1
         self.previous = load_previous(config.report, config.resume, len(config.sources))
         outputs: list[Output] = []
@@ -86,16 +83,8 @@ class Watch:
             raise BadInputError(
                 f"--csv {config.csv}: a run begun with one source writes no source column; begin with several"
             )
-        # A file or camera sampled at an interval decodes only what it samples; the overlay needs every frame.
-        sparse = config.every_s if output is None and config.every_s > 0 else None
-        source = open_source(
-            spec,
-            timeout_s=config.timeout_s,
-            rtsp_transport=config.rtsp_transport,
-            open_timeout_s=config.open_timeout_s,
-            sparse_every_s=sparse,
-            rtsp_backend=config.rtsp_backend,
-        )
+        settings = config.settings(overlay=output is not None)
+        source = open_source(spec, settings)
         outputs: list[Output] = []
         if output is not None:
             outputs.append(OverlaySink(output, live=source.live, segment_minutes=config.segment_minutes))
@@ -104,22 +93,11 @@ class Watch:
             carried = resumed_accountant(self.previous[index], self.engine.card.classes)
         tag = self.runner.add_source(
             source,
-            Sampler(config.every_s),
+            settings,
             name=name,
             outputs=outputs,
-            duration_s=config.duration_s,
-            batch_size=config.batch_size,
-            decode_all=output is not None,
             model_name=str(config.model),
-            reconnect=self.policy,
-            smoothing=config.smoothing,
-            skip_similar=config.skip_similar,
-            checkpoint_s=config.checkpoint_s,
-            accountant=carried.accountant if carried else None,
-            time_offset_s=carried.offset_s if carried else 0.0,
-            resumed=carried.runs if carried else 0,
-            tap_every_s=1 / config.view_fps if config.view_port is not None else None,
-            crop=config.crop,
+            carried=carried,
         )
         return tag
 

@@ -14,35 +14,26 @@ from __future__ import annotations
 import argparse
 import difflib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from stream import defaults
 from stream.atomic import check_writable
-from stream.crop import Crop, parse_crop
 from stream.defaults import (
-    BATCH_SIZE,
-    CHECKPOINT_S,
-    CROP,
-    EVERY_S,
     METRICS_HOST,
     MQTT_UPDATE_S,
-    OPEN_TIMEOUT_S,
-    RTSP_BACKEND,
-    RTSP_TRANSPORT,
     SEGMENT_MINUTES,
-    TIMEOUT_S,
     VIEW_FPS,
     VIEW_HOST,
 )
 from stream.errors import BadInputError
 from stream.preprocess import SKIP_SIMILAR_DEFAULT
 from stream.sampler import interval_from
+from stream.settings import RTSP_TRANSPORTS, SourceSettings
 
 DEVICES = defaults.DEVICES
 PRECISIONS = ("auto", "fp32", "int8")  # auto: the INT8 twin on CPU when there is one
-RTSP_TRANSPORTS = ("tcp", "udp")
 RTSP_BACKENDS = defaults.RTSP_BACKENDS
 
 
@@ -285,30 +276,28 @@ class WatchConfig:
 
     sources: list[str]
     model: Path
-    every_s: float = EVERY_S
+    source: SourceSettings = field(default_factory=SourceSettings)  # every source's (stream.settings)
     report: Path | None = None
     csv: Path | None = None
     output: Path | None = None
     dashboard: bool = False
     device: str = "auto"
-    duration_s: float | None = None
-    batch_size: int = BATCH_SIZE
-    max_reconnects: int | None = None  # None: forever
-    rtsp_transport: str = RTSP_TRANSPORT
-    rtsp_backend: str = RTSP_BACKEND  # pyav: decode only what sampling needs; opencv: every frame
-    timeout_s: float = TIMEOUT_S
-    open_timeout_s: float = OPEN_TIMEOUT_S
-    checkpoint_s: float = CHECKPOINT_S
     resume: bool = False  # carry on the totals of the report already at `report`
     segment_minutes: float = SEGMENT_MINUTES  # live overlay: a new OUT-0001.mp4 ... every N minutes (0: one file)
-    smoothing: int | None = None  # samples averaged per verdict; None: the model's default
-    skip_similar: float = SKIP_SIMILAR_DEFAULT  # reuse the last result when a frame differs by less (mean grey levels)
     precision: str = "auto"  # auto: the INT8 twin on CPU when there is one; fp32; int8
     view_port: int | None = None  # live view in a browser (MJPEG over HTTP) on this port; 0: any free port
     view_host: str = VIEW_HOST
     view_fps: float = VIEW_FPS
-    crop: str | Crop = CROP  # "auto", "none" or a fixed area: black bars cut before the model sees a frame
     monitor: MonitorConfig = field(default_factory=MonitorConfig)  # --name, --metrics-port, --mqtt ...
+
+    @property
+    def every_s(self) -> float:
+        return self.source.every_s
+
+    def settings(self, overlay: bool) -> SourceSettings:
+        """One source's settings: `overlay`, it writes an overlay video (so it needs every frame)."""
+        view_every_s = 1 / self.view_fps if self.view_port is not None else None
+        return replace(self.source, every_frame=overlay, view_every_s=view_every_s)
 
     def output_paths(self) -> list[Path | None]:
         """One overlay video per source: OUT.mp4 for one source, OUT-1.mp4, OUT-2.mp4 ... for several."""
@@ -325,22 +314,10 @@ class WatchConfig:
         """Every output path is checked before any work starts, so a run is never wasted."""
         if not self.sources:
             raise BadInputError("give at least one source")
-        if self.duration_s is not None and self.duration_s <= 0:
-            raise BadInputError("--duration must be > 0")
-        if self.max_reconnects is not None and self.max_reconnects < 0:
-            raise BadInputError("--max-reconnects must be >= 0")
-        if self.timeout_s <= 0:
-            raise BadInputError("--timeout must be > 0")
-        if self.open_timeout_s <= 0:
-            raise BadInputError("--open-timeout must be > 0")
         if self.segment_minutes < 0:
             raise BadInputError("--segment-minutes must be >= 0")
-        if self.checkpoint_s <= 0:
-            raise BadInputError("--checkpoint must be > 0")
         if self.resume and self.report is None:
             raise BadInputError("--resume needs --report (the report whose totals to carry on)")
-        if self.smoothing is not None and self.smoothing < 0:
-            raise BadInputError("--smooth must be >= 0")
         if self.view_port is not None and not 0 <= self.view_port <= 65535:
             raise BadInputError("--view-port must be 0-65535")
         if self.view_fps <= 0:
@@ -405,18 +382,15 @@ def watch_config(sources: list[str], model: str | Path, values: Mapping[str, Any
     v = {name: option.default for name, option in OPTIONS.items()} | dict(values)
 
     paths = {"report", "csv", "output"}
-    given = {f.name: v[f.name] for f in fields(WatchConfig) if f.name in OPTIONS and f.name != "every_s"}
+    given = {f.name: v[f.name] for f in fields(WatchConfig) if f.name in OPTIONS}
     given.update({key: Path(v[key]) if v[key] else None for key in paths})
     monitor = {f.name: v[f.name] for f in fields(MonitorConfig) if f.name in OPTIONS}
-    if isinstance(given["crop"], str):
-        try:
-            given["crop"] = parse_crop(given["crop"])
-        except ValueError as exc:
-            raise BadInputError(str(exc)) from None
+    per_source = {f.name: v[f.name] for f in fields(SourceSettings) if f.name in OPTIONS and f.name != "every_s"}
+    source = SourceSettings(every_s=interval_from(v["every_s"], v["fps"]), **per_source)  # checked here, once
     return WatchConfig(
         sources=sources,
         model=Path(model),
-        every_s=interval_from(v["every_s"], v["fps"]),
+        source=source,
         monitor=MonitorConfig(names=split_names(v["name"]), **monitor),
         **given,
     )

@@ -27,15 +27,16 @@ import numpy as np
 from stream.accounting import Accountant
 from stream.buffer import BufferPolicy, FrameBuffer
 from stream.crop import Cropper
-from stream.defaults import BATCH_SIZE, CHECKPOINT_S, CROP
 from stream.engine import Engine
 from stream.errors import SourceConnectionError, SourceError
 from stream.reader import FrameReader
 from stream.reconnect import ReconnectPolicy
 from stream.records import Discontinuity, End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
 from stream.report import RUNNING, Report, TimelineEntry
+from stream.resume import Carried
 from stream.reuse import Reuse
 from stream.sampler import Sampler
+from stream.settings import SourceSettings
 from stream.sinks import (
     Checkpoint,
     ClockJumped,
@@ -82,45 +83,39 @@ class Pipeline:
         self,
         source,
         engine: Engine,
-        sampler: Sampler,
+        settings: SourceSettings,
         emit: Callable[[Event], None] = _discard,
         *,
         tag: SourceTag | None = None,
         stop: threading.Event | None = None,
-        duration_s: float | None = None,
-        batch_size: int = BATCH_SIZE,
-        decode_all: bool = False,
         model_name: str = "",
+        carried: Carried | None = None,
         reconnect: ReconnectPolicy | None = None,
-        smoothing: int | None = None,
-        skip_similar: float = 0.0,
-        checkpoint_s: float = CHECKPOINT_S,
-        accountant: Accountant | None = None,
-        time_offset_s: float = 0.0,
-        tap_every_s: float | None = None,
-        resumed: int = 0,
-        crop: str | object = CROP,
     ) -> None:
+        """`settings`: the source's, validated; `carried`: an earlier run's totals to carry on
+        (`--resume`, a fleet's day); `reconnect`: a policy other than the settings' (tests)."""
         self.source = source
-        self.cropper = Cropper(crop)  # black bars found (auto) or given, cut before the resize
+        self.settings = settings
+        self.cropper = Cropper(settings.crop)  # black bars found (auto) or given, cut before the resize
         self.engine = engine
         self.card = engine.card
-        self.sampler = sampler
+        self.sampler = Sampler(settings.every_s)
         self.emit = emit
         self.tag = tag or SourceTag(0, source.name, source.name, source.live)
         self.stop = stop or threading.Event()  # may be shared by several pipelines: only read here
         self._halt = Halt(self.stop)  # this pipeline's own end, seen by its reader
-        self.duration_s = duration_s
-        self.batch_size = batch_size if not source.live else 1
-        self.decode_all = decode_all  # the overlay video wants every frame
-        self.tap_every_s = tap_every_s  # live: also a frame this often for sinks' frame() (the live view)
+        self.duration_s = settings.duration_s
+        self.batch_size = settings.batch_size if not source.live else 1
+        self.decode_all = settings.every_frame  # the overlay video wants every frame
+        self.tap_every_s = settings.view_every_s  # live: also a picture this often (the live view)
         self.model_name = model_name or str(engine.path)
-        self.reconnect = reconnect or ReconnectPolicy()
-        self.checkpoint_s = checkpoint_s
-        # A resumed run carries an earlier run's accountant on; its times continue after `time_offset_s`.
-        self.tally = Tally(self.card, smoothing, accountant, time_offset_s, timeline=not source.live)
-        self.resumed = resumed  # earlier runs whose totals this one carries on
-        self.reuse = Reuse(skip_similar)  # near-duplicates of the last inferred sample reuse its result
+        self.reconnect = reconnect or settings.reconnect
+        self.checkpoint_s = settings.checkpoint_s
+        # A resumed run carries an earlier run's accountant on; its times continue after its offset.
+        accountant, offset_s = (carried.accountant, carried.offset_s) if carried else (None, 0.0)
+        self.tally = Tally(self.card, settings.smoothing, accountant, offset_s, timeline=not source.live)
+        self.resumed = carried.runs if carried else 0  # earlier runs whose totals this one carries on
+        self.reuse = Reuse(settings.skip_similar)  # near-duplicates of the last inferred sample reuse its result
         self.inferences = 0
         self._last_probs: np.ndarray | None = None
         self._reference_model = engine.sha256  # the model whose result a near-duplicate may reuse

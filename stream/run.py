@@ -37,7 +37,8 @@ from stream.errors import BadInputError, OutputError, ScreentimeError, SourceErr
 from stream.pipeline import Halt, Pipeline
 from stream.records import Prediction
 from stream.report import Report
-from stream.sampler import Sampler
+from stream.resume import Carried
+from stream.settings import SourceSettings
 from stream.sinks import Ended, Event, Guard, Output, SourceTag
 
 log = logging.getLogger(__name__)
@@ -137,17 +138,19 @@ class Run:
     def add_source(
         self,
         source,
-        sampler: Sampler,
+        settings: SourceSettings,
         *,
         name: str | None = None,
         outputs: Sequence[Output] = (),
         engine: Engine | None = None,
-        **options,
-    ):
-        """Add a source (before or while the run runs); `options` are the Pipeline's keywords.
+        model_name: str = "",
+        carried: Carried | None = None,
+    ) -> SourceTag:
+        """Add a source (before or while the run runs), with its settings.
 
         `outputs`: its own (an overlay video), opened now or with the run, closed when it ends;
-        `engine`: its own model (a fleet's camera may have one), else the run's.
+        `engine`: its own model (a fleet's camera may have one), else the run's; `carried`: an
+        earlier run's totals it carries on.
         """
         if self._state == "closed":
             raise BadInputError("the run has ended: no source can be added")
@@ -157,7 +160,16 @@ class Run:
         name = name or default_name(source.name, source.live, taken)
         tag = SourceTag(next(self._keys), name, source.name, source.live)
         stop = Halt(self.stop_event)  # this source's own stop, also set by the run's
-        pipeline = Pipeline(source, engine or self.engine, sampler, self.dispatch, tag=tag, stop=stop, **options)
+        pipeline = Pipeline(
+            source,
+            engine or self.engine,
+            settings,
+            self.dispatch,
+            tag=tag,
+            stop=stop,
+            model_name=model_name,
+            carried=carried,
+        )
         member = _Member(tag, pipeline, stop, list(outputs))
         with self._lock:
             self._members[tag.key] = member

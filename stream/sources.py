@@ -25,12 +25,13 @@ import cv2
 import numpy as np
 
 from stream.capture import CaptureBase
-from stream.defaults import OPEN_TIMEOUT_S, RTSP_BACKEND, RTSP_BACKENDS, RTSP_TRANSPORT, TIMEOUT_S
-from stream.errors import BadInputError, SourceConnectionError, SourceError
+from stream.defaults import OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
+from stream.errors import SourceConnectionError, SourceError
 from stream.filesource import FileSource
 from stream.netsource import PyAVNetworkSource
 from stream.probe import WEB_SCHEMES, UrlKind, check_scheme, web_kind
 from stream.records import VideoInfo
+from stream.settings import SourceSettings
 from stream.urls import mask_text, mask_url
 
 
@@ -197,20 +198,14 @@ class NetworkSource(_LiveSource):
 Source = FileSource | WebcamSource | NetworkSource | PyAVNetworkSource
 
 
-def open_source(
-    spec: str,
-    timeout_s: float = TIMEOUT_S,
-    rtsp_transport: str = RTSP_TRANSPORT,
-    open_timeout_s: float = OPEN_TIMEOUT_S,
-    sparse_every_s: float | None = None,
-    rtsp_backend: str = RTSP_BACKEND,
-) -> Source:
-    """Build (not yet open) the source a user's SOURCE argument names; `sparse_every_s`: it will
-    be sampled this often with nothing needing every frame (files and PyAV cameras then decode
-    only what sampling needs); `rtsp_backend`: PyAV or OpenCV for rtsp:// and rtsps:// URLs.
-    BadInputError for a URL this build cannot read, or a web address that says it never will."""
-    if rtsp_backend not in RTSP_BACKENDS:
-        raise BadInputError(f"unknown RTSP backend {rtsp_backend!r}: choose {' or '.join(RTSP_BACKENDS)}")
+def open_source(spec: str, settings: SourceSettings | None = None) -> Source:
+    """Build (not yet open) the source a user's SOURCE argument names, with its settings (its
+    timeouts, RTSP transport and backend; `sparse_every_s`: files and PyAV cameras decode only
+    what sampling needs). BadInputError for a URL this build cannot read, or a web address that
+    says it never will."""
+    s = settings or SourceSettings(every_s=0)
+    timeout_s, rtsp_transport, open_timeout_s = s.timeout_s, s.rtsp_transport, s.open_timeout_s
+    sparse_every_s, rtsp_backend = s.sparse_every_s, s.rtsp_backend
     kind = classify(spec)
     if kind is SourceKind.WEBCAM:
         return WebcamSource(int(spec))

@@ -40,6 +40,7 @@ from stream.defaults import (
     COLLECT_PER_DAY,
     COLLECT_PER_HOUR,
     CONFIG_READ_MAX_BYTES,
+    CROP,
     DEVICES,
     EVERY_S,
     LIMIT_BODY_BYTES,
@@ -51,6 +52,7 @@ from stream.defaults import (
     SERVE_SEGMENT_MINUTES,
 )
 from stream.errors import BadInputError
+from stream.settings import SourceSettings
 from stream.urls import mask_url
 
 HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -127,6 +129,8 @@ class Settings(_Strict):
     mqtt: Url | None = None
     webhook: Url | None = None
     collect: Collect | None = None
+    crop: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # as watch --crop: auto, none, W:H:X:Y
+    smoothing: Annotated[int, Field(ge=0, le=1000)] | None = None  # as watch --smooth
 
 
 class CameraSettings(Settings):
@@ -171,6 +175,19 @@ class Camera:
     mqtt: str | None
     webhook: str | None
     collect: Collect | None
+    crop: str = CROP
+    smoothing: int | None = None
+
+    def settings(self, checkpoint_s: float) -> SourceSettings:
+        """What the run hands down to this camera's source, pipeline and reader (a fleet's camera
+        reconnects for ever; with an overlay it decodes every frame)."""
+        return SourceSettings(
+            every_s=self.every_s,
+            crop=self.crop,
+            smoothing=self.smoothing,
+            checkpoint_s=checkpoint_s,
+            every_frame=self.overlay is not None,
+        )
 
     @property
     def shown_url(self) -> str:
@@ -380,6 +397,11 @@ def _resolve(
         if value:
             _check_url(key, expand(value, f"{path}: {where}.{key}", environ), f"{path}: {where}.{key}")
     # the URL that would be opened, not the one shown: the checks' messages never quote it
+    crop = pick("crop") or CROP
+    try:
+        SourceSettings(crop=crop)  # the bars cut as `watch --crop` cuts them, checked the same way
+    except BadInputError as exc:
+        raise BadInputError(f"{path}: {where}.crop: {str(exc).split(': ', 1)[-1]}") from None
     collect, overlay = pick("collect"), pick("overlay")
     if collect is not None:
         collect = collect.model_copy(update={"dir": str(_path(base, collect.dir))})
@@ -396,6 +418,8 @@ def _resolve(
         mqtt=pick("mqtt"),
         webhook=pick("webhook"),
         collect=collect,
+        crop=crop,
+        smoothing=pick("smoothing"),
     )
 
 

@@ -47,10 +47,7 @@ from stream.fleet.models import Engines, Swappable
 from stream.fleet.view import FleetView
 from stream.logs import MaskSecrets
 from stream.monitoring import JITTER
-from stream.preprocess import SKIP_SIMILAR_DEFAULT
-from stream.reconnect import ReconnectPolicy
 from stream.run import Run
-from stream.sampler import Sampler
 from stream.sinks import (
     Checkpoint,
     ClockJumped,
@@ -178,7 +175,7 @@ class Service:
         for name, cam in new.cameras.items():
             member = members.get(name)
             if member is None or _restarts(member.camera, cam):
-                sources[name] = open_source(cam.source(), sparse_every_s=cam.every_s if cam.overlay is None else None)
+                sources[name] = open_source(cam.source(), cam.settings(new.checkpoint_s))
         return _Plan(new, engines, sources)
 
     def _add(self, cam: Camera, engine, source: Source) -> None:
@@ -213,15 +210,11 @@ class Service:
             outputs.append(OverlaySink(out, live=True, segment_minutes=cam.overlay.segment_minutes))
         tag = self.run.add_source(
             source,
-            Sampler(cam.every_s),
+            cam.settings(self.config.checkpoint_s),
             name=cam.name,
             outputs=outputs,
             engine=swappable,
-            decode_all=cam.overlay is not None,
             model_name=str(cam.model),
-            reconnect=ReconnectPolicy(),  # a fleet's camera is retried for ever
-            skip_similar=SKIP_SIMILAR_DEFAULT,
-            checkpoint_s=self.config.checkpoint_s,
         )
         self.members[cam.name] = Member(cam, tag, swappable, days, collector)
         log.info("%s: started (%s, every %g s)", cam.name, cam.shown_url, cam.every_s)

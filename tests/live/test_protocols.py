@@ -17,6 +17,7 @@ from stream import watch
 from stream.cli import main
 from stream.errors import BadInputError
 from stream.probe import UrlKind, web_kind
+from stream.settings import SourceSettings
 from stream.sources import FileSource, PyAVNetworkSource, open_source
 from tests import corpus
 from tests.servers import (
@@ -65,7 +66,7 @@ def web(tmp_path_factory):
 
 def test_an_http_file_is_a_recording_with_the_downloaded_files_numbers(web, color_model):
     folder, url = web
-    source = open_source(f"{url}/mp4.mp4", sparse_every_s=1.0)
+    source = open_source(f"{url}/mp4.mp4", SourceSettings(every_s=1.0))
     assert type(source) is FileSource
     remote = watch(f"{url}/mp4.mp4", color_model, every_s=1.0).run()
     local = watch(folder / "mp4.mp4", color_model, every_s=1.0).run()
@@ -155,7 +156,7 @@ def test_live_hls_is_sampled_on_media_time(tmp_path, color_model):
         while not (hls / "live.m3u8").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert web_kind(f"{url}/live.m3u8") is UrlKind.LIVE
-        source = open_source(f"{url}/live.m3u8", sparse_every_s=EVERY_S)
+        source = open_source(f"{url}/live.m3u8", SourceSettings(every_s=EVERY_S))
         assert type(source) is PyAVNetworkSource
         predictions, report = watch_live(f"{url}/live.m3u8", color_model, 8)
     assert_live_red(predictions, report, 8)

@@ -25,7 +25,7 @@ from stream.pipeline import Pipeline
 from stream.reconnect import ReconnectPolicy
 from stream.records import Prediction
 from stream.report import Report
-from stream.sampler import Sampler
+from stream.settings import SourceSettings
 from stream.sources import NetworkSource, PyAVNetworkSource, open_source
 from stream.stats import RunStats
 
@@ -46,7 +46,8 @@ def network_source(
     url: str, timeout_s: float = 5.0, sparse_every_s: float | None = None, backend: str = "pyav"
 ) -> NetworkSource | PyAVNetworkSource:
     """As `watch` builds it: sampled every `sparse_every_s` with no overlay video (None: every frame)."""
-    source = open_source(url, timeout_s=timeout_s, sparse_every_s=sparse_every_s, rtsp_backend=backend)
+    settings = SourceSettings(every_s=sparse_every_s or 0.0, timeout_s=timeout_s, rtsp_backend=backend)
+    source = open_source(url, settings)
     assert isinstance(source, NetworkSource if backend == "opencv" else PyAVNetworkSource)
     return source
 
@@ -63,7 +64,13 @@ def run_pipeline(
     """Analyse `source` for `duration_s` wall-clock seconds; `at=(s, action)` runs `action` s into the
     run; `stats` gets a reader of the run's latest live numbers (decoded pictures ...)."""
     stop = threading.Event()
-    pipeline = Pipeline(source, engine, Sampler(every_s), stop=stop, duration_s=duration_s, reconnect=reconnect)
+    pipeline = Pipeline(
+        source,
+        engine,
+        SourceSettings(every_s=every_s, duration_s=duration_s, skip_similar=0.0),
+        stop=stop,
+        reconnect=reconnect,
+    )
     if stats is not None:
         stats.append(lambda: pipeline.stats)  # a frozen snapshot, replaced as the run goes
     guard = watchdog(stop, OPEN_S + duration_s + 20)
@@ -145,7 +152,9 @@ def test_picture_change_reaches_results_promptly(rtsp_server: RtspServer, color_
     delay_s, switch_after_s = 0.2, 4.0
     source = network_source(rtsp_server.start(fps=FPS, pattern="red"))
     stop = threading.Event()
-    pipeline = Pipeline(source, SlowEngine(color_model, delay_s), Sampler(0), stop=stop)
+    pipeline = Pipeline(
+        source, SlowEngine(color_model, delay_s), SourceSettings(every_s=0, skip_similar=0.0), stop=stop
+    )
     switched_at: float | None = None
     seen_after_s: float | None = None
     labels_after: list[str] = []

@@ -16,6 +16,7 @@ from stream.errors import BadInputError
 from stream.filesource import FileSource, index_frames, seek_target, worth_seeking
 from stream.orientation import Orientation
 from stream.sampler import Sampler, sample_mask
+from stream.settings import SourceSettings
 from stream.sources import open_source
 from tests.helpers import sampled, write_color_video
 
@@ -138,7 +139,7 @@ def test_watch_seeks_on_a_sparse_file_and_counts_the_same(clip, color_model, cap
     with caplog.at_level(logging.INFO, logger="stream.filesource"):
         fast = watch(clip, color_model, every_s=2.0).run()
     assert "seeking keyframes" in caplog.text
-    monkeypatch.setattr("stream.api.open_source", lambda spec, **_: FileSource(spec))  # every frame decoded
+    monkeypatch.setattr("stream.api.open_source", lambda spec, settings=None: FileSource(spec))  # every frame decoded
     slow = watch(clip, color_model, every_s=2.0).run()
     assert fast.samples == slow.samples == 15
     assert fast.screen_time_s == pytest.approx(slow.screen_time_s)
@@ -151,7 +152,8 @@ def test_watch_seeks_on_a_sparse_file_and_counts_the_same(clip, color_model, cap
 
 def test_open_source_gives_a_sparse_file_source_only_when_asked():
     assert open_source("a.mp4").sparse_every_s is None
-    assert open_source("a.mp4", sparse_every_s=2.0).sparse_every_s == 2.0
+    assert open_source("a.mp4", SourceSettings(every_s=2.0)).sparse_every_s == 2.0
+    assert open_source("a.mp4", SourceSettings(every_s=2.0, every_frame=True)).sparse_every_s is None  # an overlay
 
 
 def test_a_short_constant_rate_file_in_order(tmp_path):

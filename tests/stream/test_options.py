@@ -50,7 +50,7 @@ def test_the_cli_and_the_api_make_the_same_config_from_the_same_options():
             "dashboard": True,
         },
     )
-    assert cli == api and cli.every_s == 0.25 and cli.monitor.names == ("a",)
+    assert cli == api and cli.source.every_s == 0.25 and cli.monitor.names == ("a",)
 
 
 @pytest.mark.parametrize(

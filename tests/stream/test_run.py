@@ -14,7 +14,7 @@ from stream.engine import Engine
 from stream.errors import BadInputError, SourceError
 from stream.pipeline import Pipeline
 from stream.run import Run
-from stream.sampler import Sampler
+from stream.settings import SourceSettings
 from stream.sinks import Ended, Event, OutputBase, Sampled, Started
 from stream.sinks.report_sink import ReportSink
 from tests.helpers import ScriptedSource, script
@@ -63,7 +63,9 @@ class Recording(OutputBase):
 
 
 def test_pipeline_counts_a_scripted_source_exactly(engine):
-    pipeline = Pipeline(ScriptedSource("clip", script(SCENES, 10)), engine, Sampler(0.0))
+    pipeline = Pipeline(
+        ScriptedSource("clip", script(SCENES, 10)), engine, SourceSettings(every_s=0.0, skip_similar=0.0)
+    )
     predictions = list(pipeline.run())
     assert len(predictions) == 40 and pipeline.report.samples == 40
     assert pipeline.report.screen_time_s == pytest.approx(TRUTH)
@@ -73,8 +75,10 @@ def test_pipeline_counts_a_scripted_source_exactly(engine):
 def test_a_run_opens_each_output_once_and_tags_every_record(engine):
     recording = Recording()
     run = Run(engine, [recording])
-    a = run.add_source(ScriptedSource("a.mp4", script(SCENES, 10)), Sampler(0.5))
-    b = run.add_source(ScriptedSource("b.mp4", script([(2, 0.0, 2.0)], 10)), Sampler(0.5))
+    a = run.add_source(ScriptedSource("a.mp4", script(SCENES, 10)), SourceSettings(every_s=0.5, skip_similar=0.0))
+    b = run.add_source(
+        ScriptedSource("b.mp4", script([(2, 0.0, 2.0)], 10)), SourceSettings(every_s=0.5, skip_similar=0.0)
+    )
     assert (a.name, b.name, a.key, b.key) == ("a.mp4", "b.mp4", 0, 1)
     tags = [tag.name for tag, _ in run]
     assert tags.count("a.mp4") == 8 and tags.count("b.mp4") == 4
@@ -98,14 +102,20 @@ def test_sources_added_and_removed_while_running_each_get_their_section(engine, 
     recording = Recording()
     gate = threading.Event()
     run = Run(engine, [ReportSink(path, several=True), recording])
-    run.add_source(ScriptedSource("a.mp4", script(SCENES, 10)), Sampler(0.0))
-    held = run.add_source(ScriptedSource("b.mp4", script(SCENES, 10), gate=gate, hold_at=5), Sampler(0.0))
+    run.add_source(ScriptedSource("a.mp4", script(SCENES, 10)), SourceSettings(every_s=0.0, skip_similar=0.0))
+    held = run.add_source(
+        ScriptedSource("b.mp4", script(SCENES, 10), gate=gate, hold_at=5), SourceSettings(every_s=0.0, skip_similar=0.0)
+    )
     added = None
     seen: dict[str, int] = {}
     for tag, _ in run:
         seen[tag.name] = seen.get(tag.name, 0) + 1
         if added is None:  # the run is running: a camera joins
-            added = run.add_source(ScriptedSource("c.mp4", script([(1, 0.0, 2.0)], 10)), Sampler(0.0), name="cam c")
+            added = run.add_source(
+                ScriptedSource("c.mp4", script([(1, 0.0, 2.0)], 10)),
+                SourceSettings(every_s=0.0, skip_similar=0.0),
+                name="cam c",
+            )
         if tag == held and seen["b.mp4"] == 5:  # b holds before its 6th picture: take it out
             run.remove_source(held, timeout_s=0)
             gate.set()
@@ -120,14 +130,14 @@ def test_sources_added_and_removed_while_running_each_get_their_section(engine, 
     assert seen == {"a.mp4": 40, "b.mp4": b["samples"], "cam c": 20}
     assert recording.of("added", "cam c") and recording.of("removed", "cam c") == [("removed", "cam c", 20)]
     with pytest.raises(BadInputError, match="has ended"):
-        run.add_source(ScriptedSource("d.mp4", []), Sampler(0.0))
+        run.add_source(ScriptedSource("d.mp4", []), SourceSettings(every_s=0.0, skip_similar=0.0))
 
 
 def test_a_source_that_never_starts_leaves_the_run_and_fails_it_at_the_end(engine):
     recording = Recording()
     run = Run(engine, [recording])
-    run.add_source(ScriptedSource("a.mp4", script(SCENES, 10)), Sampler(1.0))
-    run.add_source(ScriptedSource("empty.mp4", []), Sampler(1.0))
+    run.add_source(ScriptedSource("a.mp4", script(SCENES, 10)), SourceSettings(every_s=1.0, skip_similar=0.0))
+    run.add_source(ScriptedSource("empty.mp4", []), SourceSettings(every_s=1.0, skip_similar=0.0))
     with pytest.raises(SourceError, match=r"1 of 2 sources failed: empty\.mp4: no decodable frames"):
         list(run)
     assert recording.of("removed", "empty.mp4") == [("removed", "empty.mp4", 0)]  # its report: nothing counted
@@ -137,24 +147,26 @@ def test_a_source_that_never_starts_leaves_the_run_and_fails_it_at_the_end(engin
 
 def test_names_are_unique_in_a_run(engine):
     run = Run(engine)
-    first = run.add_source(ScriptedSource("/x/clip.mp4", []), Sampler(1.0))
-    second = run.add_source(ScriptedSource("/y/clip.mp4", []), Sampler(1.0))
+    first = run.add_source(ScriptedSource("/x/clip.mp4", []), SourceSettings(every_s=1.0, skip_similar=0.0))
+    second = run.add_source(ScriptedSource("/y/clip.mp4", []), SourceSettings(every_s=1.0, skip_similar=0.0))
     assert (first.name, second.name) == ("clip.mp4", "clip.mp4-2")
     with pytest.raises(BadInputError, match="already in the run"):
-        run.add_source(ScriptedSource("z.mp4", []), Sampler(1.0), name="clip.mp4")
+        run.add_source(ScriptedSource("z.mp4", []), SourceSettings(every_s=1.0, skip_similar=0.0), name="clip.mp4")
 
 
 def test_a_run_kept_open_takes_sources_after_all_have_ended_until_stopped(engine):
     recording = Recording()
     run = Run(engine, [recording], keep_open=True)
-    first = run.add_source(ScriptedSource("a.mp4", script(SCENES, 10)), Sampler(1.0))
+    first = run.add_source(ScriptedSource("a.mp4", script(SCENES, 10)), SourceSettings(every_s=1.0, skip_similar=0.0))
     later = None
     seen = {first: 0}
     for tag, _ in run:
         seen[tag] += 1
         if tag == first and seen[first] == 4:
             assert run.remove_source(first).ended == "end of stream"  # ended by itself: nothing was running
-            later = run.add_source(ScriptedSource("b.mp4", script(SCENES, 10)), Sampler(1.0))
+            later = run.add_source(
+                ScriptedSource("b.mp4", script(SCENES, 10)), SourceSettings(every_s=1.0, skip_similar=0.0)
+            )
             seen[later] = 0
         elif tag == later and seen[later] == 4:
             run.stop()

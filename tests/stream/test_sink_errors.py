@@ -14,7 +14,7 @@ import pytest
 from stream.engine import Engine
 from stream.errors import OutputError
 from stream.run import Run
-from stream.sampler import Sampler
+from stream.settings import SourceSettings
 from stream.sinks import Ended, Event, Output, OutputBase, Sampled
 from stream.sinks.report_sink import ReportSink
 from stream.sources import open_source
@@ -58,7 +58,7 @@ CANNOT_WRITE = [OSError(28, "No space left on device"), OutputError("report x: d
 
 def run_with(clip, color_model, tmp_path, output: Output):
     run = Run(Engine(color_model, "cpu"), [output, ReportSink(tmp_path / "r.json")])
-    run.add_source(open_source(str(clip)), Sampler(0.5))
+    run.add_source(open_source(str(clip)), SourceSettings(every_s=0.5, skip_similar=0.0))
     return run
 
 
@@ -87,7 +87,7 @@ def test_a_bug_in_an_output_keeps_its_traceback_and_is_raised_at_the_end(clip, c
 def test_a_sources_own_output_that_fails_keeps_its_kind(clip, color_model, error, caplog):
     failing, other = FailingOutput(error), Counting()
     run = Run(Engine(color_model, "cpu"))
-    run.add_source(open_source(str(clip)), Sampler(0.5), outputs=[failing, other])
+    run.add_source(open_source(str(clip)), SourceSettings(every_s=0.5, skip_similar=0.0), outputs=[failing, other])
     with caplog.at_level(logging.ERROR), pytest.raises(type(error) if isinstance(error, TypeError) else OutputError):
         list(run)
     assert failing.updates == 1 and other.updates == 4 and other.closed

@@ -3,6 +3,7 @@ import os
 import pytest
 
 from stream.errors import BadInputError, SourceConnectionError
+from stream.settings import SourceSettings
 from stream.sources import (
     FileSource,
     NetworkSource,
@@ -50,10 +51,10 @@ def test_credentials_are_masked():
     ],
 )
 def test_open_source_picks_the_rtsp_backend(spec, backend, kind):
-    source = open_source(spec, sparse_every_s=1.0, **({"rtsp_backend": backend} if backend else {}))
+    source = open_source(spec, SourceSettings(every_s=1.0, **({"rtsp_backend": backend} if backend else {})))
     assert type(source) is kind
-    with pytest.raises(BadInputError, match="pyav or opencv"):
-        open_source(spec, rtsp_backend="gstreamer")
+    with pytest.raises(BadInputError, match="pyav, opencv"):
+        open_source(spec, SourceSettings(rtsp_backend="gstreamer"))
 
 
 def test_pyav_stream_errors_are_one_line_without_the_password():

@@ -241,16 +241,14 @@ def test_times_are_written_to_the_millisecond(tmp_path, color_model):
 def test_report_is_checkpointed_during_a_run(cfr_clip, color_model, tmp_path):
     """A slow engine makes the run last a few seconds; checkpoints (ended: running) appear before the end."""
     from stream.api import Watch, WatchConfig
+    from stream.settings import SourceSettings
     from tests.helpers import SlowEngine
 
     config = WatchConfig(
         sources=[str(cfr_clip)],
         model=color_model,
-        every_s=0.2,
+        source=SourceSettings(every_s=0.2, checkpoint_s=0.5, skip_similar=0, batch_size=1),
         report=tmp_path / "r.json",
-        checkpoint_s=0.5,
-        skip_similar=0,
-        batch_size=1,
     )
     run = Watch(config)
     run.pipelines[0].engine = SlowEngine(color_model, 0.1)

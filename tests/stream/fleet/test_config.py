@@ -17,6 +17,7 @@ from stream.cli import main
 from stream.defaults import CONFIG_READ_MAX_BYTES
 from stream.errors import BadInputError
 from stream.fleet.config import check_api_camera, check_config, load_config, parse_raw
+from stream.settings import SourceSettings
 
 GOOD = """
 timezone: Europe/Paris
@@ -126,6 +127,11 @@ BAD = {
     "yaml alias": (
         "defaults: &d {model: m.onnx}\ncameras:\n  a: {url: x}\nx: *d\n",
         "YAML aliases (*name) are not allowed",
+    ),
+    "bad crop": ("defaults: {model: m.onnx}\ncameras:\n  yard: {url: x, crop: bars}\n", "cameras.yard.crop:"),
+    "negative smoothing": (
+        "defaults: {model: m.onnx}\ncameras:\n  yard: {url: x, smoothing: -1}\n",
+        "cameras.yard.smoothing: must be >= 0",
     ),
     "not yaml": ("cameras: [\n", "not YAML"),
     "not a mapping": ("- a\n- b\n", "expected a mapping"),
@@ -276,3 +282,13 @@ def test_any_camera_the_api_accepts_a_restart_accepts(api_dir, name, body):
     path.write_text(text)
     again = load_config(path, environ={})  # what `serve --check` and a restart run
     assert again.cameras == accepted.cameras
+
+
+def test_a_camera_sets_what_watch_sets_for_a_source(tmp_path):
+    """crop and smoothing, as `watch --crop/--smooth`: the same SourceSettings reaches the reader."""
+    text = "defaults: {model: m.onnx, crop: none}\ncameras:\n  a: {url: x, smoothing: 3, overlay: {dir: o}}\n  b: {url: y, crop: '320:240:0:0'}\n"
+    config = load_config(write(tmp_path, text))
+    a, b = (config.cameras[n].settings(config.checkpoint_s) for n in ("a", "b"))
+    assert a == SourceSettings(every_s=1.0, crop="none", smoothing=3, checkpoint_s=10.0, every_frame=True)
+    assert a.sparse_every_s is None and b.sparse_every_s == 1.0  # an overlay decodes every frame
+    assert b.crop == SourceSettings(crop="320:240:0:0").crop and b.smoothing is None
