@@ -356,28 +356,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     The exit status is 0 only when every source ran and every output asked for was written.
     """
-    import signal
-
     from stream.api import Watch
     from stream.options import from_args
+    from stream.signals import handling_signals
 
     config = from_args(args, terminal=sys.stdout.isatty())
     run = Watch(config)
-    presses = 0
-
-    def on_signal(signum, _frame) -> None:
-        nonlocal presses
-        presses += 1
-        if presses > 1 and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        run.stop()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        run.run()
+        with handling_signals(run.stop):
+            run.run()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         summarise(run.reports, config.dashboard)
     return 0
 

@@ -28,22 +28,20 @@ def serve(path: Path, mask: MaskSecrets, check: bool = False) -> int:
     if check:
         print(f"ok: {summary(config)}")
         return 0
-    import signal
     import threading
 
     from stream.fleet.http import HttpServer
     from stream.fleet.service import Service, run_service
+    from stream.signals import handling_signals
 
     service = Service(config, mask)
     server = HttpServer(service, config.host, config.port)  # a taken port fails here, before any camera
     stop = threading.Event()
 
-    def on_stop(signum, frame) -> None:
+    def on_stop() -> None:
         log.info("stopping: every camera's day file is written first")
         stop.set()
         service.run.stop()
 
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    signal.signal(signal.SIGHUP, lambda signum, frame: service.reload_requested.set())
-    return run_service(service, server, stop)
+    with handling_signals(on_stop, reload=service.reload_requested.set):
+        return run_service(service, server, stop)

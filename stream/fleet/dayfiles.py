@@ -333,7 +333,6 @@ class DayFilesSink(OutputBase):
     def _flush(self, now: bool = False) -> None:
         """Write what waits (timelines first, then reports), if a try is due."""
         self._flushed_at = time.monotonic()
-        self.today: Today | None = None  # read by the API's thread: replaced whole, never changed
         if now or self.retry.due():
             self.retry.attempt(self._write_waiting)
 

@@ -243,3 +243,14 @@ def test_a_cut_off_row_is_dropped_and_each_row_written_once(tmp_path):
     path.unlink()  # the file gone (a folder removed): the next write starts a new one, header first
     timeline.flush()
     assert path.read_text() == "t_s,class,confidence\n4.000,tom,0.7000\n"
+
+
+def test_todays_numbers_are_a_snapshot_that_writes_do_not_reset(tmp_path):
+    """What the API shows of today (`today`): the day's samples and totals, through every flush."""
+    wall, acc = Wall(), Accountant(CARD.classes)
+    sink = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, clock=Clock(0.0, T0), wall=wall)
+    sink.handle(Started(TAG, INFO, CARD, STATS))
+    drive(sink, acc, wall, [("sample", 0.0, ["tom"]), ("sample", 5.0, ["tom"]), ("checkpoint", 6.0)])
+    today = sink.today
+    assert today is not None and today.samples == 2 and today.screen_time_s["tom"] == pytest.approx(5.0)
+    assert today.to_dict()["day"] == "2026-12-03"
