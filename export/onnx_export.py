@@ -139,6 +139,7 @@ def export(
         from export.quantize import quantize_int8
 
         int8_path = output.with_name(output.stem + ".int8.onnx")
+        assert calibration is not None  # checked above: --int8 needs --calibration
         agreement = quantize_int8(output, int8_path, Path(calibration), card)
         result = ExportResult(output, diff, len(batch), int8_path, agreement)
     return result

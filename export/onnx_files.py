@@ -38,6 +38,7 @@ def sample_frames(directory: Path | None, size: tuple[int, int], limit: int = 16
 
     paths = sorted(directory.glob("*.jpg")) + sorted(directory.glob("*.png")) if directory else []
     if paths:
+        assert directory is not None  # frames are only found in a directory
         pick = np.linspace(0, len(paths) - 1, min(limit, len(paths))).round().astype(int)
         return load_images([paths[i] for i in pick], size, set_crop(directory, paths))
     log.warning("no frames for the parity check; using random frames")

@@ -85,6 +85,7 @@ class Accountant:
             self.start_s = self._last_t = t_s
             opened_at = t_s
         elif self._present is None:  # first sample after an outage: it covers back to the return
+            assert self._last_t is not None  # set to the return by back()
             opened_at = self._last_t
             self._present = present
         else:

@@ -63,6 +63,6 @@ class FrameBuffer:
     def _drop_waiting_frames(self) -> None:
         if not self._frames:
             return
-        kept = collections.deque(item for item in self._items if not isinstance(item, Frame))
+        kept: collections.deque[Item] = collections.deque(item for item in self._items if not isinstance(item, Frame))
         self.dropped += len(self._items) - len(kept)
         self._items, self._frames = kept, 0

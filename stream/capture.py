@@ -82,9 +82,17 @@ class CaptureBase:
     timeout_s = 0.0
     early_s = 0.0
     recording: str | None = None
-    picture_ready = True
     decoded: int | None = None
-    discontinuities: Sequence[Discontinuity] = ()
+
+    @property
+    def picture_ready(self) -> bool:
+        """Every grabbed frame has a picture."""
+        return True
+
+    @property
+    def discontinuities(self) -> Sequence[Discontinuity]:
+        """No timestamp jumps."""
+        return ()
 
     def set_timeouts(self, timeout_s: float, open_timeout_s: float) -> None:
         """A network source's limits: a read waits `timeout_s`; opening waits for the first picture

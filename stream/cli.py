@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 from stream import defaults
 from stream.errors import BadInputError, ScreentimeError
@@ -331,7 +332,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             "in the true seconds, and the single-label verdict on it is right when it names one of them"
         )
     st = result.screen_time_s
-    console.print(screen_time_table(st["predicted"], st["true"], interval=st.get("interval")))
+    # training.evaluate annotates screen_time_s as all {class: seconds}; its "interval" is {class: [low, high]}.
+    interval = cast("dict[str, tuple[float, float]] | None", st.get("interval"))
+    console.print(screen_time_table(st["predicted"], st["true"], interval=interval))
     if "interval" in result.metrics:
         iv = result.metrics["interval"]
         console.print(
@@ -340,14 +343,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         )
     if args.errors:
         errors = write_errors(result, args.errors)
-        first, last = (errors.sheets[0], errors.sheets[-1]) if errors.sheets else (None, None)
-        sheets = (
-            "no contact sheet: no mistakes"
-            if first is None
-            else f"contact sheet {first}"
-            if first == last
-            else f"contact sheets {first} ... {last.name}"
-        )
+        if not errors.sheets:
+            sheets = "no contact sheet: no mistakes"
+        else:
+            first, last = errors.sheets[0], errors.sheets[-1]
+            sheets = f"contact sheet {first}" if first == last else f"contact sheets {first} ... {last.name}"
         print(f"{errors.wrong} wrong of {errors.frames} frames: {errors.index_html} ({sheets})")
 
 

@@ -28,10 +28,11 @@ def deinterlaced(frame: av.VideoFrame) -> av.VideoFrame:
         return frame
     try:
         graph = av.filter.Graph()
+        # PyAV's add_buffer takes a format name too (it calls VideoFormat(format)); its stubs say VideoFormat only.
         source = graph.add_buffer(
             width=frame.width,
             height=frame.height,
-            format=frame.format.name,
+            format=frame.format.name,  # type: ignore[arg-type]
             time_base=frame.time_base or Fraction(1, 90000),
         )
         deinterlacer = graph.add(*FILTER)
@@ -41,7 +42,9 @@ def deinterlaced(frame: av.VideoFrame) -> av.VideoFrame:
         graph.configure()
         graph.push(frame)
         graph.push(None)
-        return graph.pull()
+        picture = graph.pull()
+        assert isinstance(picture, av.VideoFrame)  # a video buffer's graph gives video frames
+        return picture
     except (av.FFmpegError, ValueError) as exc:
         log.debug("deinterlacing failed (%s); picture kept as decoded", exc)
         return frame

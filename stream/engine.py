@@ -25,7 +25,16 @@ from stream.quiet import captured_output
 log = logging.getLogger(__name__)
 
 
-Device = StrEnum("Device", [(name.upper(), name) for name in DEVICES])  # --device's choices, declared in defaults
+class Device(StrEnum):
+    """--device's choices, declared in defaults (spelled out here so that type checkers see the members)."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    TENSORRT = "tensorrt"
+
+
+assert tuple(Device) == DEVICES, "stream.engine.Device must list stream.defaults.DEVICES, in order"
 
 
 _PROVIDER = {

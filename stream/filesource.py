@@ -33,7 +33,7 @@ import bisect
 import itertools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -106,6 +106,7 @@ def index_frames(path: str | os.PathLike[str]) -> FrameIndex:
         raise BadInputError(f"{path}: cannot index frames ({exc})") from None
     if len(set(pts)) != len(pts):
         raise BadInputError(f"{path}: repeated frame timestamps")
+    assert time_base is not None  # FFmpeg gives every demuxed stream a time base
     return FrameIndex(sorted(pts), sorted(keys), start, time_base)
 
 
@@ -170,10 +171,10 @@ class FileSource(CaptureBase):
         self.index: FrameIndex | None = None  # built at open() when sampling sparsely
         self.seek = False  # jump to keyframes (sparse only; dropping non-reference frames always is)
         self.seeks = 0
-        self.decoded = 0  # pictures the decoder returned
+        self.decoded: int = 0  # pictures the decoder returned
         self.orientation = UPRIGHT
-        self._container = None
-        self._stream = None
+        self._container: av.container.InputContainer | None = None
+        self._stream: av.VideoStream | None = None
         self._frames: Iterator[av.VideoFrame] | None = None
         self._pending: av.VideoFrame | None = None  # decoded, not yet handed out
         self._frame: av.VideoFrame | None = None
@@ -189,9 +190,11 @@ class FileSource(CaptureBase):
         if not self.is_url:
             _check_path(self.path, self.name)
         self._open_container()
+        assert self._container is not None  # _open_container raises where it cannot open
         if not self._container.streams.video:
             self.close()
             raise BadInputError(f"{self.name}: contains no video frames (empty or audio-only file)")
+        assert self._stream is not None  # set by _open_container when there is a video stream
         rate = self._stream.average_rate or self._stream.guessed_rate
         discont = bool(self._container.format.flags & TS_DISCONT)
         self._clock = MediaClock(1 / float(rate) if rate else None, forward_jumps=discont)
@@ -242,6 +245,7 @@ class FileSource(CaptureBase):
         except BadInputError as exc:
             log.debug("%s; decoding every frame", mask_text(str(exc)))
             return
+        assert self._container is not None  # indexed at open(), after the container opened
         self.seek = worth_seeking(self.index.keyframes_s, every_s) and exact_seeks(self._container.format.flags)
         if self.seek:
             spacing = _spacing(self.index.keyframes_s)
@@ -257,11 +261,13 @@ class FileSource(CaptureBase):
         except _Overshot:
             log.info("%s: a seek landed past its keyframe; demuxing forward from the start instead", self.name)
             self.seek = False  # this container's seeks cannot be trusted: decode forward from now on
+            assert self._container is not None  # decoding: open
             self._container.close()
             self._open_container()
             yield from self._decode_from(from_pts, overshoot_ok=False)
 
     def _decode_from(self, from_pts: int | None, overshoot_ok: bool = True) -> Iterator[av.VideoFrame]:
+        assert self._container is not None and self._stream is not None  # decoding: open
         codec = self._stream.codec_context
         for packet in self._container.demux(self._stream):
             if from_pts is not None:
@@ -273,7 +279,8 @@ class FileSource(CaptureBase):
                     continue
                 from_pts = None
             droppable = (
-                self._due_s is not None
+                self._due_s is not None  # set only by skip_to, and only when there is an index
+                and self.index is not None
                 and packet.pts is not None
                 and self.index.time(packet.pts) + DROP_MARGIN_S < self._due_s
             )
@@ -285,9 +292,11 @@ class FileSource(CaptureBase):
 
     def _next_picture(self) -> av.VideoFrame | None:
         """The next decoded picture (the one put back first), or None when there are no more."""
+        picture: av.VideoFrame | None
         if self._pending is not None:
             picture, self._pending = self._pending, None
             return picture
+        assert self._frames is not None  # set at open()
         try:
             picture = next(self._frames, None)
         except av.FFmpegError as exc:  # damaged past this point: no more pictures
@@ -334,6 +343,7 @@ class FileSource(CaptureBase):
             self._last_t = self._last_t if self._last_t is not None else 0.0
             return self._last_t
         # Repeated timestamps keep their time; jumps are made continuous (stream.mediaclock).
+        assert self._stream is not None and self._stream.time_base is not None  # a picture was decoded from it
         self._last_t = self._clock(float((pts - (self._stream.start_time or 0)) * self._stream.time_base))
         return self._last_t
 
@@ -352,6 +362,7 @@ class FileSource(CaptureBase):
         if stream is None or container is None or self.discontinuities or container.format.flags & TS_DISCONT:
             return fallback  # TS/PS durations are estimates from the bitrate
         end: float | None = None
+        assert stream.time_base is not None  # FFmpeg gives every demuxed stream a time base
         if stream.duration:
             end = float(stream.duration * stream.time_base)
         elif container.duration:
@@ -365,7 +376,7 @@ class FileSource(CaptureBase):
         return fallback
 
     @property
-    def discontinuities(self) -> list[Discontinuity]:
+    def discontinuities(self) -> Sequence[Discontinuity]:
         """Where the file's timestamps jumped so far (an indexed file has none: it would not be)."""
         return self._clock.discontinuities
 
@@ -386,6 +397,7 @@ class FileSource(CaptureBase):
         if target is None:
             return
         key_pts = self.index.keyframe_pts[bisect.bisect_left(self.index.keyframes_s, target - _EPS)]
+        assert self._container is not None  # sampling: open
         self._container.seek(key_pts, stream=self._stream, backward=True)
         self._frames, self._pending, self._resume_pts = self._decode(key_pts), None, key_pts
         self.seeks += 1

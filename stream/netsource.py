@@ -35,7 +35,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import av
 import numpy as np
@@ -45,7 +45,7 @@ from stream.capture import CaptureBase
 from stream.defaults import OPEN_TIMEOUT_S, RTSP_TRANSPORT, TIMEOUT_S
 from stream.deinterlace import deinterlaced
 from stream.errors import SourceConnectionError
-from stream.mediaclock import MediaClock
+from stream.mediaclock import Discontinuity, MediaClock
 from stream.records import VideoInfo
 from stream.urls import mask_text, mask_url
 
@@ -82,7 +82,7 @@ class PyAVNetworkSource(CaptureBase):
         self.set_timeouts(timeout_s, open_timeout_s)
         self.rtsp_transport = rtsp_transport
         self.sparse_every_s = sparse_every_s or None
-        self.decoded = 0
+        self.decoded: int = 0
         self._t0: float | None = None
         self._clock = MediaClock(forward_jumps=True)  # one per source, across reconnections
         self._container: av.container.InputContainer | None = None
@@ -175,7 +175,7 @@ class PyAVNetworkSource(CaptureBase):
         return self._read(self._last_packet_at + self.timeout_s)
 
     @property
-    def discontinuities(self):
+    def discontinuities(self) -> Sequence[Discontinuity]:
         """Where the stream's timestamps jumped so far (stream.mediaclock)."""
         return self._clock.discontinuities
 
@@ -202,7 +202,8 @@ class PyAVNetworkSource(CaptureBase):
                 log.debug("%s: close: %s", self.name, _reason(exc))
             self._container = None
         if self._packets is not None:
-            self._packets.close()
+            # PyAV's demux() is a generator, which its stubs declare as a plain Iterator (no close()).
+            self._packets.close()  # type: ignore[attr-defined]
         self._reset()
 
     # -- reading and decoding ---------------------------------------------------------------------
@@ -211,6 +212,7 @@ class PyAVNetworkSource(CaptureBase):
         """Demux and (as far as needed) decode the next video frame; its media time, or None if
         none came before `deadline`, the read failed or the stream ended."""
         self._picture = None
+        assert self._packets is not None and self._stream is not None  # reading: connected
         while True:
             try:
                 packet = next(self._packets, None)
@@ -256,12 +258,15 @@ class PyAVNetworkSource(CaptureBase):
         key = packet.is_keyframe
         if key:
             self._note_keyframe(packet)
-        sparse = self._due_s is not None
+        due_s = self._due_s
+        sparse = due_s is not None
         keyframes = self.keyframes_only and sparse
+        assert self._stream is not None  # decoding: connected
         codec = self._stream.codec_context
-        if keyframes and (not key or t_s < self._due_s - self.early_s):
+        if keyframes and due_s is not None and (not key or t_s < due_s - self.early_s):
             return  # not decoded at all: nothing that is decoded refers to it
-        codec.skip_frame = "NONREF" if sparse and not keyframes and t_s + DROP_MARGIN_S < self._due_s else "DEFAULT"
+        droppable = due_s is not None and not keyframes and t_s + DROP_MARGIN_S < due_s
+        codec.skip_frame = "NONREF" if droppable else "DEFAULT"
         try:
             pictures = codec.decode(packet)
             if keyframes:  # a decoder that reorders (B-frames) would hold the keyframe back
@@ -282,6 +287,7 @@ class PyAVNetworkSource(CaptureBase):
     def _drain(self) -> list[av.VideoFrame]:
         """Every picture the decoder still holds; then it starts afresh (the next packet sent is
         a keyframe, which needs nothing before it)."""
+        assert self._stream is not None  # decoding: connected
         codec = self._stream.codec_context
         pictures = codec.decode(None)
         codec.flush_buffers()

@@ -62,7 +62,8 @@ UPRIGHT = Orientation()
 def orientation_of(frame: av.VideoFrame, tags: dict[str, str]) -> Orientation:
     """The display matrix FFmpeg attaches to decoded frames (flips included), else a stream's
     `rotate` tag (clockwise degrees, as older FFmpeg wrote and read it), else upright."""
-    matrix = frame.side_data.get(SideDataType.DISPLAYMATRIX)
+    # PyAV's stubs declare side_data as one SideData; it is a mapping that takes a side-data Type as key.
+    matrix = frame.side_data.get(SideDataType.DISPLAYMATRIX)  # type: ignore[call-overload]
     if matrix is not None:
         m = np.frombuffer(bytes(matrix), dtype=np.int32)
         return Orientation.from_matrix(*(float(v) for v in m[[0, 1, 3, 4]]))

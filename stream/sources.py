@@ -133,7 +133,7 @@ class NetworkSource(_LiveSource):
         self.url = url
         self.set_timeouts(timeout_s, open_timeout_s)
         self.rtsp_transport = rtsp_transport
-        self.decoded = 0  # pictures decoded: OpenCV's grab decodes every frame, sampled or not
+        self.decoded: int = 0  # pictures decoded: OpenCV's grab decodes every frame, sampled or not
         self._primed_t: float | None = None
         self._reset_hang_watch()
 
@@ -144,6 +144,7 @@ class NetworkSource(_LiveSource):
         self._frozen_since: float | None = None
 
     def grab(self) -> float | None:
+        t_s: float | None
         if self._primed_t is not None:  # the picture open() waited for
             t_s, self._primed_t = self._primed_t, None
             return t_s
@@ -215,10 +216,17 @@ def open_source(spec: str, settings: SourceSettings | None = None) -> Source:
         scheme = check_scheme(spec)
         if scheme in WEB_SCHEMES and web_kind(spec) is UrlKind.FILE:
             return FileSource(spec, sparse_every_s)
-        timeouts = {"timeout_s": timeout_s, "rtsp_transport": rtsp_transport, "open_timeout_s": open_timeout_s}
         if rtsp_backend == "opencv" and scheme in ("rtsp", "rtsps"):
-            return NetworkSource(spec, **timeouts)
-        return PyAVNetworkSource(spec, sparse_every_s=sparse_every_s, **timeouts)
+            return NetworkSource(
+                spec, timeout_s=timeout_s, rtsp_transport=rtsp_transport, open_timeout_s=open_timeout_s
+            )
+        return PyAVNetworkSource(
+            spec,
+            sparse_every_s=sparse_every_s,
+            timeout_s=timeout_s,
+            rtsp_transport=rtsp_transport,
+            open_timeout_s=open_timeout_s,
+        )
     return FileSource(spec, sparse_every_s)
 
 

@@ -16,6 +16,7 @@ def mask_url(spec: str) -> str:
     if parts.password is None and parts.username is None:
         return spec
     host = parts.hostname or ""
+    port: int | str | None
     try:
         port = parts.port
     except ValueError:  # a port out of range: shown as written

@@ -55,6 +55,7 @@ def extract(
                 if not sampler.due(t_s):
                     continue
                 image = source.retrieve()
+                assert sampler.next_due_s is not None  # set by due()
                 source.skip_to(sampler.next_due_s)
                 if image is None:
                     continue

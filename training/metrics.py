@@ -82,7 +82,7 @@ def design_effect(wrong_runs: Sequence[Sequence[bool]], block: int = 10, cap: fl
     p = float(np.mean(total)) if total else 0.0
     if len(means) < 4 or p in (0.0, 1.0):
         return 1.0
-    return float(min(max(block * np.var(means, ddof=1) / (p * (1 - p)), 1.0), cap))
+    return float(min(max(block * float(np.var(means, ddof=1)) / (p * (1 - p)), 1.0), cap))
 
 
 def verdicts(
@@ -97,7 +97,9 @@ def verdicts(
     if multi_label:
         return [tuple(c for c in lab if c != background) or tuple(lab) for lab in labels], predicted
     # A frame labelled with several classes (`1;2`): a single verdict is right when it names one.
-    truth = [(p[0],) if p[0] in lab else (lab[0],) for lab, p in zip(labels, predicted, strict=True)]
+    truth: list[tuple[int, ...]] = [
+        (p[0],) if p[0] in lab else (lab[0],) for lab, p in zip(labels, predicted, strict=True)
+    ]
     return truth, predicted
 
 
@@ -113,7 +115,7 @@ def score(
 def heldout_mistakes(
     truth: Sequence[tuple[int, ...]],
     predicted: Sequence[tuple[int, ...]],
-    runs: Sequence[Sequence[int]],
+    runs: Sequence[Sequence[int] | np.ndarray],
     classes: Sequence[str],
     background: int | None,
 ) -> dict:

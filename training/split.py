@@ -71,10 +71,13 @@ class Folds:
     n_folds: int
 
     @classmethod
-    def of_sets(cls, times_by_set: Sequence[Sequence[float]], folds: int = 5, blocks_per_fold: int = 2) -> Folds:
+    def of_sets(
+        cls, times_by_set: Sequence[Sequence[float] | np.ndarray], folds: int = 5, blocks_per_fold: int = 2
+    ) -> Folds:
         if folds < 2:
             raise ValueError("need at least 2 folds")
-        fold_ids, groups = [], []
+        fold_ids: list[np.ndarray] = []
+        groups: list[np.ndarray] = []
         for g, times in enumerate(times_by_set):
             n = len(times)
             blocks = folds * blocks_per_fold if n >= folds * blocks_per_fold else min(folds, n)
@@ -83,8 +86,8 @@ class Folds:
             groups.append(np.full(n, g))
         times = [float(t) for ts in times_by_set for t in ts]
         return cls(
-            np.concatenate(fold_ids or [[]]).astype(int),
-            np.concatenate(groups or [[]]).astype(int),
+            np.concatenate(fold_ids or [np.empty(0)]).astype(int),
+            np.concatenate(groups or [np.empty(0)]).astype(int),
             np.asarray(times, float),
             folds,
         )

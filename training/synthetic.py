@@ -114,6 +114,7 @@ def write_video(
     matrix, as phones write it), so the frames given are the stored, unturned ones."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=Fraction(rate).limit_denominator(1000), options=options or {})
+        assert isinstance(stream, av.VideoStream)  # a video codec's stream
         if gop is not None:
             stream.codec_context.gop_size = gop
         if rotation:

@@ -134,8 +134,11 @@ def decode_video(
                 continue
             times.append(item.t_s)
             if reuse.needs_model(item.thumb):  # else it reuses the last inferred picture's result
-                for column, value in zip(chunk, (inferred, item.t_s, item.model_input), strict=True):
-                    column.append(value)
+                assert item.model_input is not None  # the reader resizes every sample it hands out (model_size)
+                seqs, chunk_times, inputs = chunk
+                seqs.append(inferred)
+                chunk_times.append(item.t_s)
+                inputs.append(item.model_input)
                 inferred += 1
             origin.append(inferred - 1)
             if len(chunk[0]) == CHUNK:

@@ -109,11 +109,11 @@ def find_videos(inputs: tuple[str, ...] | list[str]) -> list[str]:
             raise BadInputError(f"{spec}: no such file or directory")
     seen: set[str] = set()
     unique = []
-    for path in found:
-        real = os.path.realpath(path)
+    for video in found:
+        real = os.path.realpath(video)
         if real not in seen:
             seen.add(real)
-            unique.append(path)
+            unique.append(video)
     if not unique:
         suffixes = " ".join(sorted(VIDEO_SUFFIXES))
         raise BadInputError(f"no videos found in {', '.join(inputs)} (directories are searched for {suffixes})")

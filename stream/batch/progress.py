@@ -19,7 +19,10 @@ def probe_duration_s(path: str) -> float:
             if container.duration:
                 return container.duration / av.time_base
             stream = container.streams.video[0]
-            return float(stream.duration * stream.time_base) if stream.duration else 0.0
+            if not stream.duration:
+                return 0.0
+            assert stream.time_base is not None  # FFmpeg gives every demuxed stream a time base
+            return float(stream.duration * stream.time_base)
     except (av.FFmpegError, OSError, IndexError):
         return 0.0
 

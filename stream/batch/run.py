@@ -175,7 +175,7 @@ def _connect(ray: Any, config: BatchConfig) -> bool:
     if ray.is_initialized():
         return False
     local = config.address is None
-    if not local:
+    if config.address is not None:
         _check_reachable(config.address)
     ray.init(
         address="local" if local else config.address,
@@ -253,10 +253,10 @@ def _finish(video: Video, gathered: Gathered, config: BatchConfig, model: _Model
     """Account a complete video and write its report atomically; a failed one is only recorded."""
     record = gathered.record
     assert record is not None
-    nodes = {"decoded_on": record.node, "inferred_on": ";".join(sorted(gathered.inferred_on))}
+    decoded_on, inferred_on = record.node, ";".join(sorted(gathered.inferred_on))
     if record.error:
         log.warning("%s", record.error)
-        return Outcome(video, Status.FAILED, error=record.error, **nodes)
+        return Outcome(video, Status.FAILED, error=record.error, decoded_on=decoded_on, inferred_on=inferred_on)
     report = video_report(
         record,
         gathered.probs,
@@ -272,9 +272,9 @@ def _finish(video: Video, gathered: Gathered, config: BatchConfig, model: _Model
     except OSError as exc:
         error = f"{config.out / video.report_name}: cannot write ({exc.strerror or exc})"
         log.warning("%s: %s", video.source, error)
-        return Outcome(video, Status.FAILED, error=error, **nodes)
+        return Outcome(video, Status.FAILED, error=error, decoded_on=decoded_on, inferred_on=inferred_on)
     log.debug("%s: %d samples, %.1f s -> %s", video.source, report.samples, report.duration_s, video.report_name)
-    return Outcome(video, Status.ANALYSED, brief(report.to_dict()), **nodes)
+    return Outcome(video, Status.ANALYSED, brief(report.to_dict()), decoded_on=decoded_on, inferred_on=inferred_on)
 
 
 __all__ = ["CLUSTER_EXTRA", "BatchResult", "exit_status", "run_batch", "run_cli_batch"]

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import assert_never
 from zoneinfo import ZoneInfo
@@ -118,13 +118,15 @@ class Collector:
         self.pending: list[Candidate] = []
         self.saved_today: list[np.ndarray] = []  # shot signatures of the day's saved frames
         self._hour: tuple | None = None
-        self._day = None
+        self._day: date | None = None
         self._rows = self._read_rows()
         self._bytes = folder_bytes(self.directory)
         self._full_logged = False
         self.retry = Retry(f"collect {self.directory}")  # a full disk skips an hour's frames, not the camera's
 
-    def offer(self, unix_s: float, image: np.ndarray, prediction: Prediction, model_sha256: str | None = None) -> None:
+    def offer(
+        self, unix_s: float, image: np.ndarray | None, prediction: Prediction, model_sha256: str | None = None
+    ) -> None:
         """A sample and its picture; `model_sha256`: the model that made it (default: the collector's)."""
         local = datetime.fromtimestamp(unix_s, self.zone)
         hour = (local.date(), local.hour, local.utcoffset())

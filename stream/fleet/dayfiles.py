@@ -16,6 +16,7 @@ goes. Only a final write that fails at the end is an error (OutputError: exit 4)
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -73,8 +74,9 @@ def day_dict(
     outages = [(o["start_s"], o["end_s"]) for o in report.outages]
     rows = hourly(segments, outages, report.start_s, report.end_s, spans)
     periods = []
-    for i, (start, sha) in enumerate(models or []):
-        end = models[i + 1][0] if i + 1 < len(models) else day.end_s
+    changes = models or []
+    for i, (start, sha) in enumerate(changes):
+        end = changes[i + 1][0] if i + 1 < len(changes) else day.end_s
         a, b = max(start, day.start_s, report.start_s), min(end, day.end_s, report.end_s)
         if b > a:
             periods.append((sha, a, b))
@@ -204,6 +206,7 @@ class DayFilesSink(OutputBase):
         self._counters = {k: int(getattr(stats, k, 0)) for k in COUNTERS}
         self._device = getattr(stats, "device", "") or self._device
         t_s = self._book_time(prediction.t_s, frame.captured_at)
+        assert self.book is not None  # opened by _book_time
         sha = self.model_of() if self.model_of is not None else self.model_sha256
         if not self._models or self._models[-1][1] != sha:
             self._models.append((t_s, sha))
@@ -215,8 +218,10 @@ class DayFilesSink(OutputBase):
     def _control(self, item: Lost | Gap) -> None:
         if isinstance(item, Lost):
             t_s = self._book_time(item.t_s)
+            assert self.book is not None  # opened by _book_time
             self._done(self.book.lost(t_s))
         else:
+            assert self.book is not None  # a gap comes after frames, which opened the book
             self._done(self.book.gap(self._book_time(item.start_s), self._book_time(item.end_s)))
 
     def _tick(self) -> None:
@@ -275,7 +280,8 @@ class DayFilesSink(OutputBase):
         stamp = datetime.fromtimestamp(now, self.zone).strftime("%H%M%S")
         for old in day_paths(self.directory, local_day(now, self.zone)):
             if old.exists():
-                self.retry.attempt(lambda old=old: old.rename(old.with_name(f"{old.stem}.before-{stamp}{old.suffix}")))
+                aside = old.with_name(f"{old.stem}.before-{stamp}{old.suffix}")
+                self.retry.attempt(functools.partial(old.rename, aside))
         log.warning(
             "%s: %s cannot be carried on (%s); set aside as %s.before-%s.*", self.source, path, why, path.stem, stamp
         )
@@ -325,7 +331,10 @@ class DayFilesSink(OutputBase):
             updated_at=_iso(self.wall()),
             resumed=self.runs if day.accountant is self._carried else 0,
             model_sha256=self.model_sha256,
-            **counts,
+            frames_read=counts["frames_read"],
+            dropped=counts["dropped"],
+            reconnects=counts["reconnects"],
+            inferences_saved=counts["inferences_saved"],
         )
         path, _ = day_paths(self.directory, day.day)
         self._reports[path] = json.dumps(day_dict(report, day, self.zone, self.clock, self._models), indent=2) + "\n"

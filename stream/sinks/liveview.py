@@ -96,6 +96,7 @@ class Tile:
             image, version, prediction, totals = self._image, self._version, self._prediction, self._totals
         with self._encoding:
             if self._jpeg is None or self._jpeg_version < version:  # the first viewer to ask encodes; others share it
+                assert image is not None  # a version above `after` (>= 0) comes only from offer(image)
                 data = encode(annotate(image, prediction, totals))
                 if data is None:
                     return None
@@ -142,6 +143,7 @@ class LiveView(OutputBase):
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
+        assert isinstance(host, str)  # an IP server's address; bytes only for AF_UNIX
         return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
 
     def __enter__(self) -> LiveView:

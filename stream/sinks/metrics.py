@@ -89,7 +89,10 @@ METRICS = (
 SPEC = {m.name: m for m in METRICS}
 
 
-def _family(name: str) -> Metric:
+_Family = CounterMetricFamily | GaugeMetricFamily  # the families a scrape fills with add_metric
+
+
+def _family(name: str) -> _Family:
     spec = SPEC[name]
     labels = list(spec.labels)
     if spec.kind == "counter":
@@ -128,7 +131,7 @@ class RunCollector(Collector):
         with self._lock:
             yield from self._collect()
 
-    def _counter(self, family: Metric, labels: list[str], value: float) -> None:
+    def _counter(self, family: _Family, labels: list[str], value: float) -> None:
         key = (family.name, tuple(labels))
         value = max(value, self._high.get(key, 0.0))
         self._high[key] = value
@@ -246,7 +249,12 @@ class RunMetrics(OutputBase):
         self._latest[tag.key] = stats
         if not known:
             self._inferences[tag.key] = stats.inferences
-            self.collector.add(tag.name, lambda key=tag.key: self._latest[key])
+            key = tag.key
+
+            def numbers() -> RunStats:
+                return self._latest[key]
+
+            self.collector.add(tag.name, numbers)
 
     def _remove(self, tag: SourceTag) -> None:
         """A run whose sources come and go (a fleet): a source's series end with it."""
@@ -280,11 +288,13 @@ class MetricsSink(RunMetrics):
         super().__init__(info, senders)
         server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
         try:
-            self._server = make_server(host, port, make_wsgi_app(self.registry), server_class, handler_class=_Quiet)
+            self._server: WSGIServer = make_server(
+                host, port, make_wsgi_app(self.registry), server_class, handler_class=_Quiet
+            )
         except OSError as exc:
             raise BadInputError(f"--metrics-port {port} on {host}: {exc.strerror or exc}") from None
         self.host = host
-        self.port = self._server.server_port
+        self.port: int = self._server.server_port
         self._thread: threading.Thread | None = None
         self.keep_ended = True
 

@@ -101,7 +101,8 @@ class MqttSender(Sender):
         if target.tls:
             client.tls_set()
         client.will_set(self._full(AVAILABLE), "offline", qos=QOS, retain=True)
-        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+        # paho annotates the delays as int, but sleeps for them as seconds: a float works as one.
+        client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)  # type: ignore[arg-type]
         client.max_queued_messages_set(capacity)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

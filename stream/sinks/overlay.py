@@ -131,7 +131,9 @@ class VideoFile:
         options = FILE_OPTIONS if not live else LIVE_MKV_OPTIONS if path.suffix.lower() == ".mkv" else LIVE_OPTIONS
         self.container = av.open(str(path), "w", container_options=options)
         try:
-            self.stream = self.container.add_stream(pick_codec(), rate=rate)
+            stream = self.container.add_stream(pick_codec(), rate=rate)
+            assert isinstance(stream, av.VideoStream)  # a video codec's stream
+            self.stream = stream
             self.stream.width, self.stream.height = size
             self.stream.pix_fmt = "yuv420p"
             self.stream.time_base = self.stream.codec_context.time_base = TIME_BASE
@@ -139,7 +141,8 @@ class VideoFile:
                 self.stream.codec_context.gop_size = max(1, round(rate * KEYFRAME_S))
             if self.stream.name == "libx264":
                 # zerolatency: no lookahead or B-frames, so each frame leaves the encoder at once.
-                self.stream.options = {"crf": "23", "preset": "veryfast"} | ({"tune": "zerolatency"} if live else {})
+                x264: dict[str, object] = {"crf": "23", "preset": "veryfast"}
+                self.stream.options = x264 | ({"tune": "zerolatency"} if live else {})
         except BaseException:
             self.container.close()
             raise
@@ -253,6 +256,7 @@ class OverlaySink(OutputBase):
                     path = self.path if self.segment_s is None else segment_path(self.path, len(self.paths) + 1)
                     out = self._open(path, frame)
                 image = annotate(frame.image, prediction, totals)
+                assert self._size is not None  # set when the first file opened
                 if (image.shape[1], image.shape[0]) != self._size:  # odd size, or a stream that changed size
                     image = fit_to(image, self._size)
                 out.write(image, frame.t_s)
@@ -271,6 +275,7 @@ class OverlaySink(OutputBase):
                 pass
 
     def _open(self, path: Path, frame: Frame) -> VideoFile:
+        assert frame.image is not None  # frame() queues only frames with a picture
         if self._size is None:
             height, width = frame.image.shape[:2]
             self._size = even_size(width, height)

@@ -126,7 +126,7 @@ class ReportSink(OutputBase):
         if not self.several and len(self._reports) == 1:
             text = report_json(report)
         else:
-            done = [self._reports[k].to_dict() for k in sorted(self._reports) if self._reports[k] is not None]
+            done = [r.to_dict() for k in sorted(self._reports) if (r := self._reports[k]) is not None]
             text = json.dumps({"sources": done}, indent=2) + "\n"
         _guarded(self.what, self.path, atomic_write_text, self.path, text)
 

@@ -59,8 +59,8 @@ class Retry:
     def due(self) -> bool:
         return self.health.ok or self.clock() >= self._next_at
 
-    def attempt(self, write: Callable[[], None]) -> bool:
-        """Run `write`; an OSError is kept (and logged the first time), not raised."""
+    def attempt(self, write: Callable[[], object]) -> bool:
+        """Run `write` (what it returns is not used); an OSError is kept (and logged the first time), not raised."""
         try:
             write()
         except OSError as exc:
