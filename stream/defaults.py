@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 EVERY_S = 1.0  # seconds between analysed frames
 TIMEOUT_S = 5.0  # once a stream delivers pictures: seconds without one before it counts as lost
 # Opening a stream: seconds to wait for its first decoded picture. A camera sends one only at its
@@ -9,7 +11,8 @@ TIMEOUT_S = 5.0  # once a stream delivers pictures: seconds without one before i
 # at 25 fps); 20 s covers that plus probing.
 OPEN_TIMEOUT_S = 20.0
 RTSP_TRANSPORT = "tcp"
-DEVICES = ("auto", "cpu", "cuda", "tensorrt")  # --device: auto picks TensorRT, then CUDA, then the CPU
+DeviceName = Literal["auto", "cpu", "cuda", "tensorrt"]  # --device: auto picks TensorRT, then CUDA, then the CPU
+DEVICES: tuple[str, ...] = get_args(DeviceName)
 # Who decodes rtsp:// cameras: PyAV decodes only the frames sampling needs (keyframes alone when
 # they come at least once per sample); "opencv" decodes every frame.
 RTSP_BACKEND = "pyav"

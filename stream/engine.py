@@ -12,6 +12,7 @@ import logging
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -133,6 +134,24 @@ def check_card_against_graph(card: ModelCard, session: ort.InferenceSession, sou
         raise ModelError(f"{source}: the model card's background index {card.background} is not a class")
     if not inputs or len(inputs[0].shape) != 4:
         raise ModelError(f"{source}: the graph's input is not a batch of images (N, H, W, 3)")
+
+
+class Model(Protocol):
+    """What a pipeline asks of a model: an `Engine`, or a fleet camera's `Swappable` one."""
+
+    @property
+    def card(self) -> ModelCard: ...
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def device_name(self) -> str: ...
+
+    def predict(self, images: list[np.ndarray]) -> np.ndarray: ...
 
 
 class Engine:

@@ -27,7 +27,7 @@ import numpy as np
 from stream.accounting import Accountant
 from stream.buffer import BufferPolicy, FrameBuffer
 from stream.crop import Cropper
-from stream.engine import Engine
+from stream.engine import Model
 from stream.errors import SourceConnectionError, SourceError
 from stream.reader import FrameReader
 from stream.reconnect import ReconnectPolicy
@@ -82,7 +82,7 @@ class Pipeline:
     def __init__(
         self,
         source,
-        engine: Engine,
+        engine: Model,
         settings: SourceSettings,
         emit: Callable[[Event], None] = _discard,
         *,
@@ -296,6 +296,7 @@ class Pipeline:
                 yield current
             if self.decode_all and not self.source.live:
                 self.emit(Pictured(self.tag, frame, current))
+        return None
 
     def _infer(self, frames: list[Frame]) -> dict[int, np.ndarray]:
         """Probabilities per frame id. A near-duplicate of the last inferred frame (a held drawing,
@@ -311,8 +312,9 @@ class Pipeline:
             else:
                 source_of[id(frame)] = to_run[-1] if to_run else None
         images = [f.model_input if f.model_input is not None else f.image for f in to_run]
+        decoded = [image for image in images if image is not None]  # all: the reader drops undecodable frames
         started = time.monotonic()
-        probs = self.engine.predict(images) if to_run else []
+        probs: list[np.ndarray] | np.ndarray = self.engine.predict(decoded) if to_run else []
         if to_run:  # before the samples' update(): sinks see which were model runs, and their time per frame
             self.inferences += len(to_run)
             self._publish(inferences=self.inferences, inference_s=(time.monotonic() - started) / len(to_run))
@@ -364,7 +366,7 @@ class Pipeline:
         now = time.monotonic()
         assert self._reader is not None
         seen = self._reader.stats  # the reader's latest snapshot, read once
-        numbers = {
+        numbers: dict[str, object] = {
             "frames_read": seen.frames_read,
             "dropped": seen.dropped,
             "elapsed_s": now - self._wall0,
@@ -409,6 +411,7 @@ class Pipeline:
                 self.source_error = end.error or SourceError(f"{self.source.name}: failed")
             else:  # KeyboardInterrupt inside the reader
                 ended = EndReason.INTERRUPTED
+        assert self._reader is not None  # made by run() before anything can end
         if self._reader.stats.frames_read == 0 and self.source_error is None:
             if not self.source.live:
                 if end.reason is EndReason.END_OF_STREAM:  # ended, not stopped, before a single frame
@@ -439,7 +442,8 @@ class Pipeline:
             return reader_end
         if ended is EndReason.DURATION and self._first_t is not None and self.duration_s is not None:
             return self._first_t + self.duration_s
-        interval = self._reader.stats.frame_interval_s or 0.0
+        interval = self._reader.stats.frame_interval_s if self._reader else None
+        interval = interval or 0.0
         return min(last_t + max(self.sampler.every_s, interval), reader_end)
 
     def _report(self, ended: str) -> Report:

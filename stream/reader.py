@@ -159,14 +159,14 @@ class FrameReader(threading.Thread):
             model_input = fit_frame(self.cropper(image) if self.cropper else image, self.model_size)
             thumb = thumbnail(model_input)  # what the model sees; 10x cheaper than from the full frame
         frame = Frame(image, t_s, index, captured_at=now, sampled=sampled, model_input=model_input, thumb=thumb)
-        if tapped:
+        if tapped and self.tap is not None:
             self._tapped_t_s = t_s
             self.tap(frame)
         if (sampled or self.buffer.policy is BufferPolicy.WAIT) and not self.buffer.put(frame, self.stop_event):
             return False
         if self.buffer.dropped != self.stats.dropped:  # the buffer counts in this thread, on our put
             self._publish(dropped=self.buffer.dropped)
-        if sampled:  # a source sampled sparsely then decodes only what is needed
+        if sampled and self.sampler.next_due_s is not None:  # a sparse source then decodes only what is needed
             source.skip_to(self.sampler.next_due_s)
         return True
 

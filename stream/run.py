@@ -32,7 +32,7 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stream.engine import Engine
+from stream.engine import Model
 from stream.errors import BadInputError, OutputError, ScreentimeError, SourceError
 from stream.pipeline import Halt, Pipeline
 from stream.records import Prediction
@@ -93,7 +93,7 @@ class Run:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Model | None,
         outputs: Sequence[Output] = (),
         *,
         holds: Sequence[AbstractContextManager] = (),
@@ -142,7 +142,7 @@ class Run:
         *,
         name: str | None = None,
         outputs: Sequence[Output] = (),
-        engine: Engine | None = None,
+        engine: Model | None = None,
         model_name: str = "",
         carried: Carried | None = None,
     ) -> SourceTag:
@@ -159,10 +159,13 @@ class Run:
             raise BadInputError(f"a source named {name!r} is already in the run")
         name = name or default_name(source.name, source.live, taken)
         tag = SourceTag(next(self._keys), name, source.name, source.live)
+        model = engine or self.engine
+        if model is None:
+            raise BadInputError(f"{name}: no model (the run has none, and none was given for this source)")
         stop = Halt(self.stop_event)  # this source's own stop, also set by the run's
         pipeline = Pipeline(
             source,
-            engine or self.engine,
+            model,
             settings,
             self.dispatch,
             tag=tag,

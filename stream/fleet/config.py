@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,7 +41,6 @@ from stream.defaults import (
     COLLECT_PER_HOUR,
     CONFIG_READ_MAX_BYTES,
     CROP,
-    DEVICES,
     EVERY_S,
     LIMIT_BODY_BYTES,
     LIMIT_CAMERAS,
@@ -50,6 +49,7 @@ from stream.defaults import (
     SERVE_HOST,
     SERVE_PORT,
     SERVE_SEGMENT_MINUTES,
+    DeviceName,
 )
 from stream.errors import BadInputError
 from stream.settings import SourceSettings
@@ -124,7 +124,7 @@ class Settings(_Strict):
     model: Text | None = None
     every: Positive | None = None
     reports: Text | None = None
-    device: Literal[DEVICES] | None = None  # one declaration of the choices: stream.defaults
+    device: DeviceName | None = None  # the choices, declared once: stream.defaults
     overlay: Overlay | None = None
     mqtt: Url | None = None
     webhook: Url | None = None
@@ -523,10 +523,10 @@ def check_api_camera(name: str, body: dict) -> None:
     for key, value in body.items():
         walk(value, str(key))
     for where in API_PATHS:
-        value: object = body
+        found: object = body
         for part in where.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if isinstance(value, str) and (value.startswith("~") or Path(value).is_absolute() or ".." in Path(value).parts):
+            found = found.get(part) if isinstance(found, dict) else None
+        if isinstance(found, str) and (found.startswith("~") or Path(found).is_absolute() or ".." in Path(found).parts):
             raise BadInputError(
                 f"cameras.{name}.{where}: through the API a path stays inside the config's folder (relative, no '..')"
             )

@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector as MetricsCollector
 
 from stream.atomic import atomic_write_text
 from stream.defaults import MQTT_UPDATE_S
+from stream.engine import Engine
 from stream.errors import OutputError, ScreentimeError
 from stream.fleet.collect import Caps, Collector, CollectSink
 from stream.fleet.config import Camera, FleetConfig, check_config, check_size, expand, load_config, parse_raw, read_raw
@@ -47,6 +48,7 @@ from stream.fleet.models import Engines, Swappable
 from stream.fleet.view import FleetView
 from stream.logs import MaskSecrets
 from stream.monitoring import JITTER
+from stream.outbox import Sender
 from stream.run import Run
 from stream.sinks import (
     Checkpoint,
@@ -97,7 +99,7 @@ class _Plan:
     """A checked config and what applying it needs that could fail or take time, made beforehand."""
 
     config: FleetConfig
-    engines: dict[str, object]  # camera name -> its loaded engine
+    engines: dict[str, Engine]  # camera name -> its loaded engine
     sources: dict[str, Source]  # cameras to (re)start -> their built (not yet opened) source
 
 
@@ -137,7 +139,7 @@ class Service:
         self.config = config
         self.mask = mask or MaskSecrets()
         self.mask.add(config.secrets())
-        self.senders: dict[tuple[str, str], object] = {}  # (kind, expanded URL) -> an open sender
+        self.senders: dict[tuple[str, str], Sender] = {}  # (kind, expanded URL) -> an open sender
         self.holds = ExitStack()  # the senders, closed after every camera
         self.engines = Engines()
         self.members: dict[str, Member] = {}
@@ -148,7 +150,7 @@ class Service:
         self.registry.register(_OutputsCollector(self))
         self.view = FleetView()
         self.status = _Status()
-        self.run = Run(None, [self.status, self.metrics, self.view], keep_open=True)  # type: ignore[arg-type]  (each camera brings its engine)
+        self.run = Run(None, [self.status, self.metrics, self.view], keep_open=True)  # each camera brings its engine
         self.reload_requested = threading.Event()
         self._stamps = self._file_stamps(config)
 
@@ -224,6 +226,7 @@ class Service:
         expanded = expand(url, f"{kind} {url}")
         key = (kind, expanded)
         if key not in self.senders:
+            sender: Sender
             if kind == "mqtt":
                 from stream.sinks.mqtt import MqttSender, MqttTarget
 
