@@ -30,12 +30,13 @@ def serve(path: Path, mask: MaskSecrets, check: bool = False) -> int:
         return 0
     import threading
 
-    from stream.fleet.http import HttpServer
+    from stream.fleet.http import build_app
     from stream.fleet.service import Service, run_service
+    from stream.serving import HttpServer
     from stream.signals import handling_signals
 
     service = Service(config, mask)
-    server = HttpServer(service, config.host, config.port)  # a taken port fails here, before any camera
+    server = HttpServer(build_app(service), config.host, config.port, "http")  # a taken port fails here
     stop = threading.Event()
 
     def on_stop() -> None:

@@ -18,15 +18,10 @@ Content-Type); bodies and their JSON nesting are bounded by the config's `limits
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
-import socket
-import threading
 from collections.abc import Awaitable, Callable
 
-import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -38,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stream.errors import BadInputError, ScreentimeError
 from stream.fleet.config import check_api_camera
 from stream.fleet.shield import check_request, parse_json
+from stream.serving import metrics_response
 from stream.sinks.liveview import BOUNDARY
 
 log = logging.getLogger(__name__)
@@ -145,7 +141,7 @@ def build_app(service) -> ASGIApp:
         )
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+        return metrics_response(service.registry)
 
     app = Starlette(
         routes=[
@@ -188,43 +184,3 @@ class Shield:
 
 class _Missing(ScreentimeError):
     pass
-
-
-class HttpServer:
-    """uvicorn in a thread on a socket bound here (a taken port is bad input before any camera starts)."""
-
-    def __init__(self, service, host: str, port: int) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.sock.bind((host, port))
-        except OSError as exc:
-            self.sock.close()
-            raise BadInputError(f"http {host}:{port}: {exc.strerror or exc}") from None
-        self.host, self.port = host, self.sock.getsockname()[1]
-        config = uvicorn.Config(
-            build_app(service),
-            log_level="warning",
-            log_config=None,  # uvicorn's lines go through the process's handlers, and so its masking
-            lifespan="off",
-            access_log=False,
-            timeout_graceful_shutdown=5,
-            limit_concurrency=CONNECTIONS,  # beyond: 503, not a thread or a task per connection without end
-            server_header=False,
-        )
-        self.server = uvicorn.Server(config)
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        def serve() -> None:
-            asyncio.run(self.server.serve(sockets=[self.sock]))
-
-        self._thread = threading.Thread(target=serve, name="http", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
-        self.sock.close()

@@ -10,20 +10,16 @@ else the masked URL or file name), `class` (the model's classes), `output` (mqtt
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import assert_never
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest, make_wsgi_app
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from stream.errors import BadInputError
 from stream.modelcard import ModelCard
 from stream.outbox import Sender
 from stream.sinks import (
@@ -185,15 +181,6 @@ class RunCollector(Collector):
             yield from (sent, dropped, queued, connected)
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args) -> None:  # a scrape every 15 s is not news
-        pass
-
-
 class RunMetrics(OutputBase):
     """A run's metrics: every source's numbers read at scrape time, and the latency and inference
     histograms observed as samples come. Whoever serves `/metrics` serves `registry`: the
@@ -286,25 +273,16 @@ class MetricsSink(RunMetrics):
     ) -> None:
         info = {"model": model.name, "model_version": card.screentime_version, "device": device, "version": __version__}
         super().__init__(info, senders)
-        server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6}) if ":" in host else _Server
-        try:
-            self._server: WSGIServer = make_server(
-                host, port, make_wsgi_app(self.registry), server_class, handler_class=_Quiet
-            )
-        except OSError as exc:
-            raise BadInputError(f"--metrics-port {port} on {host}: {exc.strerror or exc}") from None
+        from stream.serving import HttpServer, metrics_app  # uvicorn, only when metrics are asked for
+
+        self._server = HttpServer(metrics_app(self.registry), host, port, f"--metrics-port {port}")
         self.host = host
-        self.port: int = self._server.server_port
-        self._thread: threading.Thread | None = None
+        self.port: int = self._server.port
         self.keep_ended = True
 
     def __enter__(self) -> MetricsSink:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
-        self._thread.start()
+        self._server.start()
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread = None
-        self._server.server_close()
+    def __exit__(self, *exc: object) -> None:
+        self._server.stop()
