@@ -1,6 +1,6 @@
 # Two commands on a fresh machine with Python 3.11, 3.12 or 3.13 (see README):
 #   make demo   set up, then run the whole product on a synthetic cartoon with known truth
-#   make test   set up (Python packages and the Debian packages of the RTSP test server), run the tests
+#   make test   set up (Python packages and the Debian packages of the RTSP test server), ruff, mypy, the tests
 # PYTHON: the first of python3.13/3.12/3.11 found (TensorFlow's wheels support those), else python3
 # when it is >= 3.11; `make PYTHON=/path/to/python` overrides.
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
@@ -30,6 +30,7 @@ system-deps:
 test: $(VENV)/.installed system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed
