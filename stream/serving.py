@@ -28,7 +28,7 @@ class HttpServer:
     """`app` served on `host:port` (0: any free port) from `start()` to `stop()`; `what` names the
     flag or key a taken port is blamed on."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int, what: str) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int, what: str, thread: str = "http") -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -37,6 +37,7 @@ class HttpServer:
         except OSError as exc:
             self.sock.close()
             raise BadInputError(f"{what}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        self.sock.listen(CONNECTIONS)  # a request right after start() waits for uvicorn, it is not refused
         self.host, self.port = host, self.sock.getsockname()[1]
         config = uvicorn.Config(
             app,
@@ -50,12 +51,13 @@ class HttpServer:
         )
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
+        self._name = thread
 
     def start(self) -> None:
         def serve() -> None:
             asyncio.run(self.server.serve(sockets=[self.sock]))
 
-        self._thread = threading.Thread(target=serve, name="http", daemon=True)
+        self._thread = threading.Thread(target=serve, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

@@ -26,7 +26,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -34,7 +34,6 @@ from stream.errors import BadInputError, ScreentimeError
 from stream.fleet.config import check_api_camera
 from stream.fleet.shield import check_request, parse_json
 from stream.serving import metrics_response
-from stream.sinks.liveview import BOUNDARY
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +41,8 @@ CONNECTIONS = 64  # open connections and tasks at once (live view streams includ
 
 
 def build_app(service) -> ASGIApp:
-    def authorised(request: Request) -> bool:
-        token = service.config.token
-        if not token:
-            return True
-        given = request.headers.get("authorization", "")
-        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
-
     def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            if not authorised(request):
-                return JSONResponse(
-                    {"error": "missing or wrong bearer token"}, 401, headers={"WWW-Authenticate": "Bearer"}
-                )
             try:
                 return await handler(request)
             except _TooLarge as exc:
@@ -127,19 +115,6 @@ def build_app(service) -> ASGIApp:
     async def reload(request: Request) -> Response:
         return JSONResponse({"changes": await run_in_threadpool(service.reload)})
 
-    async def view_page(request: Request) -> Response:
-        return HTMLResponse(service.view.page())
-
-    async def view_stream(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in service.view.tiles:
-            return JSONResponse({"error": "no such camera"}, 404)
-        return StreamingResponse(
-            service.view.stream(name, request.is_disconnected),
-            media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-            headers={"Cache-Control": "no-cache, no-store"},
-        )
-
     async def metrics(request: Request) -> Response:
         return metrics_response(service.registry)
 
@@ -151,8 +126,7 @@ def build_app(service) -> ASGIApp:
             Route("/api/cameras/{name}", guarded(delete), methods=["DELETE"]),
             Route("/api/reload", guarded(reload), methods=["POST"]),
             Route("/metrics", guarded(metrics), methods=["GET"]),
-            Route("/view", guarded(view_page), methods=["GET"]),
-            Route("/view/{name}.mjpg", guarded(view_stream), methods=["GET"]),
+            *service.view.routes(page="/view", streams="/view"),  # the one live view, as `watch` serves it
         ]
     )
     return Shield(app, service)
@@ -166,8 +140,17 @@ class _TooLarge(ScreentimeError):
     pass
 
 
+def authorised(headers: Headers, token: str | None) -> bool:
+    """With a token (required beyond loopback) every request needs `Authorization: Bearer TOKEN`."""
+    if not token:
+        return True
+    given = headers.get("authorization", "")
+    return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
 class Shield:
-    """Every request through `stream.fleet.shield`'s rules before any route sees it (404s too)."""
+    """Every request through `stream.fleet.shield`'s rules, then the token, before any route sees
+    it (404s and the live view too)."""
 
     def __init__(self, app: ASGIApp, service) -> None:
         self.app, self.service = app, service
@@ -175,9 +158,14 @@ class Shield:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             config = self.service.config
-            refusal = check_request(scope["method"], Headers(scope=scope), config.host, config.hosts)
+            headers = Headers(scope=scope)
+            refusal = check_request(scope["method"], headers, config.host, config.hosts)
             if refusal is not None:
                 await JSONResponse({"error": refusal.error}, refusal.status)(scope, receive, send)
+                return
+            if not authorised(headers, config.token):
+                answer = JSONResponse({"error": "missing or wrong bearer token"}, 401, {"WWW-Authenticate": "Bearer"})
+                await answer(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

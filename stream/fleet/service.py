@@ -45,7 +45,6 @@ from stream.fleet.collect import Caps, Collector, CollectSink
 from stream.fleet.config import Camera, FleetConfig, check_config, check_size, expand, load_config, parse_raw, read_raw
 from stream.fleet.dayfiles import DayFilesSink
 from stream.fleet.models import Engines, Swappable
-from stream.fleet.view import FleetView
 from stream.logs import MaskSecrets
 from stream.monitoring import JITTER
 from stream.outbox import Sender
@@ -65,6 +64,7 @@ from stream.sinks import (
     Started,
     Tick,
 )
+from stream.sinks.liveview import LiveView
 from stream.sinks.metrics import SPEC, RunMetrics
 from stream.sinks.retry import OutputHealth
 from stream.sources import Source, open_source
@@ -148,7 +148,7 @@ class Service:
         self.metrics = RunMetrics({"version": __version__, "config": config.path.name})  # a run output
         self.registry = self.metrics.registry  # what the service's /metrics serves
         self.registry.register(_OutputsCollector(self))
-        self.view = FleetView()
+        self.view = LiveView(by_name=True)  # mounted on the service's port: /view, /view/NAME.mjpg
         self.status = _Status()
         self.run = Run(None, [self.status, self.metrics, self.view], keep_open=True)  # each camera brings its engine
         self.reload_requested = threading.Event()

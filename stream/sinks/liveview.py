@@ -1,8 +1,11 @@
 """The live view: each source's overlaid picture in a browser, as MJPEG over HTTP.
 
-A page at `/` shows one tile per source; each tile is an `<img>` on `/stream/<i>.mjpg`
-(`multipart/x-mixed-replace`, which every browser plays without a script). Bound to 127.0.0.1
-unless asked otherwise: the picture of a camera is not something to publish by default.
+One view for `watch --view-port` and `serve`, on the product's one HTTP stack (`stream.serving`):
+a page shows one tile per source, each an `<img>` on an MJPEG stream (`multipart/x-mixed-replace`,
+which every browser plays without a script). `watch` serves it on its own port (the page at `/`,
+tile i at `/stream/i.mjpg`, bound to 127.0.0.1 unless asked otherwise: the picture of a camera is
+not something to publish by default); `serve` mounts it on the service's port (`/view`, a camera
+at `/view/NAME.mjpg`; a camera that leaves takes its tile with it).
 
 The analysis never waits for a viewer. Each sample only swaps a reference to its newest
 frame (and the prediction and totals to draw on it); nothing queues. Drawing and JPEG encoding
@@ -13,13 +16,13 @@ it never holds one back.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import html
 import logging
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import assert_never
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -47,7 +50,6 @@ log = logging.getLogger(__name__)
 BOUNDARY = "frame"
 JPEG_QUALITY = 80
 MAX_WIDTH = 1280  # wider pictures are scaled down for the browser (a 4K camera is 2 MB a JPEG)
-CLIENT_TIMEOUT_S = 3.0  # a viewer that stops reading (or never sends a request) is dropped after this
 POLL_S = 0.25  # how often a waiting viewer's thread looks at the stop event
 
 
@@ -114,155 +116,151 @@ def encode(image: np.ndarray) -> bytes | None:
 
 
 class LiveView(OutputBase):
-    """The HTTP server of the live view, one for the run.
+    """Every source's tile, fed by the run's events; served by `routes()`.
 
-    It listens from construction, so a port in use fails before any work; it serves while the
-    run is open, and closing it (the run's end, whatever happened) joins every thread it started.
+    `by_name`: tiles are named by the source's name (a fleet's cameras: `/view/NAME.mjpg`) and
+    leave with their source; otherwise they are numbered in the order the sources started and stay
+    (with their last picture) after it has ended. `port`: serve the view on its own port (`watch`),
+    bound now, so a port in use is bad input before any work, and closed with the run.
     """
 
-    def __init__(self, port: int, host: str = VIEW_HOST, fps: float = VIEW_FPS) -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        host: str = VIEW_HOST,
+        fps: float = VIEW_FPS,
+        by_name: bool = False,
+    ) -> None:
         if fps <= 0:
             raise BadInputError("--view-fps must be > 0")
-        self.tiles: list[Tile] = []  # one per source, in the order added; `/stream/<i>.mjpg` is tile i
         self.interval_s = 1.0 / fps
+        self.by_name = by_name
+        self.tiles: dict[str, Tile] = {}  # by URL id, in the order added
+        self._of_key: dict[int, Tile] = {}  # source key -> its tile
         self.stopping = threading.Event()
-        try:
-            self.server = _Server((host, port), _handler(self))
-        except OSError as exc:
-            raise BadInputError(f"--view-port {port}: cannot listen on {host} ({exc.strerror or exc})") from None
-        self.server.daemon_threads = False  # so server_close() joins the viewers' threads: nothing left hanging
-        self.server.block_on_close = True
         self._lock = threading.Lock()
-        self._tile_of: dict[int, Tile] = {}  # source key -> its tile
-        self._thread: threading.Thread | None = None
+        self._server = None
+        if port is not None:
+            from starlette.applications import Starlette
+
+            from stream.serving import HttpServer
+
+            app = Starlette(routes=self.routes(page="/", streams="/stream"))
+            self._server = HttpServer(app, host, port, f"--view-port {port}", thread="liveview")
 
     @property
     def port(self) -> int:
-        return self.server.server_address[1]
+        assert self._server is not None, "a view mounted on another server has no port of its own"
+        return self._server.port
+
+    @property
+    def host(self) -> str:
+        assert self._server is not None
+        return self._server.host
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        assert isinstance(host, str)  # an IP server's address; bytes only for AF_UNIX
-        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}/"
+        return f"http://{'127.0.0.1' if self.host in ('0.0.0.0', '') else self.host}:{self.port}/"
 
     def __enter__(self) -> LiveView:
-        with self._lock:
-            if self._thread is None and not self.stopping.is_set():
-                self._thread = threading.Thread(target=self.server.serve_forever, name="liveview", daemon=True)
-                self._thread.start()
-                log.info("live view: %s", self.url)
+        if self._server is not None and not self.stopping.is_set():
+            self._server.start()
+            log.info("live view: %s", self.url)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def handle(self, event: Event) -> None:
         match event:
-            case Started(tag=tag):  # a tile that stays (with its last picture) after the source has ended
+            case Started(tag=tag):
                 with self._lock:
-                    self._tile_of[tag.key] = tile = Tile(tag.source)
-                    self.tiles.append(tile)
+                    tile = Tile(tag.name if self.by_name else tag.source)
+                    self.tiles[tag.name if self.by_name else str(len(self.tiles))] = tile
+                    self._of_key[tag.key] = tile
             case Sampled(tag=tag, prediction=prediction, frame=frame, stats=stats):
-                tile = self._tile_of[tag.key]
-                tile.label(prediction, stats.totals)
+                tile = self._of_key[tag.key]
+                tile.label(prediction, dict(stats.totals))
                 if frame.image is not None:
                     tile.offer(frame.image, frame.t_s)
             case Pictured(tag=tag, frame=frame):
-                if frame.image is not None and tag.key in self._tile_of:
-                    self._tile_of[tag.key].offer(frame.image, frame.t_s)
-            case SourceLost() | SourceBack() | ClockJumped() | Checkpoint() | Tick() | Ended():
+                if frame.image is not None and tag.key in self._of_key:
+                    self._of_key[tag.key].offer(frame.image, frame.t_s)
+            case Ended(tag=tag):
+                if self.by_name:
+                    with self._lock:
+                        gone = self._of_key.pop(tag.key, None)
+                        self.tiles = {k: t for k, t in self.tiles.items() if t is not gone}
+                    if gone is not None:
+                        gone.wake()
+            case SourceLost() | SourceBack() | ClockJumped() | Checkpoint() | Tick():
                 pass
             case _:
                 assert_never(event)
 
     def close(self) -> None:
-        """Stop serving, end every viewer's stream and join their threads (idempotent)."""
+        """Stop serving, end every viewer's stream and join the server's thread (idempotent)."""
         with self._lock:
             if self.stopping.is_set():
                 return
             self.stopping.set()
-            thread, self._thread = self._thread, None
-        for tile in self.tiles:
+        for tile in list(self.tiles.values()):
             tile.wake()
-        if thread is not None:
-            self.server.shutdown()
-            thread.join()
-        self.server.server_close()
+        if self._server is not None:
+            self._server.stop()
 
-    def page(self) -> bytes:
-        tiles = "\n".join(
-            f'<figure><img src="/stream/{i}.mjpg" alt="{html.escape(t.name)}">'
+    def page(self, streams: str) -> str:
+        figures = "\n".join(
+            f'<figure><img src="{streams}/{quote(key, safe="")}.mjpg" alt="{html.escape(t.name)}">'
             f"<figcaption>{html.escape(t.name)}</figcaption></figure>"
-            for i, t in enumerate(self.tiles)
+            for key, t in list(self.tiles.items())
         )
-        return PAGE.format(tiles=tiles, fps=f"{1 / self.interval_s:g}").encode()
+        return PAGE.format(tiles=figures, fps=f"{1 / self.interval_s:g}")
 
-    def stream(self, handler: BaseHTTPRequestHandler, tile: Tile) -> None:
-        """Send `tile`'s pictures as they come, at most one per interval, until the run ends or the viewer goes."""
-        handler.send_response(200)
-        handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        handler.send_header("Cache-Control", "no-cache, no-store")
-        handler.end_headers()
+    async def stream(self, key: str, disconnected: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+        """The tile's pictures as MJPEG parts, at most one per interval, until its source leaves,
+        the view stops or the viewer goes; a slow viewer misses pictures, it never holds one back."""
+        from starlette.concurrency import run_in_threadpool
+
+        tile = self.tiles.get(key)
         version = 0  # none sent yet
-        due = time.monotonic()
-        while not self.stopping.is_set():
-            wait_s = due - time.monotonic()
-            if wait_s > 0 and self.stopping.wait(wait_s):
-                break
-            got = tile.jpeg(version, POLL_S)
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        while tile is not None and self.tiles.get(key) is tile and not self.stopping.is_set():
+            if await disconnected():
+                return
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            got = await run_in_threadpool(tile.jpeg, version, POLL_S)
             if got is None:
                 continue
             data, version = got
             head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
-            handler.wfile.write(head.encode() + data + b"\r\n")
-            handler.wfile.flush()
-            due = max(due + self.interval_s, time.monotonic())
+            yield head.encode() + data + b"\r\n"
+            due = max(due + self.interval_s, loop.time())
 
+    def routes(self, page: str, streams: str) -> list:
+        """The page at `page`, each tile at `streams/ID.mjpg` (404 for no such tile)."""
+        from starlette.requests import Request
+        from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+        from starlette.routing import Route
 
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
-        """One log line, not socketserver's traceback on stderr: a viewer's failure is not the run's."""
-        log.warning("live view: a viewer's request failed", exc_info=log.isEnabledFor(logging.DEBUG))
+        async def show(request: Request) -> Response:
+            return HTMLResponse(self.page(streams))
 
+        async def pictures(request: Request) -> Response:
+            key = request.path_params["key"]
+            if key not in self.tiles:
+                return JSONResponse({"error": "no such source"}, 404)
+            return StreamingResponse(
+                self.stream(key, request.is_disconnected),
+                media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                headers={"Cache-Control": "no-cache, no-store"},
+            )
 
-def _handler(view: LiveView) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        timeout = CLIENT_TIMEOUT_S
-        server_version = "screentime"
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/":
-                body = view.page()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
-            index = _stream_index(path, len(view.tiles))
-            if index is None:
-                self.send_error(404)
-                return
-            with contextlib.suppress(ConnectionError, TimeoutError):  # the viewer went away or stopped reading
-                view.stream(self, view.tiles[index])
-
-        def log_message(self, format: str, *args) -> None:
-            log.debug("live view %s: %s", self.address_string(), format % args)
-
-    return Handler
-
-
-def _stream_index(path: str, tiles: int) -> int | None:
-    """`/stream/3.mjpg` -> 3 when there is such a tile."""
-    prefix, suffix = "/stream/", ".mjpg"
-    if not (path.startswith(prefix) and path.endswith(suffix)):
-        return None
-    number = path[len(prefix) : -len(suffix)]
-    if not number.isdigit() or int(number) >= tiles:
-        return None
-    return int(number)
+        return [
+            Route(page, show, methods=["GET"]),
+            Route(f"{streams}/{{key:path}}.mjpg", pictures, methods=["GET"]),
+        ]
 
 
 PAGE = """<!doctype html>

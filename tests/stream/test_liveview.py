@@ -63,7 +63,7 @@ def feed(view: LiveView, label: int, stop: threading.Event, fps: float = 50) -> 
 def test_page_has_a_tile_per_source_and_unknown_paths_are_404():
     view = make_view(["rtsp://user:***@cam/1", "<b>clip</b>.mp4"], port=0)
     try:
-        assert view.server.server_address[0] == "127.0.0.1"  # not published beyond this machine by default
+        assert view.host == "127.0.0.1"  # not published beyond this machine by default
         view.__enter__()
         status, page = get(view.url)
         text = page.decode()
@@ -109,7 +109,7 @@ def test_viewer_gets_the_newest_annotated_picture_at_the_capped_rate():
 def test_an_older_frame_never_replaces_a_newer_one():
     view = make_view(["cam"], port=0)
     try:
-        tile = view.tiles[0]
+        tile = view.tiles["0"]
         assert tile.jpeg(0, 0.1) is None  # nothing to show yet: the viewer waits
         tile.offer(color_frame(2, (64, 48)), 2.0)  # a tapped frame, newer ...
         tile.offer(color_frame(1, (64, 48)), 1.0)  # ... than the sampled frame update() brings later
@@ -155,8 +155,8 @@ def test_a_port_in_use_is_bad_input():
 def test_large_pictures_are_scaled_for_the_browser():
     view = make_view(["cam"], port=0)
     try:
-        view.tiles[0].offer(np.zeros((2160, 3840, 3), np.uint8), 0.0)
-        data, _ = view.tiles[0].jpeg(0, 1.0)
+        view.tiles["0"].offer(np.zeros((2160, 3840, 3), np.uint8), 0.0)
+        data, _ = view.tiles["0"].jpeg(0, 1.0)
         assert decode_jpeg(data).shape[:2] == (720, 1280)
     finally:
         view.close()
