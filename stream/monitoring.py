@@ -43,17 +43,24 @@ class Monitoring:
     outputs: list[Output] = field(default_factory=list)
 
 
+def make_sender(kind: str, url: str) -> Sender:
+    """The one way events leave: an MQTT broker's sender (one connection, one last will) or a
+    webhook's, for `watch --mqtt/--webhook` and a fleet's `mqtt:`/`webhook:` alike."""
+    if kind == "mqtt":
+        from stream.sinks.mqtt import MqttSender, MqttTarget
+
+        return MqttSender(MqttTarget.parse(url))
+    from stream.sinks.webhook import WebhookSender
+
+    return WebhookSender(url)
+
+
 def build(config: MonitorConfig, engine: Engine, every_s: float) -> Monitoring:
     """The monitoring outputs asked for, for a run to open; each source is named when added."""
     monitoring = Monitoring()
-    if config.mqtt:
-        from stream.sinks.mqtt import MqttSender, MqttTarget
-
-        monitoring.senders.append(MqttSender(MqttTarget.parse(config.mqtt)))
-    if config.webhook:
-        from stream.sinks.webhook import WebhookSender
-
-        monitoring.senders.append(WebhookSender(config.webhook))
+    for kind, url in (("mqtt", config.mqtt), ("webhook", config.webhook)):
+        if url:
+            monitoring.senders.append(make_sender(kind, url))
     if monitoring.senders:
         from stream.sinks.event_sink import EventSink
 
@@ -76,4 +83,4 @@ def build(config: MonitorConfig, engine: Engine, every_s: float) -> Monitoring:
     return monitoring
 
 
-__all__ = ["JITTER", "MonitorConfig", "Monitoring", "build", "source_names", "split_names"]
+__all__ = ["JITTER", "MonitorConfig", "Monitoring", "build", "make_sender", "source_names", "split_names"]

@@ -46,7 +46,7 @@ from stream.fleet.config import Camera, FleetConfig, check_config, check_size, e
 from stream.fleet.dayfiles import DayFilesSink
 from stream.fleet.models import Engines, Swappable
 from stream.logs import MaskSecrets
-from stream.monitoring import JITTER
+from stream.monitoring import JITTER, make_sender
 from stream.outbox import Sender
 from stream.run import Run
 from stream.sinks import (
@@ -226,16 +226,7 @@ class Service:
         expanded = expand(url, f"{kind} {url}")
         key = (kind, expanded)
         if key not in self.senders:
-            sender: Sender
-            if kind == "mqtt":
-                from stream.sinks.mqtt import MqttSender, MqttTarget
-
-                sender = MqttSender(MqttTarget.parse(expanded))
-            else:
-                from stream.sinks.webhook import WebhookSender
-
-                sender = WebhookSender(expanded)
-            self.senders[key] = self.holds.enter_context(sender)
+            self.senders[key] = self.holds.enter_context(make_sender(kind, expanded))
         return self.senders[key]
 
     def _remove(self, name: str) -> None:
