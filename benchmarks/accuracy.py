@@ -45,8 +45,8 @@ import keras
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stream.accounting import account
-from stream.smoothing import smooth_probs
+from stream.counting.accounting import account
+from stream.counting.smoothing import smooth_probs
 from training.features import backbone_features, backbone_key, cache_dir
 from training.images import load_images
 from training.labels import read_labels
@@ -356,7 +356,7 @@ def shift_transfer(args: argparse.Namespace) -> int:
     import cv2
 
     from benchmarks.shift_data import backbone, load_set, predict, score, shift_sets, train_heads
-    from stream.crop import detect
+    from stream.frames.crop import detect
 
     seeds = [int(s) for s in args.seeds.split(",")]
     extra = tuple(v for v in args.views.split(",") if v)

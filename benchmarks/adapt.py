@@ -11,7 +11,7 @@ the rest of new (the picked frames left out): frame accuracy and the worst per-c
 screen-time error (predicted minus true seconds over true seconds, one second per frame). Mean and range over seeds.
 
 Also measured: the wall time of a real `screentime train --frames OLD --frames NEW` with the
-per-frame cache warm, and the coverage of the 90% screen-time interval (stream.interval) on
+per-frame cache warm, and the coverage of the 90% screen-time interval (stream.confidence.interval) on
 held-out folds: each fold's interval from the held-out counts of the other folds.
 
 Both halves of one episode are one drawing style, so "new" here is a new part of the same show,
@@ -54,7 +54,7 @@ import_tensorflow_quietly()
 
 import keras
 
-from stream.interval import card_intervals
+from stream.confidence.interval import card_intervals
 from training.features import backbone_features
 from training.labels import read_labels
 from training.metrics import heldout_mistakes

@@ -5,9 +5,9 @@ model trained on `train/`, bars cropped as `--crop auto` does), and each half of
 episode (model trained on the other half). A target is treated as an analysed video: one sample
 per frame, one second each; its frames' labels are the truth (a `1;2` frame counts for both).
 For n = 10, 20, 40 labelled frames, 1,000 seeded draws (one frame per time stratum, as `audit
---draw` draws) give the audit's 90% interval per character (stream.audit); counted: how often it
+--draw` draws) give the audit's 90% interval per character (stream.confidence.audit); counted: how often it
 holds the true seconds (goal 88-92%), its mean half-width, and the same for the labels alone
-(the same draws, no model) and the model card's interval (stream.interval: from held-out
+(the same draws, no model) and the model card's interval (stream.confidence.interval: from held-out
 mistakes at training, which claims to hold only on footage like the training frames).
 
 Usage: python benchmarks/audit.py --backbone-weights VGG16.weights.h5 [--data ../shared/data/tom-and-jerry]
@@ -27,8 +27,8 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.shift_data import CLASSES, FrameSet, backbone, load_set, predict, score, shift_sets, train_heads
-from stream.audit import audit, draw, labels_alone
-from stream.interval import card_intervals
+from stream.confidence.audit import audit, draw, labels_alone
+from stream.confidence.interval import card_intervals
 
 CHARACTERS = ("jerry", "tom")
 NS = (10, 20, 40)

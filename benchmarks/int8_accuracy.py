@@ -35,7 +35,7 @@ from accuracy import CLASSES, precision_recall, scores  # benchmarks/accuracy.py
 
 from export.onnx_export import card_for, convert, write_card
 from export.quantize import quantize_int8
-from stream.engine import Engine
+from stream.model.engine import Engine
 from training.features import backbone_features
 from training.images import load_images
 from training.labels import read_labels

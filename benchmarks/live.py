@@ -48,15 +48,15 @@ from rich.table import Table  # noqa: E402
 from rtsp_control import RtspServer  # noqa: E402
 
 from stream.api import Watch, watch  # noqa: E402
-from stream.engine import Engine  # noqa: E402
+from stream.counting.report import Report  # noqa: E402
 from stream.logs import quiet_native_logs  # noqa: E402
-from stream.pipeline import Pipeline  # noqa: E402
-from stream.reconnect import ReconnectPolicy  # noqa: E402
+from stream.model.engine import Engine  # noqa: E402
+from stream.outputs.overlay import OverlaySink  # noqa: E402
 from stream.records import Prediction  # noqa: E402
-from stream.report import Report  # noqa: E402
+from stream.run.pipeline import Pipeline  # noqa: E402
 from stream.settings import SourceSettings  # noqa: E402
-from stream.sinks.overlay import OverlaySink  # noqa: E402
-from stream.sources import NetworkSource  # noqa: E402
+from stream.sources.open import NetworkSource  # noqa: E402
+from stream.sources.reconnect import ReconnectPolicy  # noqa: E402
 from tests.helpers import SlowEngine, make_color_model  # noqa: E402
 
 FPS = 25

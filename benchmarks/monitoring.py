@@ -161,14 +161,14 @@ def sink_cost_us(model: Path, broker_port: int, calls: int = 20000, repeats: int
     load on the machine can only raise."""
     from dataclasses import replace
 
-    from stream.engine import Engine
-    from stream.modelcard import ModelCard
+    from stream.counting.stats import RunState, RunStats
+    from stream.model.card import ModelCard
+    from stream.model.engine import Engine
+    from stream.outputs.event_sink import EventSink
+    from stream.outputs.events import Ended, Sampled, SourceTag, Started, Tick
+    from stream.outputs.metrics import MetricsSink
+    from stream.outputs.mqtt import MqttSender, MqttTarget
     from stream.records import Frame, Prediction, VideoInfo
-    from stream.sinks import Ended, Sampled, SourceTag, Started, Tick
-    from stream.sinks.event_sink import EventSink
-    from stream.sinks.metrics import MetricsSink
-    from stream.sinks.mqtt import MqttSender, MqttTarget
-    from stream.stats import RunState, RunStats
 
     card: ModelCard = Engine(model, "cpu").card
     stats = RunStats("bench", False, list(card.classes), list(card.characters), state=RunState.RUNNING)

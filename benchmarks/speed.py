@@ -33,7 +33,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.preprocess import SKIP_SIMILAR_DEFAULT
+from stream.frames.preprocess import SKIP_SIMILAR_DEFAULT
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARSE_EVERY_S = 10.0
@@ -115,11 +115,11 @@ def row_watch(video: Path, model: Path, precision: str, skip_similar: float = SK
 
 def row_sparse(video: Path, model: Path, seek: bool) -> dict:
     """INT8 watch sampling every 10 s, with or without keyframe seeking."""
-    import stream.filesource
+    import stream.sources.file
     from stream import watch
 
     if not seek:
-        stream.filesource.worth_seeking = lambda keyframes_s, every_s: False
+        stream.sources.file.worth_seeking = lambda keyframes_s, every_s: False
     started = time.perf_counter()
     report = watch(str(video), model, every_s=SPARSE_EVERY_S, device="cpu", precision="int8").run()
     return {"wall_s": time.perf_counter() - started, "inferences": report.samples - report.inferences_saved}
@@ -135,8 +135,8 @@ def build_long_video(out: Path, seconds: float) -> float:
 def row_decode(video: Path, every_s: float = 1.0, opencv: bool = False) -> dict:
     """Decode-only: the frames `watch` decodes and converts (its source, dropping and seeking as it
     does), or with `opencv`, every frame grabbed by OpenCV and the sampled ones converted."""
-    from stream.filesource import FileSource
-    from stream.sampler import Sampler
+    from stream.frames.sampler import Sampler
+    from stream.sources.file import FileSource
 
     started = time.perf_counter()
     sampler, n = Sampler(every_s), 0
@@ -159,7 +159,7 @@ def row_decode(video: Path, every_s: float = 1.0, opencv: bool = False) -> dict:
 
 
 def row_infer(frames_dir: Path, model: Path) -> dict:
-    from stream.engine import Engine, int8_sibling
+    from stream.model.engine import Engine, int8_sibling
     from training.images import load_images
 
     engine = Engine(int8_sibling(model), "cpu")
@@ -172,7 +172,7 @@ def row_infer(frames_dir: Path, model: Path) -> dict:
 
 
 def model_size(model: Path) -> str:
-    from stream.engine import Engine
+    from stream.model.engine import Engine
 
     width, height = Engine(model, "cpu").card.input_size
     return f"{width}x{height}"

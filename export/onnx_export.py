@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from export.onnx_files import onnx_probs, sample_frames, write_card
-from stream.atomic import check_writable
 from stream.errors import BadInputError, ModelError
-from stream.modelcard import FEATURES_OUTPUT, PROBS_OUTPUT, ModelCard
+from stream.model.card import FEATURES_OUTPUT, PROBS_OUTPUT, ModelCard
+from stream.outputs.atomic import check_writable
 from stream.version import __version__
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def card_for(model, metrics: dict) -> ModelCard:
 
 def convert(model, output: Path) -> None:
     """tf2onnx on a tf.function: uint8 in, cast inside the graph; out: probabilities and the
-    pooled backbone features (outputs named by `stream.modelcard`)."""
+    pooled backbone features (outputs named by `stream.model.card`)."""
     import tensorflow as tf
     import tf2onnx
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.modelcard import PROBS_OUTPUT, ModelCard
+from stream.model.card import PROBS_OUTPUT, ModelCard
 
 log = logging.getLogger(__name__)
 

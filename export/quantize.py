@@ -17,7 +17,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from export.onnx_files import onnx_probs, sample_frames, write_card
 from stream.errors import BadInputError
-from stream.modelcard import ModelCard
+from stream.model.card import ModelCard
 
 log = logging.getLogger(__name__)
 

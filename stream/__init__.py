@@ -4,10 +4,10 @@ Light by design: OpenCV, onnxruntime, numpy, rich and PyAV; never TensorFlow.
 """
 
 from stream.api import Watch, WatchConfig, watch
+from stream.counting.report import Report
 from stream.errors import ScreentimeError
-from stream.modelcard import ModelCard
+from stream.model.card import ModelCard
 from stream.records import Frame, Prediction, Segment, VideoInfo
-from stream.report import Report
 from stream.version import __version__
 
 __all__ = [

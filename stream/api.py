@@ -18,23 +18,23 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from stream.engine import Engine, choose_model
+from stream.counting.report import Report
+from stream.counting.resume import load_previous, resumed_accountant
 from stream.errors import BadInputError
-from stream.monitoring import build
+from stream.model.engine import Engine, choose_model
 from stream.options import WatchConfig, watch_config
-from stream.pipeline import Pipeline
+from stream.outputs.dashboard import DashboardSink
+from stream.outputs.events import Output
+from stream.outputs.monitoring import build
+from stream.outputs.overlay import OverlaySink
+from stream.outputs.report_sink import ReportSink, TimelineSink
 from stream.records import Prediction
-from stream.report import Report
-from stream.resume import load_previous, resumed_accountant
-from stream.run import Run
-from stream.sinks import Output
-from stream.sinks.dashboard import DashboardSink
-from stream.sinks.overlay import OverlaySink
-from stream.sinks.report_sink import ReportSink, TimelineSink
-from stream.sources import open_source
+from stream.run.pipeline import Pipeline
+from stream.run.run import Run
+from stream.sources.open import open_source
 
 if TYPE_CHECKING:  # imported only when a live view is asked for
-    from stream.sinks.liveview import LiveView
+    from stream.outputs.liveview import LiveView
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 class Watch:
     """One run over one or more sources: iterate for predictions; `reports` is set at the end.
 
-    A `stream.run.Run` owns it all: one engine, one stop event, the run-wide outputs (dashboard,
+    A `stream.run.run.Run` owns it all: one engine, one stop event, the run-wide outputs (dashboard,
     report file, timeline, live view, metrics, events: a section per source when there are
     several) and a pipeline (and reader thread) per source. One source's permanent failure does
     not stop the others: the run goes on and raises at the end, naming every source that failed.
@@ -64,7 +64,7 @@ class Watch:
             outputs.append(DashboardSink(console=console))
         self.view: LiveView | None = None
         if config.view_port is not None:
-            from stream.sinks.liveview import LiveView
+            from stream.outputs.liveview import LiveView
 
             self.view = LiveView(config.view_port, config.view_host, config.view_fps)
             outputs.append(self.view)

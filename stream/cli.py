@@ -35,7 +35,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _crop(text: str):
-    from stream.crop import parse_crop
+    from stream.frames.crop import parse_crop
 
     try:
         return parse_crop(text)
@@ -293,7 +293,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_audit(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from stream.report_table import screen_time_table
+    from stream.counting.report_table import screen_time_table
     from training.audit_draw import apply_audit, draw_frames, read_report
 
     if args.draw is not None:
@@ -313,7 +313,7 @@ def cmd_audit(args: argparse.Namespace) -> None:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from rich.console import Console
 
-    from stream.report_table import screen_time_table
+    from stream.counting.report_table import screen_time_table
     from training.evaluate import evaluate
     from training.mistakes import prepare_outdir, write_errors
 
@@ -321,7 +321,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         prepare_outdir(args.errors)  # an unwritable DIR fails now, not after the model has run
     result = evaluate(args.model, args.frames, args.labels, device=args.device, crop=args.crop)
     if args.json:
-        from stream.atomic import atomic_write_text
+        from stream.outputs.atomic import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2) + "\n")
     console = Console()
@@ -374,7 +374,7 @@ def summarise(reports, dashboard: bool) -> None:
     """Each source's totals (the dashboard printed them already) and one line per source."""
     from rich.console import Console
 
-    from stream.sinks.dashboard import summary
+    from stream.outputs.dashboard import summary
 
     for report in reports:
         if not dashboard:
@@ -383,7 +383,7 @@ def summarise(reports, dashboard: bool) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> None:
-    from stream.plot import plot_report
+    from stream.outputs.plot import plot_report
 
     for path in plot_report(args.report, args.output, args.html):
         print(f"-> {path}")

@@ -9,7 +9,7 @@ import threading
 import traceback
 from collections.abc import Iterable
 
-from stream.urls import mask_text
+from stream.sources.urls import mask_text
 
 
 class MaskSecrets(logging.Filter):

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from stream import defaults
-from stream.atomic import check_writable
 from stream.defaults import (
     METRICS_HOST,
     MQTT_UPDATE_S,
@@ -28,8 +27,9 @@ from stream.defaults import (
     VIEW_HOST,
 )
 from stream.errors import BadInputError
-from stream.preprocess import SKIP_SIMILAR_DEFAULT
-from stream.sampler import interval_from
+from stream.frames.preprocess import SKIP_SIMILAR_DEFAULT
+from stream.frames.sampler import interval_from
+from stream.outputs.atomic import check_writable
 from stream.settings import RTSP_TRANSPORTS, SourceSettings
 
 DEVICES = defaults.DEVICES
@@ -251,11 +251,11 @@ class MonitorConfig:
         if self.min_segment_s is not None and self.min_segment_s < 0:
             raise BadInputError("--min-segment must be >= 0")
         if self.mqtt is not None:
-            from stream.sinks.mqtt import MqttTarget
+            from stream.outputs.mqtt import MqttTarget
 
             MqttTarget.parse(self.mqtt)
         if self.webhook is not None:
-            from stream.sinks.webhook import check_webhook_url
+            from stream.outputs.webhook import check_webhook_url
 
             check_webhook_url(self.webhook)
 

@@ -84,7 +84,7 @@ class Gap:
 class Discontinuity:
     """The stream's timestamps jumped by `jump_s` (negative: backwards) just before the frame
     that the source's continuous clock puts at `t_s`; the jump itself is not counted
-    (stream.mediaclock)."""
+    (stream.sources.mediaclock)."""
 
     t_s: float
     jump_s: float

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from stream.crop import Crop, parse_crop
 from stream.defaults import (
     BATCH_SIZE,
     CHECKPOINT_S,
@@ -25,8 +24,9 @@ from stream.defaults import (
     TIMEOUT_S,
 )
 from stream.errors import BadInputError
-from stream.preprocess import SKIP_SIMILAR_DEFAULT
-from stream.reconnect import ReconnectPolicy
+from stream.frames.crop import Crop, parse_crop
+from stream.frames.preprocess import SKIP_SIMILAR_DEFAULT
+from stream.sources.reconnect import ReconnectPolicy
 
 RTSP_TRANSPORTS = ("tcp", "udp")
 

@@ -16,11 +16,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from stream.capture import CaptureBase
-from stream.engine import Engine
-from stream.modelcard import ModelCard
+from stream.frames.sampler import Sampler
+from stream.model.card import ModelCard
+from stream.model.engine import Engine
 from stream.records import VideoInfo
-from stream.sampler import Sampler
+from stream.sources.capture import CaptureBase
 from training.synthetic import write_video
 
 # BGR colours of the classes in the colour clips: grey = neither, red = jerry, blue = tom.

@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
-from stream.modelcard import METADATA_KEY, ModelCard
+from stream.model.card import METADATA_KEY, ModelCard
 from tests.helpers import write_color_video
 
 ENV = {**os.environ, "SCREENTIME_CACHE": "/nonexistent-cache-not-needed"}

@@ -1,5 +1,5 @@
 """`screentime audit`: draw frames of an analysed video for a person to label, then correct the
-report's totals with them (the arithmetic is stream.audit's).
+report's totals with them (the arithmetic is stream.confidence.audit's).
 
 `audit REPORT.json --draw -n 20 -o DIR` decodes the drawn samples' frames from the video the report
 names and writes them as `extract` does (frameK.jpg, frames.csv, an empty labels.csv) plus
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import cv2
 
-from stream.atomic import atomic_write_text
-from stream.audit import LEVEL, Draw, audit, audit_record, draw, sample_weights
+from stream.confidence.audit import LEVEL, Draw, audit, audit_record, draw, sample_weights
 from stream.errors import BadInputError, LabelError
-from stream.filesource import FileSource
+from stream.outputs.atomic import atomic_write_text
+from stream.sources.file import FileSource
 from training.extract import FRAMES_CSV, LABELS_CSV, _write_csv
 from training.labels import agreed, label_rows
 

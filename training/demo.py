@@ -14,8 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from stream.counting.report_table import screen_time_table
 from stream.errors import BadInputError
-from stream.report_table import screen_time_table
 from training.synthetic import CLASSES, make_clip
 
 log = logging.getLogger(__name__)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.crop import Crop
+from stream.confidence.interval import COVERS, LEVEL, card_intervals
 from stream.defaults import CROP
-from stream.engine import Engine
-from stream.interval import COVERS, LEVEL, card_intervals
+from stream.frames.crop import Crop
+from stream.model.engine import Engine
 from training.images import load_images, set_crop
 from training.labels import read_labels
 from training.metrics import score, verdicts

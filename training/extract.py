@@ -10,12 +10,12 @@ from pathlib import Path
 import cv2
 from rich.progress import Progress
 
-from stream.atomic import atomic_write_text
-from stream.crop import AUTO, CROP_FRAMES, Crop, frame_area, to_crop, widest
 from stream.defaults import CROP
 from stream.errors import BadInputError, SourceError
-from stream.filesource import FileSource
-from stream.sampler import Sampler
+from stream.frames.crop import AUTO, CROP_FRAMES, Crop, frame_area, to_crop, widest
+from stream.frames.sampler import Sampler
+from stream.outputs.atomic import atomic_write_text
+from stream.sources.file import FileSource
 
 FRAMES_CSV = "frames.csv"
 LABELS_CSV = "labels.csv"

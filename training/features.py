@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from rich.progress import Progress
 
-from stream.crop import Crop
-from stream.preprocess import fit_frame
+from stream.frames.crop import Crop
+from stream.frames.preprocess import fit_frame
 from training.images import read_images
 from training.model import FEATURE_LAYERS, Backbone, feature_extractor
 

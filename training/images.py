@@ -1,5 +1,5 @@
 """Reading labelled frames from disk exactly as the stream side sees video frames (no TensorFlow),
-black bars cut (stream.crop) as the stream cuts them."""
+black bars cut (stream.frames.crop) as the stream cuts them."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream.crop import AUTO, NONE, Crop, detect
 from stream.errors import BadInputError
-from stream.preprocess import batch_frames
+from stream.frames.crop import AUTO, NONE, Crop, detect
+from stream.frames.preprocess import batch_frames
 from training.extract import CROP_JSON
 
 DETECT_FRAMES = 48  # frames of a set, spread over it, that decide its crop when no crop.json says

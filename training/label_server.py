@@ -33,10 +33,10 @@ from urllib.parse import parse_qs, unquote
 import cv2
 import numpy as np
 
-from stream.crop import Crop
 from stream.defaults import CROP
 from stream.errors import BadInputError
-from stream.verdict import verdict
+from stream.frames.crop import Crop
+from stream.model.verdict import verdict
 from training.images import set_crop
 from training.labels import LabelStore
 from training.suggest import DEFAULT_N, Suggestion, rank
@@ -57,7 +57,7 @@ class Predictor:
     """
 
     def __init__(self, model: Path, device: str, crop: str | Crop = CROP) -> None:
-        from stream.engine import Engine, choose_model  # onnxruntime only when a model is given
+        from stream.model.engine import Engine, choose_model  # onnxruntime only when a model is given
 
         # The same file `suggest` and `watch` load (the INT8 twin on CPU), so the page's order
         # is the list `screentime suggest` prints.
@@ -85,7 +85,7 @@ class Predictor:
             return {n: hit for n in paths if (hit := self._cache.get(n))}
 
     def _guess(self, probs: np.ndarray) -> dict[str, Any]:
-        """The classes `watch` would count on this frame (`stream.verdict`), and how sure the model is."""
+        """The classes `watch` would count on this frame (`stream.model.verdict`), and how sure the model is."""
         ids = list(verdict(probs, self.engine.card))
         if self.engine.card.multi_label:  # independent sigmoids: the least sure yes/no decision
             return {"classes": ids, "conf": float(np.min(np.maximum(probs, 1 - probs)))}

@@ -20,8 +20,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from stream.atomic import atomic_write_text
 from stream.errors import BadInputError, LabelError
+from stream.outputs.atomic import atomic_write_text
 from training.extract import FRAMES_CSV, LABELS_CSV, read_timestamps
 from training.shots import same_shot, signature
 

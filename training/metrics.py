@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stream.verdict import VerdictRule, verdict
+from stream.model.verdict import VerdictRule, verdict
 
 
 def confusion(true: Sequence[int], pred: Sequence[int], n_classes: int) -> np.ndarray:
@@ -57,7 +57,7 @@ def presence_counts(
     true: Sequence[tuple[int, ...]], pred: Sequence[tuple[int, ...]], classes: Sequence[str], background: int | None
 ) -> dict[str, list[int]]:
     """Per class, [true pos, false pos, false neg, true neg] of "on screen" over held-out frames:
-    what the screen-time interval (stream.interval) needs to know of the model's mistakes.
+    what the screen-time interval (stream.confidence.interval) needs to know of the model's mistakes.
     Single- and multi-label alike; the background class is counted like any other."""
     counts = {}
     for i, name in enumerate(classes):
@@ -91,7 +91,7 @@ def verdicts(
     """(true, predicted) class sets per frame, as `train` and `evaluate` both score them.
     Single-label: one class each (the argmax; as truth, the predicted class where the label
     names it among several, else the label's first). Multi-label: the characters on the frame
-    (the background only where none is). Predicted: `stream.verdict`, the rule `watch` counts by."""
+    (the background only where none is). Predicted: `stream.model.verdict`, the rule `watch` counts by."""
     rule = VerdictRule(multi_label, background)
     predicted = [verdict(row, rule) for row in probs]
     if multi_label:
@@ -120,7 +120,7 @@ def heldout_mistakes(
     background: int | None,
 ) -> dict:
     """What the model card states of the model's held-out mistakes, for the screen-time
-    intervals (stream.interval): presence counts per class and the mistakes' design effect over
+    intervals (stream.confidence.interval): presence counts per class and the mistakes' design effect over
     `runs` (index lists into `truth`, one per labelled set, in time order)."""
     wrong = [set(t) != set(p) for t, p in zip(truth, predicted, strict=True)]
     return {

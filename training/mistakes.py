@@ -26,10 +26,10 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from stream.atomic import atomic_write_bytes, atomic_write_text, check_writable, fsync_dir
-from stream.clock import length
 from stream.errors import BadInputError, OutputError
-from stream.modelcard import ModelCard
+from stream.model.card import ModelCard
+from stream.outputs.atomic import atomic_write_bytes, atomic_write_text, check_writable, fsync_dir
+from stream.outputs.clock import length
 
 THUMB_WIDTH = 240  # px; height keeps the frame's aspect
 PER_ROW = 6

@@ -21,16 +21,16 @@ import numpy as np
 from rich.progress import Progress
 
 from stream import defaults
-from stream.crop import Crop
 from stream.defaults import CROP
 from stream.errors import BadInputError
-from stream.margin import uncertainty
+from stream.frames.crop import Crop
+from stream.model.margin import uncertainty
 from training.images import read_images, set_crop
 from training.labels import LabelStore
 from training.shots import same_shot_as, signature
 
 if TYPE_CHECKING:  # onnxruntime loads at call time
-    from stream.engine import Engine
+    from stream.model.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ def suggest(
     crop: str | Crop = CROP,
 ) -> Suggestion:
     """Rank the unlabelled frames of an `extract` directory for labelling with `model`'s help."""
-    from stream.engine import Engine, choose_model
+    from stream.model.engine import Engine, choose_model
 
     if n < 1:
         raise BadInputError("-n must be at least 1")

@@ -24,10 +24,10 @@ import keras
 import numpy as np
 from rich.progress import Progress
 
-from stream.atomic import atomic_write_text, check_writable
-from stream.crop import Crop
 from stream.defaults import CROP
 from stream.errors import BadInputError, LabelError
+from stream.frames.crop import Crop
+from stream.outputs.atomic import atomic_write_text, check_writable
 from stream.version import __version__
 from training.extract import LABELS_CSV
 from training.features import backbone_features

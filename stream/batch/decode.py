@@ -4,7 +4,7 @@ It runs `watch`'s own file source, sampler and reader (`FileSource` with sparse 
 `Sampler`, `FrameReader`), so a video's samples, their pictures and its end time are exactly the
 ones `watch` takes. Only the model's inputs leave the worker, never full frames, and not even
 those of near-duplicate samples: whether a sample reuses the previous result depends only on the
-thumbnails (`stream.reuse.Reuse`, as in `watch`'s pipeline), so it is decided here and the
+thumbnails (`stream.counting.reuse.Reuse`, as in `watch`'s pipeline), so it is decided here and the
 sample travels as a time. Each video ends with one record (sample times, which inferred picture each one uses, where
 the video's time ends, or the one-line error that stopped it), so the driver can account it
 without ever seeing a picture.
@@ -20,15 +20,15 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from stream.buffer import BufferPolicy, FrameBuffer
-from stream.crop import Crop, Cropper, parse_crop
+from stream.counting.reuse import Reuse
+from stream.counting.tally import is_new, now_utc
 from stream.defaults import CROP
-from stream.filesource import FileSource
-from stream.reader import FrameReader
+from stream.frames.buffer import BufferPolicy, FrameBuffer
+from stream.frames.crop import Crop, Cropper, parse_crop
+from stream.frames.reader import FrameReader
+from stream.frames.sampler import Sampler
 from stream.records import Discontinuity, End, EndReason, Frame
-from stream.reuse import Reuse
-from stream.sampler import Sampler
-from stream.tally import is_new, now_utc
+from stream.sources.file import FileSource
 
 CHUNK = 16  # pictures per block handed to the inference stage: small, so inference starts early
 READ_AHEAD = 8  # full frames the reader may hold: bounds a decode worker's memory
@@ -49,7 +49,7 @@ class VideoRecord:
     node: str = ""  # the Ray node that decoded it
     started_at: str = ""
     decode_s: float = 0.0
-    crop: dict | None = None  # the black bars cut before the model saw the pictures (stream.crop)
+    crop: dict | None = None  # the black bars cut before the model saw the pictures (stream.frames.crop)
 
     @property
     def inferred(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from stream.batch.decode import NO_PICTURE, ray_node_id
-from stream.engine import Device, Engine
+from stream.model.engine import Device, Engine
 
 
 class InferenceWorker:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stream.crop import Crop
 from stream.defaults import BATCH_SIZE, CROP, EVERY_S
 from stream.errors import BadInputError
+from stream.frames.crop import Crop
 
 # What a directory is searched for; a file named on the command line is taken whatever its name.
 VIDEO_SUFFIXES = frozenset(
@@ -45,7 +45,7 @@ class BatchConfig:
     batch_size: int | None = None  # None: GPU_BATCH_SIZE on GPUs, CPU_BATCH_SIZE on CPU
     local_cpus: int | None = None  # CPUs of a local Ray (None: all); ignored when joining a cluster
     progress: bool = False
-    crop: str = CROP  # "auto", "none" or "W:H:X:Y" (stream.crop): black bars cut before the model
+    crop: str = CROP  # "auto", "none" or "W:H:X:Y" (stream.frames.crop): black bars cut before the model
 
     @property
     def inference_batch(self) -> int:

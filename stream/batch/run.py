@@ -24,7 +24,6 @@ from typing import Any
 
 from rich.console import Console
 
-from stream.atomic import atomic_write_text, check_writable
 from stream.batch.collect import Collector, Gathered
 from stream.batch.decode import decode_rows
 from stream.batch.infer import InferenceWorker
@@ -32,11 +31,12 @@ from stream.batch.plan import SUMMARY_NAME, BatchConfig, Video, find_videos, fin
 from stream.batch.progress import BatchProgress, probe_duration_s
 from stream.batch.summary import Outcome, Status, brief, write_summary
 from stream.batch.tally import video_report
-from stream.engine import Device, Engine, choose_model, file_sha256
 from stream.errors import BadInputError
-from stream.modelcard import ModelCard
-from stream.preprocess import SKIP_SIMILAR_DEFAULT
-from stream.sinks.report_sink import report_json
+from stream.frames.preprocess import SKIP_SIMILAR_DEFAULT
+from stream.model.card import ModelCard
+from stream.model.engine import Device, Engine, choose_model, file_sha256
+from stream.outputs.atomic import atomic_write_text, check_writable
+from stream.outputs.report_sink import report_json
 
 log = logging.getLogger(__name__)
 

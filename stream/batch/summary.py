@@ -16,8 +16,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from stream.atomic import atomic_write_text, fsync_dir
 from stream.batch.plan import SUMMARY_NAME, Video
+from stream.outputs.atomic import atomic_write_text, fsync_dir
 
 COLUMNS = [
     "video",

@@ -1,6 +1,6 @@
 """Samples and their probabilities -> the video's report, by `watch`'s own rules.
 
-The counting is `stream.tally.Tally`, the one `watch`'s pipeline drives sample by sample: here
+The counting is `stream.counting.tally.Tally`, the one `watch`'s pipeline drives sample by sample: here
 a whole video's samples are pushed in order, then the file's end, so a video's report cannot
 depend on whether `watch` or `batch` analysed it.
 """
@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from stream.batch.decode import VideoRecord
-from stream.modelcard import ModelCard
+from stream.counting.report import Report
+from stream.counting.tally import Tally, now_utc
+from stream.model.card import ModelCard
 from stream.records import EndReason
-from stream.report import Report
-from stream.tally import Tally, now_utc
 
 
 def tally(

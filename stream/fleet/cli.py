@@ -32,7 +32,7 @@ def serve(path: Path, mask: MaskSecrets, check: bool = False) -> int:
 
     from stream.fleet.http import build_app
     from stream.fleet.service import Service, run_service
-    from stream.serving import HttpServer
+    from stream.outputs.serving import HttpServer
     from stream.signals import handling_signals
 
     service = Service(config, mask)

@@ -1,7 +1,7 @@
 """Collect a camera's own hard frames for labelling: the samples the model was least sure of.
 
-Per local hour the collector holds the least certain samples (margin, `stream.margin`) in
-memory, never two of one shot (`stream.shots`: nor one of a shot already saved that day), and
+Per local hour the collector holds the least certain samples (margin, `stream.model.margin`) in
+memory, never two of one shot (`stream.frames.shots`: nor one of a shot already saved that day), and
 writes them when the hour ends (or the camera stops): `DIR/NAME/*.jpg` and `frames.csv`
 (`Image_ID,timestamp_s,...`; `timestamp_s` in Unix seconds so frames from several runs keep
 their order), the layout `screentime label DIR/NAME` and `train --frames DIR/NAME` read.
@@ -25,12 +25,11 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 
-from stream.atomic import atomic_write_bytes, atomic_write_text
 from stream.errors import OutputError
-from stream.margin import uncertainty
-from stream.records import Prediction
-from stream.shots import same_shot, signature
-from stream.sinks import (
+from stream.frames.shots import same_shot, signature
+from stream.model.margin import uncertainty
+from stream.outputs.atomic import atomic_write_bytes, atomic_write_text
+from stream.outputs.events import (
     Checkpoint,
     ClockJumped,
     Ended,
@@ -43,7 +42,8 @@ from stream.sinks import (
     Started,
     Tick,
 )
-from stream.sinks.retry import Retry
+from stream.outputs.retry import Retry
+from stream.records import Prediction
 
 log = logging.getLogger(__name__)
 

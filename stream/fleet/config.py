@@ -53,7 +53,7 @@ from stream.defaults import (
 )
 from stream.errors import BadInputError
 from stream.settings import SourceSettings
-from stream.urls import mask_url
+from stream.sources.urls import mask_url
 
 HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # a directory, a metric label, an MQTT topic level, a URL part
@@ -433,11 +433,11 @@ def _check_url(key: str, url: str, where: str) -> None:
         if key == "url":
             check_camera_url(url)
         elif key == "mqtt":
-            from stream.sinks.mqtt import MqttTarget
+            from stream.outputs.mqtt import MqttTarget
 
             MqttTarget.parse(url)
         elif key == "webhook":
-            from stream.sinks.webhook import check_webhook_url
+            from stream.outputs.webhook import check_webhook_url
 
             check_webhook_url(url)
     except BadInputError as exc:
@@ -451,7 +451,7 @@ def check_camera_url(url: str) -> None:
     """A file path, a webcam index, or a URL this build can open with a host and a valid port."""
     if "://" not in url:
         return  # a file or a webcam: the source says so when it opens
-    from stream.probe import check_scheme
+    from stream.sources.probe import check_scheme
 
     scheme = check_scheme(url)  # a scheme this build's FFmpeg reads
     if scheme == "file":

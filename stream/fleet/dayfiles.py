@@ -4,12 +4,12 @@ hours) and `.csv` (the day's timeline), cut at local midnight.
 A sink of one camera's pipeline: it keeps its own day-by-day accounting (`stream.fleet.days`)
 from the same records the run's accountant gets, rewrites today's report atomically at each
 checkpoint (`ended: "running"`), writes a day's final report when midnight passes, and today's
-at the end. Started again the same day it carries on today's file (`stream.resume`: the time it
+at the end. Started again the same day it carries on today's file (`stream.counting.resume`: the time it
 was down becomes an outage), so a service killed and restarted keeps today's totals.
 
 A write that fails (disk full, permissions, the directory gone) never stops the accounting: the
 day's numbers live in memory, the reports and timeline rows not yet on disk wait there, and the
-writes are retried with backoff (`stream.sinks.retry`) until they succeed; `health` says how it
+writes are retried with backoff (`stream.outputs.retry`) until they succeed; `health` says how it
 goes. Only a final write that fails at the end is an error (OutputError: exit 4).
 """
 
@@ -29,16 +29,15 @@ from pathlib import Path
 from typing import assert_never
 from zoneinfo import ZoneInfo
 
-from stream.accounting import Accountant
-from stream.atomic import atomic_write_text
+from stream.counting.accounting import Accountant
+from stream.counting.report import RUNNING, Report, ms
+from stream.counting.resume import resumed_accountant
 from stream.defaults import FLUSH_S
 from stream.errors import BadInputError, OutputError
 from stream.fleet.days import Clock, Day, DayBook, hourly, hours, local_day
-from stream.modelcard import ModelCard
-from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
-from stream.report import RUNNING, Report, ms
-from stream.resume import resumed_accountant
-from stream.sinks import (
+from stream.model.card import ModelCard
+from stream.outputs.atomic import atomic_write_text
+from stream.outputs.events import (
     Checkpoint,
     ClockJumped,
     Ended,
@@ -51,8 +50,9 @@ from stream.sinks import (
     Started,
     Tick,
 )
-from stream.sinks.report_sink import TIMELINE_HEADER
-from stream.sinks.retry import OutputHealth, Retry
+from stream.outputs.report_sink import TIMELINE_HEADER
+from stream.outputs.retry import OutputHealth, Retry
+from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 
 log = logging.getLogger(__name__)
 

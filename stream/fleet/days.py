@@ -1,6 +1,6 @@
 """One camera's accounting cut at local midnight: a complete accountant per day.
 
-The rules of `stream.accounting` hold inside each day; the cut adds only these:
+The rules of `stream.counting.accounting` hold inside each day; the cut adds only these:
 - a sample standing at midnight counts until midnight for the old day and from midnight for
   the new one (the new day's first instant is carried over, not a sample: `samples` counts the
   samples taken that day);
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from stream.accounting import Accountant
+from stream.counting.accounting import Accountant
 from stream.records import Segment
 
 HOUR_S = 3600.0
@@ -108,7 +108,7 @@ class DayBook:
         self, classes: Sequence[str], zone: ZoneInfo, clock: Clock, t_s: float, carried: Accountant | None = None
     ) -> None:
         """`t_s`: the first source time (decides the first day); `carried`: today's accountant as
-        an earlier run left it (stream.resume), its times on this clock."""
+        an earlier run left it (stream.counting.resume), its times on this clock."""
         self.classes = tuple(classes)
         self.zone = zone
         self.clock = clock

@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stream.errors import BadInputError, ScreentimeError
 from stream.fleet.config import check_api_camera
 from stream.fleet.shield import check_request, parse_json
-from stream.serving import metrics_response
+from stream.outputs.serving import metrics_response
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stream.engine import Engine, choose_model, file_sha256
 from stream.errors import ModelError
+from stream.model.engine import Engine, choose_model, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def check_runs(engine: Engine) -> None:
 class Swappable:
     """The engine a camera's pipeline calls. `swap` replaces the model between batches; `sha256`
     names the model that takes the next batch (a near-duplicate never reuses another model's
-    result: stream.pipeline), `made_by` the model that made the latest results."""
+    result: stream.run.pipeline), `made_by` the model that made the latest results."""
 
     def __init__(self, engine: Engine) -> None:
         self.current = engine

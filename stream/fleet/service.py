@@ -1,4 +1,4 @@
-"""`screentime serve CONFIG.yaml`: one Run (stream.run) holding a camera per config entry.
+"""`screentime serve CONFIG.yaml`: one Run (stream.run.run) holding a camera per config entry.
 
 The config is reloaded on SIGHUP, when the file (or a camera's model file) changes, and on
 `POST /api/reload`: cameras added start, cameras removed stop with their final day file,
@@ -37,19 +37,17 @@ import yaml
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as MetricsCollector
 
-from stream.atomic import atomic_write_text
+from stream.counting.stats import RunStats
 from stream.defaults import MQTT_UPDATE_S
-from stream.engine import Engine
 from stream.errors import OutputError, ScreentimeError
 from stream.fleet.collect import Caps, Collector, CollectSink
 from stream.fleet.config import Camera, FleetConfig, check_config, check_size, expand, load_config, parse_raw, read_raw
 from stream.fleet.dayfiles import DayFilesSink
 from stream.fleet.models import Engines, Swappable
 from stream.logs import MaskSecrets
-from stream.monitoring import JITTER, make_sender
-from stream.outbox import Sender
-from stream.run import Run
-from stream.sinks import (
+from stream.model.engine import Engine
+from stream.outputs.atomic import atomic_write_text
+from stream.outputs.events import (
     Checkpoint,
     ClockJumped,
     Ended,
@@ -64,11 +62,13 @@ from stream.sinks import (
     Started,
     Tick,
 )
-from stream.sinks.liveview import LiveView
-from stream.sinks.metrics import SPEC, RunMetrics
-from stream.sinks.retry import OutputHealth
-from stream.sources import Source, open_source
-from stream.stats import RunStats
+from stream.outputs.liveview import LiveView
+from stream.outputs.metrics import SPEC, RunMetrics
+from stream.outputs.monitoring import JITTER, make_sender
+from stream.outputs.outbox import Sender
+from stream.outputs.retry import OutputHealth
+from stream.run.run import Run
+from stream.sources.open import Source, open_source
 from stream.version import __version__
 
 log = logging.getLogger(__name__)
@@ -201,11 +201,11 @@ class Service:
             outputs.append(CollectSink(collector, model_of=lambda: swappable.made_by))
         senders = [self._sender(kind, url) for kind, url in (("mqtt", cam.mqtt), ("webhook", cam.webhook)) if url]
         if senders:  # the senders are shared by the cameras with the same broker or URL
-            from stream.sinks.event_sink import SourceEvents
+            from stream.outputs.event_sink import SourceEvents
 
             outputs.append(SourceEvents(cam.name, senders, cam.every_s, MQTT_UPDATE_S, JITTER * cam.every_s))
         if cam.overlay is not None:
-            from stream.sinks.overlay import OverlaySink
+            from stream.outputs.overlay import OverlaySink
 
             out = Path(cam.overlay.dir) / cam.name / f"{cam.name}.mp4"
             out.parent.mkdir(parents=True, exist_ok=True)

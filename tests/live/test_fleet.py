@@ -20,7 +20,7 @@ from helpers import decode_jpeg, make_color_model, mjpeg_parts
 from rtsp_control import RtspServer, free_port
 from serve_control import EVERY_S, Serve, day_file, write_config
 
-from stream.engine import file_sha256
+from stream.model.engine import file_sha256
 
 
 @pytest.fixture

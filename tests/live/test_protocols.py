@@ -16,9 +16,9 @@ import pytest
 from stream import watch
 from stream.cli import main
 from stream.errors import BadInputError
-from stream.probe import UrlKind, web_kind
 from stream.settings import SourceSettings
-from stream.sources import FileSource, PyAVNetworkSource, open_source
+from stream.sources.open import FileSource, PyAVNetworkSource, open_source
+from stream.sources.probe import UrlKind, web_kind
 from tests import corpus
 from tests.servers import (
     ffmpeg_sending,

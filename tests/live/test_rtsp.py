@@ -19,15 +19,15 @@ import pytest
 from helpers import SlowEngine
 from rtsp_control import RtspServer, free_port
 
-from stream.engine import Engine
+from stream.counting.report import Report
+from stream.counting.stats import RunStats
 from stream.errors import SourceConnectionError
-from stream.pipeline import Pipeline
-from stream.reconnect import ReconnectPolicy
+from stream.model.engine import Engine
 from stream.records import Prediction
-from stream.report import Report
+from stream.run.pipeline import Pipeline
 from stream.settings import SourceSettings
-from stream.sources import NetworkSource, PyAVNetworkSource, open_source
-from stream.stats import RunStats
+from stream.sources.open import NetworkSource, PyAVNetworkSource, open_source
+from stream.sources.reconnect import ReconnectPolicy
 
 FPS = 25
 OPEN_S = 1.5  # FFmpeg probes ~1.2 s of stream before open() returns

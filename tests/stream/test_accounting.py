@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.accounting import Accountant, account
+from stream.counting.accounting import Accountant, account
+from stream.frames.sampler import Sampler
 from stream.records import Segment
-from stream.sampler import Sampler
 
 CLASSES = ("neither", "jerry", "tom")
 

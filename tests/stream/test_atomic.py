@@ -1,6 +1,6 @@
 import os
 
-from stream.atomic import atomic_write_text
+from stream.outputs.atomic import atomic_write_text
 
 
 def test_atomic_write_replaces_whole_and_keeps_readable_permissions(tmp_path):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from stream.audit import (
+from stream.confidence.audit import (
     Draw,
     audit,
     draw,

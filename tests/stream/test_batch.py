@@ -16,9 +16,9 @@ from stream.batch.plan import SUMMARY_NAME, find_videos, finished_report, plan_v
 from stream.batch.run import exit_status
 from stream.batch.summary import Outcome, Status, summary_rows, write_summary
 from stream.batch.tally import video_report
-from stream.engine import Engine
 from stream.errors import BadInputError
-from stream.preprocess import SKIP_SIMILAR_DEFAULT
+from stream.frames.preprocess import SKIP_SIMILAR_DEFAULT
+from stream.model.engine import Engine
 from tests import corpus
 from tests.helpers import write_color_video
 

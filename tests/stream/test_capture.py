@@ -1,13 +1,13 @@
-"""Every kind of source declares the same members (stream.capture), so the reader never probes one."""
+"""Every kind of source declares the same members (stream.sources.capture), so the reader never probes one."""
 
 from __future__ import annotations
 
 import pytest
 
-from stream.capture import Capture, CaptureBase
-from stream.filesource import FileSource
-from stream.netsource import PyAVNetworkSource
-from stream.sources import NetworkSource, WebcamSource
+from stream.sources.capture import Capture, CaptureBase
+from stream.sources.file import FileSource
+from stream.sources.network import PyAVNetworkSource
+from stream.sources.open import NetworkSource, WebcamSource
 from tests.helpers import ScriptedSource
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stream import watch
-from stream.crop import AUTO, NONE, Crop, Cropper, detect, frame_area, parse_crop
+from stream.frames.crop import AUTO, NONE, Crop, Cropper, detect, frame_area, parse_crop
 from tests.helpers import COLORS, make_color_model
 from training.synthetic import write_video
 

@@ -1,9 +1,9 @@
 from rich.console import Console
 
+from stream.counting.report import Report
+from stream.counting.stats import RunStats
+from stream.outputs.dashboard import render, summary
 from stream.records import Prediction, Segment
-from stream.report import Report
-from stream.sinks.dashboard import render, summary
-from stream.stats import RunStats
 
 
 def text_of(renderable, width=110) -> str:
@@ -95,7 +95,7 @@ def strip_line(text: str, name: str, names: list[str], cells: int) -> str:
 
 
 def test_strip_follows_the_history():
-    from stream.strip import Strip
+    from stream.counting.strip import Strip
 
     stats = RunStats(
         source="cam",

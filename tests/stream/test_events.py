@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from stream.accounting import Accountant
-from stream.events import Event, EventTracker, EventType
+from stream.counting.accounting import Accountant
+from stream.outputs.segments import Event, EventTracker, EventType
 
 CLASSES = ("neither", "jerry", "tom")
 

@@ -13,11 +13,11 @@ import pytest
 
 from stream import watch
 from stream.errors import BadInputError
-from stream.filesource import FileSource, index_frames, seek_target, worth_seeking
-from stream.orientation import Orientation
-from stream.sampler import Sampler, sample_mask
+from stream.frames.sampler import Sampler, sample_mask
 from stream.settings import SourceSettings
-from stream.sources import open_source
+from stream.sources.file import FileSource, index_frames, seek_target, worth_seeking
+from stream.sources.open import open_source
+from stream.sources.orientation import Orientation
 from tests.helpers import sampled, write_color_video
 
 SCENES = [(0, 0.0, 8.0), (1, 8.0, 20.0), (2, 20.0, 30.0)]
@@ -91,7 +91,7 @@ def test_pictures_are_the_ones_opencv_decodes(clip):
 @pytest.mark.parametrize("every", [0.3, 1.0])
 def test_dropping_non_reference_frames_keeps_every_sample_bit_identical(bclip, every, monkeypatch):
     # Without seeking, only B-frames before each sample are dropped.
-    monkeypatch.setattr("stream.filesource.worth_seeking", lambda keyframes_s, every_s: False)
+    monkeypatch.setattr("stream.sources.file.worth_seeking", lambda keyframes_s, every_s: False)
     source = FileSource(bclip, every)
     dropping = sampled(source, every, skip=True)  # `skip_to` after each sample, as the reader calls it
     plain = sampled(FileSource(bclip), every, skip=True)  # in order: `skip_to` skips nothing
@@ -126,9 +126,9 @@ def test_a_file_that_cannot_be_indexed_is_decoded_in_order(clip, monkeypatch, ca
     def unindexable(path):
         raise BadInputError(f"{path}: repeated frame timestamps")
 
-    monkeypatch.setattr("stream.filesource.index_frames", unindexable)
+    monkeypatch.setattr("stream.sources.file.index_frames", unindexable)
     source = FileSource(clip, 2.0)
-    with caplog.at_level(logging.DEBUG, logger="stream.filesource"):
+    with caplog.at_level(logging.DEBUG, logger="stream.sources.file"):
         samples = sampled(source, 2.0, skip=True)
     assert "repeated frame timestamps" in caplog.text
     assert source.index is None and source.seeks == 0 and source.decoded == len(TIMES)
@@ -136,7 +136,7 @@ def test_a_file_that_cannot_be_indexed_is_decoded_in_order(clip, monkeypatch, ca
 
 
 def test_watch_seeks_on_a_sparse_file_and_counts_the_same(clip, color_model, caplog, monkeypatch):
-    with caplog.at_level(logging.INFO, logger="stream.filesource"):
+    with caplog.at_level(logging.INFO, logger="stream.sources.file"):
         fast = watch(clip, color_model, every_s=2.0).run()
     assert "seeking keyframes" in caplog.text
     monkeypatch.setattr("stream.api.open_source", lambda spec, settings=None: FileSource(spec))  # every frame decoded

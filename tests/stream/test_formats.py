@@ -12,8 +12,8 @@ import pytest
 
 from stream import watch
 from stream.errors import BadInputError
-from stream.filesource import FileSource, exact_seeks
-from stream.sampler import Sampler
+from stream.frames.sampler import Sampler
+from stream.sources.file import FileSource, exact_seeks
 from tests import corpus
 from tests.helpers import COLORS, sampled
 
@@ -70,7 +70,7 @@ def test_a_seek_that_lands_past_its_keyframe_demuxes_forward(folder, monkeypatch
     """Were a container's seeks taken for exact when they are not, no sample is lost either."""
     path = clip_path(folder, "ts-short-gop")
     every_frame = sampled(FileSource(path), EVERY_S)
-    monkeypatch.setattr("stream.filesource.exact_seeks", lambda flags: True)
+    monkeypatch.setattr("stream.sources.file.exact_seeks", lambda flags: True)
     source = FileSource(path, EVERY_S)
     sparse = sampled(source, EVERY_S)
     assert source.seeks > 0 and not source.seek  # it sought, saw the overshoot, and stopped seeking

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.interval import interval, intervals
+from stream.confidence.interval import interval, intervals
 
 
 def test_a_model_that_never_errs_gets_a_tight_interval_around_its_count():
@@ -67,9 +67,9 @@ def test_ninety_percent_interval_covers_about_ninety_percent_when_its_assumption
 
 
 def test_report_states_intervals_when_the_card_has_held_out_counts():
-    from stream.accounting import Accountant
-    from stream.modelcard import ModelCard
-    from stream.report import Report
+    from stream.counting.accounting import Accountant
+    from stream.counting.report import Report
+    from stream.model.card import ModelCard
 
     acc = Accountant(("neither", "tom"))
     for t in range(10):
@@ -114,7 +114,7 @@ def test_design_effect_reads_runs_of_mistakes():
 
 
 def test_card_intervals_use_the_cards_design_effect():
-    from stream.interval import card_intervals
+    from stream.confidence.interval import card_intervals
 
     counts = {"tom": [90, 10, 10, 90]}
     plain = card_intervals({"tom": 50.0}, 100.0, 100, {"heldout_counts": counts})["tom"]

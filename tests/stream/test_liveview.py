@@ -11,12 +11,12 @@ import urllib.request
 import numpy as np
 import pytest
 
+from stream.counting.stats import RunStats
 from stream.errors import BadInputError
-from stream.modelcard import ModelCard
+from stream.model.card import ModelCard
+from stream.outputs.events import Pictured, Sampled, SourceTag, Started
+from stream.outputs.liveview import LiveView
 from stream.records import Frame, Prediction, VideoInfo
-from stream.sinks import Pictured, Sampled, SourceTag, Started
-from stream.sinks.liveview import LiveView
-from stream.stats import RunStats
 from tests.helpers import color_frame, decode_jpeg, mjpeg_parts
 
 

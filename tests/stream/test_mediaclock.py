@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.mediaclock import MediaClock
+from stream.sources.mediaclock import MediaClock
 
 
 def run(clock: MediaClock, raw: list[float]) -> list[float]:

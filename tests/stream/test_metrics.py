@@ -11,11 +11,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream import watch
-from stream.modelcard import ModelCard
+from stream.counting.stats import RunState, RunStats
+from stream.model.card import ModelCard
+from stream.outputs.events import Ended, Sampled, SourceTag, Started
+from stream.outputs.metrics import METRICS, RunCollector, RunMetrics
 from stream.records import Frame, Prediction, VideoInfo
-from stream.sinks import Ended, Sampled, SourceTag, Started
-from stream.sinks.metrics import METRICS, RunCollector, RunMetrics
-from stream.stats import RunState, RunStats
 from tests.helpers import promtool_check, write_color_video
 
 UNITS = ("seconds", "bytes", "ratio", "total", "info")

@@ -16,9 +16,9 @@ import pytest
 
 from stream import watch
 from stream.errors import BadInputError
-from stream.monitoring import MonitorConfig, source_names, split_names
-from stream.outbox import Message, Outbox
-from stream.sinks.event_sink import topic_name
+from stream.outputs.event_sink import topic_name
+from stream.outputs.monitoring import MonitorConfig, source_names, split_names
+from stream.outputs.outbox import Message, Outbox
 from tests.helpers import write_color_video
 
 
@@ -43,7 +43,7 @@ def test_bad_flags_are_refused_with_credentials_masked(config: MonitorConfig, fr
 
 
 def test_mqtt_urls():
-    from stream.sinks.mqtt import MqttTarget
+    from stream.outputs.mqtt import MqttTarget
 
     target = MqttTarget.parse("mqtt://user:p%40ss@broker.lan:1884/site/cams")
     assert (target.host, target.port, target.prefix, target.username, target.password) == (

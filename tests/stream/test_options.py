@@ -63,7 +63,7 @@ def test_an_unknown_keyword_is_refused_naming_it(color_model, given, hint):
 
 
 def test_device_choices_are_declared_once():
-    from stream.engine import Device
+    from stream.model.engine import Device
 
     assert tuple(d.value for d in Device) == DEVICES == OPTIONS["device"].choices
     for sub in ("watch", "evaluate", "suggest", "label"):

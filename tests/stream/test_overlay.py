@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from stream.errors import OutputError
-from stream.modelcard import ModelCard
+from stream.model.card import ModelCard
+from stream.outputs.overlay import OverlaySink
 from stream.records import Frame, VideoInfo
-from stream.sinks.overlay import OverlaySink
 
 REPO = Path(__file__).resolve().parents[2]
 CARD = ModelCard(classes=("neither", "jerry"), input_width=32, input_height=32, screentime_version="test")
@@ -35,9 +35,9 @@ LIVE_CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import numpy as np
-    from stream.modelcard import ModelCard
+    from stream.model.card import ModelCard
     from stream.records import Frame, VideoInfo
-    from stream.sinks.overlay import OverlaySink
+    from stream.outputs.overlay import OverlaySink
 
     sink = OverlaySink(Path(sys.argv[1]), live=True)
     sink.start(VideoInfo(0, 0, 25.0, None, True), ModelCard(("neither", "jerry"), 32, 32))

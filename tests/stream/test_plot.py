@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from stream import watch
-from stream.plot import OUTAGE_COLOUR, class_colours, load_sections
+from stream.outputs.plot import OUTAGE_COLOUR, class_colours, load_sections
 from tests.helpers import write_color_video
 
 SCENES = [(0, 0.0, 3.0), (1, 3.0, 7.0), (2, 7.0, 10.0)]  # neither, jerry, tom
@@ -173,12 +173,12 @@ def test_not_a_report_is_one_line(tmp_path):
 
 
 def test_importing_stream_never_loads_matplotlib():
-    code = "import sys, stream, stream.cli, stream.api, stream.plot; sys.exit('matplotlib' in sys.modules)"
+    code = "import sys, stream, stream.cli, stream.api, stream.outputs.plot; sys.exit('matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_an_audited_report_shows_the_audit_beside_each_total(report_path, tmp_path):
-    from stream.plot import audit_note, plot_report
+    from stream.outputs.plot import audit_note, plot_report
 
     data = json.loads(report_path.read_text())
     assert audit_note(data, "jerry") == ""

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from stream.errors import SourceConnectionError
-from stream.reconnect import ReconnectPolicy, connect_with_retry
+from stream.sources.reconnect import ReconnectPolicy, connect_with_retry
 
 
 def test_backoff_doubles_is_capped_and_jittered():

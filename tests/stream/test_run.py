@@ -10,13 +10,13 @@ import threading
 
 import pytest
 
-from stream.engine import Engine
 from stream.errors import BadInputError, SourceError
-from stream.pipeline import Pipeline
-from stream.run import Run
+from stream.model.engine import Engine
+from stream.outputs.events import Ended, Event, OutputBase, Sampled, Started
+from stream.outputs.report_sink import ReportSink
+from stream.run.pipeline import Pipeline
+from stream.run.run import Run
 from stream.settings import SourceSettings
-from stream.sinks import Ended, Event, OutputBase, Sampled, Started
-from stream.sinks.report_sink import ReportSink
 from tests.helpers import ScriptedSource, script
 
 SCENES = [(0, 0.0, 1.0), (1, 1.0, 3.0), (2, 3.0, 4.0)]  # neither, jerry, tom

@@ -1,7 +1,7 @@
 import pytest
 
 from stream.errors import BadInputError
-from stream.sampler import Sampler, interval_from, sample_mask
+from stream.frames.sampler import Sampler, interval_from, sample_mask
 
 
 def picked(times, every):

@@ -11,13 +11,13 @@ import textwrap
 
 import pytest
 
-from stream.engine import Engine
 from stream.errors import OutputError
-from stream.run import Run
+from stream.model.engine import Engine
+from stream.outputs.events import Ended, Event, Output, OutputBase, Sampled
+from stream.outputs.report_sink import ReportSink
+from stream.run.run import Run
 from stream.settings import SourceSettings
-from stream.sinks import Ended, Event, Output, OutputBase, Sampled
-from stream.sinks.report_sink import ReportSink
-from stream.sources import open_source
+from stream.sources.open import open_source
 from tests.helpers import write_color_video
 
 SCENES = [(0, 0.0, 1.0), (1, 1.0, 2.0)]
@@ -100,7 +100,7 @@ def test_the_cli_exits_non_zero_with_a_traceback_for_a_bug_in_an_output(clip, co
         """
         import sys
         import stream.api
-        from stream.sinks.report_sink import TimelineSink
+        from stream.outputs.report_sink import TimelineSink
 
         class Buggy(TimelineSink):
             def handle(self, event):

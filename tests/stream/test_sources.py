@@ -4,7 +4,7 @@ import pytest
 
 from stream.errors import BadInputError, SourceConnectionError
 from stream.settings import SourceSettings
-from stream.sources import (
+from stream.sources.open import (
     FileSource,
     NetworkSource,
     PyAVNetworkSource,
@@ -76,8 +76,8 @@ def test_stream_options_do_not_leak_into_later_captures():
 def test_cpu_prefers_the_int8_twin(tmp_path):
     import shutil
 
-    from stream.engine import choose_model
     from stream.errors import ModelError
+    from stream.model.engine import choose_model
     from tests.helpers import make_color_model
 
     fp32 = make_color_model(tmp_path / "m.onnx")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.strip import Strip
+from stream.counting.strip import Strip
 
 
 def test_samples_fall_into_cells_and_gaps_stay_empty():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.modelcard import ModelCard
-from stream.tally import Tally, is_new
+from stream.counting.tally import Tally, is_new
+from stream.model.card import ModelCard
 
 CARD = ModelCard(classes=("neither", "jerry", "tom"), input_width=32, input_height=32)
 JERRY, TOM = np.array([0.1, 0.8, 0.1]), np.array([0.1, 0.1, 0.8])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stream.cli import main
-from stream.modelcard import ModelCard
+from stream.model.card import ModelCard
 from tests.helpers import COLORS, color_frame, make_color_model
 from training.evaluate import Evaluation, evaluate
 from training.mistakes import (

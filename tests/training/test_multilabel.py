@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from stream import watch
-from stream.engine import Engine
+from stream.model.engine import Engine
 from tests.helpers import color_frame
 from training.evaluate import evaluate
 from training.train import TrainConfig, train

@@ -10,9 +10,9 @@ import numpy as np
 import onnx
 import pytest
 
-from stream.engine import Engine
 from stream.errors import BadInputError, ModelError
-from stream.modelcard import CHANNEL_ORDER
+from stream.model.card import CHANNEL_ORDER
+from stream.model.engine import Engine
 from tests.helpers import color_frame
 from training.evaluate import evaluate
 from training.train import TrainConfig, train

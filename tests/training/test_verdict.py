@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from stream.batch.tally import tally
-from stream.engine import Engine
-from stream.verdict import VerdictRule, to_prediction, verdict
+from stream.model.engine import Engine
+from stream.model.verdict import VerdictRule, to_prediction, verdict
 from tests.helpers import make_color_model, make_presence_model
 from training.evaluate import evaluate
 from training.label_server import Predictor

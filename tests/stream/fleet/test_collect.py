@@ -12,8 +12,8 @@ import pytest
 
 from stream.errors import OutputError
 from stream.fleet.collect import Caps, Collector, consider, margin_of
+from stream.frames.shots import same_shot, signature
 from stream.records import Prediction
-from stream.shots import same_shot, signature
 
 CLASSES = ("neither", "jerry", "tom")
 PARIS = ZoneInfo("Europe/Paris")

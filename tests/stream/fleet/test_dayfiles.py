@@ -11,16 +11,16 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from stream.accounting import Accountant
+from stream.counting.accounting import Accountant
+from stream.counting.report import Report
 from stream.errors import OutputError
 from stream.fleet.dayfiles import DayFilesSink, _Timeline, day_paths
 from stream.fleet.days import Clock
-from stream.modelcard import ModelCard
-from stream.plot import load_sections, plot_report
+from stream.model.card import ModelCard
+from stream.outputs.events import Checkpoint, Ended, Sampled, SourceBack, SourceLost, SourceTag, Started
+from stream.outputs.plot import load_sections, plot_report
+from stream.outputs.retry import OutputHealth, Retry, backoff_s
 from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
-from stream.report import Report
-from stream.sinks import Checkpoint, Ended, Sampled, SourceBack, SourceLost, SourceTag, Started
-from stream.sinks.retry import OutputHealth, Retry, backoff_s
 
 CARD = ModelCard(classes=("neither", "jerry", "tom"), input_width=32, input_height=32)
 PARIS = ZoneInfo("Europe/Paris")
@@ -140,7 +140,7 @@ def test_killed_and_restarted_the_same_day_carries_today_on(tmp_path):
     wall.t_s = 286.0
     again = DayFilesSink(tmp_path, PARIS, source="door", model="m.onnx", every_s=1.0, wall=wall)
     again.handle(Started(TAG, INFO, CARD, STATS))
-    # stream.resume's rule: the new clock starts after the last accounted second (185) plus the
+    # stream.counting.resume's rule: the new clock starts after the last accounted second (185) plus the
     # wall time since the file was written (186 -> 286)
     assert again.runs == 1 and again.offset_s == pytest.approx(285.0)
     acc2 = Accountant(CARD.classes)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.accounting import Accountant
+from stream.counting.accounting import Accountant
 from stream.fleet.days import Clock, DayBook, hourly, hours, local_day, midnight
 from stream.records import Segment
 

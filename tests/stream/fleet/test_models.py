@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream.engine import Engine
 from stream.errors import ModelError
 from stream.fleet.models import Engines, Swappable, check_runs
+from stream.model.engine import Engine
 from tests.helpers import make_color_model
 
 

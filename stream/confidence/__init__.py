@@ -1,0 +1,1 @@
+"""How sure the totals are: the screen-time interval and the audit."""
