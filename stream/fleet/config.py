@@ -271,7 +271,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     Aliases are refused: they make a graph of the tree, where a few lines can stand for 2**30
     values (a "billion laughs")."""
 
-    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             raise _Alias(self.peek_event().start_mark.line + 1)
         return super().compose_node(parent, index)

@@ -20,6 +20,7 @@ any other exception is a bug, raised at the end of the run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -167,7 +168,7 @@ class Guard:
         else:
             self._guarded(output, "__exit__", output.__exit__, None, None, None)
 
-    def _guarded(self, output: object, what: str, call, *args) -> None:  # type: ignore[no-untyped-def]
+    def _guarded(self, output: object, what: str, call: Callable[..., object], *args: object) -> None:
         if id(output) in self._cut:
             return
         try:
