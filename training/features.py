@@ -55,7 +55,8 @@ def _other_print(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     faded = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2BGR)
     soft = cv2.GaussianBlur(faded, (0, 0), 0.8)
     ok, data = cv2.imencode(".jpg", soft, [cv2.IMWRITE_JPEG_QUALITY, 25])
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else soft
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR) if ok else None
+    return decoded if decoded is not None else soft
 
 
 def _centre_4_3(image: np.ndarray) -> tuple[int, int]:

@@ -61,7 +61,10 @@ def load_backbone(input_size: tuple[int, int], weights: str | None = None) -> Ba
     shape = (height, width, 3)
     if choice == "random":
         model = keras.applications.VGG16(include_top=False, weights=None, input_shape=shape)
-        provenance = {"name": "vgg16", "weights": "random (not ImageNet: for tests and offline demos)"}
+        provenance: dict[str, object] = {
+            "name": "vgg16",
+            "weights": "random (not ImageNet: for tests and offline demos)",
+        }
     elif choice == "imagenet":
         try:
             model = keras.applications.VGG16(include_top=False, weights="imagenet", input_shape=shape)

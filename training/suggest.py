@@ -68,7 +68,7 @@ def choose(
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     open_ = ~labelled
     for i in np.flatnonzero(labelled):
-        open_[same_shot_as(signatures, i)] = False
+        open_[same_shot_as(signatures, int(i))] = False
     candidates = np.flatnonzero(open_)
     if not len(candidates):
         return []
@@ -84,7 +84,7 @@ def choose(
 
     def pick(i: int) -> None:
         picked.append(int(i))
-        open_[same_shot_as(signatures, i)] = False
+        open_[same_shot_as(signatures, int(i))] = False
 
     for c in np.argsort(-priority, kind="stable"):  # each group's least certain open frame
         members = candidates[assign == c]

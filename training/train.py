@@ -273,7 +273,7 @@ def fit_heads(
             head = build_head(features.shape[1], len(config.classes), multi_label=multi, name=f"head_{k}")
             x_train = np.concatenate([features[train_idx], *(a[train_idx] for a in augmented)])
             t_train = np.concatenate([targets[train_idx]] * (1 + len(augmented)))
-            val_data = (features[val_idx], targets[val_idx])
+            val_data: tuple = (features[val_idx], targets[val_idx])
             weights = None
             if not multi:
                 # Balanced class weights (the same whether or not the augmented copies are
