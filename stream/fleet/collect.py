@@ -28,20 +28,9 @@ import numpy as np
 from stream.errors import OutputError
 from stream.frames.shots import same_shot, signature
 from stream.model.margin import uncertainty
+from stream.outputs import events as ev
 from stream.outputs.atomic import atomic_write_bytes, atomic_write_text
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    OutputBase,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    Started,
-    Tick,
-)
+from stream.outputs.events import Event, OutputBase
 from stream.outputs.retry import Retry
 from stream.records import Prediction
 
@@ -232,15 +221,15 @@ class CollectSink(OutputBase):
 
     def handle(self, event: Event) -> None:
         match event:
-            case Started(card=card):
+            case ev.Started(card=card):
                 self.collector.classes, self.collector.multi_label = card.classes, card.multi_label
-            case Sampled(prediction=prediction, frame=frame):
+            case ev.Sampled(prediction=prediction, frame=frame):
                 age = max(0.0, time.monotonic() - frame.captured_at) if frame.captured_at else 0.0
                 made_by = self.model_of() if self.model_of is not None else None
                 self.collector.offer(self.wall() - age, frame.image, prediction, made_by)
-            case Ended():
+            case ev.Ended():
                 self.collector.flush(final=True)
-            case Pictured() | SourceLost() | SourceBack() | ClockJumped() | Checkpoint() | Tick():
+            case ev.Pictured() | ev.SourceLost() | ev.SourceBack() | ev.ClockJumped() | ev.Checkpoint() | ev.Tick():
                 pass
             case _:
                 assert_never(event)

@@ -36,20 +36,9 @@ from stream.defaults import FLUSH_S
 from stream.errors import BadInputError, OutputError
 from stream.fleet.days import Clock, Day, DayBook, hourly, hours, local_day
 from stream.model.card import ModelCard
+from stream.outputs import events as ev
 from stream.outputs.atomic import atomic_write_text
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    OutputBase,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    Started,
-    Tick,
-)
+from stream.outputs.events import Event, OutputBase
 from stream.outputs.report_sink import TIMELINE_HEADER
 from stream.outputs.retry import OutputHealth, Retry
 from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
@@ -178,19 +167,19 @@ class DayFilesSink(OutputBase):
     def handle(self, event: Event) -> None:
         """One camera's events (the run attaches it to one)."""
         match event:
-            case Started(info=info, card=card):
+            case ev.Started(info=info, card=card):
                 self._start(info, card)
-            case Sampled(prediction=prediction, frame=frame, stats=stats):
+            case ev.Sampled(prediction=prediction, frame=frame, stats=stats):
                 self._update(prediction, frame, stats)
-            case SourceLost(lost=item) | SourceBack(gap=item):
+            case ev.SourceLost(lost=item) | ev.SourceBack(gap=item):
                 self._control(item)
-            case Tick():
+            case ev.Tick():
                 self._tick()
-            case Checkpoint(report=report):
+            case ev.Checkpoint(report=report):
                 self._checkpoint(report)
-            case Ended(report=report):
+            case ev.Ended(report=report):
                 self._close(report)
-            case Pictured() | ClockJumped():
+            case ev.Pictured() | ev.ClockJumped():
                 pass
             case _:
                 assert_never(event)

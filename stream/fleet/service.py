@@ -46,22 +46,9 @@ from stream.fleet.dayfiles import DayFilesSink
 from stream.fleet.models import Engines, Swappable
 from stream.logs import MaskSecrets
 from stream.model.engine import Engine
+from stream.outputs import events as ev
 from stream.outputs.atomic import atomic_write_text
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    Output,
-    OutputBase,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    SourceTag,
-    Started,
-    Tick,
-)
+from stream.outputs.events import Event, Output, OutputBase, SourceTag
 from stream.outputs.liveview import LiveView
 from stream.outputs.metrics import SPEC, RunMetrics
 from stream.outputs.monitoring import JITTER, make_sender
@@ -118,9 +105,9 @@ class _Status(OutputBase):
 
     def handle(self, event: Event) -> None:
         match event:
-            case Started(tag=tag, stats=stats) | Tick(tag=tag, stats=stats) | Ended(tag=tag, stats=stats):
+            case ev.Started(tag=tag, stats=stats) | ev.Tick(tag=tag, stats=stats) | ev.Ended(tag=tag, stats=stats):
                 self.stats[tag.key] = stats
-            case Sampled(tag=tag, prediction=prediction, stats=stats):
+            case ev.Sampled(tag=tag, prediction=prediction, stats=stats):
                 self.stats[tag.key] = stats
                 at = datetime.now(UTC).isoformat(timespec="seconds")
                 self.last[tag.key] = {
@@ -128,7 +115,7 @@ class _Status(OutputBase):
                     "confidence": round(prediction.confidence, 4),
                     "at": at,
                 }
-            case Pictured() | SourceLost() | SourceBack() | ClockJumped() | Checkpoint():
+            case ev.Pictured() | ev.SourceLost() | ev.SourceBack() | ev.ClockJumped() | ev.Checkpoint():
                 pass
             case _:
                 assert_never(event)

@@ -24,20 +24,9 @@ from stream.counting.report import Report
 from stream.counting.report_table import audit_cells
 from stream.counting.stats import RunState, RunStats
 from stream.counting.strip import Cell
+from stream.outputs import events as ev
 from stream.outputs.clock import clock
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    OutputBase,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    Started,
-    Tick,
-)
+from stream.outputs.events import Event, OutputBase
 
 STRIP_COLOURS = ("cyan", "magenta", "yellow", "green", "bright_red", "bright_blue", "white")
 FULL, PART, ABSENT, NO_DATA = "█", "▄", " ", "·"
@@ -180,13 +169,13 @@ class DashboardSink(OutputBase):
 
     def handle(self, event: Event) -> None:
         match event:
-            case Started(tag=tag, stats=stats) | Sampled(tag=tag, stats=stats) | Tick(tag=tag, stats=stats):
+            case ev.Started(tag=tag, stats=stats) | ev.Sampled(tag=tag, stats=stats) | ev.Tick(tag=tag, stats=stats):
                 self.stats[tag.key] = stats
-            case Ended(tag=tag, report=report, stats=stats):
+            case ev.Ended(tag=tag, report=report, stats=stats):
                 self.stats[tag.key] = stats
                 if report is not None:
                     self._reports.append(report)
-            case Pictured() | SourceLost() | SourceBack() | ClockJumped() | Checkpoint():
+            case ev.Pictured() | ev.SourceLost() | ev.SourceBack() | ev.ClockJumped() | ev.Checkpoint():
                 pass
             case _:
                 assert_never(event)

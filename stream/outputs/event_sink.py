@@ -16,19 +16,8 @@ from typing import assert_never
 
 from stream.counting.report import Report, ms
 from stream.counting.stats import RunState, RunStats
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    OutputBase,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    Started,
-    Tick,
-)
+from stream.outputs import events as ev
+from stream.outputs.events import Event, OutputBase
 from stream.outputs.outbox import Message, Sender
 from stream.outputs.segments import Event as SegmentEvent
 from stream.outputs.segments import EventTracker, SegmentState
@@ -63,14 +52,14 @@ class EventSink(OutputBase):
         self._sources: dict[int, SourceEvents] = {}
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, Started):
+        if isinstance(event, ev.Started):
             self._sources[event.tag.key] = events = self._make(event.tag.name)
         elif event.tag.key not in self._sources:
             return  # a source that never started sends nothing
         else:
             events = self._sources[event.tag.key]
         events.handle(event)
-        if isinstance(event, Ended):
+        if isinstance(event, ev.Ended):
             del self._sources[event.tag.key]
 
 
@@ -95,28 +84,28 @@ class SourceEvents(OutputBase):
 
     def handle(self, event: Event) -> None:
         match event:
-            case Started(tag=tag):
+            case ev.Started(tag=tag):
                 self._publish_state(RECONNECTING if tag.live else ONLINE)
-            case Sampled(prediction=prediction, stats=stats):
+            case ev.Sampled(prediction=prediction, stats=stats):
                 if self._epoch0 is None:  # capture time on the wall clock: now, less the time it took to be counted
                     self._epoch0 = time.time() - prediction.latency_s - prediction.t_s
                 self._publish_state(ONLINE)
                 self._events(self.tracker.sample(prediction.t_s, prediction.present, prediction.probs))
                 self._totals(stats)
-            case SourceLost(lost=lost):
+            case ev.SourceLost(lost=lost):
                 self._events(self.tracker.lost(lost.t_s))
                 self._publish_state(RECONNECTING)
-            case SourceBack(gap=gap):
+            case ev.SourceBack(gap=gap):
                 self._events(self.tracker.gap(gap.start_s, gap.end_s))
-            case Tick(stats=stats):
+            case ev.Tick(stats=stats):
                 self._publish_state(STATES[stats.state])
                 self._totals(stats)
-            case Ended(report=report):
+            case ev.Ended(report=report):
                 self._events(self.tracker.finish(report.end_s if report is not None else None))
                 if report is not None:
                     self._send(Message(f"{self.topic}/totals", self._totals_json(report), retain=True))
                 self._publish_state(OFFLINE)
-            case Pictured() | ClockJumped() | Checkpoint():
+            case ev.Pictured() | ev.ClockJumped() | ev.Checkpoint():
                 pass
             case _:
                 assert_never(event)

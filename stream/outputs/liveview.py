@@ -29,19 +29,8 @@ import numpy as np
 
 from stream.defaults import VIEW_FPS, VIEW_HOST
 from stream.errors import BadInputError
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    OutputBase,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    Started,
-    Tick,
-)
+from stream.outputs import events as ev
+from stream.outputs.events import Event, OutputBase
 from stream.outputs.overlay import annotate
 from stream.records import Prediction
 
@@ -173,27 +162,27 @@ class LiveView(OutputBase):
 
     def handle(self, event: Event) -> None:
         match event:
-            case Started(tag=tag):
+            case ev.Started(tag=tag):
                 with self._lock:
                     tile = Tile(tag.name if self.by_name else tag.source)
                     self.tiles[tag.name if self.by_name else str(len(self.tiles))] = tile
                     self._of_key[tag.key] = tile
-            case Sampled(tag=tag, prediction=prediction, frame=frame, stats=stats):
+            case ev.Sampled(tag=tag, prediction=prediction, frame=frame, stats=stats):
                 tile = self._of_key[tag.key]
                 tile.label(prediction, dict(stats.totals))
                 if frame.image is not None:
                     tile.offer(frame.image, frame.t_s)
-            case Pictured(tag=tag, frame=frame):
+            case ev.Pictured(tag=tag, frame=frame):
                 if frame.image is not None and tag.key in self._of_key:
                     self._of_key[tag.key].offer(frame.image, frame.t_s)
-            case Ended(tag=tag):
+            case ev.Ended(tag=tag):
                 if self.by_name:
                     with self._lock:
                         gone = self._of_key.pop(tag.key, None)
                         self.tiles = {k: t for k, t in self.tiles.items() if t is not gone}
                     if gone is not None:
                         gone.wake()
-            case SourceLost() | SourceBack() | ClockJumped() | Checkpoint() | Tick():
+            case ev.SourceLost() | ev.SourceBack() | ev.ClockJumped() | ev.Checkpoint() | ev.Tick():
                 pass
             case _:
                 assert_never(event)

@@ -22,20 +22,8 @@ from prometheus_client.registry import Collector
 
 from stream.counting.stats import RunState, RunStats
 from stream.model.card import ModelCard
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    OutputBase,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    SourceTag,
-    Started,
-    Tick,
-)
+from stream.outputs import events as ev
+from stream.outputs.events import Event, OutputBase, SourceTag
 from stream.outputs.outbox import Sender
 from stream.version import __version__
 
@@ -210,23 +198,23 @@ class RunMetrics(OutputBase):
 
     def handle(self, event: Event) -> None:
         match event:
-            case Started(tag=tag, stats=stats):
+            case ev.Started(tag=tag, stats=stats):
                 self._add(tag, stats)
-            case Sampled(tag=tag, prediction=prediction, stats=stats):
+            case ev.Sampled(tag=tag, prediction=prediction, stats=stats):
                 self._latest[tag.key] = stats
                 if tag.live:
                     self.latency.labels(tag.name).observe(prediction.latency_s)
                 if stats.inferences > self._inferences.get(tag.key, 0):  # a model run, not a reused result
                     self._inferences[tag.key] = stats.inferences
                     self.inference.labels(tag.name).observe(stats.inference_s)
-            case Tick(tag=tag, stats=stats):
+            case ev.Tick(tag=tag, stats=stats):
                 self._latest[tag.key] = stats
-            case Ended(tag=tag, stats=stats):
+            case ev.Ended(tag=tag, stats=stats):
                 if self.keep_ended:
                     self._add(tag, stats)
                 else:
                     self._remove(tag)
-            case Pictured() | SourceLost() | SourceBack() | ClockJumped() | Checkpoint():
+            case ev.Pictured() | ev.SourceLost() | ev.SourceBack() | ev.ClockJumped() | ev.Checkpoint():
                 pass
             case _:
                 assert_never(event)

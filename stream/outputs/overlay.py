@@ -33,19 +33,8 @@ import numpy as np
 from stream.defaults import SEGMENT_MINUTES
 from stream.errors import OutputError
 from stream.model.card import ModelCard
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    OutputBase,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    Started,
-    Tick,
-)
+from stream.outputs import events as ev
+from stream.outputs.events import Event, OutputBase
 from stream.records import Frame, Prediction, VideoInfo
 
 log = logging.getLogger(__name__)
@@ -204,16 +193,16 @@ class OverlaySink(OutputBase):
     def handle(self, event: Event) -> None:
         """One source's events (the run attaches it to one)."""
         match event:
-            case Started(info=info, card=card):
+            case ev.Started(info=info, card=card):
                 self.start(info, card)
-            case Sampled(prediction=prediction, stats=stats):
+            case ev.Sampled(prediction=prediction, stats=stats):
                 self._current = prediction
                 self._totals = dict(stats.totals)
-            case Pictured(frame=frame, prediction=prediction):
+            case ev.Pictured(frame=frame, prediction=prediction):
                 self.frame(frame, prediction)
-            case Ended():
+            case ev.Ended():
                 self.close()
-            case SourceLost() | SourceBack() | ClockJumped() | Checkpoint() | Tick():
+            case ev.SourceLost() | ev.SourceBack() | ev.ClockJumped() | ev.Checkpoint() | ev.Tick():
                 pass
             case _:
                 assert_never(event)

@@ -18,21 +18,9 @@ from typing import TextIO, assert_never
 from stream.counting.report import Report
 from stream.defaults import FLUSH_S
 from stream.errors import OutputError
+from stream.outputs import events as ev
 from stream.outputs.atomic import atomic_write_text
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    OutputBase,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    SourceTag,
-    Started,
-    Tick,
-)
+from stream.outputs.events import Event, OutputBase, SourceTag
 from stream.records import Prediction
 
 TIMELINE_HEADER = ["t_s", "class", "confidence"]
@@ -110,11 +98,11 @@ class ReportSink(OutputBase):
 
     def handle(self, event: Event) -> None:
         match event:
-            case Started(tag=tag):
+            case ev.Started(tag=tag):
                 self._reports.setdefault(tag.key, None)
-            case Checkpoint(tag=tag, report=report) | Ended(tag=tag, report=report):
+            case ev.Checkpoint(tag=tag, report=report) | ev.Ended(tag=tag, report=report):
                 self._write(tag, report)
-            case Sampled() | Pictured() | SourceLost() | SourceBack() | ClockJumped() | Tick():
+            case ev.Sampled() | ev.Pictured() | ev.SourceLost() | ev.SourceBack() | ev.ClockJumped() | ev.Tick():
                 pass
             case _:
                 assert_never(event)
@@ -152,13 +140,13 @@ class TimelineSink(OutputBase):
             return
         writer = self._writer
         match event:
-            case Sampled(tag=tag, prediction=prediction):
+            case ev.Sampled(tag=tag, prediction=prediction):
                 _guarded(self.what, self.path, writer.append, tag.source, prediction)
-            case Tick():  # rows written just before a pause in samples (an outage) reach the disk on time too
+            case ev.Tick():  # rows written just before a pause in samples (an outage) reach the disk on time too
                 _guarded(self.what, self.path, writer.flush_if_due)
-            case Checkpoint() | Ended():
+            case ev.Checkpoint() | ev.Ended():
                 _guarded(self.what, self.path, writer.flush)
-            case Started() | Pictured() | SourceLost() | SourceBack() | ClockJumped():
+            case ev.Started() | ev.Pictured() | ev.SourceLost() | ev.SourceBack() | ev.ClockJumped():
                 pass
             case _:
                 assert_never(event)

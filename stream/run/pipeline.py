@@ -36,19 +36,8 @@ from stream.frames.crop import Cropper
 from stream.frames.reader import FrameReader
 from stream.frames.sampler import Sampler
 from stream.model.engine import Model
-from stream.outputs.events import (
-    Checkpoint,
-    ClockJumped,
-    Ended,
-    Event,
-    Pictured,
-    Sampled,
-    SourceBack,
-    SourceLost,
-    SourceTag,
-    Started,
-    Tick,
-)
+from stream.outputs import events as ev
+from stream.outputs.events import Event, SourceTag
 from stream.records import Discontinuity, End, EndReason, Frame, Gap, Item, Lost, Prediction, VideoInfo
 from stream.settings import SourceSettings
 from stream.sources.reconnect import ReconnectPolicy
@@ -158,7 +147,7 @@ class Pipeline:
         try:
             info = self._open_local()  # files and webcams: a bad path fails here, before any output is written
         except BaseException:  # the outputs still hear of it (a tile, a series), then of its end
-            self.emit(Started(self.tag, VideoInfo(0, 0, None, None, live=self.source.live), self.card, self.stats))
+            self.emit(ev.Started(self.tag, VideoInfo(0, 0, None, None, live=self.source.live), self.card, self.stats))
             raise
         buffer = FrameBuffer(BufferPolicy.NEWEST if self.source.live else BufferPolicy.WAIT)
         self._buffer = buffer
@@ -179,7 +168,7 @@ class Pipeline:
         self._stop_clock: float | None = None
         self._next_checkpoint = time.monotonic() + self.checkpoint_s
         self._rates = (time.monotonic(), 0, 0, 0)
-        self.emit(Started(self.tag, info or VideoInfo(0, 0, None, None, live=True), self.card, self.stats))
+        self.emit(ev.Started(self.tag, info or VideoInfo(0, 0, None, None, live=True), self.card, self.stats))
         outcome: End | EndReason | None = None  # the reader's End, or why this pipeline stopped
         try:
             reader.start()
@@ -241,12 +230,12 @@ class Pipeline:
             self._publish(state=RunState.RUNNING)
         elif isinstance(item, Discontinuity):  # listed in the report; the clock already made it continuous
             self.tally.discontinuity(item.t_s, item.jump_s)
-            self.emit(ClockJumped(self.tag, item))
+            self.emit(ev.ClockJumped(self.tag, item))
             return
         else:
             return
         # in order with the samples, on the accountant's clock
-        self.emit(SourceLost(self.tag, item) if isinstance(item, Lost) else SourceBack(self.tag, item))
+        self.emit(ev.SourceLost(self.tag, item) if isinstance(item, Lost) else ev.SourceBack(self.tag, item))
 
     def _stopping(self, reason: EndReason) -> EndReason:
         if self.source.live:
@@ -295,7 +284,7 @@ class Pipeline:
                 current = self._count(frame, verdicts[id(frame)])
                 yield current
             if self.decode_all and not self.source.live:
-                self.emit(Pictured(self.tag, frame, current))
+                self.emit(ev.Pictured(self.tag, frame, current))
         return None
 
     def _infer(self, frames: list[Frame]) -> dict[int, np.ndarray]:
@@ -342,11 +331,11 @@ class Pipeline:
             totals=self.tally.running_totals(frame.t_s),
             screen_s=dict(self.accountant.totals_s),
         )
-        self.emit(Sampled(self.tag, prediction, frame, stats))
+        self.emit(ev.Sampled(self.tag, prediction, frame, stats))
         return prediction
 
     def _tap(self, frame: Frame) -> None:
-        self.emit(Pictured(self.tag, frame, None))
+        self.emit(ev.Pictured(self.tag, frame, None))
 
     def _duration_reached(self) -> bool:
         if self.duration_s is None or not self.source.live:
@@ -391,14 +380,14 @@ class Pipeline:
             self._rates = (now, seen.decoded, self.stats.samples, self.inferences)
         stats = self._publish(**numbers)
         if second:  # once a second, samples or not (a camera that is down)
-            self.emit(Tick(self.tag, stats))
+            self.emit(ev.Tick(self.tag, stats))
         if now >= self._next_checkpoint:
             self._next_checkpoint = now + self.checkpoint_s
             self.checkpoint()
 
     def checkpoint(self) -> None:
         """The report as it stands, to the outputs (the report file is rewritten atomically)."""
-        self.emit(Checkpoint(self.tag, self._report(RUNNING)))
+        self.emit(ev.Checkpoint(self.tag, self._report(RUNNING)))
 
     # -- the end -----------------------------------------------------------------------------
 
@@ -427,7 +416,7 @@ class Pipeline:
         self.report = self._report(str(self.ended))
         state = RunState.FAILED if self.source_error is not None else RunState.ENDED
         self._publish(screen_s=dict(self.accountant.totals_s), state=state)
-        self.emit(Ended(self.tag, self.report, self.stats))
+        self.emit(ev.Ended(self.tag, self.report, self.stats))
 
     def _end_time(self, end: End, ended: str) -> float | None:
         """Where analysed time ends, on the source's clock (None: at the last sample)."""
