@@ -213,6 +213,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=600.0, help="length of the synthetic file")
     parser.add_argument("--fps", type=float, default=25.0)
     parser.add_argument("--size", default="160x120", help="WIDTHxHEIGHT of the file")
+    parser.add_argument(
+        "--sinks-only", type=int, default=0, metavar="N", help="only time the sinks' calls alone, N times (no runs)"
+    )
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     quiet_native_logs()
@@ -228,6 +231,16 @@ def main() -> int:
         times = [i / args.fps for i in range(int(args.seconds * args.fps))]
         clip = write_color_video(directory / "clip.mp4", scenes, times, size=(width, height), rate=args.fps)
         broker, port = start_broker(directory)
+        if args.sinks_only:  # the direct cost alone: comparable between two trees run one after the other
+            try:
+                found = [sink_cost_us(model, port) for _ in range(args.sinks_only)]
+            finally:
+                broker.kill()
+                broker.wait()
+            print(
+                "monitoring sinks alone, us per sample (min of 5 x 20000 each):", ", ".join(f"{v:.2f}" for v in found)
+            )
+            return 0
         results: dict[str, list[Result]] = {"off": [], "on": []}
         expected = len(times)
         try:
