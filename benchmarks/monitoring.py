@@ -237,7 +237,8 @@ def main() -> int:
             finally:
                 broker.kill()
                 broker.wait()
-            print(
+            shown = ", ".join(f"{v:.2f}" for v in found)
+            print(f"monitoring sinks alone, us per sample (min of 5 x 20000 each): {shown}")
                 "monitoring sinks alone, us per sample (min of 5 x 20000 each):", ", ".join(f"{v:.2f}" for v in found)
             )
             return 0
