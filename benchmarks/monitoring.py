@@ -239,8 +239,6 @@ def main() -> int:
                 broker.wait()
             shown = ", ".join(f"{v:.2f}" for v in found)
             print(f"monitoring sinks alone, us per sample (min of 5 x 20000 each): {shown}")
-                "monitoring sinks alone, us per sample (min of 5 x 20000 each):", ", ".join(f"{v:.2f}" for v in found)
-            )
             return 0
         results: dict[str, list[Result]] = {"off": [], "on": []}
         expected = len(times)
