@@ -347,7 +347,7 @@ def soak(args, console: Console, tmp: Path) -> Table:
     report = json.loads(report_path.read_text())
     with csv_path.open() as fh:
         csv_rows = sum(1 for _ in fh) - 1
-    overlay = next(s for s in run.pipelines[0].sinks if isinstance(s, OverlaySink))
+    overlay = next(s for s in run.runner.source_outputs(run.runner.tags[0]) if isinstance(s, OverlaySink))
     video_frames = count_video_frames(video_path)
     counted = len(consumer.arrivals)
     expected = report["duration_s"] / every

@@ -126,6 +126,10 @@ class Run:
     def pipeline(self, tag: SourceTag | int) -> Pipeline:
         return self._members[_key(tag)].pipeline
 
+    def source_outputs(self, tag: SourceTag | int) -> list[Output]:
+        """The outputs a source brought of its own (its overlay video, a camera's day files)."""
+        return list(self._members[_key(tag)].outputs)
+
     def report(self, tag: SourceTag | int) -> Report | None:
         """A source's final report (None until it has ended, or if it never started)."""
         return self._members[_key(tag)].report
