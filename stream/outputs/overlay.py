@@ -194,20 +194,20 @@ class OverlaySink(OutputBase):
         """One source's events (the run attaches it to one)."""
         match event:
             case ev.Started(info=info, card=card):
-                self.start(info, card)
+                self._start(info, card)
             case ev.Sampled(prediction=prediction, stats=stats):
                 self._current = prediction
                 self._totals = dict(stats.totals)
             case ev.Pictured(frame=frame, prediction=prediction):
-                self.frame(frame, prediction)
+                self._frame(frame, prediction)
             case ev.Ended():
-                self.close()
+                self._close()
             case ev.SourceLost() | ev.SourceBack() | ev.ClockJumped() | ev.Checkpoint() | ev.Tick():
                 pass
             case _:
                 assert_never(event)
 
-    def start(self, info: VideoInfo, card: ModelCard) -> None:
+    def _start(self, info: VideoInfo, card: ModelCard) -> None:
         # A live source may not know its size before it connects (0 x 0): the first frame decides then.
         self._size = even_size(info.width, info.height) if info.width and info.height else None
         self._rate = Fraction(info.fps or DEFAULT_FPS).limit_denominator(1001)
@@ -215,7 +215,7 @@ class OverlaySink(OutputBase):
         self._thread = threading.Thread(target=self._write_loop, name="overlay-writer", daemon=True)
         self._thread.start()
 
-    def frame(self, frame: Frame, prediction: Prediction | None = None) -> None:
+    def _frame(self, frame: Frame, prediction: Prediction | None = None) -> None:
         """Queue one frame; on a live source a full queue drops it (counted) rather than stall."""
         if frame.image is None or self._thread is None:
             return
@@ -272,9 +272,9 @@ class OverlaySink(OutputBase):
         return VideoFile(path, self._size, self._rate, self.live, frame.t_s)
 
     def __exit__(self, *exc: object) -> None:
-        self.close()  # nothing left to finish after `Ended`: a no-op then
+        self._close()  # nothing left to finish after `Ended`: a no-op then
 
-    def close(self) -> None:
+    def _close(self) -> None:
         """Finish the video; raise `OutputError` (one line, naming the file) if any of it failed to write."""
         if self._thread is None:
             return

@@ -18,8 +18,10 @@ import av
 import numpy as np
 import pytest
 
+from stream.counting.stats import RunStats
 from stream.errors import OutputError
 from stream.model.card import ModelCard
+from stream.outputs import events as ev
 from stream.outputs.overlay import OverlaySink
 from stream.records import Frame, VideoInfo
 
@@ -37,10 +39,13 @@ LIVE_CHILD = textwrap.dedent(
     import numpy as np
     from stream.model.card import ModelCard
     from stream.records import Frame, VideoInfo
+    from stream.counting.stats import RunStats
+    from stream.outputs import events as ev
     from stream.outputs.overlay import OverlaySink
 
+    TAG, STATS = ev.SourceTag(0, "cam", "cam", True), RunStats("cam", True, ["neither", "jerry"], ["jerry"])
     sink = OverlaySink(Path(sys.argv[1]), live=True)
-    sink.start(VideoInfo(0, 0, 25.0, None, True), ModelCard(("neither", "jerry"), 32, 32))
+    sink.handle(ev.Started(TAG, VideoInfo(0, 0, 25.0, None, True), ModelCard(("neither", "jerry"), 32, 32), STATS))
     still = np.full((240, 320, 3), 90, np.uint8)
     t0 = time.monotonic()
     print("started", flush=True)
@@ -48,11 +53,15 @@ LIVE_CHILD = textwrap.dedent(
     while True:
         image = still.copy()
         image[:, (i * 4) % 320] = 255
-        sink.frame(Frame(image, time.monotonic(), i))
+        sink.handle(ev.Pictured(TAG, Frame(image, time.monotonic(), i), None))
         i += 1
         time.sleep(max(0.0, t0 + i / 25 - time.monotonic()))
     """
 )
+
+
+TAG = ev.SourceTag(0, "cam", "cam", True)
+STATS = RunStats("cam", True, ["neither", "jerry"], ["jerry"])
 
 
 def boxes(path: Path) -> list[str]:
@@ -109,9 +118,9 @@ def test_live_video_is_on_disk_while_running_and_plays_after_sigkill(tmp_path):
 def test_file_video_is_faststart_with_every_frame(tmp_path):
     out = tmp_path / "file.mp4"
     with OverlaySink(out, live=False) as sink:
-        sink.start(VideoInfo(64, 48, 10.0, 30, False), CARD)
+        sink.handle(ev.Started(TAG, VideoInfo(64, 48, 10.0, 30, False), CARD, STATS))
         for frame in colour_frames(30):
-            sink.frame(frame)
+            sink.handle(ev.Pictured(TAG, frame, None))
     kinds = boxes(out)
     assert "moof" not in kinds and kinds.index("moov") < kinds.index("mdat")
     assert decoded_times(out) == pytest.approx([i / 10 for i in range(30)], abs=1e-3)
@@ -121,10 +130,12 @@ def test_file_video_is_faststart_with_every_frame(tmp_path):
 def test_size_from_first_frame_and_later_sizes_resized_to_it(tmp_path):
     out = tmp_path / "sized.mp4"
     with OverlaySink(out, live=False) as sink:
-        sink.start(VideoInfo(0, 0, 0.0, None, False), CARD)  # size and rate unknown: first frame, 25 fps
+        sink.handle(
+            ev.Started(TAG, VideoInfo(0, 0, 0.0, None, False), CARD, STATS)
+        )  # size and rate unknown: first frame, 25 fps
         frames = colour_frames(10, size=(81, 61)) + colour_frames(10, size=(160, 120))[5:]
         for i, frame in enumerate(frames):
-            sink.frame(Frame(frame.image, i / 10, i))
+            sink.handle(ev.Pictured(TAG, Frame(frame.image, i / 10, i), None))
     with av.open(str(out)) as container:
         decoded = list(container.decode(video=0))
     assert len(decoded) == 15
@@ -156,17 +167,18 @@ def _gone_dir(tmp_path: Path) -> Path:
 def test_write_failure_is_one_line_at_close_and_never_blocks_the_producer(tmp_path, make_path, live, reason):
     path = make_path(tmp_path)
     sink = OverlaySink(path, live=live, queue_size=4)
-    sink.start(VideoInfo(320, 240, 25.0, None, live), CARD)
+    sink.handle(ev.Started(TAG, VideoInfo(320, 240, 25.0, None, live), CARD, STATS))
     rng = np.random.default_rng(1)
     noise = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(4)]  # large packets: fails early
     feeder = threading.Thread(
-        target=lambda: [sink.frame(Frame(noise[i % 4], i / 25, i)) for i in range(200)], daemon=True
+        target=lambda: [sink.handle(ev.Pictured(TAG, Frame(noise[i % 4], i / 25, i), None)) for i in range(200)],
+        daemon=True,
     )
     feeder.start()
     feeder.join(timeout=60)
     assert not feeder.is_alive(), "frame() blocked after the write failure"
     with pytest.raises(OutputError) as caught:
-        sink.close()
+        sink.handle(ev.Ended(TAG, None, STATS))
     assert str(caught.value) == f"overlay video {path}: {reason}"
     assert caught.value.exit_code == 4
     if not live:  # a file's producer waits for the writer, so the failure comes mid-feed; then frames are let go
@@ -176,9 +188,9 @@ def test_write_failure_is_one_line_at_close_and_never_blocks_the_producer(tmp_pa
 def test_live_segments_each_play(tmp_path):
     out = tmp_path / "cam.mp4"
     with OverlaySink(out, live=True, queue_size=200, segment_minutes=1 / 60) as sink:  # 1 s segments
-        sink.start(VideoInfo(64, 48, 25.0, None, True), CARD)
+        sink.handle(ev.Started(TAG, VideoInfo(64, 48, 25.0, None, True), CARD, STATS))
         for frame in colour_frames(70, fps=25.0):  # 2.8 s
-            sink.frame(frame)
+            sink.handle(ev.Pictured(TAG, frame, None))
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["cam-0001.mp4", "cam-0002.mp4", "cam-0003.mp4"]
     assert sink.paths == [tmp_path / n for n in names]
