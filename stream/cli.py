@@ -106,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="at most this many per head (default 60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-size", type=_size, default=None, help="WIDTHxHEIGHT fed to VGG16 (default 448x252)")
+    p.add_argument(
+        "--tune",
+        choices=defaults.TUNES,
+        default=defaults.TUNE,
+        help="VGG16 layers that learn the labelled sets: none (frozen), conv3 (block5_conv3) or block5; "
+        f"the frozen part's maps are cached per frame (default {defaults.TUNE})",
+    )
+    p.add_argument(
+        "--head",
+        choices=defaults.HEADS,
+        default=defaults.HEAD,
+        help="global: pooled features; spatial: class presence per map position, pooled over positions "
+        f"(multi-label) (default {defaults.HEAD})",
+    )
     _add_crop(p)
 
     p = sub.add_parser("export", help="convert a trained model to a self-describing ONNX file")
@@ -255,6 +269,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         progress=sys.stderr.isatty(),
         crop=args.crop,
+        tune=args.tune,
+        head=args.head,
         **{k: v for k, v in given.items() if v is not None},
     )
     result = train(config)
