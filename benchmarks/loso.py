@@ -215,6 +215,7 @@ def part_suggest(bb, train: Part, segs: list[Part], ks: list[int], seed: int, co
                 model = Model(bb, with_picks([train], seg, picked), "none", "global", seed)
                 acc, worst = score([seg.labels[i] for i in rest], model.predict(seg.maps[rest])[0])
                 table.add_row("", str(k), strategy, f"{acc:.3f}", f"{worst:.1%}", composition(seg, picked))
+                console.print(f"  {seg.name} k={k} {strategy}: {acc:.3f}, worst {worst:.1%}", style="dim")
         table.add_section()
         console.print(f"suggest part: {seg.name} done", style="dim")
     console.print(table)
@@ -236,6 +237,8 @@ def part_loso(bb, train: Part, segs: list[Part], args, seed: int, console: Conso
                     f"{seg.name} ({len(seg.labels)})", recipe, "0", f"{acc:.3f}", f"{worst:.1%}",
                     f"{model.seconds:.0f}", _tuning(model.tuning),
                 )  # fmt: skip
+                console.print(f"  {seg.name} {recipe} k=0: {acc:.3f}, worst {worst:.1%}, {model.seconds:.0f} s "
+                              f"{_tuning(model.tuning)}", style="dim")  # fmt: skip
                 for k in [int(k) for k in args.ks.split(",") if k and int(k) > 0]:
                     picked = pick("k-center (now)", seg, k, probs, features, model.multi, seed)
                     rest = np.setdiff1d(np.arange(len(seg.labels)), picked)
@@ -244,6 +247,8 @@ def part_loso(bb, train: Part, segs: list[Part], args, seed: int, console: Conso
                     table.add_row(
                         "", recipe, str(k), f"{acc:.3f}", f"{worst:.1%}", f"{again.seconds:.0f}", _tuning(again.tuning)
                     )
+                    console.print(f"  {seg.name} {recipe} k={k}: {acc:.3f}, worst {worst:.1%}, {again.seconds:.0f} s "
+                                  f"{_tuning(again.tuning)}", style="dim")  # fmt: skip
                 console.print(f"loso: {seg.name} {recipe} done", style="dim")
         table.add_section()
     console.print(table)

@@ -66,9 +66,10 @@ def choose(
     most uncertain open frames (POOL_PER_PICK per frame asked for, at least a third of them), a
     greedy k-center: each pick is the frame farthest from every labelled and picked frame, so the
     list covers the kinds of picture the model is unsure of instead of the one scene it is least
-    sure of; the first pick, with nothing labelled, is the least certain frame. A frame of the same
+    sure of; the first pick is the least certain frame. A frame of the same
     shot as a picked or labelled frame (`training.shots`) is never offered. Ties go to the less
-    certain frame, then to `seed`'s order (one seed, one list).
+    certain frame (for the first pick: to the one farthest from the labelled frames), then to `seed`'s
+    order (one seed, one list).
     """
     count = len(uncertain)
     labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
@@ -91,7 +92,9 @@ def choose(
         if not where.any():
             break
         idx = np.flatnonzero(where)
-        best = idx[np.lexsort((tiebreak[idx], -uncertain[idx], -np.round(gap[idx], 6)))[0]]
+        far, doubt = np.round(gap[idx], 6), uncertain[idx]
+        keys = (-far, -doubt) if picked else (-doubt, -far)  # the first pick: the least certain
+        best = idx[np.lexsort((tiebreak[idx], *reversed(keys)))[0]]
         picked.append(int(best))
         open_[same_shot_as(signatures, best)] = False
         gap = np.minimum(gap, 1.0 - unit @ unit[best])
