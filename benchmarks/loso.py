@@ -273,6 +273,7 @@ def main() -> int:
     parser.add_argument("--heads", default="global")
     parser.add_argument("--ks", default="20", help="labelled frames of the held-out segment (loso part)")
     parser.add_argument("--suggest-ks", default="10,20,40")
+    parser.add_argument("--suggest-segments", default="", help="only these segments in the suggest part (S08,S10)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     console = Console(width=160)
@@ -284,10 +285,11 @@ def main() -> int:
     console.print(f"frozen maps of {len(train.labels) + sum(len(s.labels) for s in segs)} frames (cache): "
                   f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     parts = args.parts.split(",")
-    if "suggest" in parts:
-        part_suggest(bb, train, segs, [int(k) for k in args.suggest_ks.split(",")], args.seed, console)
     if "loso" in parts:
         part_loso(bb, train, segs, args, args.seed, console)
+    if "suggest" in parts:
+        chosen = [s for s in segs if not args.suggest_segments or s.name in args.suggest_segments.split(",")]
+        part_suggest(bb, train, chosen, [int(k) for k in args.suggest_ks.split(",")], args.seed, console)
     console.print(f"command: python {' '.join(sys.argv)}")
     return 0
 

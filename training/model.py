@@ -153,13 +153,16 @@ class PresencePool(keras.layers.Layer):
 
 
 def build_spatial_head(
-    channels: int, n_classes: int, hidden: int = 256, dropout: float = 0.5, pool: str = "lse", name: str = "head"
+    channels: int, n_classes: int, hidden: int = 256, dropout: float = 0.2, pool: str = "max", name: str = "head"
 ) -> keras.Model:
     """Class presence at each map position (1x1 convolutions on the block-4 | block-5 maps), pooled
     over positions: a small character in a corner counts as much as a big one in the middle, and
     two characters in one frame are two presences (sigmoid per class: multi-label by nature)."""
     inputs = keras.Input((None, None, channels), name="maps")
-    x = keras.layers.BatchNormalization(name="norm")(inputs)
+    # Its statistics settle in tens of steps, not hundreds: a few dozen frames give a head only a few
+    # steps an epoch, and with the default momentum its validation loss first rises for a dozen
+    # epochs (early stopping then keeps an untrained head).
+    x = keras.layers.BatchNormalization(momentum=0.9, name="norm")(inputs)
     x = keras.layers.Dropout(dropout, name="dropout_in")(x)
     x = keras.layers.Conv2D(hidden, 1, activation="relu", name="hidden")(x)
     x = keras.layers.Dropout(dropout, name="dropout_hidden")(x)

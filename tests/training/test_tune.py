@@ -143,3 +143,52 @@ def test_tune_and_head_are_checked(dataset, tmp_path):
     with pytest.raises(BadInputError, match="--head"):
         config_for(dataset, tmp_path / "m.keras", head="local").validate()
     assert json.dumps(config_for(dataset, tmp_path / "m.keras").tune) == '"none"'
+
+
+def corner_frame(i: int, present: bool, size: int = 96) -> np.ndarray:
+    """A cluttered room (furniture of any colour but red) and, when `present`, a small red ball
+    (a sixteenth of the frame's width) in one of its corners."""
+    rng = np.random.default_rng(i)
+    image = np.empty((size, size, 3), np.uint8)
+    image[:] = rng.integers(120, 230, 3)
+    for _ in range(6):
+        x, y = rng.integers(0, size, 2)
+        w, h = rng.integers(size // 8, size // 2, 2)
+        colour = tuple(int(c) for c in rng.integers(0, 200, 3))
+        cv2.rectangle(image, (int(x), int(y)), (int(x + w), int(y + h)), colour, -1)
+    if present:
+        r = size // 16
+        cx = r + 1 if rng.random() < 0.5 else size - r - 2
+        cy = r + 1 if rng.random() < 0.5 else size - r - 2
+        cv2.circle(image, (int(cx), int(cy)), r, (20, 20, 250), -1)
+    return image
+
+
+def test_spatial_head_finds_a_small_object_in_a_corner_better_than_global_pooling():
+    # Same frames, same random backbone, same folds, epochs and ensemble: the heads differ only in
+    # where they decide (each map position, then pooled; or after pooling each channel).
+    from training.model import load_backbone
+    from training.split import Folds
+    from training.train import fit_heads, multi_hot
+    from training.tune import frozen_part, head_inputs, top
+
+    n = 200
+    present = np.asarray([(i // 2) % 2 for i in range(n)])
+    keras.utils.set_random_seed(0)
+    backbone = load_backbone((96, 96), "random")
+    images = np.stack([corner_frame(i, bool(p)) for i, p in enumerate(present)]).astype(np.float32)
+    maps = frozen_part(backbone, "none").predict(images, verbose=0)
+    folds = Folds.of_sets([np.arange(n, dtype=float)], 5)
+    config = TrainConfig(
+        frames=".", labels=None, output="x.keras", classes=("neither", "ball"), progress=False, epochs=40, augment=()
+    )
+    found = {}
+    for head in ("global", "spatial"):
+        x = head_inputs(top(backbone, "none", maps.shape[-1]), maps, head)
+        multi = head == "spatial"
+        y = multi_hot([(int(c),) for c in present], 2, 0) if multi else present
+        _, _, oof = fit_heads(x, y, config, multi, [], folds)
+        scored = ~np.isnan(oof[:, 0])
+        found[head] = float((oof[scored].argmax(1) == present[scored]).mean())
+    assert found["spatial"] >= 0.62, found
+    assert found["spatial"] >= found["global"] + 0.05, found
