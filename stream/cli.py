@@ -283,6 +283,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         + (f" ({by_set})" if len(sets) > 1 else "")
         + f" ({m['ensemble']} heads, best epochs {m['best_epoch']}, {time.monotonic() - started:.0f} s)"
     )
+    if m.get("tuning"):
+        t = m["tuning"]
+        print(
+            f"tuned {'+'.join(t['layers'])} on {t['device']}: {t['epochs']} epochs (best {t['best_epoch']}), "
+            f"{t['seconds']:.0f} s; fold-0 accuracy {_accuracy(t.get('heldout_accuracy'))}"
+        )
     print(f"model -> {result.model_path}\nmetrics -> {result.metrics_path}")
 
 
