@@ -2,9 +2,10 @@
 """Other shorts, leave one segment out: fine-tuning against frozen features, and `suggest`'s picks.
 
 Part "suggest": trained on DATA/train, k frames of one segment of DATA/shift picked uniformly in
-time, by the earlier `suggest` (k-means groups, each offering its least certain frame) or by the
-current one (k-center among the most uncertain, `training.suggest.choose`), retrained on both
-sets, scored on the rest of the segment. Frozen backbone, global head.
+time, by the product's `suggest` (k-means groups, each offering its least certain frame,
+`training.suggest.choose`) or by a candidate (greedy k-center among the most uncertain frames,
+`choose_kcenter` here; measured worse on three of four segments, so not in the product),
+retrained on both sets, scored on the rest of the segment. Frozen backbone, global head.
 
 Part "loso": trained on DATA/train plus three segments (each its own set, as `train --frames ...`
 does), scored on the fourth with no label of it (k = 0) and with k frames of it picked by
@@ -128,62 +129,66 @@ class Model:
         return probs, head_inputs(self.top, maps, "global")
 
 
-def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """Plain k-means (k-means++ start, seeded) on unit vectors; returns (assignment, unit centres)."""
-    rng = np.random.default_rng(seed)
-    centres = [x[rng.integers(len(x))]]
-    d2 = ((x - centres[0]) ** 2).sum(axis=1)
-    for _ in range(1, k):
-        nxt = x[rng.choice(len(x), p=d2 / d2.sum())] if d2.sum() > 0 else x[rng.integers(len(x))]
-        centres.append(nxt)
-        d2 = np.minimum(d2, ((x - nxt) ** 2).sum(axis=1))
-    c = np.stack(centres)
-    assign = np.zeros(len(x), int)
-    for step in range(iterations):
-        new = (x @ c.T).argmax(axis=1)
-        if step and (new == assign).all():
-            break
-        assign = new
-        for j in range(k):
-            members = x[assign == j]
-            if len(members):
-                mean = members.mean(axis=0)
-                c[j] = mean / max(np.linalg.norm(mean), 1e-12)
-    return assign, c
+POOL_PER_PICK = 4  # the k-center runs over the 4n most uncertain open frames (at least a third of them)
 
 
-def choose_kmeans(uncertain, features, signatures, n, seed=0) -> list[int]:
-    """The earlier `suggest` (before this change), for comparison: k-means groups over the
-    features, each offering its least certain frame; big, uncertain groups first."""
+def choose_kcenter(
+    uncertain: np.ndarray,
+    features: np.ndarray,
+    signatures: np.ndarray,
+    n: int,
+    labelled: np.ndarray | None = None,
+    seed: int = 0,
+) -> list[int]:
+    """Indices of up to `n` frames to label, most useful first.
+
+    `uncertain` (N,) in [0, 1]; `features` (N, F), compared by cosine distance; `signatures`
+    (N, 16, 16) shot thumbnails; `labelled` (N,) bool marks frames already labelled. Among the
+    most uncertain open frames (POOL_PER_PICK per frame asked for, at least a third of them), a
+    greedy k-center: each pick is the frame farthest from every labelled and picked frame, so the
+    list covers the kinds of picture the model is unsure of instead of the one scene it is least
+    sure of; the first pick is the least certain frame. A frame of the same
+    shot as a picked or labelled frame (`training.shots`) is never offered. Ties go to the less
+    certain frame (for the first pick: to the one farthest from the labelled frames), then to `seed`'s
+    order (one seed, one list).
+    """
+    count = len(uncertain)
+    labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    open_ = np.ones(len(uncertain), bool)
-    k = min(n, len(uncertain))
-    assign, _ = kmeans(unit, k, seed)
-    sizes = np.bincount(assign, minlength=k)
-    mean_u = np.bincount(assign, weights=uncertain, minlength=k) / np.maximum(sizes, 1)
+    open_ = ~labelled
+    for i in np.flatnonzero(labelled):
+        open_[same_shot_as(signatures, i)] = False
+    candidates = np.flatnonzero(open_)
+    if not len(candidates):
+        return []
+    tiebreak = np.random.default_rng(seed).permutation(count)
+    by_doubt = candidates[np.lexsort((tiebreak[candidates], -uncertain[candidates]))]
+    pool = np.zeros(count, bool)
+    pool[by_doubt[: max(POOL_PER_PICK * n, len(candidates) // 3)]] = True
+    known = unit[labelled]
+    gap = np.full(count, 2.0) if not len(known) else (1.0 - unit @ known.T).min(axis=1)
     picked: list[int] = []
-    for c in np.argsort(-(sizes * mean_u), kind="stable"):
-        members = np.flatnonzero(assign == c)
-        first = next((i for i in members[np.argsort(-uncertain[members], kind="stable")] if open_[i]), None)
-        if first is not None:
-            picked.append(int(first))
-            open_[same_shot_as(signatures, first)] = False
-    for i in np.argsort(-uncertain, kind="stable"):
-        if len(picked) >= n:
+    while len(picked) < n:
+        where = open_ & pool if (open_ & pool).any() else open_  # the pool used up: any open frame
+        if not where.any():
             break
-        if open_[i]:
-            picked.append(int(i))
-            open_[same_shot_as(signatures, i)] = False
-    return picked[:n]
+        idx = np.flatnonzero(where)
+        far, doubt = np.round(gap[idx], 6), uncertain[idx]
+        keys = (-far, -doubt) if picked else (-doubt, -far)  # the first pick: the least certain
+        best = idx[np.lexsort((tiebreak[idx], *reversed(keys)))[0]]
+        picked.append(int(best))
+        open_[same_shot_as(signatures, best)] = False
+        gap = np.minimum(gap, 1.0 - unit @ unit[best])
+    return picked
 
 
 def pick(strategy: str, seg: Part, k: int, probs: np.ndarray, features: np.ndarray, multi: bool, seed: int):
     if strategy == "uniform":
         return ((np.arange(k) + 0.5) * len(seg.labels) / k).astype(int)
     doubt = uncertainty(probs, multi)
-    if strategy == "k-means (earlier)":
-        return np.sort(choose_kmeans(doubt, features, seg.signatures, k, seed))
-    return np.sort(choose(doubt, features, seg.signatures, k, seed=seed))
+    if strategy == "k-means (product)":
+        return np.sort(choose(doubt, features, seg.signatures, k, seed=seed))
+    return np.sort(choose_kcenter(doubt, features, seg.signatures, k, seed=seed))
 
 
 def with_picks(parts: list[Part], seg: Part, picked: np.ndarray) -> list[Part]:
@@ -209,7 +214,7 @@ def part_suggest(bb, train: Part, segs: list[Part], ks: list[int], seed: int, co
         truth = composition(seg, np.arange(len(seg.labels)))
         table.add_row(f"{seg.name} ({len(seg.labels)})", "0", "-", f"{acc:.3f}", f"{worst:.1%}", f"all: {truth}")
         for k in ks:
-            for strategy in ("uniform", "k-means (earlier)", "k-center (now)"):
+            for strategy in ("uniform", "k-means (product)", "k-center (candidate)"):
                 picked = pick(strategy, seg, k, probs, features, base.multi, seed)
                 rest = np.setdiff1d(np.arange(len(seg.labels)), picked)
                 model = Model(bb, with_picks([train], seg, picked), "none", "global", seed)
@@ -240,7 +245,7 @@ def part_loso(bb, train: Part, segs: list[Part], args, seed: int, console: Conso
                 console.print(f"  {seg.name} {recipe} k=0: {acc:.3f}, worst {worst:.1%}, {model.seconds:.0f} s "
                               f"{_tuning(model.tuning)}", style="dim")  # fmt: skip
                 for k in [int(k) for k in args.ks.split(",") if k and int(k) > 0]:
-                    picked = pick("k-center (now)", seg, k, probs, features, model.multi, seed)
+                    picked = pick("k-means (product)", seg, k, probs, features, model.multi, seed)
                     rest = np.setdiff1d(np.arange(len(seg.labels)), picked)
                     again = Model(bb, with_picks(others, seg, picked), tune, head, seed)
                     acc, worst = score([seg.labels[i] for i in rest], again.predict(seg.maps[rest])[0])

@@ -2,13 +2,12 @@
 
 A label is worth a user's minute when the model is unsure of the frame (a small margin between
 its two likeliest classes) and the frame shows something no labelled frame shows (far from them
-in the backbone's feature space). Among the most uncertain unlabelled frames, a greedy k-center
-over the features picks each next frame as far as possible from every labelled and picked one,
-so the list spreads over the kinds of picture the model is unsure of instead of spending twenty
-labels on one confusing scene; a frame of the same shot as a picked or labelled frame
-(`training.shots`) is never offered. It replaced a k-means grouping that lost to uniform picks on
-the pillarboxed shorts (benchmarks/RESULTS.md, "Fine-tuning, spatial head, spread picks").
-Runs on the ONNX model alone: no TensorFlow.
+in the backbone's feature space). The unlabelled frames are grouped by their features (k-means,
+one group per frame asked for) and each group offers its least certain frame, so the list spreads
+over the kinds of picture in the video instead of spending twenty labels on one confusing scene;
+a frame of the same shot as a picked or labelled frame (`training.shots`) is never offered.
+Chosen by benchmarks/adapt.py over a greedy uncertainty-times-distance pick and over time strata
+(benchmarks/RESULTS.md, "New footage"). Runs on the ONNX model alone: no TensorFlow.
 """
 
 from __future__ import annotations
@@ -48,9 +47,6 @@ class Suggestion:
     space: str  # what "far apart" was measured in: "backbone features" or "thumbnails"
 
 
-POOL_PER_PICK = 4  # the k-center runs over the 4n most uncertain open frames (at least a third of them)
-
-
 def choose(
     uncertain: np.ndarray,
     features: np.ndarray,
@@ -61,15 +57,11 @@ def choose(
 ) -> list[int]:
     """Indices of up to `n` frames to label, most useful first.
 
-    `uncertain` (N,) in [0, 1]; `features` (N, F), compared by cosine distance; `signatures`
-    (N, 16, 16) shot thumbnails; `labelled` (N,) bool marks frames already labelled. Among the
-    most uncertain open frames (POOL_PER_PICK per frame asked for, at least a third of them), a
-    greedy k-center: each pick is the frame farthest from every labelled and picked frame, so the
-    list covers the kinds of picture the model is unsure of instead of the one scene it is least
-    sure of; the first pick is the least certain frame. A frame of the same
-    shot as a picked or labelled frame (`training.shots`) is never offered. Ties go to the less
-    certain frame (for the first pick: to the one farthest from the labelled frames), then to `seed`'s
-    order (one seed, one list).
+    `uncertain` (N,) in [0, 1]; `features` (N, F), compared by cosine similarity; `signatures`
+    (N, 16, 16) shot thumbnails; `labelled` (N,) bool marks frames already labelled. The open
+    frames' features are cut into n groups (k-means, seeded: one seed, one list); each group
+    gives its least certain frame, and groups come first that are big, uncertain on average and
+    far from every labelled frame.
     """
     count = len(uncertain)
     labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
@@ -80,25 +72,55 @@ def choose(
     candidates = np.flatnonzero(open_)
     if not len(candidates):
         return []
-    tiebreak = np.random.default_rng(seed).permutation(count)
-    by_doubt = candidates[np.lexsort((tiebreak[candidates], -uncertain[candidates]))]
-    pool = np.zeros(count, bool)
-    pool[by_doubt[: max(POOL_PER_PICK * n, len(candidates) // 3)]] = True
+    k = min(n, len(candidates))
+    assign, centres = kmeans(unit[candidates], k, seed)
     known = unit[labelled]
-    gap = np.full(count, 2.0) if not len(known) else (1.0 - unit @ known.T).min(axis=1)
+    gap = np.ones(k) if not len(known) else 1.0 - (centres @ known.T).max(axis=1)
+    gap = gap / max(gap.max(), 1e-12)
+    sizes = np.bincount(assign, minlength=k)
+    mean_u = np.bincount(assign, weights=uncertain[candidates], minlength=k) / np.maximum(sizes, 1)
+    priority = sizes * mean_u * gap
     picked: list[int] = []
-    while len(picked) < n:
-        where = open_ & pool if (open_ & pool).any() else open_  # the pool used up: any open frame
-        if not where.any():
+
+    def pick(i: int) -> None:
+        picked.append(int(i))
+        open_[same_shot_as(signatures, i)] = False
+
+    for c in np.argsort(-priority, kind="stable"):  # each group's least certain open frame
+        members = candidates[assign == c]
+        first = next((i for i in members[np.argsort(-uncertain[members], kind="stable")] if open_[i]), None)
+        if first is not None:
+            pick(first)
+    for i in np.argsort(-uncertain, kind="stable"):  # groups emptied by shot closures: the least certain left
+        if len(picked) >= n:
             break
-        idx = np.flatnonzero(where)
-        far, doubt = np.round(gap[idx], 6), uncertain[idx]
-        keys = (-far, -doubt) if picked else (-doubt, -far)  # the first pick: the least certain
-        best = idx[np.lexsort((tiebreak[idx], *reversed(keys)))[0]]
-        picked.append(int(best))
-        open_[same_shot_as(signatures, best)] = False
-        gap = np.minimum(gap, 1.0 - unit @ unit[best])
-    return picked
+        if open_[i]:
+            pick(i)
+    return picked[:n]
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iterations: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    """Plain k-means (k-means++ start, seeded) on unit vectors; returns (assignment, unit centres)."""
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    d2 = ((x - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        nxt = x[rng.choice(len(x), p=d2 / d2.sum())] if d2.sum() > 0 else x[rng.integers(len(x))]
+        centres.append(nxt)
+        d2 = np.minimum(d2, ((x - nxt) ** 2).sum(axis=1))
+    c = np.stack(centres)
+    assign = np.zeros(len(x), int)
+    for step in range(iterations):
+        new = (x @ c.T).argmax(axis=1)
+        if step and (new == assign).all():
+            break
+        assign = new
+        for j in range(k):
+            members = x[assign == j]
+            if len(members):
+                mean = members.mean(axis=0)
+                c[j] = mean / max(np.linalg.norm(mean), 1e-12)
+    return assign, c
 
 
 def suggest(
