@@ -12,12 +12,13 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from export.onnx_files import onnx_probs, sample_frames, write_card
 from stream.errors import BadInputError, ModelError
-from stream.model.card import FEATURES_OUTPUT, PROBS_OUTPUT, ModelCard
+from stream.model.card import FEATURES_OUTPUT, PROBS_OUTPUT, ModelCard, Tuning
 from stream.outputs.atomic import check_writable
 from stream.version import __version__
 
@@ -81,8 +82,21 @@ def card_for(model, metrics: dict) -> ModelCard:
         multi_label=bool(metrics.get("multi_label", False)),
         backbone=metrics.get("backbone", {}),
         metrics={k: metrics[k] for k in CARD_METRICS if k in metrics},
+        head=metrics.get("head", "global"),
+        tuning=_tuning(metrics.get("tuning") or {}),
         screentime_version=__version__,
     )
+
+
+def _tuning(record: dict) -> dict:
+    """The training record of the tuned layers, as the card's `Tuning` keys (empty: nothing tuned)."""
+    if not record:
+        return {}
+    from dataclasses import asdict
+
+    known = Tuning.__dataclass_fields__
+    fields: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in record.items() if k in known}
+    return asdict(Tuning(**fields))
 
 
 def convert(model, output: Path) -> None:

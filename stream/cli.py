@@ -108,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=None, help="at most this many per head (default 60)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-size", type=_size, default=None, help="WIDTHxHEIGHT fed to VGG16 (default 448x252)")
+    p.add_argument(
+        "--tune",
+        choices=defaults.TUNES,
+        default=defaults.TUNE,
+        help="VGG16 layers that learn the labelled sets: none (frozen), conv3 (block5_conv3) or block5; "
+        f"the frozen part's maps are cached per frame (default {defaults.TUNE})",
+    )
+    p.add_argument(
+        "--head",
+        choices=defaults.HEADS,
+        default=defaults.HEAD,
+        help="global: pooled features; spatial: class presence per map position, pooled over positions "
+        f"(multi-label) (default {defaults.HEAD})",
+    )
     _add_crop(p)
 
     p = sub.add_parser("export", help="convert a trained model to a self-describing ONNX file")
@@ -260,6 +274,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         progress=sys.stderr.isatty(),
         crop=args.crop,
+        tune=args.tune,
+        head=args.head,
         **{k: v for k, v in given.items() if v is not None},
     )
     result = train(config)
@@ -272,6 +288,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         + (f" ({by_set})" if len(sets) > 1 else "")
         + f" ({m['ensemble']} heads, best epochs {m['best_epoch']}, {time.monotonic() - started:.0f} s)"
     )
+    if m.get("tuning"):
+        t = m["tuning"]
+        print(
+            f"tuned {'+'.join(t['layers'])} on {t['device']}: {t['epochs']} epochs (best {t['best_epoch']}), "
+            f"{t['seconds']:.0f} s; fold-0 accuracy {_accuracy(t.get('heldout_accuracy'))}"
+        )
     print(f"model -> {result.model_path}\nmetrics -> {result.metrics_path}")
 
 

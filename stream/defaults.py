@@ -49,4 +49,11 @@ COLLECT_MAX_MARGIN = 0.5  # only samples whose top two classes are closer than t
 # Black bars: "auto" finds each source's (and each labelled set's) active area and crops it before
 # resizing for the model; "none" shows the model the whole frame; "W:H:X:Y" a fixed area.
 CROP = "auto"
+# `screentime train`: which top layers of VGG16 learn the labelled sets (none: frozen features only;
+# conv3: block5_conv3; block5: all of block 5), and the head on the backbone's maps (global: max-pooled
+# features, one verdict per frame; spatial: class presence per map position, pooled over positions).
+TUNE = "none"
+TUNES = ("none", "conv3", "block5")
+HEAD = "global"
+HEADS = ("global", "spatial")
 AUDIT_N = 20  # frames `audit --draw` draws for a person to label

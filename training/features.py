@@ -147,26 +147,56 @@ def backbone_features(
     """Pooled feature vectors (N, 1024) for `view` of the frames at `paths`; only frames not
     in the cache go through the backbone. `crops` (one per frame, training.images.path_crops):
     black bars cut before the view; a cropped frame is cached apart from the whole one."""
+    return cached_pass(
+        backbone,
+        lambda: feature_extractor(backbone),
+        backbone_key(backbone, view),
+        paths,
+        batch_size=batch_size,
+        progress=progress,
+        use_cache=use_cache,
+        view=view,
+        crops=crops,
+        what="backbone features",
+    )
+
+
+def cached_pass(
+    backbone: Backbone,
+    make_model: Callable[[], object],
+    key: str,
+    paths: Sequence[Path],
+    batch_size: int = 16,
+    progress: bool = True,
+    use_cache: bool = True,
+    view: str = "full",
+    crops: Sequence[Crop | None] | None = None,
+    what: str = "backbone features",
+    dtype: str = "float32",
+) -> np.ndarray:
+    """One output per frame of the model `make_model()` builds (frames in), for `view` of the
+    frames at `paths`, cached per frame under `key`: the pooled features here, the frozen part's
+    maps for fine-tuning (training.tune). Only frames not in the cache pass through the model."""
     if not paths:
-        return np.zeros((0, 0), np.float32)
+        return np.zeros((0, 0), dtype)
     transform = VIEWS[view]
     crops = list(crops) if crops is not None else [None] * len(paths)
     digests = [
         frame_digest(p) + (f"-{c.spec.replace(':', 'x')}" if c else "") for p, c in zip(paths, crops, strict=True)
     ]
-    cache = FeatureCache(backbone_key(backbone, view)) if use_cache else None
+    cache = FeatureCache(key) if use_cache else None
     found = {d: v for d in set(digests) if cache and (v := cache.get(d)) is not None}
     todo: dict[str, int] = {}  # one backbone pass per distinct picture: digest -> a frame showing it
     for i, d in enumerate(digests):
         if d not in found:
             todo.setdefault(d, i)
     if todo:
-        log.info("backbone features: %d of %d frames not cached", len(todo), len(paths))
+        log.info("%s: %d of %d frames not cached", what, len(todo), len(paths))
         indices = list(todo.values())
         size = (backbone.model.input_shape[2], backbone.model.input_shape[1])
-        model = feature_extractor(backbone)
+        model = make_model()
         with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task("backbone features" + ("" if view == "full" else f" ({view})"), total=len(indices))
+            task = bar.add_task(what + ("" if view == "full" else f" ({view})"), total=len(indices))
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
                 images = np.stack(
@@ -175,7 +205,7 @@ def backbone_features(
                         for image in read_images([paths[i] for i in chunk], [crops[i] for i in chunk])
                     ]
                 )
-                out = model.predict(images.astype(np.float32), verbose=0)
+                out = np.asarray(model.predict(images.astype(np.float32), verbose=0)).astype(dtype)  # type: ignore[attr-defined]
                 for i, vector in zip(chunk, out, strict=True):
                     found[digests[i]] = vector
                     if cache:

@@ -90,6 +90,7 @@ def load_backbone(input_size: tuple[int, int], weights: str | None = None) -> Ba
 
 
 FEATURE_LAYERS = ("block4_pool", "block5_pool")
+MAP_LAYERS = ("block4_pool", "block5_conv3")  # same grid (1/16 of the input): the spatial head's evidence
 
 
 def feature_extractor(backbone: Backbone) -> keras.Model:
@@ -108,6 +109,70 @@ def feature_extractor(backbone: Backbone) -> keras.Model:
         keras.layers.GlobalMaxPooling2D(name=f"pool_{name}")(m) for name, m in zip(FEATURE_LAYERS, maps, strict=True)
     ]
     return keras.Model(inputs, keras.layers.Concatenate(name="pooled")(pooled), name="features")
+
+
+def maps_extractor(backbone: Backbone) -> keras.Model:
+    """Frames -> the block-4 and block-5 maps side by side (N, H/16, W/16, 1024): a spatial head's input."""
+    trunk = keras.Model(
+        backbone.model.input, [backbone.model.get_layer(name).output for name in MAP_LAYERS], name="vgg16_maps"
+    )
+    inputs = keras.Input(backbone.model.input_shape[1:], name="frames")
+    both = keras.layers.Concatenate(name="both_maps")(list(trunk(CaffePreprocess(name="preprocess")(inputs))))
+    return keras.Model(inputs, both, name="maps")
+
+
+@keras.saving.register_keras_serializable(package="screentime")
+class PoolMaps(keras.layers.Layer):
+    """The block-4 | block-5 maps (`maps_extractor`) -> the pooled features `feature_extractor` gives
+    (block 5 max-pooled 2x2 first, as VGG's block5_pool does), so a tuned block's frames feed the
+    same head as the full model's."""
+
+    def call(self, maps):
+        half = maps.shape[-1] // 2
+        block4, block5 = maps[..., :half], maps[..., half:]
+        block5 = keras.ops.max_pool(block5, 2, 2, padding="valid")
+        return keras.ops.concatenate([keras.ops.max(block4, axis=(1, 2)), keras.ops.max(block5, axis=(1, 2))], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="screentime")
+class PresencePool(keras.layers.Layer):
+    """Per-position class scores (N, H, W, C) -> one score per class (N, C): log-sum-exp (a soft
+    maximum: one confident position is enough, several agreeing ones count a little more) or max."""
+
+    def __init__(self, mode: str = "lse", sharpness: float = 5.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.mode, self.sharpness = mode, float(sharpness)
+
+    def call(self, scores):
+        if self.mode == "max":
+            return keras.ops.max(scores, axis=(1, 2))
+        r = self.sharpness
+        peak = keras.ops.max(scores, axis=(1, 2), keepdims=True)
+        soft = keras.ops.log(keras.ops.mean(keras.ops.exp(r * (scores - peak)), axis=(1, 2))) / r
+        return soft + keras.ops.squeeze(peak, axis=(1, 2))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "mode": self.mode, "sharpness": self.sharpness}
+
+
+def build_spatial_head(
+    channels: int, n_classes: int, hidden: int = 256, dropout: float = 0.2, pool: str = "max", name: str = "head"
+) -> keras.Model:
+    """Class presence at each map position (1x1 convolutions on the block-4 | block-5 maps), pooled
+    over positions: a small character in a corner counts as much as a big one in the middle, and
+    two characters in one frame are two presences (sigmoid per class: multi-label by nature)."""
+    inputs = keras.Input((None, None, channels), name="maps")
+    # Its statistics settle in tens of steps, not hundreds: a few dozen frames give a head only a few
+    # steps an epoch, and with the default momentum its validation loss first rises for a dozen
+    # epochs (early stopping then keeps an untrained head).
+    x = keras.layers.BatchNormalization(momentum=0.9, name="norm")(inputs)
+    x = keras.layers.Dropout(dropout, name="dropout_in")(x)
+    x = keras.layers.Conv2D(hidden, 1, activation="relu", name="hidden")(x)
+    x = keras.layers.Dropout(dropout, name="dropout_hidden")(x)
+    scores = keras.layers.Conv2D(n_classes, 1, name="presence")(x)
+    pooled = PresencePool(pool, name="over_positions")(scores)
+    outputs = keras.layers.Activation("sigmoid", name="probs")(pooled)
+    return keras.Model(inputs, outputs, name=name)
 
 
 def build_head(
@@ -131,20 +196,25 @@ def build_head(
     return keras.Model(inputs, outputs, name=name)
 
 
-def assemble(backbone: Backbone, heads: list[keras.Model]) -> keras.Model:
-    """The deployable model: frames in, class probabilities out (the heads' average)."""
-    features = feature_extractor(backbone)
+def assemble(backbone: Backbone, heads: list[keras.Model], head: str = "global") -> keras.Model:
+    """The deployable model: frames in, class probabilities out (the heads' average). A global head
+    reads the pooled features, a spatial one the maps."""
     inputs = keras.Input(backbone.model.input_shape[1:], name="frames")
-    return keras.Model(inputs, _ensemble(heads, features(inputs)), name="screentime")
+    stem = maps_extractor(backbone) if head == "spatial" else feature_extractor(backbone)
+    return keras.Model(inputs, _ensemble(heads, stem(inputs)), name="screentime")
 
 
 def with_features(model: keras.Model) -> keras.Model:
     """`model` (as `assemble` built it) answering {"probs", "features"}: the exported graph also
     gives each frame's pooled backbone features, which `suggest` spreads its picks over."""
-    features = model.get_layer("features")
     heads = [layer for layer in model.layers if layer.name.startswith("head_")]
     inputs = keras.Input(model.input_shape[1:], name="frames")
-    pooled = features(inputs)
+    names = {layer.name for layer in model.layers}
+    if "maps" in names:  # a spatial head: the features are the maps pooled as a global head's
+        maps = model.get_layer("maps")(inputs)
+        pooled = PoolMaps(name="pooled")(maps)
+        return keras.Model(inputs, {"probs": _ensemble(heads, maps), "features": pooled}, name="screentime_export")
+    pooled = model.get_layer("features")(inputs)
     return keras.Model(inputs, {"probs": _ensemble(heads, pooled), "features": pooled}, name="screentime_export")
 
 

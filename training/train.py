@@ -24,6 +24,7 @@ import keras
 import numpy as np
 from rich.progress import Progress
 
+from stream import defaults
 from stream.defaults import CROP
 from stream.errors import BadInputError, LabelError
 from stream.frames.crop import Crop
@@ -34,8 +35,9 @@ from training.features import backbone_features
 from training.images import set_crop
 from training.labels import LabelledFrames, read_labels
 from training.metrics import heldout_mistakes, score, verdicts
-from training.model import assemble, build_head, load_backbone
+from training.model import Backbone, assemble, build_head, build_spatial_head, load_backbone
 from training.split import GAP_S, Folds
+from training.tune import frozen_maps
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,9 @@ class TrainConfig:
     progress: bool = True
     background: int | None = 0
     crop: str | Crop = CROP  # black bars: each set's own, found (auto), none, or one fixed area
+    tune: str = defaults.TUNE  # VGG16 layers that learn the labelled sets (training.tune)
+    head: str = defaults.HEAD  # global: pooled features; spatial: presence per map position
+    tune_epochs: int = 4  # epochs with the tuned layers learning (after the head settles)
 
     def validate(self) -> None:
         if len(self.classes) < 2:
@@ -72,6 +77,12 @@ class TrainConfig:
             raise BadInputError(f"{self.output}: the model file must end in .keras")
         if self.epochs < 1:
             raise BadInputError("--epochs must be at least 1")
+        if self.tune not in defaults.TUNES:
+            raise BadInputError(f"--tune {self.tune}: choose one of {', '.join(defaults.TUNES)}")
+        if self.head not in defaults.HEADS:
+            raise BadInputError(f"--head {self.head}: choose one of {', '.join(defaults.HEADS)}")
+        if self.tune_epochs < 1:
+            raise BadInputError("tune_epochs must be at least 1")
         self.label_sets()
         try:
             check_writable(self.output)
@@ -145,7 +156,8 @@ def train(config: TrainConfig) -> TrainResult:
     data = LabelledFrames.concat(sets)
     # Any frame labelled with several classes (`1;2`) makes a multi-label model: one sigmoid per
     # class, and a frame counts for every character on it. Seed files stay single-label.
-    multi = any(len(lab) > 1 for lab in data.labels)
+    # A spatial head says per class whether it is anywhere on the frame: multi-label by nature.
+    multi = any(len(lab) > 1 for lab in data.labels) or config.head == "spatial"
     y = multi_hot(data.labels, len(config.classes), config.background) if multi else np.asarray(data.single)
     if len(y) < 2 * config.folds:
         raise LabelError(f"{len(y)} labelled frames are too few for {config.folds}-fold time-block validation")
@@ -155,14 +167,28 @@ def train(config: TrainConfig) -> TrainResult:
     t0 = time.monotonic()
     set_crops = [set_crop(s.directory, s.paths, config.crop) for s in sets]  # each set's own bars
     crops = [c for s, c in zip(sets, set_crops, strict=True) for _ in s.paths]
-    features = backbone_features(backbone, data.paths, progress=config.progress, crops=crops)
-    augmented = [
-        backbone_features(backbone, data.paths, progress=config.progress, view=v, crops=crops) for v in config.augment
-    ]
-    feature_s = time.monotonic() - t0
-
-    t0 = time.monotonic()
-    heads, histories, oof = fit_heads(features, y, config, multi, augmented, folds)
+    tuning: dict = {}
+    if config.tune == "none" and config.head == "global":  # frozen backbone: pooled features suffice
+        features = backbone_features(backbone, data.paths, progress=config.progress, crops=crops)
+        augmented = [
+            backbone_features(backbone, data.paths, progress=config.progress, view=v, crops=crops)
+            for v in config.augment
+        ]
+        feature_s = time.monotonic() - t0
+        t0 = time.monotonic()
+        heads, histories, oof = fit_heads(features, y, config, multi, augmented, folds)
+    else:  # the frozen part's maps, cached per frame and view; the top and the heads learn on them
+        maps = frozen_maps(backbone, data.paths, config.tune, crops=crops, progress=config.progress)
+        views = [
+            frozen_maps(backbone, data.paths, config.tune, view=v, crops=crops, progress=config.progress)
+            for v in config.augment
+        ]
+        feature_s = time.monotonic() - t0
+        t0 = time.monotonic()
+        fit = fit_recipe(backbone, maps, views, y, multi, folds, config)
+        heads, histories, oof, backbone = fit.heads, fit.histories, fit.oof, fit.backbone
+        if fit.tuning:
+            tuning = {**fit.tuning, "sets": [str(f.resolve()) for f, _ in label_sets]}
     heads_s = time.monotonic() - t0
     scored = np.flatnonzero(~np.isnan(oof[:, 0]))
     truth, predicted = verdicts([data.labels[i] for i in scored], oof[scored], config.background, multi)
@@ -183,13 +209,14 @@ def train(config: TrainConfig) -> TrainResult:
         )
     best = [_best_epoch(h) for h in histories]
 
-    model = assemble(backbone, heads)
+    model = assemble(backbone, heads, config.head)
     model.save(str(config.output))
     metrics = {
         "classes": list(config.classes),
         "background": config.background,
         "cross_validation": cross_validation,
-        "cross_validation_method": CROSS_VALIDATION.format(folds=config.folds, gap=GAP_S, heads=config.ensemble),
+        "cross_validation_method": CROSS_VALIDATION.format(folds=config.folds, gap=GAP_S, heads=config.ensemble)
+        + (TUNED_CV if tuning else ""),
         **heldout_mistakes(truth, predicted, runs, config.classes, config.background),
         "frame_spacing_s": round(_spacing(sets), 3),
         "sets": per_set,
@@ -208,6 +235,9 @@ def train(config: TrainConfig) -> TrainResult:
         "best_checkpoint_loss": float(np.mean([h["val_loss"][b] for h, b in zip(histories, best, strict=True)])),
         "label_smoothing": config.label_smoothing,
         "augment": list(config.augment),
+        "head": config.head,
+        "tune": config.tune,
+        "tuning": tuning,  # which layers learnt, on which sets, for how long (the model card carries it)
         # Whether the frames the model learnt from had their black bars cut (the stream does the same).
         "crop": {
             "mode": config.crop.spec if isinstance(config.crop, Crop) else config.crop,
@@ -228,6 +258,87 @@ def train(config: TrainConfig) -> TrainResult:
     metrics_file = metrics_path_for(config.output)
     atomic_write_text(metrics_file, json.dumps(metrics, indent=2) + "\n")
     return TrainResult(config.output, metrics_file, metrics)
+
+
+TUNED_CV = (
+    " The tuned layers learnt on head 0's training folds and chose their epoch on its checkpoint fold, "
+    "so only fold 0's frames are held out from them as well: tuning.heldout_accuracy is that fold's figure."
+)
+
+
+@dataclass
+class Recipe:
+    """What `fit_recipe` learnt: the heads (as `fit_heads` returns them) and the backbone they read,
+    with its tuned layers, plus `top` (cached maps -> the heads' maps) and the tuning record."""
+
+    heads: list[keras.Model]
+    histories: list[dict]
+    oof: np.ndarray
+    backbone: Backbone
+    top: keras.Model
+    tuning: dict
+
+
+def fit_recipe(
+    backbone: Backbone,
+    maps: np.ndarray,
+    views: Sequence[np.ndarray],
+    y: np.ndarray,
+    multi: bool,
+    folds: Folds,
+    config: TrainConfig,
+) -> Recipe:
+    """`config.tune` layers fine-tuned on the frozen part's cached `maps` (and `views` of them) with
+    a head on head 0's split (training.tune.fine_tune), then the ensemble of `config.head` heads
+    fitted on the tuned features exactly as `fit_heads` does on frozen ones."""
+    from training.tune import fine_tune, head_inputs, top, tuned_backbone
+
+    n_classes = len(config.classes)
+    channels = 2 * 512
+    top_model = top(backbone, config.tune, maps.shape[-1])
+    record: dict = {}
+    if config.tune != "none":
+        from training.tune import TuneSettings
+
+        split = folds.head_split(0)
+        targets = y if multi else keras.utils.to_categorical(y, n_classes)
+        weights = None if multi else class_weights(y[split.train].tolist(), n_classes)
+        keras.utils.set_random_seed(config.seed)
+        settle = (
+            build_spatial_head(channels, n_classes, name="tune_head")
+            if config.head == "spatial"
+            else build_head(channels, n_classes, multi_label=multi, name="tune_head")
+        )
+        top_model, record = fine_tune(
+            backbone,
+            config.tune,
+            settle,
+            maps,
+            targets,
+            split.train,
+            split.checkpoint,
+            multi,
+            views,
+            TuneSettings(epochs=config.tune_epochs),
+            config.label_smoothing,
+            weights,
+            config.head,
+            config.seed,
+        )
+        backbone = tuned_backbone(backbone, top_model, record)
+    features = head_inputs(top_model, maps, config.head)
+    augmented = [head_inputs(top_model, v, config.head) for v in views]
+    heads, histories, oof = fit_heads(features, y, config, multi, augmented, folds)
+    if record:
+        held = folds.head_split(0).held_out
+        truth, predicted = verdicts([_labels_of(y[i], multi) for i in held], oof[held], config.background, multi)
+        record["heldout_accuracy"] = score(truth, predicted, config.classes, multi)["accuracy"]
+        record["heldout_frames"] = len(held)
+    return Recipe(heads, histories, oof, backbone, top_model, record)
+
+
+def _labels_of(row, multi: bool) -> tuple[int, ...]:
+    return tuple(int(c) for c in np.flatnonzero(row)) if multi else (int(row),)
 
 
 def _spacing(sets: list[LabelledFrames]) -> float:
@@ -270,7 +381,11 @@ def fit_heads(
             split = folds.head_split(k)
             train_idx, val_idx = split.train, split.checkpoint
             keras.utils.set_random_seed(config.seed * 1000 + k)
-            head = build_head(features.shape[1], len(config.classes), multi_label=multi, name=f"head_{k}")
+            head = (
+                build_spatial_head(features.shape[-1], len(config.classes), name=f"head_{k}")
+                if features.ndim == 4
+                else build_head(features.shape[1], len(config.classes), multi_label=multi, name=f"head_{k}")
+            )
             x_train = np.concatenate([features[train_idx], *(a[train_idx] for a in augmented)])
             t_train = np.concatenate([targets[train_idx]] * (1 + len(augmented)))
             val_data: tuple = (features[val_idx], targets[val_idx])

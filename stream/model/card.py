@@ -21,6 +21,22 @@ FEATURES_OUTPUT = "features"  # graph output: pooled backbone features (N, F); o
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """Which backbone layers learnt the labelled sets (`train --tune`), on what and for how long.
+    Absent (an empty dict in the card) when the backbone stayed frozen."""
+
+    layers: tuple[str, ...]  # e.g. ("block5_conv3",)
+    sets: tuple[str, ...]  # the labelled sets' frame directories
+    frames: int  # training frames per epoch, views included
+    epochs: int
+    best_epoch: int
+    seconds: float  # wall time of the tuning, the head's settling included
+    device: str  # "cpu" or "gpu"
+    learning_rate: float
+    heldout_accuracy: float | None = None  # on the one fold neither the tuned layers nor its head saw
+
+
+@dataclass(frozen=True)
 class ModelCard:
     """Self-description of a screentime classifier, stored inside its ONNX file."""
 
@@ -35,6 +51,8 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     smoothing: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] = field(default_factory=dict)  # empty for fp32
+    head: str = "global"  # global: one verdict from pooled features; spatial: presence per map position
+    tuning: dict[str, Any] = field(default_factory=dict)  # asdict(Tuning): empty when nothing was tuned
     screentime_version: str = ""
     format: int = FORMAT_VERSION
 
@@ -47,6 +65,15 @@ class ModelCard:
     def characters(self) -> tuple[str, ...]:
         """Class names that count as on-screen characters (all but the background)."""
         return tuple(c for i, c in enumerate(self.classes) if i != self.background)
+
+    @property
+    def tuned(self) -> Tuning | None:
+        """The tuning record, or None for a frozen backbone (and for cards written before it existed)."""
+        if not self.tuning:
+            return None
+        known = Tuning.__dataclass_fields__
+        data = {k: v for k, v in self.tuning.items() if k in known}
+        return Tuning(**{**data, "layers": tuple(data["layers"]), "sets": tuple(data["sets"])})
 
     def to_metadata(self) -> dict[str, str]:
         return {METADATA_KEY: json.dumps(asdict(self), sort_keys=True)}

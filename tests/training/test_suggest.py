@@ -120,3 +120,20 @@ def test_cli_prints_one_name_a_line(frames, tmp_path, capsys):
     assert main(["suggest", str(frames), "--model", str(model), "-n", "0"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("\n") == 2
+
+
+def test_picks_cover_the_video_one_per_shot_and_include_the_most_uncertain():
+    # 60 frames in 12 shots of 5 (one thumbnail per shot), in 4 kinds of picture; the model is most
+    # unsure of kind 0. Eight picks: one per shot at most, every kind covered, and some of the
+    # most uncertain third among them.
+    shot = np.repeat(np.arange(12), 5)
+    kind = shot % 4
+    rng = np.random.default_rng(4)
+    features = np.eye(4)[kind] + rng.normal(0, 0.05, (60, 4))
+    signatures = _signatures(12)[shot] + rng.uniform(0, SAME_SHOT / 4, (60, 16, 16)).astype(np.float32)
+    uncertain = np.where(kind == 0, 0.8, 0.3) + rng.uniform(0, 0.15, 60)
+    picked = choose(uncertain, features, signatures, n=8)
+    assert len(set(shot[picked])) == len(picked)  # never two frames of one shot
+    assert set(kind[picked]) == {0, 1, 2, 3}  # spread over the kinds of picture
+    top_third = set(np.argsort(-uncertain)[:20].tolist())
+    assert sum(i in top_third for i in picked) >= 3  # and the uncertain ones are in
