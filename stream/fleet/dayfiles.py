@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -39,7 +40,7 @@ from stream.model.card import ModelCard
 from stream.outputs import events as ev
 from stream.outputs.atomic import atomic_write_text
 from stream.outputs.events import Event, OutputBase
-from stream.outputs.report_sink import TIMELINE_HEADER
+from stream.outputs.report_sink import TIMELINE_HEADER, timeline_row
 from stream.outputs.retry import OutputHealth, Retry
 from stream.records import Frame, Gap, Lost, Prediction, VideoInfo
 
@@ -381,19 +382,16 @@ class _Timeline:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.rows: list[str] = []
-        self.dropped = 0  # rows given up while the disk refused them for too long (oldest first)
+        self.rows: deque[str] = deque(maxlen=TIMELINE_MAX_ROWS)  # the oldest go first if the disk refuses too long
+        self.dropped = 0  # rows given up that way
         self._good: int | None = None  # bytes known to be on disk, whole rows
 
     def append(self, prediction: Prediction) -> None:
         out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerow(
-            [f"{prediction.t_s:.3f}", prediction.label, f"{prediction.confidence:.4f}"]
-        )
-        self.rows.append(out.getvalue())
-        if len(self.rows) > TIMELINE_MAX_ROWS:
-            del self.rows[0]
+        csv.writer(out, lineterminator="\n").writerow(timeline_row(prediction))
+        if len(self.rows) == self.rows.maxlen:
             self.dropped += 1
+        self.rows.append(out.getvalue())
 
     def flush(self) -> None:
         if not self.rows and self._good is not None:

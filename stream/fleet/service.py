@@ -143,9 +143,6 @@ class Service:
 
     # -- cameras ---------------------------------------------------------------------------
 
-    def by_key(self, key: int) -> Member | None:
-        return next((m for m in self.members.values() if m.tag.key == key), None)
-
     def start(self) -> None:
         plan = self._plan(self.config)
         self.run.open()

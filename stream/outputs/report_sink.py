@@ -26,6 +26,11 @@ from stream.records import Prediction
 TIMELINE_HEADER = ["t_s", "class", "confidence"]
 
 
+def timeline_row(prediction: Prediction) -> list[str]:
+    """One sample's timeline row under TIMELINE_HEADER (`watch --csv` and a camera's day files)."""
+    return [f"{prediction.t_s:.3f}", prediction.label, f"{prediction.confidence:.4f}"]
+
+
 def report_json(report: Report) -> str:
     return json.dumps(report.to_dict(), indent=2) + "\n"
 
@@ -50,8 +55,7 @@ class TimelineWriter:
         self._dirty = False
 
     def append(self, source: str, prediction: Prediction) -> None:
-        row = [f"{prediction.t_s:.3f}", prediction.label, f"{prediction.confidence:.4f}"]
-        self._csv.writerow(([source] if self.with_source else []) + row)
+        self._csv.writerow(([source] if self.with_source else []) + timeline_row(prediction))
         self._dirty = True
         self.flush_if_due()
 
@@ -157,4 +161,4 @@ class TimelineSink(OutputBase):
             _guarded(self.what, self.path, writer.close)
 
 
-__all__ = ["ReportSink", "TimelineSink", "TimelineWriter", "report_json"]
+__all__ = ["ReportSink", "TimelineSink", "TimelineWriter", "report_json", "timeline_row"]
