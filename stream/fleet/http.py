@@ -37,9 +37,6 @@ from stream.outputs.serving import metrics_response
 
 log = logging.getLogger(__name__)
 
-CONNECTIONS = 64  # open connections and tasks at once (live view streams included)
-
-
 def build_app(service) -> ASGIApp:
     def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
