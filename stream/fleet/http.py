@@ -37,6 +37,7 @@ from stream.outputs.serving import metrics_response
 
 log = logging.getLogger(__name__)
 
+
 def build_app(service) -> ASGIApp:
     def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
