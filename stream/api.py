@@ -29,8 +29,7 @@ from stream.outputs.monitoring import build
 from stream.outputs.overlay import OverlaySink
 from stream.outputs.report_sink import ReportSink, TimelineSink
 from stream.records import Prediction
-from stream.run.pipeline import Pipeline
-from stream.run.run import Run
+from stream.run.run import Run, Runner
 from stream.sources.open import open_source
 
 if TYPE_CHECKING:  # imported only when a live view is asked for
@@ -111,7 +110,7 @@ class Watch:
         return self.runner.remove_source(tag, timeout_s)
 
     @property
-    def pipelines(self) -> list[Pipeline]:
+    def pipelines(self) -> list[Runner]:
         return [self.runner.pipeline(tag) for tag in self.runner.tags]
 
     @property

@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="a camera fleet as a service over one YAML config (README: Running a fleet)")
     p.add_argument("config", type=Path, help="CONFIG.yaml: cameras, models, outputs, HTTP address")
     p.add_argument("--check", action="store_true", help="only check the config (exit 2 naming the first bad key)")
+    p.add_argument(
+        "--address",
+        default=None,
+        help="run the cameras on this Ray cluster, HOST:PORT (default: the config's cluster.address, else "
+        "$RAY_ADDRESS, else this process)",
+    )
 
     p = sub.add_parser("demo", help="end to end on a synthetic cartoon whose truth is known")
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
@@ -414,7 +420,7 @@ def cmd_plot(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from stream.fleet.cli import serve
 
-    return serve(args.config, args.mask, check=args.check)
+    return serve(args.config, args.mask, check=args.check, address=args.address)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

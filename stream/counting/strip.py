@@ -54,6 +54,16 @@ class Strip:
                 counts[label] = counts.get(label, 0) + 1
             self._cells[-1] = (last_index, samples + 1, counts)
 
+    def __getstate__(self) -> dict:
+        """A copy of the cells without the lock: a cluster's camera sends its numbers to the front door."""
+        with self._lock:
+            return {"cell_s": self.cell_s, "cells": self.cells, "rows": [(i, n, dict(c)) for i, n, c in self._cells]}
+
+    def __setstate__(self, state: dict) -> None:
+        self.cell_s, self.cells = state["cell_s"], state["cells"]
+        self._cells = deque(((i, n, dict(c)) for i, n, c in state["rows"]), maxlen=self.cells)
+        self._lock = threading.Lock()
+
     def snapshot(self) -> tuple[Cell, ...]:
         """The cells that have samples, oldest first, frozen; cells between them had none."""
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from stream.fleet.config import FleetConfig, load_config
@@ -21,12 +22,19 @@ def summary(config: FleetConfig) -> str:
     )
 
 
-def serve(path: Path, mask: MaskSecrets, check: bool = False) -> int:
+def cluster_address(flag: str | None, config: FleetConfig) -> str | None:
+    """Where the cameras run: `--address`, else the config's `cluster.address`, else $RAY_ADDRESS;
+    None: in this process (Ray is then never imported)."""
+    return flag or config.cluster or os.environ.get("RAY_ADDRESS") or None
+
+
+def serve(path: Path, mask: MaskSecrets, check: bool = False, address: str | None = None) -> int:
     """`mask`: the process's one masking filter (the CLI's); it learns every secret the config uses."""
     config = load_config(path)
     mask.add(config.secrets())  # before any line about a camera, the CLI's last error line included
+    where = cluster_address(address, config)
     if check:
-        print(f"ok: {summary(config)}")
+        print(f"ok: {summary(config)}" + (f"; cameras on the Ray cluster at {where}" if where else ""))
         return 0
     import threading
 
@@ -35,7 +43,13 @@ def serve(path: Path, mask: MaskSecrets, check: bool = False) -> int:
     from stream.outputs.serving import HttpServer
     from stream.signals import handling_signals
 
-    service = Service(config, mask)
+    cluster = None
+    if where is not None:
+        from stream.cluster.place import Cluster
+
+        cluster = Cluster(where)
+        cluster.connect()
+    service = Service(config, mask, cluster)
     server = HttpServer(build_app(service), config.host, config.port, "http")  # a taken port fails here
     stop = threading.Event()
 
@@ -44,5 +58,9 @@ def serve(path: Path, mask: MaskSecrets, check: bool = False) -> int:
         stop.set()
         service.run.stop()
 
-    with handling_signals(on_stop, reload=service.reload_requested.set):
-        return run_service(service, server, stop)
+    try:
+        with handling_signals(on_stop, reload=service.reload_requested.set):
+            return run_service(service, server, stop)
+    finally:
+        if cluster is not None:
+            cluster.close()

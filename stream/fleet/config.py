@@ -118,6 +118,37 @@ class Collect(_Strict):
     max_margin: Annotated[float, Field(gt=0, le=1)] = COLLECT_MAX_MARGIN  # only samples at most this sure
 
 
+class Place(_Strict):
+    """What a camera's worker takes of a cluster node (`cluster:` only): Ray's scheduler puts it
+    on a node with that much free; a custom resource pins it to the nodes that declare it."""
+
+    cpus: Annotated[float, Field(ge=0, le=1024)] = 1.0
+    gpus: Annotated[float, Field(ge=0, le=64)] = 0.0
+    custom: Annotated[dict[str, Annotated[float, Field(gt=0, le=1_000_000)]], Field(max_length=16)] = {}
+
+    @field_validator("custom")
+    @classmethod
+    def _names(cls, value: dict[str, float]) -> dict[str, float]:
+        for name in value:
+            if not NAME.fullmatch(name) or name in ("CPU", "GPU", "memory"):
+                raise ValueError(f"{name!r}: a custom resource is letters, digits, '-' and '_' (not CPU, GPU)")
+        return value
+
+
+class ClusterFile(_Strict):
+    """`cluster:`: the Ray cluster the cameras run on (README: A fleet on a cluster)."""
+
+    address: Annotated[str, Field(min_length=1, max_length=300)]
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if value != "auto" and not (HOST_NAME.fullmatch(host) and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("HOST:PORT of the Ray head (as `ray start --head` prints), or auto")
+        return value
+
+
 class Settings(_Strict):
     """What `defaults:` may set, and each camera over it."""
 
@@ -131,6 +162,7 @@ class Settings(_Strict):
     collect: Collect | None = None
     crop: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # as watch --crop: auto, none, W:H:X:Y
     smoothing: Annotated[int, Field(ge=0, le=1000)] | None = None  # as watch --smooth
+    resources: Place | None = None  # on a cluster: what its worker takes of a node
 
 
 class CameraSettings(Settings):
@@ -141,6 +173,7 @@ class FleetFile(_Strict):
     timezone: Annotated[str, Field(max_length=64)] | None = None
     checkpoint: Annotated[float, Field(gt=0, le=3600)] = CHECKPOINT_S  # seconds between rewrites of today's day file
     http: Http = Http()
+    cluster: ClusterFile | None = None
     limits: Limits = field(default_factory=Limits)
     defaults: Settings = Settings()
     cameras: dict[str, CameraSettings] = {}
@@ -177,6 +210,7 @@ class Camera:
     collect: Collect | None
     crop: str = CROP
     smoothing: int | None = None
+    resources: Place = field(default_factory=Place)
 
     def settings(self, checkpoint_s: float) -> SourceSettings:
         """What the run hands down to this camera's source, pipeline and reader (a fleet's camera
@@ -211,6 +245,7 @@ class FleetConfig:
     raw: dict  # the file as read (`${VAR}` unexpanded): what the API writes back
     hosts: tuple[str, ...] = ()  # http.hosts: names besides the address the service answers to
     limits: Limits = field(default_factory=Limits)
+    cluster: str | None = None  # cluster.address: the cameras run on that Ray cluster
 
     @property
     def loopback(self) -> bool:
@@ -373,8 +408,19 @@ def check_config(raw: dict, path: Path, environ: Mapping[str, str] | None = None
             f"{path}: http.token: required when http.host ({http.host}) is beyond loopback (token: ${{VARIABLE}})"
         )
     zone = ZoneInfo(parsed.timezone) if parsed.timezone else local_zone()
+    cluster = parsed.cluster.address if parsed.cluster else None
     return FleetConfig(
-        path, zone, http.host, http.port, token, cameras, parsed.checkpoint, raw, tuple(http.hosts), parsed.limits
+        path,
+        zone,
+        http.host,
+        http.port,
+        token,
+        cameras,
+        parsed.checkpoint,
+        raw,
+        tuple(http.hosts),
+        parsed.limits,
+        cluster,
     )
 
 
@@ -420,6 +466,7 @@ def _resolve(
         collect=collect,
         crop=crop,
         smoothing=pick("smoothing"),
+        resources=pick("resources") or Place(),
     )
 
 

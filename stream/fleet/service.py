@@ -37,6 +37,9 @@ import yaml
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as MetricsCollector
 
+from stream.cluster.place import Cluster
+from stream.cluster.records import CameraSpec, Resources
+from stream.cluster.remote import RemotePipeline
 from stream.counting.stats import RunStats
 from stream.defaults import MQTT_UPDATE_S
 from stream.errors import OutputError, ScreentimeError
@@ -50,11 +53,12 @@ from stream.outputs import events as ev
 from stream.outputs.atomic import atomic_write_text
 from stream.outputs.events import Event, Output, OutputBase, SourceTag
 from stream.outputs.liveview import LiveView
-from stream.outputs.metrics import SPEC, RunMetrics
+from stream.outputs.metrics import SPEC, RunMetrics, family
 from stream.outputs.monitoring import JITTER, make_sender
 from stream.outputs.outbox import Sender
 from stream.outputs.retry import OutputHealth
 from stream.run.run import Run
+from stream.settings import SourceSettings
 from stream.sources.open import Source, open_source
 from stream.version import __version__
 
@@ -72,6 +76,12 @@ class Member:
     engine: Swappable
     days: DayFilesSink
     collector: Collector | None = None
+    remote: RemotePipeline | None = None  # on a cluster: its worker's side in this process
+
+    @property
+    def made_by(self) -> str:
+        """The model that made its latest result (on a cluster, the worker says)."""
+        return self.remote.made_by if self.remote is not None else self.engine.made_by
 
     def outputs(self) -> dict[str, OutputHealth]:
         """Each file output's state, as the API and /metrics show it."""
@@ -87,7 +97,9 @@ class _Plan:
 
     config: FleetConfig
     engines: dict[str, Engine]  # camera name -> its loaded engine
-    sources: dict[str, Source]  # cameras to (re)start -> their built (not yet opened) source
+    sources: dict[
+        str, Source | None
+    ]  # cameras to (re)start -> their built (not yet opened) source (None: on a cluster)
 
 
 def _restarts(old: Camera, new: Camera) -> bool:
@@ -122,8 +134,10 @@ class _Status(OutputBase):
 
 
 class Service:
-    def __init__(self, config: FleetConfig, mask: MaskSecrets | None = None) -> None:
+    def __init__(self, config: FleetConfig, mask: MaskSecrets | None = None, cluster: Cluster | None = None) -> None:
+        """`cluster`: the cameras' pipelines run on its nodes (this process keeps everything else)."""
         self.config = config
+        self.cluster = cluster
         self.mask = mask or MaskSecrets()
         self.mask.add(config.secrets())
         self.senders: dict[tuple[str, str], Sender] = {}  # (kind, expanded URL) -> an open sender
@@ -135,6 +149,8 @@ class Service:
         self.metrics = RunMetrics({"version": __version__, "config": config.path.name})  # a run output
         self.registry = self.metrics.registry  # what the service's /metrics serves
         self.registry.register(_OutputsCollector(self))
+        if cluster is not None:
+            self.registry.register(_PlacesCollector(self))
         self.view = LiveView(by_name=True)  # mounted on the service's port: /view, /view/NAME.mjpg
         self.status = _Status()
         self.run = Run(None, [self.status, self.metrics, self.view], keep_open=True)  # each camera brings its engine
@@ -161,19 +177,22 @@ class Service:
         for name, cam in new.cameras.items():
             member = members.get(name)
             if member is None or _restarts(member.camera, cam):
-                sources[name] = open_source(cam.source(), cam.settings(new.checkpoint_s))
+                settings = cam.settings(new.checkpoint_s)
+                # on a cluster the camera is opened where it runs (it may be reachable from there only)
+                sources[name] = open_source(cam.source(), settings) if self.cluster is None else None
         return _Plan(new, engines, sources)
 
-    def _add(self, cam: Camera, engine, source: Source) -> None:
+    def _add(self, cam: Camera, engine: Engine, source: Source | None) -> None:
         swappable = Swappable(engine)
         zone = self.config.timezone
+        made_by = lambda: self.members[cam.name].made_by if cam.name in self.members else swappable.made_by  # noqa: E731
         days = DayFilesSink(
             cam.reports / cam.name,
             zone,
             source=cam.shown_url,
             model=str(cam.model),
             every_s=cam.every_s,
-            model_of=lambda: swappable.made_by,
+            model_of=made_by,
         )
         outputs: list[Output] = [days]
         collector = None
@@ -182,7 +201,7 @@ class Service:
             caps = Caps(c.per_hour, c.per_day, int(c.max_mb * 1e6), c.max_margin)
             card = engine.card
             collector = Collector(Path(c.dir) / cam.name, caps, zone, card.classes, card.multi_label, engine.sha256)
-            outputs.append(CollectSink(collector, model_of=lambda: swappable.made_by))
+            outputs.append(CollectSink(collector, model_of=made_by))
         senders = [self._sender(kind, url) for kind, url in (("mqtt", cam.mqtt), ("webhook", cam.webhook)) if url]
         if senders:  # the senders are shared by the cameras with the same broker or URL
             from stream.outputs.event_sink import SourceEvents
@@ -194,16 +213,45 @@ class Service:
             out = Path(cam.overlay.dir) / cam.name / f"{cam.name}.mp4"
             out.parent.mkdir(parents=True, exist_ok=True)
             outputs.append(OverlaySink(out, live=True, segment_minutes=cam.overlay.segment_minutes))
-        tag = self.run.add_source(
-            source,
-            cam.settings(self.config.checkpoint_s),
-            name=cam.name,
-            outputs=outputs,
-            engine=swappable,
-            model_name=str(cam.model),
-        )
-        self.members[cam.name] = Member(cam, tag, swappable, days, collector)
+        settings = cam.settings(self.config.checkpoint_s)
+        remote = None
+        if source is None:
+            tag, remote = self._add_remote(cam, settings, swappable, outputs)
+        else:
+            tag = self.run.add_source(
+                source, settings, name=cam.name, outputs=outputs, engine=swappable, model_name=str(cam.model)
+            )
+        self.members[cam.name] = Member(cam, tag, swappable, days, collector, remote)
         log.info("%s: started (%s, every %g s)", cam.name, cam.shown_url, cam.every_s)
+
+    def _add_remote(
+        self, cam: Camera, settings: SourceSettings, engine: Swappable, outputs: list[Output]
+    ) -> tuple[SourceTag, RemotePipeline]:
+        """The camera's pipeline placed on the cluster; its records reach `outputs` here."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        spec = CameraSpec(cam.name, cam.source(), cam.shown_url, settings, cam.device, engine.sha256, str(cam.model))
+        place = cam.resources
+        resources = Resources(place.cpus, place.gpus, dict(place.custom))
+        always = cam.collect is not None or cam.overlay is not None  # they need the pictures
+
+        def make(emit, tag: SourceTag, stop: threading.Event) -> RemotePipeline:
+            return RemotePipeline(
+                cluster,
+                spec,
+                lambda: engine.current.path,
+                engine.card,
+                resources,
+                emit,
+                tag=tag,
+                stop=stop,
+                pictures=lambda: always or self.view.watched(cam.name),
+            )
+
+        tag = self.run.add_runner(make, cam.name, cam.shown_url, True, outputs=outputs)
+        remote = self.run.pipeline(tag)
+        assert isinstance(remote, RemotePipeline)
+        return tag, remote
 
     def _sender(self, kind: str, url: str):
         """One open sender per broker (one connection, one last will) or webhook URL."""
@@ -243,6 +291,7 @@ class Service:
                     changes["restarted"].append(name)
                 else:
                     if member.engine.swap(engines[name]):
+                        self._ship(member)
                         changes["swapped"].append(name)
                         log.info("%s: model %s (sha256 %s) from the next sample", name, cam.model, engines[name].sha256)
                     member.camera = cam
@@ -250,6 +299,18 @@ class Service:
             self._stamps = self._file_stamps(new)
             self.engines.keep({m.engine.current for m in self.members.values()})
             return changes
+
+    def _ship(self, member: Member) -> None:
+        """A swapped model to the camera's worker (a worker placed later gets it anyway)."""
+        remote = member.remote
+        if self.cluster is None or remote is None or remote.placed is None:
+            return
+        try:
+            self.cluster.swap(remote.placed, member.engine.current.path)
+        except Exception as exc:  # the worker lost meanwhile: its next placing takes the new model
+            log.warning(
+                "%s: the new model did not reach its worker (%s); it will at its next placing", member.camera.name, exc
+            )
 
     def reload(self) -> dict[str, list[str]]:
         """Read the file again and apply it; raises a one-line ScreentimeError (old config kept)."""
@@ -332,6 +393,7 @@ class Service:
             "every_s": cam.every_s,
             "model": str(cam.model),
             "model_sha256": member.engine.current.sha256,
+            **({"node": _node(member.remote)} if member.remote is not None else {}),
             "state": str(stats.state) if stats else "connecting",
             "samples": stats.samples if stats else 0,
             "reconnects": stats.reconnects if stats else 0,
@@ -340,6 +402,18 @@ class Service:
             "reports": str(member.days.directory),
             "outputs": {output: health.to_dict() for output, health in member.outputs().items()},
         }
+
+
+def _node(remote: RemotePipeline) -> dict:
+    """Where a cluster's camera runs now (`id` None while it is being placed)."""
+    where = remote.where
+    return {
+        "id": where.node_id if where else None,
+        "host": where.host if where else None,
+        "epoch": remote.epoch,
+        "moves": remote.moves,
+        "refused_records": remote.refused,
+    }
 
 
 def _mtime(path: Path) -> float:
@@ -370,6 +444,26 @@ class _OutputsCollector(MetricsCollector):
                 errors.add_metric([name, output], float(health.errors))
         yield up
         yield errors
+
+
+class _PlacesCollector(MetricsCollector):
+    """`/metrics` on a cluster: which node each camera runs on, how often it moved, what was refused."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        node = family("screentime_camera_node")
+        moves, refused = family("screentime_camera_moves_total"), family("screentime_camera_refused_records_total")
+        for name, member in list(self.service.members.items()):
+            remote = member.remote
+            if remote is None:
+                continue
+            if remote.where is not None:
+                node.add_metric([name, remote.where.node_id, remote.where.host], 1.0)
+            moves.add_metric([name], float(remote.moves))
+            refused.add_metric([name], float(remote.refused))
+        yield from (node, moves, refused)
 
 
 def run_service(service: Service, server, stop: threading.Event) -> int:

@@ -57,6 +57,7 @@ class Tile:
         self._encoding = threading.Lock()  # guards the two below
         self._jpeg: bytes | None = None
         self._jpeg_version = -1
+        self.viewers = 0  # streams open on it now (a cluster's camera sends pictures only while watched)
 
     def offer(self, image: np.ndarray, t_s: float) -> None:
         """Keep `image` if it is newer than the one held (a sampled frame reaches `update` after
@@ -215,17 +216,28 @@ class LiveView(OutputBase):
         version = 0  # none sent yet
         loop = asyncio.get_running_loop()
         due = loop.time()
-        while tile is not None and self.tiles.get(key) is tile and not self.stopping.is_set():
-            if await disconnected():
-                return
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            got = await run_in_threadpool(tile.jpeg, version, POLL_S)
-            if got is None:
-                continue
-            data, version = got
-            head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
-            yield head.encode() + data + b"\r\n"
-            due = max(due + self.interval_s, loop.time())
+        if tile is None:
+            return
+        tile.viewers += 1  # only this event loop's thread changes it
+        try:
+            while self.tiles.get(key) is tile and not self.stopping.is_set():
+                if await disconnected():
+                    return
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                got = await run_in_threadpool(tile.jpeg, version, POLL_S)
+                if got is None:
+                    continue
+                data, version = got
+                head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+                yield head.encode() + data + b"\r\n"
+                due = max(due + self.interval_s, loop.time())
+        finally:
+            tile.viewers -= 1
+
+    def watched(self, key: str) -> bool:
+        """Whether someone is watching the tile `key` now."""
+        tile = self.tiles.get(key)
+        return tile is not None and tile.viewers > 0
 
     def routes(self, page: str, streams: str) -> list:
         """The page at `page`, each tile at `streams/ID.mjpg` (404 for no such tile)."""

@@ -69,6 +69,15 @@ METRICS = (
     MetricSpec(
         "screentime_output_write_errors_total", "counter", ("source", "output"), "Failed writes of a file output."
     ),
+    MetricSpec(
+        "screentime_camera_node", "gauge", ("source", "node", "host"), "1 for the cluster node a camera runs on now."
+    ),
+    MetricSpec(
+        "screentime_camera_moves_total", "counter", ("source",), "Times a camera was placed again (worker lost)."
+    ),
+    MetricSpec(
+        "screentime_camera_refused_records_total", "counter", ("source",), "Records of an earlier worker refused."
+    ),
 )
 SPEC = {m.name: m for m in METRICS}
 
@@ -76,7 +85,7 @@ SPEC = {m.name: m for m in METRICS}
 _Family = CounterMetricFamily | GaugeMetricFamily  # the families a scrape fills with add_metric
 
 
-def _family(name: str) -> _Family:
+def family(name: str) -> _Family:
     spec = SPEC[name]
     labels = list(spec.labels)
     if spec.kind == "counter":
@@ -131,22 +140,22 @@ class RunCollector(Collector):
             "screentime_reconnects_total": lambda s: s.reconnects,
             "screentime_outage_seconds_total": lambda s: s.outage_s,
         }
-        screen = _family("screentime_screen_seconds_total")
+        screen = family("screentime_screen_seconds_total")
         for name, stats in sources:
             screen_s = stats.screen_s
             for label in stats.classes:
                 self._counter(screen, [name, label], screen_s.get(label, 0.0))
         yield screen
         for metric, read in per_source.items():
-            family = _family(metric)
+            counter = family(metric)
             for name, stats in sources:
-                self._counter(family, [name], float(read(stats)))
-            yield family
+                self._counter(counter, [name], float(read(stats)))
+            yield counter
         up, state, current, confidence = (
-            _family("screentime_source_up"),
-            _family("screentime_source_state"),
-            _family("screentime_current_class"),
-            _family("screentime_current_confidence_ratio"),
+            family("screentime_source_up"),
+            family("screentime_source_state"),
+            family("screentime_current_class"),
+            family("screentime_current_confidence_ratio"),
         )
         for name, stats in sources:
             up.add_metric([name], float(stats.state is RunState.RUNNING))
@@ -159,8 +168,8 @@ class RunCollector(Collector):
         yield from (up, state, current, confidence)
         yield InfoMetricFamily(PREFIX + "model", SPEC["screentime_model_info"].help, value=self.info)
         if self.senders:
-            sent, dropped = _family("screentime_outbox_sent_total"), _family("screentime_outbox_dropped_total")
-            queued, connected = _family("screentime_outbox_queued"), _family("screentime_output_connected")
+            sent, dropped = family("screentime_outbox_sent_total"), family("screentime_outbox_dropped_total")
+            queued, connected = family("screentime_outbox_queued"), family("screentime_output_connected")
             for sender in self.senders:
                 self._counter(sent, [sender.kind], float(sender.outbox.sent))
                 self._counter(dropped, [sender.kind], float(sender.outbox.dropped))

@@ -27,13 +27,15 @@ import itertools
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from stream.counting.report import Report
 from stream.counting.resume import Carried
+from stream.counting.stats import RunStats
 from stream.errors import BadInputError, OutputError, ScreentimeError, SourceError
 from stream.model.engine import Model
 from stream.outputs.events import Ended, Event, Guard, Output, SourceTag
@@ -62,12 +64,22 @@ def default_name(source_name: str, live: bool, taken: Sequence[str]) -> str:
     return unique_name(source_name if live else Path(source_name).name, taken)
 
 
+class Runner(Protocol):
+    """What the run drives for one source: a local `Pipeline`, or a camera counted on a cluster
+    node (`stream.cluster.remote`). `run()` emits the source's events and yields its predictions."""
+
+    report: Report | None
+    stats: RunStats
+
+    def run(self) -> Iterator[Prediction]: ...
+
+
 @dataclass
 class _Member:
     """One source of the run and what the run holds of it."""
 
     tag: SourceTag
-    pipeline: Pipeline
+    pipeline: Runner
     stop: threading.Event
     outputs: list[Output] = field(default_factory=list)  # its own: they see only its events
     thread: threading.Thread | None = None
@@ -123,7 +135,7 @@ class Run:
         """Every source added so far, in order, ended or not."""
         return [m.tag for m in self._members.values()]
 
-    def pipeline(self, tag: SourceTag | int) -> Pipeline:
+    def pipeline(self, tag: SourceTag | int) -> Runner:
         return self._members[_key(tag)].pipeline
 
     def source_outputs(self, tag: SourceTag | int) -> list[Output]:
@@ -156,28 +168,34 @@ class Run:
         `engine`: its own model (a fleet's camera may have one), else the run's; `carried`: an
         earlier run's totals it carries on.
         """
+        model = engine or self.engine
+
+        def make(emit: Callable[[Event], None], tag: SourceTag, stop: threading.Event) -> Runner:
+            if model is None:
+                raise BadInputError(f"{tag.name}: no model (the run has none, and none was given for this source)")
+            return Pipeline(source, model, settings, emit, tag=tag, stop=stop, model_name=model_name, carried=carried)
+
+        return self.add_runner(make, name, source.name, source.live, outputs=outputs)
+
+    def add_runner(
+        self,
+        make: Callable[[Callable[[Event], None], SourceTag, threading.Event], Runner],
+        name: str | None,
+        source_name: str,
+        live: bool,
+        *,
+        outputs: Sequence[Output] = (),
+    ) -> SourceTag:
+        """Add a source whose runner `make(emit, tag, stop)` builds (a camera on a cluster node)."""
         if self._state == "closed":
             raise BadInputError("the run has ended: no source can be added")
         taken = [m.tag.name for m in self._members.values() if not m.left]  # a name that left may come back
         if name is not None and name in taken:
             raise BadInputError(f"a source named {name!r} is already in the run")
-        name = name or default_name(source.name, source.live, taken)
-        tag = SourceTag(next(self._keys), name, source.name, source.live)
-        model = engine or self.engine
-        if model is None:
-            raise BadInputError(f"{name}: no model (the run has none, and none was given for this source)")
+        name = name or default_name(source_name, live, taken)
+        tag = SourceTag(next(self._keys), name, source_name, live)
         stop = Halt(self.stop_event)  # this source's own stop, also set by the run's
-        pipeline = Pipeline(
-            source,
-            model,
-            settings,
-            self.dispatch,
-            tag=tag,
-            stop=stop,
-            model_name=model_name,
-            carried=carried,
-        )
-        member = _Member(tag, pipeline, stop, list(outputs))
+        member = _Member(tag, make(self.dispatch, tag, stop), stop, list(outputs))
         with self._lock:
             self._members[tag.key] = member
         if self._state == "open":
@@ -318,14 +336,14 @@ class Run:
         """Hand one event to every output that sees its source (thread-safe; any source's thread)."""
         key = event.tag.key
         with self._lock:
-            targets = [output for output, only in self._attached if only is None or only == key]
+            targets = [(o, self._output_locks[id(o)]) for o, only in self._attached if only is None or only == key]
             member = self._members.get(key)
             if isinstance(event, Ended) and member is not None:
                 if member.left:
                     return  # exactly once
                 member.left, member.report = True, event.report
-        for output in targets:
-            with self._output_locks[id(output)]:
+        for output, lock in targets:
+            with lock:
                 self.guard.deliver(output, event)
         if isinstance(event, Ended) and member is not None:
             for output in member.outputs:  # a source's own outputs end with it
@@ -340,7 +358,8 @@ class Run:
     def _detach(self, output: Output) -> None:
         with self._lock:
             self._attached = [(o, k) for o, k in self._attached if o is not output]
-        with self._output_locks[id(output)]:
+            lock = self._output_locks.pop(id(output))  # a fleet's cameras come and go: none left behind
+        with lock:
             self.guard.exit(output)
 
     def _closer(self, output: Output):

@@ -21,15 +21,16 @@ EVERY_S = 0.5
 class Serve:
     """One `screentime serve` process and its HTTP API."""
 
-    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, port: int, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.config, self.port = config, port
         self.log = config.parent / f"serve-{time.monotonic_ns()}.log"
+        inherited = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # a cluster only when asked
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "serve", str(config)],
+                [sys.executable, "-m", "stream.cli", "serve", str(config), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "COLUMNS": "200", **(env or {})},
+                env={**inherited, "COLUMNS": "200", **(env or {})},
             )
 
     def __enter__(self) -> Serve:

@@ -1,0 +1,148 @@
+"""Ray, for the front door: join the cluster, ship models, place camera workers, take their records.
+
+The only module of `serve` that imports Ray, and only when a cluster address is given. Each
+camera's worker (`stream.cluster.worker`) is an actor placed by Ray's scheduler (spread over the
+nodes, with the camera's `resources:`); it is owned by the front door, so it ends when the front
+door's process does (a front door killed and restarted places its cameras again). A worker
+that Ray reports dead, or that does not answer a take in time, is lost: the front door places
+the camera again under a new lease (`stream.cluster.remote`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from stream.cluster.records import Batch, CameraSpec, Lease, Resources, Where
+from stream.cluster.worker import CameraWorker
+from stream.errors import BadInputError
+from stream.model.engine import file_sha256
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "screentime"
+TAKE_GRACE_S = 15.0  # beyond a take's own wait: a worker silent this long is lost (a hung or cut-off node)
+CALL_S = 15.0  # other calls (stop, where, swap)
+CONNECT_TIMEOUT_S = 5.0
+
+
+class WorkerLost(Exception):
+    """The worker is gone (its node died, it crashed, or it stopped answering)."""
+
+
+@dataclass
+class Placed:
+    handle: Any
+    lease: Lease
+
+
+class Cluster:
+    """The front door's side of Ray (one per `serve` process)."""
+
+    def __init__(self, address: str) -> None:
+        import ray
+
+        self.ray = ray
+        self.address = address
+        self.door = uuid.uuid4().hex[:12]  # this front door's id: every lease names it
+        self._models: dict[str, Any] = {}  # sha256 -> the model's bytes in Ray's object store
+        self._actor = ray.remote(CameraWorker)
+
+    def connect(self) -> None:
+        """Join the cluster (a HOST:PORT that refuses is one line at once, not minutes of Ray's retries)."""
+        ray = self.ray
+        if ray.is_initialized():
+            return
+        host, _, port = self.address.rpartition(":")
+        if host and port.isdigit():
+            try:
+                socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+            except OSError as exc:
+                raise BadInputError(
+                    f"cluster address {self.address}: no Ray cluster answers there ({exc.strerror or exc})"
+                ) from None
+        ray.init(
+            address=self.address,
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=False,
+        )
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        log.info("joined the Ray cluster at %s: %d nodes", self.address, len(nodes))
+
+    def close(self) -> None:
+        if self.ray.is_initialized():
+            self.ray.shutdown()
+
+    def model_ref(self, path: Path) -> tuple[Any, str]:
+        """The model file in the object store once per content (every node fetches it from there)."""
+        sha = file_sha256(path)
+        if sha not in self._models:
+            self._models[sha] = self.ray.put(Path(path).read_bytes())
+        return self._models[sha], sha
+
+    def forget_models(self, keep: set[str]) -> None:
+        self._models = {sha: ref for sha, ref in self._models.items() if sha in keep}
+
+    def place(self, spec: CameraSpec, model: Path, epoch: int, resources: Resources) -> Placed:
+        """Start the camera's worker wherever Ray finds room (it may wait for a node to have some)."""
+        ref, sha = self.model_ref(model)
+        spec = replace(spec, model_sha256=sha)
+        lease = Lease(self.door, spec.name, epoch)
+        handle = self._actor.options(
+            name=f"{spec.name}@{self.door}.{epoch}",
+            num_cpus=resources.cpus,
+            num_gpus=resources.gpus,
+            resources=dict(resources.custom) or None,
+            max_restarts=0,  # a worker lost is placed again by the front door, under a new lease and clock
+            max_concurrency=4,  # a take waits while a stop or swap comes in
+            scheduling_strategy="SPREAD",
+        ).remote(spec, ref, lease)
+        return Placed(handle, lease)
+
+    def take(self, placed: Placed, after: int, wait_s: float, pictures: bool) -> Batch:
+        try:
+            return self.ray.get(
+                placed.handle.take.remote(placed.lease, after, wait_s, pictures), timeout=wait_s + TAKE_GRACE_S
+            )
+        except self.ray.exceptions.GetTimeoutError:
+            raise WorkerLost(f"no answer in {wait_s + TAKE_GRACE_S:g} s") from None
+        except self.ray.exceptions.RayError as exc:
+            raise WorkerLost(_why(exc)) from None
+
+    def where(self, placed: Placed) -> Where | None:
+        try:
+            return self.ray.get(placed.handle.where.remote(), timeout=CALL_S)
+        except self.ray.exceptions.RayError:
+            return None
+
+    def swap(self, placed: Placed, model: Path) -> None:
+        ref, sha = self.model_ref(model)
+        self.ray.get(placed.handle.swap.remote(ref, sha), timeout=CALL_S)
+
+    def stop(self, placed: Placed) -> None:
+        with contextlib.suppress(self.ray.exceptions.RayError):
+            placed.handle.stop.remote()
+
+    def kill(self, placed: Placed) -> None:
+        try:
+            self.ray.kill(placed.handle, no_restart=True)
+        except Exception:  # already gone
+            log.debug("kill %s", placed.lease, exc_info=True)
+
+
+def _why(exc: Exception) -> str:
+    """Ray's error as one line (its messages run to pages)."""
+    text = str(exc).strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("Traceback", "File ", "ray::")):
+            return f"{type(exc).__name__}: {line[:200]}"
+    return type(exc).__name__

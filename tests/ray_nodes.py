@@ -1,0 +1,116 @@
+"""Real Ray nodes on loopback, each a `ray start --block` process group of its own, as the README
+starts them: a head, nodes joining it, and a node killed outright (its whole process group)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PORTS = ("node-manager", "object-manager", "runtime-env-agent", "metrics-export", "dashboard-agent-grpc")
+PORTS += ("dashboard-agent-listen",)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ray_start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    """One node, in the foreground (`--block`): SIGTERM to it stops exactly its own processes
+    (never `ray stop`, which stops every Ray on the machine). Every port is a free one."""
+    command = [str(Path(sys.executable).parent / "ray"), "start", "--block", "--disable-usage-stats"]
+    command += ["--node-ip-address=127.0.0.1", "--num-gpus=0", *args]
+    command += [f"--{name}-port={free_port()}" for name in PORTS]
+    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_for(log: Path, text: str, process: subprocess.Popen, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in log.read_text():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+
+
+class RayNodes:
+    """A head and worker nodes with a token of their own; the nodes' workers get this checkout on
+    PYTHONPATH, as a real cluster needs screentime installed. `env` is what a driver joins with."""
+
+    def __init__(self, folder: Path, head_cpus: int = 1, fast_failure: bool = False) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.temp = Path(f"/tmp/st{secrets.token_hex(3)}")  # Ray's socket paths must stay short
+        self.env = {
+            **{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": secrets.token_hex(16),
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # a test cluster has nothing to drain: stop at once
+        }
+        if fast_failure:  # a dead node noticed in a few seconds rather than Ray's default half a minute
+            self.env |= {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3"}
+            self.env |= {"RAY_health_check_timeout_ms": "1000", "RAY_health_check_initial_delay_ms": "1000"}
+        self.nodes: list[tuple[str, subprocess.Popen]] = []
+        head = ray_start(
+            self.env,
+            folder / "head.log",
+            "--head",
+            f"--port={self.port}",
+            f"--num-cpus={head_cpus}",
+            "--include-dashboard=false",
+            f"--ray-client-server-port={free_port()}",
+            f"--temp-dir={self.temp}",
+        )
+        self.nodes.append(("head", head))
+        wait_for(folder / "head.log", "Ray runtime started", head)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def add(self, name: str, cpus: int = 1) -> subprocess.Popen:
+        """A node with a custom resource of its name, so a driver can tell the nodes apart (`names`)."""
+        extra = [f'--resources={{"{name}": 1}}']
+        log = self.folder / f"{name}.log"
+        node = ray_start(self.env, log, f"--address={self.address}", f"--num-cpus={cpus}", *extra)
+        self.nodes.append((name, node))
+        wait_for(log, "Ray runtime started", node)
+        return node
+
+    def names(self) -> dict[str, str]:
+        """Ray's id of every alive node -> the name it was added under ("head" for the head)."""
+        script = (
+            f"import json, ray; ray.init(address='{self.address}', log_to_driver=False); "
+            f"print(json.dumps({{n['NodeID']: next((k for k in n['Resources'] if k in {[name for name, _ in self.nodes]!r}), 'head') "
+            "for n in ray.nodes() if n['Alive']}))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=self.env, capture_output=True, text=True, timeout=120, check=True
+        )
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def kill(self, name: str) -> None:
+        """The node's every process killed at once, as a machine that loses power."""
+        for found, process in self.nodes:
+            if found == name and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
+
+    def stop(self) -> None:
+        for _, node in reversed(self.nodes):  # one after the other, the head last
+            if node.poll() is None:
+                node.send_signal(signal.SIGTERM)
+                try:
+                    node.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    os.killpg(node.pid, signal.SIGKILL)
+        subprocess.run(["rm", "-rf", str(self.temp)], check=False)
