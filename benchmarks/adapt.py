@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -55,6 +55,7 @@ import_tensorflow_quietly()
 import keras
 
 from stream.confidence.interval import card_intervals
+from stream.model.card_metrics import CardMetrics
 from training.features import backbone_features
 from training.labels import read_labels
 from training.metrics import heldout_mistakes
@@ -144,12 +145,12 @@ def score(data: Data, test: np.ndarray, probs: np.ndarray) -> tuple[float, float
     return float((pred == true).mean()), float(worst)
 
 
-def card_of(y: np.ndarray, pred: np.ndarray, runs: list[np.ndarray]) -> dict:
+def card_of(y: np.ndarray, pred: np.ndarray, runs: list[np.ndarray]) -> CardMetrics:
     """What `train` writes into the model card about held-out mistakes (`heldout_mistakes`), for
     true classes `y` and held-out predictions `pred`; `runs` index arrays into y, each a set in
     time order; frames one second apart."""
     held = heldout_mistakes([(c,) for c in y], [(c,) for c in pred], runs, CLASSES, background=0)
-    return {**held, "frame_spacing_s": 1.0}
+    return replace(held, frame_spacing_s=1.0)
 
 
 def covered(data: Data, sets: list[np.ndarray], oof: np.ndarray, test: np.ndarray, probs: np.ndarray) -> list[bool]:

@@ -29,12 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.shift_data import CLASSES, FrameSet, backbone, load_set, predict, score, shift_sets, train_heads
 from stream.confidence.audit import audit, draw, labels_alone
 from stream.confidence.interval import card_intervals
+from stream.model.card_metrics import CardMetrics
 
 CHARACTERS = ("jerry", "tom")
 NS = (10, 20, 40)
 
 
-def targets(data: Path, weights: str, seed: int) -> list[tuple[FrameSet, np.ndarray, dict]]:
+def targets(data: Path, weights: str, seed: int) -> list[tuple[FrameSet, np.ndarray, CardMetrics]]:
     """(target set, the model's probabilities on it, the card metrics of that model)."""
     bb = backbone(weights)
     train = load_set("train", data / "train", data / "train" / "mapping.csv", bb, "auto", ("flip",))
@@ -52,7 +53,7 @@ def targets(data: Path, weights: str, seed: int) -> list[tuple[FrameSet, np.ndar
     return out
 
 
-def measure(target: FrameSet, probs: np.ndarray, metrics: dict, n: int, draws: int) -> dict[str, dict]:
+def measure(target: FrameSet, probs: np.ndarray, metrics: CardMetrics, n: int, draws: int) -> dict[str, dict]:
     samples = len(target.paths)
     predicted = [(CLASSES[c],) for c in probs.argmax(1)]
     truth = [target.shown(i) for i in range(samples)]

@@ -184,7 +184,7 @@ def child(args: argparse.Namespace) -> int:
     marks: dict[str, dict] = {}
 
     def snapshot(name: str) -> None:
-        marks[name] = mark(args, [p.stats for p in run.pipelines])
+        marks[name] = mark(args, run.stats)
 
     timers = [
         threading.Timer(args.warmup, snapshot, ["start"]),
@@ -199,8 +199,8 @@ def child(args: argparse.Namespace) -> int:
     latencies = [lat for t, lat in arrivals if start["t"] <= t <= end["t"]]
     result = measured(start, end, len(args.urls)) | {
         "p95_latency_s": pct(latencies, 0.95),
-        "inference_s": statistics.mean(p.stats.inference_s for p in run.pipelines),
-        "reconnects": sum(p.stats.reconnects for p in run.pipelines),
+        "inference_s": statistics.mean(s.inference_s for s in run.stats),
+        "reconnects": sum(s.reconnects for s in run.stats),
         "model": str(run.engine.path),
     }
     print(json.dumps(result), flush=True)

@@ -44,7 +44,7 @@ def measure(name: str, spec: str, model: Path, every_s: float, truth: Callable |
         run = watch(spec, model, every_s=every_s, **kw)
         times = [p.t_s for p in run]
         report = run.report
-        decoded = getattr(run.pipelines[0].source, "decoded", None)
+        decoded = getattr(run.runner.pipeline(0).source, "decoded", None)
     except ScreentimeError as exc:
         code = exc.exit_code
         print(f"  {name}: {exc}", file=sys.stderr)

@@ -256,7 +256,7 @@ def first_sample(args, console: Console, tmp: Path) -> Table:
                 consumer = Consumer(run)
                 consumer.start()
                 consumer.first.wait(interval + 40)
-                source = run.pipelines[0].source
+                source = run.runner.pipeline(0).source  # its clock: a measurement of the internals
                 if consumer.arrivals:
                     arrived = consumer.arrivals[0][0]
                     t0 = time.monotonic() - source.clock()  # the monotonic time of the source's first picture
@@ -331,7 +331,7 @@ def soak(args, console: Console, tmp: Path) -> Table:
                     rss["1 min"] = rss["end"]
                 if next_minute == 10:
                     rss["10 min"] = rss["end"]
-                now = run.pipelines[0].stats  # the latest snapshot
+                now = run.stats[0]  # the latest snapshot
                 say(
                     f"[{elapsed / 60:6.1f} min] samples {len(consumer.arrivals)}, RSS {rss['end']:.1f} MB, "
                     f"report rewrites {len(poller.writes)}, dropped {now.dropped}, outages {now.outages}, "
@@ -427,7 +427,7 @@ def faults(args, console: Console, tmp: Path) -> Table:
             chaos_thread.join(timeout=0.5)
             poller.poll()
             if consumer.first.is_set() and consumer.is_alive():
-                offset = time.monotonic() - run.pipelines[0].source.clock()  # source time 0, monotonic
+                offset = time.monotonic() - run.runner.pipeline(0).source.clock()  # source time 0, monotonic
         consumer.finish()
         poller.poll()
     finally:

@@ -9,7 +9,7 @@ Not a benchmark itself: `benchmarks/audit.py` and `benchmarks/accuracy.py --shif
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -22,6 +22,7 @@ import_tensorflow_quietly()
 
 import keras
 
+from stream.model.card_metrics import CardMetrics
 from training.features import backbone_features
 from training.images import path_crops
 from training.labels import read_labels
@@ -83,7 +84,7 @@ def backbone(weights: str):
 
 def train_heads(
     train: FrameSet, seed: int, augment: tuple[str, ...] = ("flip",), sets: list[np.ndarray] | None = None
-) -> tuple[list, dict]:
+) -> tuple[list, CardMetrics]:
     """The product's heads on `train` (one set, single-label, time-block folds) and the card's
     held-out mistakes (the model-card interval's inputs)."""
     keras.backend.clear_session()
@@ -101,10 +102,9 @@ def train_heads(
     heads, _, oof = fit_heads(train.x, y, config, False, train.views, folds)
     scored = np.flatnonzero(~np.isnan(oof[:, 0]))
     truth, predicted = verdicts([train.labels[i] for i in scored], oof[scored], BACKGROUND, False)
-    metrics = heldout_mistakes(truth, predicted, [np.arange(len(truth))], CLASSES, BACKGROUND)
-    metrics["frame_spacing_s"] = 1.0
-    metrics["cv_accuracy"] = float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)]))
-    return heads, metrics
+    held = heldout_mistakes(truth, predicted, [np.arange(len(truth))], CLASSES, BACKGROUND)
+    accuracy = float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)]))
+    return heads, replace(held, frame_spacing_s=1.0, cross_validation={"accuracy": accuracy})
 
 
 def predict(heads: list, x: np.ndarray) -> np.ndarray:

@@ -19,24 +19,13 @@ import numpy as np
 from export.onnx_files import onnx_probs, sample_frames, write_card
 from stream.errors import BadInputError, ModelError
 from stream.model.card import FEATURES_OUTPUT, PROBS_OUTPUT, ModelCard, Tuning
+from stream.model.card_metrics import read_card_metrics
 from stream.outputs.atomic import check_writable
 from stream.version import __version__
 
 log = logging.getLogger(__name__)
 
 PARITY_TOLERANCE = 1e-4
-# The parts of MODEL.metrics.json the card carries: honest accuracy, and the held-out presence
-# counts that `watch` and `evaluate` turn into screen-time intervals.
-CARD_METRICS = (
-    "cross_validation",
-    "cross_validation_method",
-    "heldout_counts",
-    "heldout_design_effect",
-    "frame_spacing_s",
-    "class_counts",
-    "seed",
-    "crop",  # whether the training frames had their black bars cut (the stream cuts them the same way)
-)
 OPSET = 17
 
 
@@ -63,16 +52,20 @@ def load_keras(model_path: Path):
         raise ModelError(f"{model_path}: not a Keras model screentime can load ({type(exc).__name__})") from None
 
 
-def read_metrics(model_path: Path) -> dict:
+def metrics_file(model_path: Path) -> Path:
+    """MODEL.metrics.json, which `train` wrote beside the model: the card is made from it."""
     from training.train import metrics_path_for
 
     path = metrics_path_for(model_path)
     if not path.is_file():
         raise ModelError(f"{path}: missing; it is written by 'screentime train' beside the model")
-    return json.loads(path.read_text())
+    return path
 
 
-def card_for(model, metrics: dict) -> ModelCard:
+def card_for(model, metrics: dict, source: str = "metrics") -> ModelCard:
+    """The card of `model` from its MODEL.metrics.json (`source` names it in errors); of its
+    training metrics, the card carries those `stream.model.card_metrics` declares: honest
+    accuracy, and the held-out mistakes `watch` and `evaluate` turn into screen-time intervals."""
     _, height, width, _ = model.input_shape
     return ModelCard(
         classes=tuple(metrics["classes"]),
@@ -81,7 +74,7 @@ def card_for(model, metrics: dict) -> ModelCard:
         background=metrics.get("background", 0),
         multi_label=bool(metrics.get("multi_label", False)),
         backbone=metrics.get("backbone", {}),
-        metrics={k: metrics[k] for k in CARD_METRICS if k in metrics},
+        metrics=read_card_metrics(metrics, source),
         head=metrics.get("head", "global"),
         tuning=_tuning(metrics.get("tuning") or {}),
         screentime_version=__version__,
@@ -135,9 +128,10 @@ def export(
         raise BadInputError(f"{output}: cannot write ({exc})") from None
     if int8 and calibration is None:
         raise BadInputError("--int8 needs --calibration DIR (frames like the ones it will see)")
-    metrics = read_metrics(model_path)
+    metrics_path = metrics_file(model_path)
+    metrics = json.loads(metrics_path.read_text())
     model = load_keras(model_path)
-    card = card_for(model, metrics)
+    card = card_for(model, metrics, str(metrics_path))
     convert(model, output)
     write_card(output, card)
 

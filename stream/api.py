@@ -20,6 +20,7 @@ from rich.console import Console
 
 from stream.counting.report import Report
 from stream.counting.resume import load_previous, resumed_accountant
+from stream.counting.stats import RunStats
 from stream.errors import BadInputError
 from stream.model.engine import Engine, choose_model
 from stream.options import WatchConfig, watch_config
@@ -29,7 +30,7 @@ from stream.outputs.monitoring import build
 from stream.outputs.overlay import OverlaySink
 from stream.outputs.report_sink import ReportSink, TimelineSink
 from stream.records import Prediction
-from stream.run.run import Run, Runner
+from stream.run.run import Run
 from stream.sources.open import open_source
 
 if TYPE_CHECKING:  # imported only when a live view is asked for
@@ -110,8 +111,10 @@ class Watch:
         return self.runner.remove_source(tag, timeout_s)
 
     @property
-    def pipelines(self) -> list[Runner]:
-        return [self.runner.pipeline(tag) for tag in self.runner.tags]
+    def stats(self) -> list[RunStats]:
+        """Every source's latest numbers, a frozen snapshot each, in the order the sources were added
+        (thread-safe: each pipeline replaces its snapshot whole)."""
+        return [self.runner.pipeline(tag).stats for tag in self.runner.tags]
 
     @property
     def names(self) -> list[str]:

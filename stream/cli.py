@@ -286,7 +286,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     )
     result = train(config)
     m = result.metrics
-    cv = m["cross_validation"]
+    cv = result.card_metrics.cross_validation
     sets = m["sets"]
     by_set = "; ".join(f"{Path(s['frames_dir']).name} {_accuracy(s['cross_validation_accuracy'])}" for s in sets)
     print(

@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from stream.frames.sampler import Sampler
 from stream.model.card import ModelCard
+from stream.model.card_metrics import CardMetrics
 from stream.model.engine import Engine
 from stream.records import VideoInfo
 from stream.sources.capture import CaptureBase
@@ -35,7 +36,7 @@ def make_color_model(
     crop: tuple[int, int, int, int] | None = None,
     features: bool = False,
     sharpness: float = 10.0,
-    metrics: dict | None = None,
+    metrics: CardMetrics | None = None,
 ) -> Path:
     """Write an ONNX model whose class is the frame's dominant colour (see COLORS); with `crop`
     (x0, y0, x1, y1 in input pixels), the dominant colour of that part only, so a model that
@@ -80,7 +81,7 @@ def make_color_model(
         classes=tuple(classes),
         input_width=size[0],
         input_height=size[1],
-        metrics=metrics or {},
+        metrics=metrics or CardMetrics(),
         screentime_version="test",
     )
     for key, value in card.to_metadata().items():

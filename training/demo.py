@@ -65,7 +65,7 @@ def run_demo(out: Path, backbone_weights: str | None = None, dashboard: bool = T
             progress=console.is_terminal,
         )
     )
-    console.print(f"cross-validated accuracy {result.metrics['cross_validation']['accuracy']:.3f}")
+    console.print(f"cross-validated accuracy {result.card_metrics.cross_validation['accuracy']:.3f}")
 
     console.rule("4. export to ONNX")
     exported = export(result.model_path, out / "model.onnx")

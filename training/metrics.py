@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from stream.model.card_metrics import CardMetrics, Counts
 from stream.model.verdict import VerdictRule, verdict
 
 
@@ -55,15 +56,15 @@ def summarize_sets(true: Sequence[tuple[int, ...]], pred: Sequence[tuple[int, ..
 
 def presence_counts(
     true: Sequence[tuple[int, ...]], pred: Sequence[tuple[int, ...]], classes: Sequence[str], background: int | None
-) -> dict[str, list[int]]:
-    """Per class, [true pos, false pos, false neg, true neg] of "on screen" over held-out frames:
+) -> dict[str, Counts]:
+    """Per class, (true pos, false pos, false neg, true neg) of "on screen" over held-out frames:
     what the screen-time interval (stream.confidence.interval) needs to know of the model's mistakes.
     Single- and multi-label alike; the background class is counted like any other."""
-    counts = {}
+    counts: dict[str, Counts] = {}
     for i, name in enumerate(classes):
         t = np.asarray([i in s for s in true], bool)
         p = np.asarray([i in s for s in pred], bool)
-        counts[name] = [int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum()), int((~t & ~p).sum())]
+        counts[name] = (int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum()), int((~t & ~p).sum()))
     return counts
 
 
@@ -118,12 +119,13 @@ def heldout_mistakes(
     runs: Sequence[Sequence[int] | np.ndarray],
     classes: Sequence[str],
     background: int | None,
-) -> dict:
+) -> CardMetrics:
     """What the model card states of the model's held-out mistakes, for the screen-time
     intervals (stream.confidence.interval): presence counts per class and the mistakes' design effect over
-    `runs` (index lists into `truth`, one per labelled set, in time order)."""
+    `runs` (index lists into `truth`, one per labelled set, in time order); the card's other
+    metrics are left at their defaults."""
     wrong = [set(t) != set(p) for t, p in zip(truth, predicted, strict=True)]
-    return {
-        "heldout_counts": presence_counts(truth, predicted, classes, background),
-        "heldout_design_effect": round(design_effect([[wrong[i] for i in run] for run in runs]), 3),
-    }
+    return CardMetrics(
+        heldout_counts=presence_counts(truth, predicted, classes, background),
+        heldout_design_effect=round(design_effect([[wrong[i] for i in run] for run in runs]), 3),
+    )

@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -28,6 +28,7 @@ from stream import defaults
 from stream.defaults import CROP
 from stream.errors import BadInputError, LabelError
 from stream.frames.crop import Crop
+from stream.model.card_metrics import CardMetrics
 from stream.outputs.atomic import atomic_write_text, check_writable
 from stream.version import __version__
 from training.extract import LABELS_CSV
@@ -115,7 +116,8 @@ class TrainConfig:
 class TrainResult:
     model_path: Path
     metrics_path: Path
-    metrics: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # all of MODEL.metrics.json
+    card_metrics: CardMetrics = field(default_factory=CardMetrics)  # the part the model card carries
 
 
 def metrics_path_for(model_path: Path) -> Path:
@@ -211,23 +213,31 @@ def train(config: TrainConfig) -> TrainResult:
 
     model = assemble(backbone, heads, config.head)
     model.save(str(config.output))
+    card = replace(
+        heldout_mistakes(truth, predicted, runs, config.classes, config.background),
+        cross_validation=cross_validation,
+        cross_validation_method=CROSS_VALIDATION.format(folds=config.folds, gap=GAP_S, heads=config.ensemble)
+        + (TUNED_CV if tuning else ""),
+        frame_spacing_s=round(_spacing(sets), 3),
+        class_counts={config.classes[c]: n for c, n in sorted(Counter(c for lab in data.labels for c in lab).items())},
+        seed=config.seed,
+        # Whether the frames the model learnt from had their black bars cut (the stream does the same).
+        crop={
+            "mode": config.crop.spec if isinstance(config.crop, Crop) else config.crop,
+            "cropped_sets": sum(c is not None for c in set_crops),
+            "sets": len(sets),
+        },
+    )
     metrics = {
         "classes": list(config.classes),
         "background": config.background,
-        "cross_validation": cross_validation,
-        "cross_validation_method": CROSS_VALIDATION.format(folds=config.folds, gap=GAP_S, heads=config.ensemble)
-        + (TUNED_CV if tuning else ""),
-        **heldout_mistakes(truth, predicted, runs, config.classes, config.background),
-        "frame_spacing_s": round(_spacing(sets), 3),
+        **card.to_dict(),  # what the model card carries (stream.model.card_metrics), at the top level
         "sets": per_set,
         "train_frames": len(y),
         "cross_validation_frames": len(scored),
         "dropped_frames": data.dropped,
         "unlabelled_frames": data.unlabelled,
         "multi_label": multi,
-        "class_counts": {
-            config.classes[c]: n for c, n in sorted(Counter(c for lab in data.labels for c in lab).items())
-        },
         "ensemble": config.ensemble,
         "epochs_run": [len(h["val_loss"]) for h in histories],
         "best_epoch": [b + 1 for b in best],
@@ -238,16 +248,9 @@ def train(config: TrainConfig) -> TrainResult:
         "head": config.head,
         "tune": config.tune,
         "tuning": tuning,  # which layers learnt, on which sets, for how long (the model card carries it)
-        # Whether the frames the model learnt from had their black bars cut (the stream does the same).
-        "crop": {
-            "mode": config.crop.spec if isinstance(config.crop, Crop) else config.crop,
-            "cropped_sets": sum(c is not None for c in set_crops),
-            "sets": len(sets),
-        },
         "backbone": backbone.provenance,
         "input_size": list(config.input_size),
         "frames_dir": per_set[0]["frames_dir"],
-        "seed": config.seed,
         "screentime_version": __version__,
         "timing_s": {
             "features": round(feature_s, 2),
@@ -257,7 +260,7 @@ def train(config: TrainConfig) -> TrainResult:
     }
     metrics_file = metrics_path_for(config.output)
     atomic_write_text(metrics_file, json.dumps(metrics, indent=2) + "\n")
-    return TrainResult(config.output, metrics_file, metrics)
+    return TrainResult(config.output, metrics_file, metrics, card)
 
 
 TUNED_CV = (

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from stream.model.card_metrics import CardMetrics
+
 LEVEL = 0.9
 DRAWS = 4000
 COVERS = (
@@ -105,11 +107,11 @@ def intervals(
 
 
 def card_intervals(
-    totals_s: Mapping[str, float], duration_s: float, samples: int, card_metrics: Mapping, level: float = LEVEL
+    totals_s: Mapping[str, float], duration_s: float, samples: int, card_metrics: CardMetrics, level: float = LEVEL
 ) -> dict[str, Interval]:
-    """`intervals` with what the model card says of its held-out mistakes (`heldout_counts`,
-    `heldout_design_effect`, `frame_spacing_s`); none for a card without counts."""
-    deff = float(card_metrics.get("heldout_design_effect") or 1.0)
-    spacing = float(card_metrics.get("frame_spacing_s") or 0.0)
-    counts = card_metrics.get("heldout_counts") or {}
-    return intervals(totals_s, duration_s, samples, counts, level, deff, deff * spacing)
+    """`intervals` with what the model card says of its held-out mistakes (counts, their design
+    effect, the training frames' spacing); none for a card without counts."""
+    deff = card_metrics.heldout_design_effect
+    return intervals(
+        totals_s, duration_s, samples, card_metrics.heldout_counts, level, deff, deff * card_metrics.frame_spacing_s
+    )

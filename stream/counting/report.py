@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from stream.confidence.interval import COVERS, LEVEL, Interval, card_intervals
 from stream.counting.accounting import Accountant
 from stream.model.card import ModelCard
+from stream.model.card_metrics import CardMetrics
 from stream.records import Segment
 from stream.version import __version__
 
@@ -62,7 +63,9 @@ class Report:
     resumed: int = 0  # how many earlier runs' totals this report carries on (--resume)
     screentime_version: str = ""
     model_sha256: str = ""  # of the ONNX file that ran (the INT8 twin when chosen): which weights made these numbers
-    card_metrics: dict = field(default_factory=dict)  # the model card's metrics (held-out mistakes: the intervals)
+    card_metrics: CardMetrics = field(
+        default_factory=CardMetrics
+    )  # the model card's (held-out mistakes: the intervals)
     crop: dict | None = None  # black bars cut before the model saw each frame (stream.frames.crop); None: not stated
     audit: dict | None = None  # totals corrected by labelled sampled frames (stream.confidence.audit)
 
@@ -122,7 +125,7 @@ class Report:
             resumed=resumed,
             screentime_version=__version__,
             model_sha256=model_sha256,
-            card_metrics=dict(card.metrics),
+            card_metrics=card.metrics,
             crop=crop,
         )
 

@@ -2,7 +2,8 @@
 
 The ONNX file is the contract between `export/` and `stream/`. Everything the stream needs
 (class names, input size, channel order, training metrics) travels in one JSON metadata entry
-under `METADATA_KEY`; this module is the only place that spells it.
+under `METADATA_KEY`; this module is the only place that spells it (and `card_metrics` the only
+one that spells the training metrics' keys).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from stream.errors import ModelError
+from stream.model.card_metrics import CardMetrics, read_card_metrics
 
 METADATA_KEY = "screentime.card"
 FORMAT_VERSION = 1
@@ -48,7 +50,7 @@ class ModelCard:
     multi_label: bool = False
     preprocessing: str = "uint8 BGR frame, resized by the caller; mean subtraction in the graph"
     backbone: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: CardMetrics = field(default_factory=CardMetrics)  # how it did at training, on which frames
     smoothing: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] = field(default_factory=dict)  # empty for fp32
     head: str = "global"  # global: one verdict from pooled features; spatial: presence per map position
@@ -76,17 +78,20 @@ class ModelCard:
         return Tuning(**{**data, "layers": tuple(data["layers"]), "sets": tuple(data["sets"])})
 
     def to_metadata(self) -> dict[str, str]:
-        return {METADATA_KEY: json.dumps(asdict(self), sort_keys=True)}
+        data = {**asdict(self), "metrics": self.metrics.to_dict()}
+        return {METADATA_KEY: json.dumps(data, sort_keys=True)}
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, str], source: str = "model") -> ModelCard:
-        """Parse the card; a file without one was not made by screentime."""
+        """Parse the card; a file without one was not made by screentime. Its metrics are checked
+        (`read_card_metrics`: a wrong type is refused, a key older cards lack keeps its default)."""
         raw = metadata.get(METADATA_KEY)
         if raw is None:
             raise ModelError(f"{source}: not a screentime model (no '{METADATA_KEY}' metadata)")
         try:
             data = json.loads(raw)
             data["classes"] = tuple(data["classes"])
+            data["metrics"] = read_card_metrics(data.get("metrics") or {}, source)
             known = cls.__dataclass_fields__
             card = cls(**{k: v for k, v in data.items() if k in known})
         except (ValueError, KeyError, TypeError) as exc:

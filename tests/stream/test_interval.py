@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stream.confidence.interval import interval, intervals
+from stream.model.card_metrics import CardMetrics
 
 
 def test_a_model_that_never_errs_gets_a_tight_interval_around_its_count():
@@ -76,22 +77,22 @@ def test_report_states_intervals_when_the_card_has_held_out_counts():
         acc.sample(float(t), ["tom"] if t < 4 else ["neither"])
     acc.finish(10.0)
 
-    def report(metrics: dict) -> dict:
+    def report(metrics: CardMetrics) -> dict:
         card = ModelCard(classes=("neither", "tom"), input_width=32, input_height=32, metrics=metrics)
         kwargs = dict(source="s", model="m", ended="end", timeline=None, every_s=1.0, device="cpu")
         return Report.from_accountant(acc, card, started_at="", updated_at="", **kwargs).to_dict()
 
-    counts = {"neither": [50, 5, 5, 40], "tom": [40, 5, 5, 50]}
-    data = report({"heldout_counts": counts})
+    counts = {"neither": (50, 5, 5, 40), "tom": (40, 5, 5, 50)}
+    data = report(CardMetrics(heldout_counts=counts))
     tom = data["screen_time_interval_s"]["tom"]
     assert tom["low"] <= data["screen_time_s"]["tom"] == 4.0 <= tom["high"]
     for name, iv in data["screen_time_interval_s"].items():  # its point estimate lies inside it
         assert iv["low"] <= iv["estimate"] <= iv["high"], name
     assert "interval" in data["interval"] and "footage like the training frames" in data["interval"]
-    assert "screen_time_interval_s" not in report({})
+    assert "screen_time_interval_s" not in report(CardMetrics())
     # A model whose "tom" is mostly wrong: its count (4 s) lies above the interval, the interval's
     # own estimate inside it.
-    biased = report({"heldout_counts": {"neither": [50, 5, 5, 40], "tom": [10, 90, 1, 99]}})
+    biased = report(CardMetrics(heldout_counts={"neither": (50, 5, 5, 40), "tom": (10, 90, 1, 99)}))
     tom = biased["screen_time_interval_s"]["tom"]
     assert tom["high"] < biased["screen_time_s"]["tom"] and tom["low"] <= tom["estimate"] <= tom["high"]
 
@@ -116,10 +117,9 @@ def test_design_effect_reads_runs_of_mistakes():
 def test_card_intervals_use_the_cards_design_effect():
     from stream.confidence.interval import card_intervals
 
-    counts = {"tom": [90, 10, 10, 90]}
-    plain = card_intervals({"tom": 50.0}, 100.0, 100, {"heldout_counts": counts})["tom"]
-    wide = card_intervals(
-        {"tom": 50.0}, 100.0, 100, {"heldout_counts": counts, "heldout_design_effect": 4.0, "frame_spacing_s": 1.0}
-    )["tom"]
+    counts = {"tom": (90, 10, 10, 90)}
+    plain = card_intervals({"tom": 50.0}, 100.0, 100, CardMetrics(heldout_counts=counts))["tom"]
+    runs = CardMetrics(heldout_counts=counts, heldout_design_effect=4.0, frame_spacing_s=1.0)
+    wide = card_intervals({"tom": 50.0}, 100.0, 100, runs)["tom"]
     assert wide.high - wide.low > plain.high - plain.low
-    assert card_intervals({"tom": 50.0}, 100.0, 100, {}) == {}
+    assert card_intervals({"tom": 50.0}, 100.0, 100, CardMetrics()) == {}

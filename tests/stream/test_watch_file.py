@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import FrozenInstanceError
 
 import av
 import cv2
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from stream import watch
+from stream.counting.stats import RunState
 from stream.errors import BadInputError
 from tests.helpers import COLORS, color_frame, make_color_model, write_color_video
 from training.synthetic import write_video
@@ -116,6 +118,13 @@ def test_several_sources_in_one_run(cfr_clip, vfr_clip, color_model, tmp_path):
     assert len(run.reports) == 2 and len(predictions) == 20
     for report in run.reports:
         assert report.screen_time_s == pytest.approx(TRUTH, abs=0.01)
+    # Each source's last numbers, as frozen snapshots (no live pipeline handed out).
+    assert [(s.source, s.state, s.samples) for s in run.stats] == [
+        (str(cfr_clip), RunState.ENDED, 10),
+        (str(vfr_clip), RunState.ENDED, 10),
+    ]
+    with pytest.raises(FrozenInstanceError):
+        run.stats[0].samples = 0
     data = json.loads((tmp_path / "r.json").read_text())
     assert [s["source"] for s in data["sources"]] == [str(cfr_clip), str(vfr_clip)]
     assert (tmp_path / "t.csv").read_text().splitlines()[0] == "source,t_s,class,confidence"
@@ -238,7 +247,7 @@ def test_times_are_written_to_the_millisecond(tmp_path, color_model):
     assert "00000000" not in text and "99999999" not in text
 
 
-def test_report_is_checkpointed_during_a_run(cfr_clip, color_model, tmp_path):
+def test_report_is_checkpointed_during_a_run(cfr_clip, color_model, tmp_path, monkeypatch):
     """A slow engine makes the run last a few seconds; checkpoints (ended: running) appear before the end."""
     from stream.api import Watch, WatchConfig
     from stream.settings import SourceSettings
@@ -250,8 +259,8 @@ def test_report_is_checkpointed_during_a_run(cfr_clip, color_model, tmp_path):
         source=SourceSettings(every_s=0.2, checkpoint_s=0.5, skip_similar=0, batch_size=1),
         report=tmp_path / "r.json",
     )
+    monkeypatch.setattr("stream.api.Engine", lambda path, device: SlowEngine(path, 0.1))  # the run's one engine
     run = Watch(config)
-    run.pipelines[0].engine = SlowEngine(color_model, 0.1)
     seen = []
     for _ in run:
         if (tmp_path / "r.json").exists():

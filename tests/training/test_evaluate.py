@@ -38,10 +38,11 @@ def test_evaluate_numbers_by_hand(tmp_path, color_model):
 
 
 def test_evaluate_states_a_screen_time_interval_from_the_card(tmp_path):
+    from stream.model.card_metrics import CardMetrics
     from tests.helpers import make_color_model
 
-    counts = {"neither": [30, 3, 3, 60], "jerry": [25, 2, 4, 65], "tom": [28, 4, 2, 62]}
-    model = make_color_model(tmp_path / "m.onnx", metrics={"heldout_counts": counts})
+    counts = {"neither": (30, 3, 3, 60), "jerry": (25, 2, 4, 65), "tom": (28, 4, 2, 62)}
+    model = make_color_model(tmp_path / "m.onnx", metrics=CardMetrics(heldout_counts=counts))
     rows = ["Image_ID,Class"]
     for i in range(12):
         cv2.imwrite(str(tmp_path / f"frame{i}.png"), color_frame(i % 3, noise=10, seed=i))

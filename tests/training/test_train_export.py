@@ -12,6 +12,7 @@ import pytest
 
 from stream.errors import BadInputError, ModelError
 from stream.model.card import CHANNEL_ORDER
+from stream.model.card_metrics import read_card_metrics
 from stream.model.engine import Engine
 from tests.helpers import color_frame
 from training.evaluate import evaluate
@@ -107,6 +108,7 @@ def test_training_learns_a_separable_set_and_writes_metrics(trained):
     ]
     assert metrics["crop"] == {"mode": "auto", "cropped_sets": 0, "sets": 1}  # the card says it
     assert metrics["augment"] == ["flip"]
+    assert read_card_metrics(metrics, "model.metrics.json") == trained.card_metrics  # the card's part, read back
     assert all(1 <= b <= e for b, e in zip(metrics["best_epoch"], metrics["epochs_run"], strict=True))
 
 
@@ -198,13 +200,10 @@ def test_export_parity_and_model_card_round_trip(trained, exported, dataset):
     assert card.classes == CLASSES
     assert card.input_size == (32, 32)
     assert card.channel_order == CHANNEL_ORDER == "BGR"
-    assert card.metrics["cross_validation"]["accuracy"] >= 0.9
-    assert set(card.metrics["heldout_counts"]) == set(CLASSES)
-    assert card.metrics["crop"] == {
-        "mode": "auto",
-        "cropped_sets": 0,
-        "sets": 1,
-    }  # the card says whether frames were cut
+    assert card.metrics.cross_validation["accuracy"] >= 0.9
+    assert set(card.metrics.heldout_counts) == set(CLASSES)
+    assert card.metrics.crop == {"mode": "auto", "cropped_sets": 0, "sets": 1}  # the card says whether frames were cut
+    assert card.metrics == trained.card_metrics  # every key the training wrote, through the ONNX file and back
     assert card.screentime_version
     graph = onnx.load(str(exported.path)).graph
     assert graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8

@@ -94,7 +94,7 @@ def test_tuning_changes_the_tuned_layer_and_nothing_frozen(tuned):
     record = tuned.metrics["tuning"]
     assert record["layers"] == ["block5_conv3"] and record["epochs"] >= 1 and record["device"] in ("cpu", "gpu")
     assert record["sets"] and record["frames"] > 0 and record["seconds"] > 0
-    assert "only fold 0's frames are held out" in tuned.metrics["cross_validation_method"]
+    assert "only fold 0's frames are held out" in tuned.card_metrics.cross_validation_method
 
 
 def test_retrain_hits_the_frozen_part_cache(tuned, dataset, caplog, tmp_path):
