@@ -12,6 +12,14 @@ Goal (issue 23): first sample within one keyframe interval + 2 s = 3 s here.
 
 Usage: nice python benchmarks/fleet.py [--base 2] [--added 2] [--phase 10] [--model M.onnx]
 Without --model the tiny colour model (tests/helpers.py): inference is then nearly free.
+
+`--cluster`: the same cameras counted by one `serve` process, then by `serve --address` on a
+loopback Ray cluster (`ray start` processes: a head without CPUs for cameras and `--nodes` worker
+nodes, as tests/ray_nodes.py starts them). For each: the samples per second per camera and the CPU
+seconds per camera-second, split into the front door (the serve process), the camera workers
+(`ray::CameraWorker` processes) and Ray's own daemons (everything else in the nodes' sessions),
+read from /proc. Then one node is killed outright and the time to its cameras' first sample on
+another node is measured (goal: keyframe interval + 5 s = 6 s here).
 """
 
 from __future__ import annotations
@@ -62,7 +70,14 @@ def main() -> int:
     parser.add_argument("--added", type=int, default=2)
     parser.add_argument("--phase", type=float, default=10.0, help="seconds each rate is measured over")
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--cluster", action="store_true", help="single serve vs serve --address (see above)")
+    parser.add_argument("--cameras", type=int, default=4, help="--cluster: cameras counted")
+    parser.add_argument("--nodes", type=int, default=3, help="--cluster: worker nodes")
     args = parser.parse_args()
+    if args.cluster:
+        from fleet_cluster import compare
+
+        return compare(args.cameras, args.nodes, args.phase, args.model)
 
     work = Path(tempfile.mkdtemp(prefix="fleet-bench-"))
     model = args.model.resolve() if args.model else make_color_model(work / "m.onnx")

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "screentime"
 TAKE_GRACE_S = 15.0  # beyond a take's own wait: a worker silent this long is lost (a hung or cut-off node)
+START_GRACE_S = 60.0  # the first take of a worker: Ray may wait for room, and the model loads
 CALL_S = 15.0  # other calls (stop, where, swap)
 CONNECT_TIMEOUT_S = 5.0
 
@@ -107,19 +108,20 @@ class Cluster:
         ).remote(spec, ref, lease)
         return Placed(handle, lease)
 
-    def take(self, placed: Placed, after: int, wait_s: float, pictures: bool) -> Batch:
+    def take(self, placed: Placed, after: int, wait_s: float, pictures: bool, starting: bool = False) -> Batch:
+        """The worker's records after `after`; `starting`: its first take (more patient)."""
+        limit = wait_s + (START_GRACE_S if starting else TAKE_GRACE_S)
         try:
-            return self.ray.get(
-                placed.handle.take.remote(placed.lease, after, wait_s, pictures), timeout=wait_s + TAKE_GRACE_S
-            )
+            return self.ray.get(placed.handle.take.remote(placed.lease, after, wait_s, pictures), timeout=limit)
         except self.ray.exceptions.GetTimeoutError:
-            raise WorkerLost(f"no answer in {wait_s + TAKE_GRACE_S:g} s") from None
+            raise WorkerLost(f"no answer in {limit:g} s") from None
         except self.ray.exceptions.RayError as exc:
             raise WorkerLost(_why(exc)) from None
 
     def where(self, placed: Placed) -> Where | None:
+        """Where the worker runs, once it has started (None if it never does)."""
         try:
-            return self.ray.get(placed.handle.where.remote(), timeout=CALL_S)
+            return self.ray.get(placed.handle.where.remote(), timeout=START_GRACE_S)
         except self.ray.exceptions.RayError:
             return None
 

@@ -102,7 +102,8 @@ class RemotePipeline:
                     log.warning("%s: no final report from its worker in %g s", self.spec.name, STOP_WAIT_S)
                     return
                 try:
-                    batch = self.cluster.take(self.placed, self._after, WAIT_S, self.pictures())
+                    starting = self.where is None and self._after == 0
+                    batch = self.cluster.take(self.placed, self._after, WAIT_S, self.pictures(), starting)
                 except WorkerLost as exc:
                     self._lose(str(exc))
                     continue

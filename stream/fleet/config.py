@@ -145,7 +145,7 @@ class ClusterFile(_Strict):
     def _address(cls, value: str) -> str:
         host, _, port = value.rpartition(":")
         if value != "auto" and not (HOST_NAME.fullmatch(host) and port.isdigit() and 0 < int(port) < 65536):
-            raise ValueError("HOST:PORT of the Ray head (as `ray start --head` prints), or auto")
+            raise ValueError("the Ray head's HOST:PORT (as `ray start --head` prints it), or auto")
         return value
 
 

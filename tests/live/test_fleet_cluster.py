@@ -8,6 +8,7 @@ late records refused. One cluster for the module: starting one costs seconds.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from helpers import make_color_model, write_color_video
 from ray_nodes import RayNodes
 from rtsp_control import RtspServer, free_port
 from serve_control import EVERY_S, Serve, day_file, write_config
+
+from stream.model.engine import file_sha256
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
 
@@ -128,6 +131,15 @@ def test_front_door_killed_restarted_and_a_camera_added(cluster, rtsp_server: Rt
         again.wait(lambda: again.samples("c") >= 2 and _node(again, "c"), 90)
         alive = cluster.names()
         assert alive.get(_node(again, "c")) in ("n1", "n2") and alive.get(_node(again, "a")) in ("n1", "n2")
+        # the model swapped: shipped to the running workers, which count with it from then on
+        old_sha = again.cameras()["a"]["model_sha256"]
+        make_color_model(tmp_path / "new.onnx", sharpness=5.0)
+        os.replace(tmp_path / "new.onnx", tmp_path / "m.onnx")
+        new_sha = file_sha256(tmp_path / "m.onnx")
+        again.wait(lambda: again.cameras()["a"]["model_sha256"] == new_sha, 30)
+        swapped_at = again.samples("a")
+        again.wait(lambda: again.samples("a") >= swapped_at + 4, 30)
+        assert again.cameras()["a"]["node"]["epoch"] == 1  # swapped in place, not placed again
         assert again.stop() == 0
     finally:
         if again.proc.poll() is None:
@@ -137,6 +149,7 @@ def test_front_door_killed_restarted_and_a_camera_added(cluster, rtsp_server: Rt
     assert today["samples"] >= left["samples"] + 4
     assert len(today["outages"]) >= 1 and today["outages"][-1]["start_s"] >= left["end_s"] - 1e-3
     assert today["duration_s"] == pytest.approx(sum(today["screen_time_s"].values()), abs=0.01)
+    assert [m["model_sha256"] for m in today["models"]][-2:] == [old_sha, new_sha]  # the worker said which counted
 
 
 def test_an_earlier_workers_late_records_are_refused(cluster, tmp_path: Path):

@@ -59,6 +59,29 @@ def test_good_config_resolves_defaults_paths_and_keeps_secrets_unexpanded(tmp_pa
     assert config.secrets({"DOOR_PASSWORD": "s3cret"}) == {"s3cret"}
 
 
+def test_a_cluster_and_each_cameras_share_of_a_node(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DOOR_PASSWORD", "s3cret")
+    text = GOOD.replace("timezone:", "cluster: {address: '10.0.0.1:6379'}\ntimezone:")
+    text = text.replace("every: 2.5,", "every: 2.5, resources: {cpus: 0.5, gpus: 0.25, custom: {site-a: 1}},")
+    config = load_config(write(tmp_path, text), environ={"DOOR_PASSWORD": "s3cret"})
+    door, yard = config.cameras["door"], config.cameras["yard"]
+    assert config.cluster == "10.0.0.1:6379"
+    assert (door.resources.cpus, door.resources.gpus, door.resources.custom) == (1.0, 0.0, {})  # the defaults
+    assert (yard.resources.cpus, yard.resources.gpus, yard.resources.custom) == (0.5, 0.25, {"site-a": 1.0})
+    path = write(tmp_path, text.replace("cluster: {address: '10.0.0.1:6379'}\n", ""))
+    assert main(["serve", "--check", str(path), "--address", "127.0.0.1:1"]) == 0  # checked, never joined
+    assert "cameras on the Ray cluster at 127.0.0.1:1" in capsys.readouterr().out
+
+
+def test_serve_without_an_address_never_imports_ray(tmp_path):
+    script = (
+        "import sys; from stream.fleet.service import Service; from stream.fleet.cli import serve; "
+        "print('ray' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
+
+
 def test_no_cameras_yet_is_a_valid_service(tmp_path):
     assert load_config(write(tmp_path, "cameras:\n")).cameras == {}
     assert load_config(write(tmp_path, "")).cameras == {}
@@ -132,6 +155,16 @@ BAD = {
     "negative smoothing": (
         "defaults: {model: m.onnx}\ncameras:\n  yard: {url: x, smoothing: -1}\n",
         "cameras.yard.smoothing: must be >= 0",
+    ),
+    "bad cluster address": ("cluster: {address: 'head'}\n", "cluster.address: the Ray head's HOST:PORT"),
+    "cluster address port": ("cluster: {address: 'head:99999'}\n", "cluster.address: the Ray head's HOST:PORT"),
+    "negative cpus": (
+        "defaults: {model: m.onnx, resources: {cpus: -1}}\ncameras:\n  a: {url: x}\n",
+        "defaults.resources.cpus: must be >= 0",
+    ),
+    "custom resource named CPU": (
+        "defaults: {model: m.onnx}\ncameras:\n  a: {url: x, resources: {custom: {CPU: 1}}}\n",
+        "cameras.a.resources.custom: 'CPU': a custom resource is",
     ),
     "not yaml": ("cameras: [\n", "not YAML"),
     "not a mapping": ("- a\n- b\n", "expected a mapping"),
