@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import assert_never
 
 import yaml
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector as MetricsCollector
 
 from stream.cluster.place import Cluster
@@ -453,14 +453,16 @@ class _PlacesCollector(MetricsCollector):
         self.service = service
 
     def collect(self) -> Iterator[Metric]:
-        node = family("screentime_camera_node")
+        node = InfoMetricFamily(
+            "screentime_camera_node", SPEC["screentime_camera_node_info"].help, labels=["source", "node", "host"]
+        )
         moves, refused = family("screentime_camera_moves_total"), family("screentime_camera_refused_records_total")
         for name, member in list(self.service.members.items()):
             remote = member.remote
             if remote is None:
                 continue
             if remote.where is not None:
-                node.add_metric([name, remote.where.node_id, remote.where.host], 1.0)
+                node.add_metric([name, remote.where.node_id, remote.where.host], {})
             moves.add_metric([name], float(remote.moves))
             refused.add_metric([name], float(remote.refused))
         yield from (node, moves, refused)

@@ -69,9 +69,7 @@ METRICS = (
     MetricSpec(
         "screentime_output_write_errors_total", "counter", ("source", "output"), "Failed writes of a file output."
     ),
-    MetricSpec(
-        "screentime_camera_node", "gauge", ("source", "node", "host"), "1 for the cluster node a camera runs on now."
-    ),
+    MetricSpec("screentime_camera_node_info", "info", ("source", "node", "host"), "The cluster node a camera runs on."),
     MetricSpec(
         "screentime_camera_moves_total", "counter", ("source",), "Times a camera was placed again (worker lost)."
     ),

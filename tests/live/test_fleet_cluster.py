@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,7 +65,8 @@ def test_cameras_spread_move_off_a_dead_node_and_count_once(cluster, rtsp_server
             where = {name: _node(serve, name) for name in ("a", "b")}
             assert where["a"] != where["b"], where  # spread over the two worker nodes
             metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-            assert 'screentime_camera_node{host="' in metrics or "screentime_camera_node{" in metrics
+            host = socket.gethostname()  # the nodes are this machine
+            assert f'screentime_camera_node_info{{host="{host}",node="{where["a"]}",source="a"}} 1.0' in metrics
             assert where["a"] in metrics and 'screentime_samples_total{source="a"}' in metrics
             # the node running a dies: a is placed on the other node, its samples go on
             names = cluster.names()
