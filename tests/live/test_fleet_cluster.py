@@ -51,6 +51,17 @@ def _node(serve: Serve, name: str) -> str | None:
     return serve.cameras()[name]["node"]["id"]
 
 
+def _workers() -> int:
+    """Camera worker processes on this machine (Ray titles an actor's process after its class)."""
+    found = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            found += entry.name.isdigit() and (entry / "cmdline").read_bytes().startswith(b"ray::CameraWorker")
+        except OSError:
+            continue
+    return found
+
+
 def test_cameras_spread_move_off_a_dead_node_and_count_once(cluster, rtsp_server: RtspServer, tmp_path: Path):
     cam_b = RtspServer(tmp_path, "/b")
     try:
@@ -131,6 +142,8 @@ def test_front_door_killed_restarted_and_a_camera_added(cluster, rtsp_server: Rt
         status, body = again.api("POST", "/api/cameras", {"name": "c", "url": url, "every": EVERY_S})
         assert status == 201 and body["changes"]["added"] == ["c"], body
         again.wait(lambda: again.samples("c") >= 2 and _node(again, "c"), 90)
+        # the killed front door's worker went with it (Ray ends a dead driver's actors): a and c run, once each
+        again.wait(lambda: _workers() == 2, 60)
         alive = cluster.names()
         assert alive.get(_node(again, "c")) in ("n1", "n2") and alive.get(_node(again, "a")) in ("n1", "n2")
         # the model swapped: shipped to the running workers, which count with it from then on
