@@ -14,6 +14,10 @@ initialisation and the rules' k-means. Frozen backbone, global head (today's def
 Rows go to `--results` (JSON lines) as they finish; a rerun with the same file skips them, so
 the grid can be split over processes (`--segments`) and resumed.
 
+Part "why": where the mistakes of the model trained on DATA/train alone (`--seed`) and of the
+leave-one-segment-out models (their k = 0 rows in `--results`) lie, confident or not, and what
+each rule's picks in `--results` show.
+
 Part "loso": trained on DATA/train plus three segments (each its own set, as `train --frames ...`
 does), scored on the fourth with no label of it (k = 0) and with k frames of it picked by
 `suggest` from that model (retrained with them as a fifth set, scored on the rest). Recipes:
@@ -29,7 +33,7 @@ come from the per-frame cache (training.tune.frozen_maps, up to block5_conv2; th
 runs block5_conv3 on them unchanged, once per set), at `--input-size`.
 
 Usage: python benchmarks/loso.py --data ../shared/data/tom-and-jerry --backbone-weights W.weights.h5
-       [--input-size 320x180] [--parts suggest,picks,loso] [--tunes none,conv3] [--heads global]
+       [--input-size 320x180] [--parts suggest,picks,why,loso] [--tunes none,conv3] [--heads global]
        [--ks 20] [--pick-ks 10,20,40] [--seeds 0,1,2] [--strategies suggest] [--results R.jsonl]
 """
 
@@ -349,7 +353,7 @@ def part_picks(bb, train: Part, segs: list[Part], args, console: Console) -> Non
     wanted = [s for s in segs if not args.segments or s.name in args.segments.split(",")]
     results = Path(args.results) if args.results else None
     rows = read_rows(results)
-    for seed in seeds:
+    for seed in [] if args.table_only else seeds:
         for seg in wanted:
             others = [train, *(p for p in segs if p is not seg)]
             todo = [(k, st) for k in ks for st in strategies if (seg.name, k, st, seed) not in rows]
@@ -361,10 +365,10 @@ def part_picks(bb, train: Part, segs: list[Part], args, console: Console) -> Non
                 multi = bool(rows[base_key]["multi"])
             else:
                 base = Model(bb, others, "none", "global", seed)
-                probs, multi = base.predict(seg)[0], base.multi
+                probs, multi = np.round(base.predict(seg)[0], 5), base.multi  # as kept: a resumed run picks alike
                 acc, worst = score(seg.labels, probs)
                 row = dict(seg=seg.name, k=0, strategy="-", seed=seed, acc=acc, worst=worst, fit_s=base.seconds)
-                add_row(results, rows, {**row, "multi": multi, "probs": np.round(probs, 5).tolist()})
+                add_row(results, rows, {**row, "multi": multi, "probs": probs.tolist()})
                 console.print(f"  {seg.name} seed {seed} k=0: {acc:.3f}, worst {worst:.1%}", style="dim")
             for k, strategy in todo:
                 picked = pick(strategy, seg, k, probs, seg.pooled, multi, seed)
@@ -434,6 +438,72 @@ def picks_table(rows: dict[tuple, dict], segs: list[Part], ks: list[int], seeds:
     return table
 
 
+def mistakes(seg: Part, probs: np.ndarray, multi: bool) -> tuple[int, int, str]:
+    """(mistakes, of them in the more certain half of the frames, the commonest mistake)."""
+    doubt = uncertainty(probs, multi)
+    pred = probs.argmax(1)
+    wrong = np.asarray([p not in lab for p, lab in zip(pred, seg.labels, strict=True)])
+    sure = doubt < np.median(doubt)
+    kinds: dict[str, int] = {}
+    for i in np.flatnonzero(wrong):
+        truth = "both" if len(seg.labels[i]) > 1 else CLASSES[seg.labels[i][0]]
+        key = f"{truth} called {CLASSES[pred[i]]}"
+        kinds[key] = kinds.get(key, 0) + 1
+    common = max(kinds, key=lambda key: kinds[key]) if kinds else "-"
+    return int(wrong.sum()), int((wrong & sure).sum()), f"{common} ({kinds.get(common, 0)})"
+
+
+def part_why(bb, train: Part, segs: list[Part], args, console: Console) -> None:
+    """Where each model's mistakes lie (confident or not), and what each rule's picks are: the
+    make-up (neither/Jerry/Tom/both), their mean uncertainty against the segment's, how many of
+    them the model had wrong, and pairs of picks that are one shot."""
+    table = Table(title="Mistakes on the held-out segment: how many lie in the more certain half of its frames")
+    for col in ("model", "segment", "accuracy", "mistakes", "in the more certain half", "commonest"):
+        table.add_column(col, justify="left" if col in ("model", "segment", "commonest") else "right")
+    only = Model(bb, [train], "none", "global", args.seed)
+    rows = read_rows(Path(args.results) if args.results else None)
+    for seg in segs:
+        probs = only.predict(seg)[0]
+        wrong, sure, common = mistakes(seg, probs, only.multi)
+        acc = score(seg.labels, probs)[0]
+        table.add_row("train/ only", seg.name, f"{acc:.3f}", str(wrong), f"{sure} ({sure / max(wrong, 1):.0%})", common)
+    for seg in segs:
+        base = rows.get((seg.name, 0, "-", args.seed))
+        if base:
+            probs = np.asarray(base["probs"], np.float32)
+            wrong, sure, common = mistakes(seg, probs, bool(base["multi"]))
+            label = "train/ + other three"
+            table.add_row(
+                label, seg.name, f"{base['acc']:.3f}", str(wrong), f"{sure} ({sure / max(wrong, 1):.0%})", common
+            )
+    console.print(table)
+    picks = Table(title="The picks (leave one segment out): what they show and how unsure the model was of them")
+    for col in ("segment", "k", "picked by", "n/j/t/both", "mean uncertainty", "model wrong on", "same-shot pairs"):
+        picks.add_column(col, justify="left" if col in ("segment", "picked by") else "right")
+    for seg in segs:
+        base = rows.get((seg.name, 0, "-", args.seed))
+        if not base:
+            continue
+        probs = np.asarray(base["probs"], np.float32)
+        doubt = uncertainty(probs, bool(base["multi"]))
+        pred = probs.argmax(1)
+        everything = composition(seg, np.arange(len(seg.labels)))
+        picks.add_row(seg.name, "all", "-", everything, f"{doubt.mean():.2f}", "", "")
+        for (name, k, strategy, seed), row in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+            if name != seg.name or seed != args.seed or k == 0:
+                continue
+            chosen = np.asarray(row["picks"])
+            wrong = sum(pred[i] not in seg.labels[i] for i in chosen)
+            pairs = sum(
+                bool(same_shot_as(seg.signatures, int(a))[b]) for j, a in enumerate(chosen) for b in chosen[j + 1 :]
+            )
+            picks.add_row(
+                "", str(k), strategy, composition(seg, chosen), f"{doubt[chosen].mean():.2f}", str(wrong), str(pairs)
+            )
+        picks.add_section()
+    console.print(picks)
+
+
 def part_loso(bb, train: Part, segs: list[Part], args, seed: int, console: Console) -> None:
     table = Table(title="Leave one segment out: trained on train/ + the other three segments, scored on the fourth")
     for col in ("held out", "recipe", "k", "accuracy", "worst error", "fit s", "tuning"):
@@ -494,6 +564,9 @@ def main() -> int:
         "--strategies", default="suggest", help=f"rules measured against uniform picks: {','.join(CHOOSERS)}"
     )
     parser.add_argument("--segments", default="", help="only these held-out segments in the picks part")
+    parser.add_argument(
+        "--table-only", action="store_true", help="picks part: print the table of --results, fit nothing"
+    )
     parser.add_argument("--results", default="", help="the picks part's rows, JSON lines (a rerun skips them)")
     args = parser.parse_args()
     console = Console(width=160)
@@ -509,6 +582,8 @@ def main() -> int:
         part_loso(bb, train, segs, args, args.seed, console)
     if "picks" in parts:
         part_picks(bb, train, segs, args, console)
+    if "why" in parts:
+        part_why(bb, train, segs, args, console)
     if "suggest" in parts:
         chosen = [s for s in segs if not args.suggest_segments or s.name in args.suggest_segments.split(",")]
         ks = [int(k) for k in args.suggest_ks.split(",")]
