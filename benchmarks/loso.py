@@ -177,7 +177,7 @@ def choose_kcenter(
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     open_ = ~labelled
     for i in np.flatnonzero(labelled):
-        open_[same_shot_as(signatures, i)] = False
+        open_[same_shot_as(signatures, int(i))] = False
     candidates = np.flatnonzero(open_)
     if not len(candidates):
         return []
