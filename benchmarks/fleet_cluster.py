@@ -133,8 +133,7 @@ def node_loss(port: int, nodes, proc: subprocess.Popen, log: Path) -> dict:
     listed = cameras(port)
     victim = names[listed["cam0"]["node"]["id"]]
     moved = [n for n, c in listed.items() if names.get(c["node"]["id"]) == victim]
-    killed = time.monotonic()
-    nodes.kill(victim)
+    killed = nodes.kill(victim)
     placed, first = {}, {}
     while len(first) < len(moved):
         if time.monotonic() - killed > 120:

@@ -3,6 +3,7 @@ starts them: a head, nodes joining it, and a node killed outright (its whole pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -98,12 +99,19 @@ class RayNodes:
         )
         return json.loads(done.stdout.strip().splitlines()[-1])
 
-    def kill(self, name: str) -> None:
-        """The node's every process killed at once, as a machine that loses power."""
+    def kill(self, name: str) -> float:
+        """The node's every process killed at once, as a machine that loses power: its session
+        (raylet, agents) and their children, which Ray starts in sessions of their own (workers).
+        Returns when they were killed (time.monotonic())."""
+        killed = time.monotonic()
         for found, process in self.nodes:
             if found == name and process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+                for pid in _tree(process.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                killed = time.monotonic()
                 process.wait(30)
+        return killed
 
     def stop(self) -> None:
         for _, node in reversed(self.nodes):  # one after the other, the head last
@@ -114,3 +122,25 @@ class RayNodes:
                 except subprocess.TimeoutExpired:
                     os.killpg(node.pid, signal.SIGKILL)
         subprocess.run(["rm", "-rf", str(self.temp)], check=False)
+
+
+def _tree(session: int) -> set[int]:
+    """Every process of a session, and every descendant of those (wherever they moved to)."""
+    parents: dict[int, int] = {}
+    sessions: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        parents[int(entry.name)], sessions[int(entry.name)] = int(fields[1]), int(fields[3])
+    found = {pid for pid, sid in sessions.items() if sid == session}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in found} - found
+        found |= more
+        grew = bool(more)
+    return found

@@ -83,8 +83,7 @@ def test_cameras_spread_move_off_a_dead_node_and_count_once(cluster, rtsp_server
             names = cluster.names()
             assert {names[where["a"]], names[where["b"]]} == {"n1", "n2"}
             lost = names[where["a"]]
-            lost_at = time.monotonic()
-            cluster.kill(lost)
+            lost_at = cluster.kill(lost)
             serve.wait(lambda: serve.cameras()["a"]["node"]["epoch"] == 2, 60)  # the loss noticed, placed again
             placed_s, carried = time.monotonic() - lost_at, serve.samples("a")  # the lost worker's, carried on
             serve.wait(lambda: serve.samples("a") > carried, 60)
