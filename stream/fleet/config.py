@@ -40,7 +40,6 @@ from stream.defaults import (
     COLLECT_PER_DAY,
     COLLECT_PER_HOUR,
     CONFIG_READ_MAX_BYTES,
-    CROP,
     EVERY_S,
     LIMIT_BODY_BYTES,
     LIMIT_CAMERAS,
@@ -149,6 +148,12 @@ class ClusterFile(_Strict):
         return value
 
 
+# The keys a camera hands to its SourceSettings as they are, named as the record's fields (the
+# options `watch` sets per source with its flags). A new one is three edits: the SourceSettings
+# field and its check (stream.settings), its `watch` flag (stream.options), its schema field below.
+SOURCE_KEYS = ("crop", "smoothing")
+
+
 class Settings(_Strict):
     """What `defaults:` may set, and each camera over it."""
 
@@ -208,8 +213,7 @@ class Camera:
     mqtt: str | None
     webhook: str | None
     collect: Collect | None
-    crop: str = CROP
-    smoothing: int | None = None
+    source_options: tuple[tuple[str, object], ...] = ()  # SOURCE_KEYS it sets, as `watch`'s flags set them
     resources: Place = field(default_factory=Place)
 
     def settings(self, checkpoint_s: float) -> SourceSettings:
@@ -217,10 +221,9 @@ class Camera:
         reconnects for ever; with an overlay it decodes every frame)."""
         return SourceSettings(
             every_s=self.every_s,
-            crop=self.crop,
-            smoothing=self.smoothing,
             checkpoint_s=checkpoint_s,
             every_frame=self.overlay is not None,
+            **dict(self.source_options),  # type: ignore[arg-type]
         )
 
     @property
@@ -443,11 +446,12 @@ def _resolve(
         if value:
             _check_url(key, expand(value, f"{path}: {where}.{key}", environ), f"{path}: {where}.{key}")
     # the URL that would be opened, not the one shown: the checks' messages never quote it
-    crop = pick("crop") or CROP
-    try:
-        SourceSettings(crop=crop)  # the bars cut as `watch --crop` cuts them, checked the same way
-    except BadInputError as exc:
-        raise BadInputError(f"{path}: {where}.crop: {str(exc).split(': ', 1)[-1]}") from None
+    options = {key: pick(key) for key in SOURCE_KEYS if pick(key) is not None}
+    for key, value in options.items():
+        try:
+            SourceSettings(**{key: value})  # checked as `watch` checks its flag, by the one record
+        except BadInputError as exc:
+            raise BadInputError(f"{path}: {where}.{key}: {str(exc).split(': ', 1)[-1]}") from None
     collect, overlay = pick("collect"), pick("overlay")
     if collect is not None:
         collect = collect.model_copy(update={"dir": str(_path(base, collect.dir))})
@@ -464,8 +468,7 @@ def _resolve(
         mqtt=pick("mqtt"),
         webhook=pick("webhook"),
         collect=collect,
-        crop=crop,
-        smoothing=pick("smoothing"),
+        source_options=tuple(sorted(options.items())),
         resources=pick("resources") or Place(),
     )
 
