@@ -13,10 +13,8 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from stream.batch.plan import BatchConfig
 from stream.batch.run import run_batch
 from stream.batch.summary import Status
 from tests.helpers import write_color_video
+from tests.ray_nodes import free_port, ray_start, wait_for
 
 ray = pytest.importorskip("ray", reason="the cluster extra: pip install -e '.[cluster]'")
 
@@ -124,31 +123,6 @@ def test_a_run_stopped_after_its_first_video_is_finished_by_the_next(local_ray, 
 # -- two nodes -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ray_start(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
-    """One node, in the foreground (`--block`): SIGTERM to it stops exactly its own processes
-    (never `ray stop`, which stops every Ray on the machine). Every port is a free one."""
-    ports = ["node-manager", "object-manager", "runtime-env-agent", "metrics-export", "dashboard-agent-grpc"]
-    ports += ["dashboard-agent-listen"]
-    command = [str(Path(sys.executable).parent / "ray"), "start", "--block", "--disable-usage-stats"]
-    command += ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", *args]
-    command += [f"--{name}-port={free_port()}" for name in ports]
-    return subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_for(log: Path, text: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while text not in log.read_text():
-        assert process.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def two_nodes(tmp_path):
     """A head and a second node (1 CPU each) from `ray start`, with a token of their own; the
@@ -166,6 +140,7 @@ def two_nodes(tmp_path):
         env,
         tmp_path / "head.log",
         "--head",
+        "--num-cpus=1",
         f"--port={port}",
         "--include-dashboard=false",
         f"--ray-client-server-port={free_port()}",
@@ -174,7 +149,11 @@ def two_nodes(tmp_path):
     nodes = [head]
     try:
         wait_for(tmp_path / "head.log", "Ray runtime started", head)
-        nodes.append(ray_start(env, tmp_path / "node2.log", f"--address=127.0.0.1:{port}", '--resources={"node2": 1}'))
+        nodes.append(
+            ray_start(
+                env, tmp_path / "node2.log", f"--address=127.0.0.1:{port}", "--num-cpus=1", '--resources={"node2": 1}'
+            )
+        )
         wait_for(tmp_path / "node2.log", "Ray runtime started", nodes[1])
         yield f"127.0.0.1:{port}", env
     finally:
