@@ -41,6 +41,7 @@ class CameraSpec:
     model_sha256: str
     model_name: str
     resume_at: tuple[float, float] | None = None  # (the camera's time, Unix time) of its last record
+    threads: int = 0  # the model's threads: the CPUs Ray holds for the worker (0: every core)
 
 
 @dataclass(frozen=True)

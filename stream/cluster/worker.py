@@ -82,7 +82,7 @@ class CameraWorker:
     def __init__(self, spec: CameraSpec, model: bytes, lease: Lease) -> None:
         self.spec, self.lease = spec, lease
         self.engines = Engines()
-        self.engine = Swappable(self.engines.get(model_file(model, spec.model_sha256), spec.device))
+        self.engine = Swappable(self.engines.get(model_file(model, spec.model_sha256), spec.device, spec.threads))
         self._outbox: deque[tuple[int, str, Event]] = deque(maxlen=OUTBOX)
         self._seq = 0
         self._changed = threading.Condition()
@@ -151,7 +151,7 @@ class CameraWorker:
 
     def swap(self, model: bytes, sha256: str) -> bool:
         """Take another model (same classes and input) from the next batch on."""
-        return self.engine.swap(self.engines.get(model_file(model, sha256), self.spec.device))
+        return self.engine.swap(self.engines.get(model_file(model, sha256), self.spec.device, self.spec.threads))
 
     def stop(self) -> None:
         """End the pipeline: its `Ended` (with the final report) is the last record."""

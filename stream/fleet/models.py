@@ -22,12 +22,13 @@ class Engines:
         self._loaded: dict[tuple[Path, str, str], Engine] = {}
         self._lock = threading.Lock()
 
-    def get(self, model: Path, device: str) -> Engine:
+    def get(self, model: Path, device: str, threads: int = 0) -> Engine:
+        """`threads`: the engine's own (0: onnxruntime's choice, every core)."""
         path = choose_model(model, device)
         key = (path, file_sha256(path), device)
         with self._lock:
             if key not in self._loaded:
-                engine = Engine(path, device)
+                engine = Engine(path, device, threads)
                 # Engine hashes its file when first asked: ask now, while the file is the one loaded
                 if engine.sha256 != key[1]:
                     raise ModelError(f"{path}: replaced while it was loading (the next change reloads it)")

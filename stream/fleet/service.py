@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -230,9 +231,12 @@ class Service:
         """The camera's pipeline placed on the cluster; its records reach `outputs` here."""
         assert self.cluster is not None
         cluster = self.cluster
-        spec = CameraSpec(cam.name, cam.source(), cam.shown_url, settings, cam.device, engine.sha256, str(cam.model))
         place = cam.resources
         resources = Resources(place.cpus, place.gpus, dict(place.custom))
+        threads = max(1, math.ceil(place.cpus)) if place.cpus > 0 else 0  # as many as Ray holds for it
+        spec = CameraSpec(
+            cam.name, cam.source(), cam.shown_url, settings, cam.device, engine.sha256, str(cam.model), threads=threads
+        )
         always = cam.collect is not None or cam.overlay is not None  # they need the pictures
 
         def make(emit, tag: SourceTag, stop: threading.Event) -> RemotePipeline:
