@@ -92,12 +92,17 @@ class Cluster:
     def forget_models(self, keep: set[str]) -> None:
         self._models = {sha: ref for sha, ref in self._models.items() if sha in keep}
 
-    def place(self, spec: CameraSpec, model: Path, epoch: int, resources: Resources) -> Placed:
-        """Start the camera's worker wherever Ray finds room (it may wait for a node to have some)."""
+    def place(
+        self, spec: CameraSpec, model: Path, epoch: int, resources: Resources, avoid: str | None = None
+    ) -> Placed:
+        """Start the camera's worker wherever Ray finds room (it may wait for a node to have some);
+        `avoid`: a node just lost, which Ray may still list as alive for a few seconds."""
         ref, sha = self.model_ref(model)
         spec = replace(spec, model_sha256=sha)
         lease = Lease(self.door, spec.name, epoch)
+        selector = {"ray.io/node-id": f"!{avoid}"} if avoid else None
         handle = self._actor.options(
+            label_selector=selector,
             name=f"{spec.name}@{self.door}.{epoch}",
             num_cpus=resources.cpus,
             num_gpus=resources.gpus,

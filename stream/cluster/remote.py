@@ -83,6 +83,7 @@ class RemotePipeline:
         self._last: tuple[float, float] | None = None  # (camera time, Unix time) of the last sample
         self._lost_at: float | None = None  # camera time an outage began, until the next sample
         self._failures = 0  # placings in a row that failed
+        self._avoid: str | None = None  # the node of the worker just lost: not for the next one
 
     # -- the run's side -----------------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class RemotePipeline:
         self.epoch += 1
         spec = replace(self.spec, resume_at=self._last)
         try:
-            self.placed = self.cluster.place(spec, self.model(), self.epoch, self.resources)
+            self.placed = self.cluster.place(spec, self.model(), self.epoch, self.resources, self._avoid)
         except Exception as exc:  # an object store or scheduler refusal: tried again with backoff
             self._failures += 1
             log.error("%s: cannot place it on the cluster (%s); trying again", self.spec.name, exc)
@@ -170,6 +171,7 @@ class RemotePipeline:
         assert self.placed is not None
         log.warning("%s: its worker (epoch %d) is lost: %s; placing it again", self.spec.name, self.epoch, why)
         self.cluster.kill(self.placed)  # a slow one's late records are refused anyway; it must not run on
+        self._avoid = self.where.node_id if self.where else None  # if it never started there, anywhere
         self.placed, self.where = None, None
         self._failures += 1
         self.moves += 1
