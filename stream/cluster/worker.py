@@ -90,6 +90,7 @@ class CameraWorker:
         self._stop = threading.Event()
         self._ended = False
         self._error = ""
+        self._resume = spec.resume_at  # until its first sample, whose time is set from its capture
         source = open_source(spec.url, spec.settings)
         carried = None
         if spec.resume_at is not None:  # moved here from a lost node: its clock carries on
@@ -123,6 +124,8 @@ class CameraWorker:
                 self._changed.notify_all()
 
     def _emit(self, event: Event) -> None:
+        if self._resume is not None and isinstance(event, ev.Sampled):
+            event = self._carried_on(event)
         light = _light(event, self._pictures)
         if light is None:
             return
@@ -130,6 +133,22 @@ class CameraWorker:
             self._seq += 1
             self._outbox.append((self._seq, self.engine.made_by, light))
             self._changed.notify_all()
+
+    def _carried_on(self, event: ev.Sampled) -> ev.Sampled:
+        """The first sample of a camera placed again, on the clock it carries on: the offset set at
+        start cannot know how long the connection takes (a live source's clock starts at its first
+        frame), so the sample is put where its capture's wall time says, and the tally's offset with
+        it (every later time follows). Nothing moves back: an offset is only ever made larger."""
+        assert self._resume is not None
+        t_s, unix_s = self._resume
+        self._resume = None
+        captured = event.frame.captured_at
+        unix = time.time() - max(0.0, time.monotonic() - captured) if captured else time.time()
+        late = t_s + max(0.0, unix - unix_s) - event.prediction.t_s
+        if late <= 0:
+            return event
+        self.pipeline.tally.offset_s += late
+        return replace(event, prediction=replace(event.prediction, t_s=event.prediction.t_s + late))
 
     # -- what the front door calls -------------------------------------------------------------
 
