@@ -46,7 +46,12 @@ class Cluster:
     """The front door's side of Ray (one per `serve` process)."""
 
     def __init__(self, address: str) -> None:
-        import ray
+        try:
+            import ray
+        except ImportError:
+            raise BadInputError(
+                f"--address {address}: running cameras on a Ray cluster needs Ray: pip install -e '.[cluster]'"
+            ) from None
 
         self.ray = ray
         self.address = address

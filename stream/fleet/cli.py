@@ -6,7 +6,10 @@ import logging
 import os
 from pathlib import Path
 
-from stream.fleet.config import FleetConfig, load_config
+from pydantic import ValidationError
+
+from stream.errors import BadInputError
+from stream.fleet.config import ClusterFile, FleetConfig, first_problem, load_config
 from stream.logs import MaskSecrets
 
 log = logging.getLogger(__name__)
@@ -25,7 +28,14 @@ def summary(config: FleetConfig) -> str:
 def cluster_address(flag: str | None, config: FleetConfig) -> str | None:
     """Where the cameras run: `--address`, else the config's `cluster.address`, else $RAY_ADDRESS;
     None: in this process (Ray is then never imported)."""
-    return flag or config.cluster or os.environ.get("RAY_ADDRESS") or None
+    found = flag or config.cluster or os.environ.get("RAY_ADDRESS") or None
+    if found is not None and found != config.cluster:  # the file's was checked with the file
+        try:
+            ClusterFile(address=found)
+        except ValidationError as exc:
+            where = "--address" if flag else "RAY_ADDRESS"
+            raise BadInputError(f"{where} {found}: {first_problem(exc).split(': ', 1)[-1]}") from None
+    return found
 
 
 def serve(path: Path, mask: MaskSecrets, check: bool = False, address: str | None = None) -> int:

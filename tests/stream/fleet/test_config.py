@@ -73,6 +73,21 @@ def test_a_cluster_and_each_cameras_share_of_a_node(tmp_path, capsys, monkeypatc
     assert "cameras on the Ray cluster at 127.0.0.1:1" in capsys.readouterr().out
 
 
+def test_an_address_where_no_cluster_answers_is_one_line(tmp_path):
+    path = write(tmp_path, "cameras: {}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "serve", str(path), "--address", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert lines[-1].startswith("screentime: error: cluster address 127.0.0.1:1: no Ray cluster answers there")
+    assert main(["serve", "--check", str(path), "--address", "no-port"]) == 2  # checked like cluster.address
+
+
 def test_serve_without_an_address_never_imports_ray(tmp_path):
     script = (
         "import sys; from stream.fleet.service import Service; from stream.fleet.cli import serve; "
