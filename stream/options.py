@@ -51,6 +51,7 @@ class Option:
     switch: bool = False  # a flag without a value: True when given
     exclusive: str = ""  # flags sharing a non-empty value exclude each other
     group: str = ""  # the help section it is listed under
+    camera: bool = False  # a fleet camera sets it too, under `name` (stream.fleet.config), for its source
 
     def help_text(self) -> str:
         shown = self.default if not isinstance(self.default, float) else f"{self.default:g}"
@@ -75,13 +76,21 @@ WATCH_OPTIONS: tuple[Option, ...] = (
         "duration_s", "--duration", None, "stop after this many seconds (media time for files, wall clock live)", float
     ),
     Option("max_reconnects", "--max-reconnects", None, "give up after N failed reconnects", int, exclusive="retry"),
-    Option("rtsp_transport", "--rtsp-transport", defaults.RTSP_TRANSPORT, "({default})", choices=RTSP_TRANSPORTS),
+    Option(
+        "rtsp_transport",
+        "--rtsp-transport",
+        defaults.RTSP_TRANSPORT,
+        "({default})",
+        choices=RTSP_TRANSPORTS,
+        camera=True,
+    ),
     Option(
         "rtsp_backend",
         "--rtsp-backend",
         defaults.RTSP_BACKEND,
         "who decodes rtsp:// cameras: pyav only the frames samples need, opencv all ({default})",
         choices=RTSP_BACKENDS,
+        camera=True,
     ),
     Option(
         "timeout_s",
@@ -89,6 +98,7 @@ WATCH_OPTIONS: tuple[Option, ...] = (
         defaults.TIMEOUT_S,
         "seconds without a frame before a stream counts as lost ({default})",
         float,
+        camera=True,
     ),
     Option(
         "open_timeout_s",
@@ -96,6 +106,7 @@ WATCH_OPTIONS: tuple[Option, ...] = (
         defaults.OPEN_TIMEOUT_S,
         "seconds to wait for a stream's first picture: one keyframe interval ({default})",
         float,
+        camera=True,
     ),
     Option(
         "checkpoint_s",
@@ -128,9 +139,16 @@ WATCH_OPTIONS: tuple[Option, ...] = (
         "reuse the last result for a frame this close to it (mean grey levels; 0: off; {default})",
         float,
         metavar="LEVELS",
+        camera=True,
     ),
     Option(
-        "smoothing", "--smooth", None, "average the last N samples (0: off; default: the model's)", int, metavar="N"
+        "smoothing",
+        "--smooth",
+        None,
+        "average the last N samples (0: off; default: the model's)",
+        int,
+        metavar="N",
+        camera=True,
     ),
     Option(
         "view_port",
@@ -215,6 +233,7 @@ WATCH_OPTIONS: tuple[Option, ...] = (
         "black bars cut before the model sees a frame: found per source (auto), none, or a fixed area "
         "W:H:X:Y ({default})",
         metavar="auto|none|W:H:X:Y",
+        camera=True,
     ),
     Option(
         "dashboard", "--dashboard", False, "the live terminal dashboard (the CLI's default on a terminal)", switch=True

@@ -26,12 +26,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from stream.defaults import (
     CHECKPOINT_S,
@@ -51,6 +51,7 @@ from stream.defaults import (
     DeviceName,
 )
 from stream.errors import BadInputError
+from stream.options import WATCH_OPTIONS, Option
 from stream.settings import SourceSettings
 from stream.sources.urls import mask_url
 
@@ -148,14 +149,23 @@ class ClusterFile(_Strict):
         return value
 
 
-# The keys a camera hands to its SourceSettings as they are, named as the record's fields (the
-# options `watch` sets per source with its flags). A new one is three edits: the SourceSettings
-# field and its check (stream.settings), its `watch` flag (stream.options), its schema field below.
-SOURCE_KEYS = ("crop", "smoothing")
+# What `watch` sets per source that a camera sets too (`Option.camera`), under the option's name:
+# declared once, in stream.options (flag, key, default, help), bounded once, by SourceSettings.
+CAMERA_OPTIONS = tuple(o for o in WATCH_OPTIONS if o.camera)
 
 
-class Settings(_Strict):
-    """What `defaults:` may set, and each camera over it."""
+def _schema(option: Option) -> object:
+    """A camera option's schema: its type, finite and loosely bounded (the exact bounds are
+    SourceSettings', checked when the camera is resolved)."""
+    if option.type is int:
+        return Annotated[int, Field(ge=-1_000_000_000, le=1_000_000_000)] | None
+    if option.type is float:
+        return Annotated[float, Field(ge=-1e9, le=1e9)] | None
+    return Annotated[str, Field(min_length=1, max_length=256)] | None
+
+
+class _Settings(_Strict):
+    """What `defaults:` may set, and each camera over it (and CAMERA_OPTIONS)."""
 
     model: Text | None = None
     every: Positive | None = None
@@ -165,9 +175,13 @@ class Settings(_Strict):
     mqtt: Url | None = None
     webhook: Url | None = None
     collect: Collect | None = None
-    crop: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # as watch --crop: auto, none, W:H:X:Y
-    smoothing: Annotated[int, Field(ge=0, le=1000)] | None = None  # as watch --smooth
     resources: Place | None = None  # on a cluster: what its worker takes of a node
+
+
+if TYPE_CHECKING:
+    Settings = _Settings
+else:
+    Settings = create_model("Settings", __base__=_Settings, **{o.name: (_schema(o), None) for o in CAMERA_OPTIONS})
 
 
 class CameraSettings(Settings):
@@ -213,7 +227,7 @@ class Camera:
     mqtt: str | None
     webhook: str | None
     collect: Collect | None
-    source_options: tuple[tuple[str, object], ...] = ()  # SOURCE_KEYS it sets, as `watch`'s flags set them
+    source_options: tuple[tuple[str, object], ...] = ()  # the CAMERA_OPTIONS it sets, as `watch` sets them
     resources: Place = field(default_factory=Place)
 
     def settings(self, checkpoint_s: float) -> SourceSettings:
@@ -446,12 +460,14 @@ def _resolve(
         if value:
             _check_url(key, expand(value, f"{path}: {where}.{key}", environ), f"{path}: {where}.{key}")
     # the URL that would be opened, not the one shown: the checks' messages never quote it
-    options = {key: pick(key) for key in SOURCE_KEYS if pick(key) is not None}
-    for key, value in options.items():
-        try:
-            SourceSettings(**{key: value})  # checked as `watch` checks its flag, by the one record
-        except BadInputError as exc:
-            raise BadInputError(f"{path}: {where}.{key}: {str(exc).split(': ', 1)[-1]}") from None
+    options = {o.name: pick(o.name) for o in CAMERA_OPTIONS if pick(o.name) is not None}
+    for option in CAMERA_OPTIONS:
+        if option.name in options:
+            try:
+                SourceSettings(**{option.name: options[option.name]})  # checked as `watch` checks its flag
+            except BadInputError as exc:
+                problem = str(exc).split(": ", 1)[-1].removeprefix(f"{option.flag} ")
+                raise BadInputError(f"{path}: {where}.{option.name}: {problem}") from None
     collect, overlay = pick("collect"), pick("overlay")
     if collect is not None:
         collect = collect.model_copy(update={"dir": str(_path(base, collect.dir))})

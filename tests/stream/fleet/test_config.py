@@ -181,6 +181,14 @@ BAD = {
         "defaults: {model: m.onnx}\ncameras:\n  a: {url: x, resources: {custom: {CPU: 1}}}\n",
         "cameras.a.resources.custom: 'CPU': a custom resource is",
     ),
+    "bad transport": (
+        "defaults: {model: m.onnx}\ncameras:\n  a: {url: x, rtsp_transport: pigeon}\n",
+        "cameras.a.rtsp_transport: must be one of tcp, udp",
+    ),
+    "negative timeout": (
+        "defaults: {model: m.onnx, timeout_s: -1}\ncameras:\n  a: {url: x}\n",
+        "cameras.a.timeout_s: must be > 0",
+    ),
     "not yaml": ("cameras: [\n", "not YAML"),
     "not a mapping": ("- a\n- b\n", "expected a mapping"),
 }
@@ -340,3 +348,17 @@ def test_a_camera_sets_what_watch_sets_for_a_source(tmp_path):
     assert a == SourceSettings(every_s=1.0, crop="none", smoothing=3, checkpoint_s=10.0, every_frame=True)
     assert a.sparse_every_s is None and b.sparse_every_s == 1.0  # an overlay decodes every frame
     assert b.crop == SourceSettings(crop="320:240:0:0").crop and b.smoothing is None
+
+
+def test_every_per_source_option_watch_marks_for_cameras_reaches_the_source(tmp_path):
+    """Declared once (stream.options, `camera=True`): the same key, the same record, no fleet code."""
+    from stream.fleet.config import CAMERA_OPTIONS
+
+    values = {"crop": "none", "smoothing": 2, "skip_similar": 0.0, "rtsp_transport": "udp"}
+    values |= {"rtsp_backend": "opencv", "timeout_s": 7.5, "open_timeout_s": 3.0}
+    assert {o.name for o in CAMERA_OPTIONS} == set(values)
+    cameras = {"a": {"url": "x", **values}}
+    path = write(tmp_path, yaml.safe_dump({"defaults": {"model": "m.onnx"}, "cameras": cameras}))
+    config = load_config(path)
+    got = config.cameras["a"].settings(config.checkpoint_s)
+    assert got == SourceSettings(every_s=1.0, checkpoint_s=config.checkpoint_s, **values)
