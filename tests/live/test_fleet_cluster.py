@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import make_color_model, write_color_video
+from helpers import decode_jpeg, make_color_model, mjpeg_parts, write_color_video
 from ray_nodes import RayNodes
 from rtsp_control import RtspServer, free_port
 from serve_control import EVERY_S, Serve, day_file, write_config
@@ -137,6 +137,9 @@ def test_front_door_killed_restarted_and_a_camera_added(cluster, rtsp_server: Rt
     again = _serve(config, port, cluster)
     try:
         again.wait(lambda: again.samples("a") >= 4, 90)
+        # the live view: pictures cross from the node only while someone watches, and then they do
+        parts = mjpeg_parts(f"http://127.0.0.1:{port}/view/a.mjpg", 2.0)
+        assert parts and decode_jpeg(parts[-1][1]).shape == (240, 320, 3)
         # a camera added through the API: placed on a node of the cluster
         status, body = again.api("POST", "/api/cameras", {"name": "c", "url": url, "every": EVERY_S})
         assert status == 201 and body["changes"]["added"] == ["c"], body
