@@ -13,15 +13,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from stream.cluster.records import Batch, CameraSpec, Lease, Resources, Where
+from stream.cluster.records import Batch, CameraSpec, Lease, ModelFiles, Resources, Where
 from stream.cluster.worker import CameraWorker
 from stream.errors import BadInputError
-from stream.model.engine import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ NAMESPACE = "screentime"
 TAKE_GRACE_S = 15.0  # beyond a take's own wait: a worker silent this long is lost (a hung or cut-off node)
 START_GRACE_S = 60.0  # the first take of a worker: Ray may wait for room, and the model loads
 CALL_S = 15.0  # other calls (stop, where, swap)
+POLL_S = 1.0  # a waiting take looks at the stop this often
 CONNECT_TIMEOUT_S = 5.0
 
 
@@ -87,44 +88,59 @@ class Cluster:
         if self.ray.is_initialized():
             self.ray.shutdown()
 
-    def model_ref(self, path: Path) -> tuple[Any, str]:
-        """The model file in the object store once per content (every node fetches it from there)."""
-        sha = file_sha256(path)
+    def _ref(self, data: bytes, sha: str) -> Any:
+        """Bytes in the object store once per content (every node fetches them from there)."""
         if sha not in self._models:
-            self._models[sha] = self.ray.put(Path(path).read_bytes())
-        return self._models[sha], sha
+            self._models[sha] = self.ray.put(data)
+        return self._models[sha]
 
-    def forget_models(self, keep: set[str]) -> None:
-        self._models = {sha: ref for sha, ref in self._models.items() if sha in keep}
+    def model_refs(self, files: ModelFiles) -> tuple[Any, Any, str, str | None]:
+        sha, twin_sha = files.sha256s
+        twin = self._ref(files.twin, twin_sha) if files.twin is not None and twin_sha else None
+        return self._ref(files.model, sha), twin, sha, twin_sha
 
     def place(
-        self, spec: CameraSpec, model: Path, epoch: int, resources: Resources, avoid: str | None = None
+        self, spec: CameraSpec, model: ModelFiles, epoch: int, resources: Resources, avoid: str | None = None
     ) -> Placed:
         """Start the camera's worker wherever Ray finds room (it may wait for a node to have some);
         `avoid`: a node just lost, which Ray may still list as alive for a few seconds."""
-        ref, sha = self.model_ref(model)
-        spec = replace(spec, model_sha256=sha)
+        ref, twin, sha, twin_sha = self.model_refs(model)
+        spec = replace(spec, model_sha256=sha, twin_sha256=twin_sha)
         lease = Lease(self.door, spec.name, epoch)
         selector = {"ray.io/node-id": f"!{avoid}"} if avoid else None
         handle = self._actor.options(
             label_selector=selector,
-            name=f"{spec.name}@{self.door}.{epoch}",
+            name=f"{spec.name}@{self.door}.{epoch}.{uuid.uuid4().hex[:6]}",  # a restarted camera's epochs begin again
             num_cpus=resources.cpus,
             num_gpus=resources.gpus,
             resources=dict(resources.custom) or None,
             max_restarts=0,  # a worker lost is placed again by the front door, under a new lease and clock
             max_concurrency=4,  # a take waits while a stop or swap comes in
             scheduling_strategy="SPREAD",
-        ).remote(spec, ref, lease)
+        ).remote(spec, ref, twin, lease)
         return Placed(handle, lease)
 
-    def take(self, placed: Placed, after: int, wait_s: float, pictures: bool, starting: bool = False) -> Batch:
-        """The worker's records after `after`; `starting`: its first take (more patient)."""
+    def take(
+        self,
+        placed: Placed,
+        after: int,
+        wait_s: float,
+        pictures: bool,
+        starting: bool = False,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Batch:
+        """The worker's records after `after`; `starting`: its first take (more patient); `stop`:
+        give up waiting when it says so (WorkerLost)."""
         limit = wait_s + (START_GRACE_S if starting else TAKE_GRACE_S)
+        ref = placed.handle.take.remote(placed.lease, after, wait_s, pictures)
+        deadline = time.monotonic() + limit
         try:
-            return self.ray.get(placed.handle.take.remote(placed.lease, after, wait_s, pictures), timeout=limit)
-        except self.ray.exceptions.GetTimeoutError:
-            raise WorkerLost(f"no answer in {limit:g} s") from None
+            while not self.ray.wait([ref], timeout=min(POLL_S, max(0.0, deadline - time.monotonic())))[0]:
+                if time.monotonic() >= deadline:
+                    raise WorkerLost(f"no answer in {limit:g} s")
+                if stop():
+                    raise WorkerLost("stopped while waiting for it")
+            return self.ray.get(ref)
         except self.ray.exceptions.RayError as exc:
             raise WorkerLost(_why(exc)) from None
 
@@ -135,9 +151,9 @@ class Cluster:
         except self.ray.exceptions.RayError:
             return None
 
-    def swap(self, placed: Placed, model: Path) -> None:
-        ref, sha = self.model_ref(model)
-        self.ray.get(placed.handle.swap.remote(ref, sha), timeout=CALL_S)
+    def swap(self, placed: Placed, model: ModelFiles) -> None:
+        ref, twin, sha, twin_sha = self.model_refs(model)
+        self.ray.get(placed.handle.swap.remote(ref, twin, sha, twin_sha), timeout=CALL_S)
 
     def stop(self, placed: Placed) -> None:
         with contextlib.suppress(self.ray.exceptions.RayError):

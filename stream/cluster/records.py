@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from stream.outputs.events import Event
 from stream.settings import SourceSettings
@@ -16,6 +18,31 @@ class Resources:
     cpus: float = 1.0
     gpus: float = 0.0
     custom: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A camera's model as the front door checked it: the file named in the config and its INT8
+    twin if one lies beside it (each node chooses for its own device), read once, so what ships
+    is what was checked, whatever the disk holds later."""
+
+    model: bytes
+    twin: bytes | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> ModelFiles:
+        from stream.model.engine import int8_sibling
+
+        twin = int8_sibling(path)
+        return cls(path.read_bytes(), twin.read_bytes() if twin.is_file() and twin != path else None)
+
+    @property
+    def sha256s(self) -> tuple[str, str | None]:
+        return _sha(self.model), _sha(self.twin) if self.twin is not None else None
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -40,7 +67,10 @@ class CameraSpec:
     device: str
     model_sha256: str
     model_name: str
-    resume_at: tuple[float, float] | None = None  # (the camera's time, Unix time) of its last record
+    # Where its clock carries on from: (the camera's time of its last sample, seconds since that
+    # sample when placed, the front door's Unix time when placed).
+    resume_at: tuple[float, float, float] | None = None
+    twin_sha256: str | None = None  # its INT8 twin's, when one travels with it
     threads: int = 0  # the model's threads: the CPUs Ray holds for the worker (0: every core)
 
 

@@ -22,10 +22,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 from stream.cluster.place import Cluster, Placed, WorkerLost
-from stream.cluster.records import Batch, CameraSpec, Resources, Where
+from stream.cluster.records import Batch, CameraSpec, ModelFiles, Resources, Where
 from stream.counting.report import Report
 from stream.counting.stats import RunState, RunStats
 from stream.errors import SourceError
@@ -34,11 +33,11 @@ from stream.outputs import events as ev
 from stream.outputs.events import Event, SourceTag
 from stream.outputs.retry import backoff_s
 from stream.records import Gap, Lost, Prediction
+from stream.run.pipeline import STOP_GRACE_S
 
 log = logging.getLogger(__name__)
 
 WAIT_S = 0.5  # a take's long poll: records reach the front door within this of being made
-STOP_WAIT_S = 20.0  # a stopped worker's final report, at most this long
 STAT_COUNTERS = ("samples", "frames_read", "dropped", "reconnects", "decoded", "inferences", "inferences_saved")
 REPORT_COUNTERS = ("frames_read", "dropped", "reconnects", "inferences_saved")
 
@@ -54,7 +53,7 @@ class RemotePipeline:
         self,
         cluster: Cluster,
         spec: CameraSpec,
-        model: Callable[[], Path],
+        model: Callable[[], ModelFiles],
         card: ModelCard,
         resources: Resources,
         emit: Callable[[Event], None] = _emit_nothing,
@@ -63,8 +62,8 @@ class RemotePipeline:
         stop: threading.Event,
         pictures: Callable[[], bool] = lambda: False,
     ) -> None:
-        """`model`: the file to ship (asked at each placing: a swapped model reaches the next
-        worker too); `pictures`: whether sampled pictures should travel now."""
+        """`model`: the model to ship, as checked (asked at each placing: a swapped model reaches
+        the next worker too); `pictures`: whether sampled pictures should travel now."""
         self.cluster, self.spec, self.model, self.resources = cluster, spec, model, resources
         self.emit, self.tag, self.stop, self.pictures = emit, tag, stop, pictures
         self.stats = RunStats(
@@ -80,17 +79,23 @@ class RemotePipeline:
         self._after = 0  # the last record taken under the current lease
         self._base: dict[str, int] = dict.fromkeys(STAT_COUNTERS, 0)  # the lost workers' counts
         self._started = False
-        self._last: tuple[float, float] | None = None  # (camera time, Unix time) of the last sample
+        self._last: tuple[float, float] | None = None  # (camera time, Unix time here) of the last sample
         self._lost_at: float | None = None  # camera time an outage began, until the next sample
         self._failures = 0  # placings in a row that failed
         self._avoid: str | None = None  # the node of the worker just lost: not for the next one
+        self._ended = False  # its worker's Ended has been handed on: nothing follows
+        self.dropped = 0  # records the node let go (its outbox full): counted as an outage
+        self._screen: dict[str, float] = {}  # the lost workers' seconds per class, carried on
+        self._totals: dict[str, float] = {}
+        self._outage_s = 0.0  # the lost workers' outages and the moves' own
 
     # -- the run's side -----------------------------------------------------------------------
 
     def run(self) -> Iterator[Prediction]:
         stop_sent: float | None = None
+        stop_wait = STOP_GRACE_S + self.spec.settings.open_timeout_s + self.spec.settings.timeout_s + 10.0
         try:
-            while True:
+            while not self._ended:
                 if self.placed is None:
                     if self.stop.is_set():
                         return
@@ -99,13 +104,17 @@ class RemotePipeline:
                 if self.stop.is_set() and stop_sent is None:
                     self.cluster.stop(self.placed)
                     stop_sent = time.monotonic()
-                if stop_sent is not None and time.monotonic() - stop_sent > STOP_WAIT_S:
-                    log.warning("%s: no final report from its worker in %g s", self.spec.name, STOP_WAIT_S)
+                if stop_sent is not None and time.monotonic() - stop_sent > stop_wait:
+                    log.warning("%s: no final report from its worker in %g s", self.spec.name, stop_wait)
                     return
                 try:
                     starting = self.where is None and self._after == 0
-                    batch = self.cluster.take(self.placed, self._after, WAIT_S, self.pictures(), starting)
+                    batch = self.cluster.take(
+                        self.placed, self._after, WAIT_S, self.pictures(), starting, stop=self._stopping(stop_sent)
+                    )
                 except WorkerLost as exc:
+                    if self.stop.is_set():  # stopping anyway: nothing to place again
+                        return
                     self._lose(str(exc))
                     continue
                 yield from self.admit(batch)
@@ -117,6 +126,13 @@ class RemotePipeline:
             if self.placed is not None:
                 self.cluster.kill(self.placed)
                 self.placed = None
+
+    def _stopping(self, stop_sent: float | None) -> Callable[[], bool]:
+        """When a waiting take gives up: a stop before the worker is asked to stop (it may never
+        start: nothing to wait for), or its final report overdue."""
+        if stop_sent is None:
+            return lambda: self.stop.is_set() and self.where is None
+        return lambda: False
 
     def admit(self, batch: Batch) -> Iterator[Prediction]:
         """Hand a batch's new records to the outputs, if it is under the current lease."""
@@ -134,6 +150,12 @@ class RemotePipeline:
         for seq, made_by, event in batch.records:
             if seq <= self._after:
                 continue  # taken already (a repeated take after a timeout)
+            if seq > self._after + 1:  # the worker's full outbox let records go: down time, not counted
+                self.dropped += seq - self._after - 1
+                log.warning(
+                    "%s: %d records lost on the node; the time is an outage", self.spec.name, seq - self._after - 1
+                )
+                self._down("records lost on the node")
             self._after = seq
             prediction = self._pass(event, made_by, age_shift)
             if prediction is not None:
@@ -143,11 +165,17 @@ class RemotePipeline:
 
     def _place(self) -> None:
         if self._failures:
-            wait = backoff_s(self._failures)
-            if self.stop.wait(wait):
-                return
+            until = time.monotonic() + backoff_s(self._failures)
+            while time.monotonic() < until:  # the stop is a Halt: its wait() does not see the run's stop
+                if self.stop.is_set():
+                    return
+                time.sleep(min(0.2, max(0.0, until - time.monotonic())))
         self.epoch += 1
-        spec = replace(self.spec, resume_at=self._last)
+        resume = None
+        if self._last is not None:  # its clock carries on: where the last sample was, and the time since
+            now = time.time()
+            resume = (self._last[0], max(0.0, now - self._last[1]), now)
+        spec = replace(self.spec, resume_at=resume)
         try:
             self.placed = self.cluster.place(spec, self.model(), self.epoch, self.resources, self._avoid)
         except Exception as exc:  # an object store or scheduler refusal: tried again with backoff
@@ -178,12 +206,20 @@ class RemotePipeline:
         for key in STAT_COUNTERS:
             self._base[key] = getattr(self.stats, key)
         self._base["reconnects"] += 1
+        self._screen = dict(self.stats.screen_s)
+        self._totals = dict(self.stats.totals)
+        self._outage_s = self.stats.outage_s
+        self._down(f"worker lost: {why}")
+        if self._started:  # the outputs know the camera: they hear it is down
+            self.stats = replace(self.stats, state=RunState.RECONNECTING)
+            self.emit(ev.Tick(self.tag, self.stats))
+
+    def _down(self, why: str) -> None:
+        """An outage from the end of the last sample, until the next one (not counted)."""
         if self._last is not None and self._lost_at is None:
             t_s, unix_s = self._last
             self._lost_at = t_s + min(self.spec.settings.every_s, max(0.0, time.time() - unix_s))
-            self.emit(ev.SourceLost(self.tag, Lost(self._lost_at, f"worker lost: {why}")))
-        self.stats = replace(self.stats, state=RunState.RECONNECTING)
-        self.emit(ev.Tick(self.tag, self.stats))
+            self.emit(ev.SourceLost(self.tag, Lost(self._lost_at, why)))
 
     def _pass(self, event: Event, made_by: str, age_shift: float) -> Prediction | None:
         """One record to the outputs, as the local pipeline would have emitted it."""
@@ -198,7 +234,9 @@ class RemotePipeline:
             case ev.Sampled(prediction=prediction, frame=frame, stats=stats):
                 captured = frame.captured_at + age_shift if frame.captured_at else 0.0
                 if self._lost_at is not None:
-                    self.emit(ev.SourceBack(self.tag, Gap(self._lost_at, prediction.t_s)))
+                    back = max(prediction.t_s, self._lost_at)
+                    self._outage_s += back - self._lost_at
+                    self.emit(ev.SourceBack(self.tag, Gap(self._lost_at, back)))
                     self._lost_at = None
                 self.made_by = made_by
                 unix = time.time() - max(0.0, time.monotonic() - captured) if captured else time.time()
@@ -218,7 +256,11 @@ class RemotePipeline:
                 self.stats = self._counted(stats)
                 self.report = self._counted_report(report) if report is not None else None
                 self.emit(replace(event, report=self.report, stats=self.stats))
-            case ev.SourceLost() | ev.SourceBack() | ev.ClockJumped():
+                self._ended = True
+            case ev.SourceLost() | ev.SourceBack():
+                if self._lost_at is None:  # else within the front door's own outage, which ends at the next sample
+                    self.emit(event)
+            case ev.ClockJumped():
                 self.emit(event)
         return None
 
@@ -226,7 +268,13 @@ class RemotePipeline:
         """A worker's numbers on top of the lost workers' (the counters never go back)."""
         if not self.moves:
             return stats
-        return replace(stats, **{k: getattr(stats, k) + self._base[k] for k in STAT_COUNTERS})
+        counts = {k: getattr(stats, k) + self._base[k] for k in STAT_COUNTERS}
+        screen = {k: v + stats.screen_s.get(k, 0.0) for k, v in self._screen.items()}
+        totals = {k: v + stats.totals.get(k, 0.0) for k, v in self._totals.items()}
+        for mine, theirs in ((screen, stats.screen_s), (totals, stats.totals)):
+            mine.update({k: v for k, v in theirs.items() if k not in mine})
+        outage = self._outage_s + stats.outage_s
+        return replace(stats, screen_s=screen, totals=totals, outage_s=outage, **counts)
 
     def _counted_report(self, report: Report) -> Report:
         if not self.moves:

@@ -19,6 +19,7 @@ run it in-process too.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import socket
@@ -30,36 +31,45 @@ from dataclasses import replace
 from pathlib import Path
 
 from stream.cluster.records import Batch, CameraSpec, Lease, Where
-from stream.counting.accounting import Accountant
-from stream.counting.resume import Carried
 from stream.errors import ModelError
 from stream.fleet.models import Engines, Swappable
+from stream.model.engine import Engine, file_sha256, int8_sibling
 from stream.outputs import events as ev
 from stream.outputs.events import Event, SourceTag
+from stream.records import Frame
 from stream.run.pipeline import Pipeline
 from stream.sources.open import open_source
 
 log = logging.getLogger(__name__)
 
 OUTBOX = 20_000  # records a worker keeps for a front door that does not take them (hours at 1 sample/s)
+PICTURES = 250  # pictures among them (10 s of an overlay's frames): the first to go when it is behind
+TAKE_MAX = 2_000  # records handed over in one take
+START_MAX_S = 60.0  # what a worker's start may add to a moved camera's clock (the machines' clocks may differ)
 
 
 class StaleLease(Exception):
     """A take under a lease other than the worker's: the camera has moved on."""
 
 
-def model_file(data: bytes, sha256: str, cache: Path | None = None) -> Path:
-    """The model's bytes checked against `sha256` and written once to this node's cache."""
+def model_file(data: bytes, sha256: str, name: str = "", cache: Path | None = None) -> Path:
+    """The model's bytes checked against `sha256` and written to this node's cache: a folder of
+    this user's only (never a shared /tmp one another user could plant a model in), the file
+    written under a name of its own and moved in; a cached file is used only if its hash is right."""
     found = hashlib.sha256(data).hexdigest()
     if found != sha256:
         raise ModelError(f"the model received has SHA-256 {found[:12]}, not {sha256[:12]}: refused")
-    folder = cache or Path(tempfile.gettempdir()) / f"screentime-models-{os.getuid()}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{sha256}.onnx"
-    if not path.is_file():
-        part = path.with_suffix(f".{os.getpid()}.part")
-        part.write_bytes(data)
-        os.replace(part, path)
+    folder = cache or Path.home() / ".cache" / "screentime" / "models"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_uid != os.getuid():
+        raise ModelError(f"{folder}: not this user's folder; the model is not written there")
+    path = folder / (name or f"{sha256}.onnx")
+    if path.is_file() and file_sha256(path) == sha256:
+        return path
+    fd, part = tempfile.mkstemp(dir=folder, suffix=".part")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.replace(part, path)
     return path
 
 
@@ -79,23 +89,20 @@ def where() -> Where:
 class CameraWorker:
     """One camera's pipeline and its outbox (see the module)."""
 
-    def __init__(self, spec: CameraSpec, model: bytes, lease: Lease) -> None:
+    def __init__(self, spec: CameraSpec, model: bytes, twin: bytes | None, lease: Lease) -> None:
         self.spec, self.lease = spec, lease
         self.engines = Engines()
-        self.engine = Swappable(self.engines.get(model_file(model, spec.model_sha256), spec.device, spec.threads))
-        self._outbox: deque[tuple[int, str, Event]] = deque(maxlen=OUTBOX)
+        self.engine = Swappable(self._load(model, twin, spec.model_sha256, spec.twin_sha256))
+        self._outbox: deque[tuple[int, str, Event]] = deque()
         self._seq = 0
+        self._pictured = 0  # Pictured records in the outbox
         self._changed = threading.Condition()
         self._pictures = False
         self._stop = threading.Event()
         self._ended = False
         self._error = ""
-        self._resume = spec.resume_at  # until its first sample, whose time is set from its capture
+        self._built, self._built_unix = time.monotonic(), time.time()
         source = open_source(spec.url, spec.settings)
-        carried = None
-        if spec.resume_at is not None:  # moved here from a lost node: its clock carries on
-            t_s, unix_s = spec.resume_at
-            carried = Carried(Accountant(self.engine.card.classes), t_s + max(0.0, time.time() - unix_s), 0)
         tag = SourceTag(0, spec.name, spec.shown_url, source.live)
         self.pipeline = Pipeline(
             source,
@@ -105,7 +112,7 @@ class CameraWorker:
             tag=tag,
             stop=self._stop,
             model_name=spec.model_name,
-            carried=carried,
+            clock_from=self._clock_from if spec.resume_at is not None else None,
         )
         self._thread = threading.Thread(target=self._run, name=f"camera:{spec.name}", daemon=True)
         self._thread.start()
@@ -124,31 +131,31 @@ class CameraWorker:
                 self._changed.notify_all()
 
     def _emit(self, event: Event) -> None:
-        if self._resume is not None and isinstance(event, ev.Sampled):
-            event = self._carried_on(event)
         light = _light(event, self._pictures)
         if light is None:
             return
         with self._changed:
+            if isinstance(light, ev.Pictured):
+                if self._pictured >= PICTURES:
+                    return  # a picture, not a count: the overlay misses it rather than the node its memory
+                self._pictured += 1
+            # full: the oldest goes, and the hole it leaves in the numbers is down time there
+            if len(self._outbox) >= OUTBOX and isinstance(self._outbox.popleft()[2], ev.Pictured):
+                self._pictured -= 1
             self._seq += 1
             self._outbox.append((self._seq, self.engine.made_by, light))
             self._changed.notify_all()
 
-    def _carried_on(self, event: ev.Sampled) -> ev.Sampled:
-        """The first sample of a camera placed again, on the clock it carries on: the offset set at
-        start cannot know how long the connection takes (a live source's clock starts at its first
-        frame), so the sample is put where its capture's wall time says, and the tally's offset with
-        it (every later time follows). Nothing moves back: an offset is only ever made larger."""
-        assert self._resume is not None
-        t_s, unix_s = self._resume
-        self._resume = None
-        captured = event.frame.captured_at
-        unix = time.time() - max(0.0, time.monotonic() - captured) if captured else time.time()
-        late = t_s + max(0.0, unix - unix_s) - event.prediction.t_s
-        if late <= 0:
-            return event
-        self.pipeline.tally.offset_s += late
-        return replace(event, prediction=replace(event.prediction, t_s=event.prediction.t_s + late))
+    def _clock_from(self, frame: Frame) -> float:
+        """Moved here from a lost worker: the first frame's time on the camera's clock is the last
+        sample's plus the time since (to the placing, on the front door's clock; the start, at most
+        a minute, from the two machines' clocks; then to the capture, on this one's), whatever
+        the connection took (a live source's own clock starts at its first frame)."""
+        assert self.spec.resume_at is not None
+        t_s, since_s, placed_unix = self.spec.resume_at
+        starting = min(START_MAX_S, max(0.0, self._built_unix - placed_unix))
+        captured = frame.captured_at or time.monotonic()
+        return t_s + since_s + starting + max(0.0, captured - self._built) - frame.t_s
 
     # -- what the front door calls -------------------------------------------------------------
 
@@ -161,16 +168,27 @@ class CameraWorker:
         deadline = time.monotonic() + wait_s
         with self._changed:
             while self._outbox and self._outbox[0][0] <= after:
-                self._outbox.popleft()
+                if isinstance(self._outbox.popleft()[2], ev.Pictured):
+                    self._pictured -= 1
             while not self._outbox and not self._ended and (left := deadline - time.monotonic()) > 0:
                 self._changed.wait(left)
-            records = tuple(self._outbox)
-            ended = self._ended
+            records = tuple(itertools.islice(self._outbox, TAKE_MAX))
+            ended = self._ended and len(records) == len(self._outbox)
         return Batch(self.lease, records, time.monotonic(), ended, self._error if ended else "")
 
-    def swap(self, model: bytes, sha256: str) -> bool:
+    def _load(self, model: bytes, twin: bytes | None, sha256: str, twin_sha256: str | None) -> Engine:
+        """The model written to this node's cache (its twin beside it) and loaded for this node's
+        device: the INT8 twin on CPU, as `watch` chooses."""
+        path = model_file(model, sha256)
+        if twin is not None and twin_sha256:  # where choose_model looks for it
+            model_file(twin, twin_sha256, int8_sibling(path).name)
+        return self.engines.get(path, self.spec.device, self.spec.threads)
+
+    def swap(self, model: bytes, twin: bytes | None, sha256: str, twin_sha256: str | None) -> bool:
         """Take another model (same classes and input) from the next batch on."""
-        return self.engine.swap(self.engines.get(model_file(model, sha256), self.spec.device, self.spec.threads))
+        swapped = self.engine.swap(self._load(model, twin, sha256, twin_sha256))
+        self.engines.keep({self.engine.current})  # the old model's memory let go once the next batch has it
+        return swapped
 
     def stop(self) -> None:
         """End the pipeline: its `Ended` (with the final report) is the last record."""

@@ -228,14 +228,15 @@ class DayFilesSink(OutputBase):
             self._write(self.book.current, RUNNING)
 
     def _close(self, report: Report | None) -> None:
-        if report is not None and self.book is not None:
-            self._sync(report)
-            end = self._book_time(report.end_s) if report.samples else None
+        if self.book is not None:  # no report, but samples: a cluster's worker lost at the stop
+            if report is not None:
+                self._sync(report)
+            end = self._book_time(report.end_s) if report is not None and report.samples else None
             days = self.book.finish(end)
             for day in days[:-1]:
                 self._finished.add(day.day)
                 self._render(day, "midnight")
-            self._render(days[-1], report.ended)
+            self._render(days[-1], report.ended if report is not None else "interrupted")
         self._flush(now=True)  # one last try, whatever the backoff says
         if not self.retry.health.ok:
             raise OutputError(f"{self.retry.what}: {self.retry.health.error} (the last reports could not be written)")

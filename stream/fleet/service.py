@@ -39,11 +39,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from prometheus_client.registry import Collector as MetricsCollector
 
 from stream.cluster.place import Cluster
-from stream.cluster.records import CameraSpec, Resources
+from stream.cluster.records import CameraSpec, ModelFiles, Resources
 from stream.cluster.remote import RemotePipeline
 from stream.counting.stats import RunStats
 from stream.defaults import MQTT_UPDATE_S
-from stream.errors import OutputError, ScreentimeError
+from stream.errors import ModelError, OutputError, ScreentimeError
 from stream.fleet.collect import Caps, Collector, CollectSink
 from stream.fleet.config import Camera, FleetConfig, check_config, check_size, expand, load_config, parse_raw, read_raw
 from stream.fleet.dayfiles import DayFilesSink
@@ -78,6 +78,7 @@ class Member:
     days: DayFilesSink
     collector: Collector | None = None
     remote: RemotePipeline | None = None  # on a cluster: its worker's side in this process
+    shipped: _Shipped | None = None  # on a cluster: the model its workers get
 
     @property
     def made_by(self) -> str:
@@ -92,15 +93,22 @@ class Member:
         return found
 
 
+@dataclass
+class _Shipped:
+    """The model a cluster's camera ships to its workers, as the front door checked it (replaced
+    on a swap; read by the camera's thread at each placing)."""
+
+    files: ModelFiles
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A checked config and what applying it needs that could fail or take time, made beforehand."""
 
     config: FleetConfig
     engines: dict[str, Engine]  # camera name -> its loaded engine
-    sources: dict[
-        str, Source | None
-    ]  # cameras to (re)start -> their built (not yet opened) source (None: on a cluster)
+    sources: dict[str, Source | None]  # cameras to (re)start -> their built, unopened source (None: on a cluster)
+    models: dict[str, ModelFiles]  # on a cluster: each camera's model as checked, to ship
 
 
 def _restarts(old: Camera, new: Camera) -> bool:
@@ -165,14 +173,18 @@ class Service:
         self.run.open()
         with self.lock:
             for name, cam in self.config.cameras.items():
-                self._add(cam, plan.engines[name], plan.sources[name])
+                self._add(cam, plan.engines[name], plan.sources[name], plan.models.get(name))
 
     def _plan(self, new: FleetConfig) -> _Plan:
         """Everything applying `new` needs that can fail or take time: every model loaded and checked,
         every camera to (re)start given its source (an http(s) camera is probed, with a timeout).
         Raises a one-line ScreentimeError; nothing is stored or changed."""
         self.mask.add(new.secrets())  # before any line about a new camera
-        engines = {name: self.engines.get(cam.model, cam.device) for name, cam in new.cameras.items()}
+        # on a cluster the model is checked here on CPU (its card, and that it runs); each node
+        # loads it for its own device
+        device = "cpu" if self.cluster is not None else None
+        engines = {name: self.engines.get(cam.model, device or cam.device) for name, cam in new.cameras.items()}
+        models = {name: _checked(cam.model, engines[name]) for name, cam in new.cameras.items()} if device else {}
         members = dict(self.members)
         sources = {}
         for name, cam in new.cameras.items():
@@ -181,9 +193,9 @@ class Service:
                 settings = cam.settings(new.checkpoint_s)
                 # on a cluster the camera is opened where it runs (it may be reachable from there only)
                 sources[name] = open_source(cam.source(), settings) if self.cluster is None else None
-        return _Plan(new, engines, sources)
+        return _Plan(new, engines, sources, models)
 
-    def _add(self, cam: Camera, engine: Engine, source: Source | None) -> None:
+    def _add(self, cam: Camera, engine: Engine, source: Source | None, files: ModelFiles | None = None) -> None:
         swappable = Swappable(engine)
         zone = self.config.timezone
         made_by = lambda: self.members[cam.name].made_by if cam.name in self.members else swappable.made_by  # noqa: E731
@@ -215,18 +227,20 @@ class Service:
             out.parent.mkdir(parents=True, exist_ok=True)
             outputs.append(OverlaySink(out, live=True, segment_minutes=cam.overlay.segment_minutes))
         settings = cam.settings(self.config.checkpoint_s)
-        remote = None
+        remote, shipped = None, None
         if source is None:
-            tag, remote = self._add_remote(cam, settings, swappable, outputs)
+            assert files is not None  # planned with the cluster's models
+            shipped = _Shipped(files)
+            tag, remote = self._add_remote(cam, settings, swappable, outputs, shipped)
         else:
             tag = self.run.add_source(
                 source, settings, name=cam.name, outputs=outputs, engine=swappable, model_name=str(cam.model)
             )
-        self.members[cam.name] = Member(cam, tag, swappable, days, collector, remote)
+        self.members[cam.name] = Member(cam, tag, swappable, days, collector, remote, shipped)
         log.info("%s: started (%s, every %g s)", cam.name, cam.shown_url, cam.every_s)
 
     def _add_remote(
-        self, cam: Camera, settings: SourceSettings, engine: Swappable, outputs: list[Output]
+        self, cam: Camera, settings: SourceSettings, engine: Swappable, outputs: list[Output], shipped: _Shipped
     ) -> tuple[SourceTag, RemotePipeline]:
         """The camera's pipeline placed on the cluster; its records reach `outputs` here."""
         assert self.cluster is not None
@@ -243,7 +257,7 @@ class Service:
             return RemotePipeline(
                 cluster,
                 spec,
-                lambda: engine.current.path,
+                lambda: shipped.files,
                 engine.card,
                 resources,
                 emit,
@@ -287,15 +301,15 @@ class Service:
             for name, cam in new.cameras.items():
                 member = self.members.get(name)
                 if member is None:
-                    self._add(cam, engines[name], sources[name])
+                    self._add(cam, engines[name], sources[name], plan.models.get(name))
                     changes["added"].append(name)
                 elif _restarts(member.camera, cam):
                     self._remove(name)
-                    self._add(cam, engines[name], sources[name])
+                    self._add(cam, engines[name], sources[name], plan.models.get(name))
                     changes["restarted"].append(name)
                 else:
                     if member.engine.swap(engines[name]):
-                        self._ship(member)
+                        self._ship(member, plan.models.get(name))
                         changes["swapped"].append(name)
                         log.info("%s: model %s (sha256 %s) from the next sample", name, cam.model, engines[name].sha256)
                     member.camera = cam
@@ -304,13 +318,16 @@ class Service:
             self.engines.keep({m.engine.current for m in self.members.values()})
             return changes
 
-    def _ship(self, member: Member) -> None:
+    def _ship(self, member: Member, files: ModelFiles | None) -> None:
         """A swapped model to the camera's worker (a worker placed later gets it anyway)."""
+        if member.shipped is None or files is None:
+            return
+        member.shipped.files = files  # what any later placing ships
         remote = member.remote
         if self.cluster is None or remote is None or remote.placed is None:
             return
         try:
-            self.cluster.swap(remote.placed, member.engine.current.path)
+            self.cluster.swap(remote.placed, files)
         except Exception as exc:  # the worker lost meanwhile: its next placing takes the new model
             log.warning(
                 "%s: the new model did not reach its worker (%s); it will at its next placing", member.camera.name, exc
@@ -408,6 +425,15 @@ class Service:
         }
 
 
+def _checked(path: Path, engine: Engine) -> ModelFiles:
+    """The model's files read once, and the one the engine was checked on among them (a file
+    replaced meanwhile is refused: the next change to it reloads it)."""
+    files = ModelFiles.read(path)
+    if engine.sha256 not in files.sha256s:
+        raise ModelError(f"{path}: replaced while it was being checked (the next change reloads it)")
+    return files
+
+
 def _node(remote: RemotePipeline) -> dict:
     """Where a cluster's camera runs now (`id` None while it is being placed)."""
     where = remote.where
@@ -465,8 +491,9 @@ class _PlacesCollector(MetricsCollector):
             remote = member.remote
             if remote is None:
                 continue
-            if remote.where is not None:
-                node.add_metric([name, remote.where.node_id, remote.where.host], {})
+            where = remote.where  # read once: a worker lost meanwhile sets it to None
+            if where is not None:
+                node.add_metric([name, where.node_id, where.host], {})
             moves.add_metric([name], float(remote.moves))
             refused.add_metric([name], float(remote.refused))
         yield from (node, moves, refused)

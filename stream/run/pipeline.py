@@ -80,9 +80,12 @@ class Pipeline:
         model_name: str = "",
         carried: Carried | None = None,
         reconnect: ReconnectPolicy | None = None,
+        clock_from: Callable[[Frame], float] | None = None,
     ) -> None:
         """`settings`: the source's, validated; `carried`: an earlier run's totals to carry on
-        (`--resume`, a fleet's day); `reconnect`: a policy other than the settings' (tests)."""
+        (`--resume`, a fleet's day); `reconnect`: a policy other than the settings' (tests);
+        `clock_from`: the offset of this source's clock, told by its first counted frame (a
+        cluster's camera placed again carries its clock on from where its last sample was)."""
         self.source = source
         self.settings = settings
         self.cropper = Cropper(settings.crop)  # black bars found (auto) or given, cut before the resize
@@ -100,6 +103,7 @@ class Pipeline:
         self.model_name = model_name or str(engine.path)
         self.reconnect = reconnect or settings.reconnect
         self.checkpoint_s = settings.checkpoint_s
+        self._clock_from = clock_from
         # A resumed run carries an earlier run's accountant on; its times continue after its offset.
         accountant, offset_s = (carried.accountant, carried.offset_s) if carried else (None, 0.0)
         self.tally = Tally(self.card, settings.smoothing, accountant, offset_s, timeline=not source.live)
@@ -317,6 +321,9 @@ class Pipeline:
         return verdicts
 
     def _count(self, frame: Frame, probs: np.ndarray) -> Prediction:
+        if self._clock_from is not None:  # before anything is counted on the clock it sets
+            self.tally.offset_s = self._clock_from(frame)
+            self._clock_from = None
         latency = time.monotonic() - frame.captured_at if frame.captured_at else 0.0
         prediction = self.tally.sample(frame.t_s, probs, latency)
         assert prediction is not None, "_process passes only frames newer than the last counted"

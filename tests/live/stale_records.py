@@ -14,7 +14,7 @@ from pathlib import Path
 import ray
 
 from stream.cluster.place import Cluster
-from stream.cluster.records import CameraSpec, Resources
+from stream.cluster.records import CameraSpec, ModelFiles, Resources
 from stream.cluster.remote import RemotePipeline
 from stream.model.engine import Engine
 from stream.outputs.events import SourceTag
@@ -24,14 +24,14 @@ from stream.settings import SourceSettings
 def main(address: str, folder: Path) -> None:
     door = Cluster(address)
     door.connect()
-    model = folder / "m.onnx"
+    model = ModelFiles.read(folder / "m.onnx")
     spec = CameraSpec("a", str(folder / "v.mp4"), "v.mp4", SourceSettings(every_s=0.5), "cpu", "", "m.onnx")
     seen: list = []
     remote = RemotePipeline(
         door,
         spec,
         lambda: model,
-        Engine(model, "cpu").card,
+        Engine(folder / "m.onnx", "cpu").card,
         Resources(),
         seen.append,
         tag=SourceTag(0, "a", "v.mp4", False),
