@@ -79,13 +79,22 @@ class RayNodes:
         return f"127.0.0.1:{self.port}"
 
     def add(self, name: str, cpus: int = 1) -> subprocess.Popen:
-        """A node with a custom resource of its name, so a driver can tell the nodes apart (`names`)."""
+        """A node with a custom resource of its name, so a driver can tell the nodes apart (`names`).
+        A node whose start Ray itself gives up on ("timed out during startup", seen once on a busy
+        machine) is started once more, on fresh ports."""
         extra = [f'--resources={{"{name}": 1}}']
         log = self.folder / f"{name}.log"
-        node = ray_start(self.env, log, f"--address={self.address}", f"--num-cpus={cpus}", *extra)
-        self.nodes.append((name, node))
-        wait_for(log, "Ray runtime started", node)
-        return node
+        for attempt in range(2):
+            node = ray_start(self.env, log, f"--address={self.address}", f"--num-cpus={cpus}", *extra)
+            try:
+                wait_for(log, "Ray runtime started", node)
+            except AssertionError:
+                if node.poll() is None or attempt:
+                    raise
+                continue
+            self.nodes.append((name, node))
+            return node
+        raise AssertionError(f"node {name} did not start")
 
     def names(self) -> dict[str, str]:
         """Ray's id of every alive node -> the name it was added under ("head" for the head)."""
