@@ -32,7 +32,7 @@ from stream.model.card import ModelCard
 from stream.outputs import events as ev
 from stream.outputs.events import Event, SourceTag
 from stream.outputs.retry import backoff_s
-from stream.records import Gap, Lost, Prediction
+from stream.records import Frame, Gap, Lost, Prediction
 from stream.run.pipeline import STOP_GRACE_S
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ REPORT_COUNTERS = ("frames_read", "dropped", "reconnects", "inferences_saved")
 
 def _emit_nothing(event: Event) -> None:
     pass
+
+
+def _rebased(frame: Frame, age_shift: float) -> Frame:
+    """The frame with its capture time on this process's monotonic clock (0: not known)."""
+    return replace(frame, captured_at=frame.captured_at + age_shift) if frame.captured_at else frame
 
 
 class RemotePipeline:
@@ -151,10 +156,9 @@ class RemotePipeline:
             if seq <= self._after:
                 continue  # taken already (a repeated take after a timeout)
             if seq > self._after + 1:  # the worker's full outbox let records go: down time, not counted
-                self.dropped += seq - self._after - 1
-                log.warning(
-                    "%s: %d records lost on the node; the time is an outage", self.spec.name, seq - self._after - 1
-                )
+                lost = seq - self._after - 1
+                self.dropped += lost
+                log.warning("%s: %d records lost on the node; the time is an outage", self.spec.name, lost)
                 self._down("records lost on the node")
             self._after = seq
             prediction = self._pass(event, made_by, age_shift)
@@ -164,12 +168,8 @@ class RemotePipeline:
     # -- inside ------------------------------------------------------------------------------
 
     def _place(self) -> None:
-        if self._failures:
-            until = time.monotonic() + backoff_s(self._failures)
-            while time.monotonic() < until:  # the stop is a Halt: its wait() does not see the run's stop
-                if self.stop.is_set():
-                    return
-                time.sleep(min(0.2, max(0.0, until - time.monotonic())))
+        if self._failures and self.stop.wait(backoff_s(self._failures)):
+            return
         self.epoch += 1
         resume = None
         if self._last is not None:  # its clock carries on: where the last sample was, and the time since
@@ -232,21 +232,20 @@ class RemotePipeline:
                 self._started = True
                 self.emit(replace(event, stats=self.stats))
             case ev.Sampled(prediction=prediction, frame=frame, stats=stats):
-                captured = frame.captured_at + age_shift if frame.captured_at else 0.0
+                frame = _rebased(frame, age_shift)
                 if self._lost_at is not None:
                     back = max(prediction.t_s, self._lost_at)
                     self._outage_s += back - self._lost_at
                     self.emit(ev.SourceBack(self.tag, Gap(self._lost_at, back)))
                     self._lost_at = None
                 self.made_by = made_by
-                unix = time.time() - max(0.0, time.monotonic() - captured) if captured else time.time()
-                self._last = (prediction.t_s, unix)
+                age = max(0.0, time.monotonic() - frame.captured_at) if frame.captured_at else 0.0
+                self._last = (prediction.t_s, time.time() - age)
                 self.stats = self._counted(stats)
-                self.emit(replace(event, frame=replace(frame, captured_at=captured), stats=self.stats))
+                self.emit(replace(event, frame=frame, stats=self.stats))
                 return prediction
             case ev.Pictured(frame=frame):
-                captured = frame.captured_at + age_shift if frame.captured_at else 0.0
-                self.emit(replace(event, frame=replace(frame, captured_at=captured)))
+                self.emit(replace(event, frame=_rebased(frame, age_shift)))
             case ev.Tick(stats=stats):
                 self.stats = self._counted(stats)
                 self.emit(replace(event, stats=self.stats))

@@ -47,10 +47,13 @@ log = logging.getLogger(__name__)
 STOP_GRACE_S = 2.0  # beyond the source's own timeouts, how long a stop waits for the reader's End
 
 
+HALT_POLL_S = 0.2  # how often a wait on a Halt looks at its parent
+
+
 class Halt(threading.Event):
     """Set when this pipeline ends, or when the run's shared stop event is.
 
-    Everything that waits on it polls with short timeouts, so the parent is seen promptly.
+    `wait` polls the parent every HALT_POLL_S, so a long wait on it still ends promptly at a stop.
     """
 
     def __init__(self, parent: threading.Event) -> None:
@@ -59,6 +62,15 @@ class Halt(threading.Event):
 
     def is_set(self) -> bool:
         return super().is_set() or self._parent.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            super().wait(HALT_POLL_S if left is None else min(HALT_POLL_S, left))
+        return True
 
 
 def _discard(event: Event) -> None:
