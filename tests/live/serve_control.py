@@ -13,6 +13,7 @@ import urllib.request
 from datetime import date
 from pathlib import Path
 
+import pytest
 import yaml
 
 EVERY_S = 0.5
@@ -102,3 +103,12 @@ def write_config(path: Path, port: int, cameras: dict, **top) -> None:
 
 def day_file(tmp_path: Path, name: str, suffix: str = ".json") -> Path:
     return tmp_path / "reports" / name / f"{date.today().isoformat()}{suffix}"
+
+
+def assert_carried_on(left: dict, today: dict, more: int = 4) -> None:
+    """Today's day file after a killed service came back: the earlier run's day carried on (one
+    more run, at least `more` samples more), the time away an outage after it, totals that add up."""
+    assert today["resumed"] == 1 and today["ended"] == "interrupted"
+    assert today["samples"] >= left["samples"] + more
+    assert len(today["outages"]) >= 1 and today["outages"][-1]["start_s"] >= left["end_s"] - 1e-3
+    assert today["duration_s"] == pytest.approx(sum(today["screen_time_s"].values()), abs=0.01)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from helpers import decode_jpeg, make_color_model, mjpeg_parts
 from rtsp_control import RtspServer, free_port
-from serve_control import EVERY_S, Serve, day_file, write_config
+from serve_control import EVERY_S, Serve, assert_carried_on, day_file, write_config
 
 from stream.model.engine import file_sha256
 
@@ -129,11 +129,8 @@ def test_killed_and_restarted_it_carries_today_on(rtsp_server: RtspServer, tmp_p
         if again.proc.poll() is None:
             again.proc.kill()
     today = json.loads(day_file(tmp_path, "a").read_text())
-    assert today["resumed"] == 1 and today["ended"] == "interrupted"
-    assert today["samples"] >= left["samples"] + 4
+    assert_carried_on(left, today)
     assert today["screen_time_s"]["jerry"] > left["screen_time_s"]["jerry"]
-    assert len(today["outages"]) >= 1 and today["outages"][-1]["start_s"] >= left["end_s"] - 1e-3
-    assert today["duration_s"] == pytest.approx(sum(today["screen_time_s"].values()), abs=0.01)
 
 
 def test_events_view_collect_and_secrets_kept_out(rtsp_server: RtspServer, mqtt_broker, tmp_path: Path):
