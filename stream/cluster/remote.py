@@ -264,9 +264,8 @@ class RemotePipeline:
         return None
 
     def _counted(self, stats: RunStats) -> RunStats:
-        """A worker's numbers on top of the lost workers' (the counters never go back)."""
-        if not self.moves:
-            return stats
+        """A worker's numbers on top of the lost workers' and the outages the front door saw
+        (moves, records lost on the node): the counters never go back."""
         counts = {k: getattr(stats, k) + self._base[k] for k in STAT_COUNTERS}
         screen = {k: v + stats.screen_s.get(k, 0.0) for k, v in self._screen.items()}
         totals = {k: v + stats.totals.get(k, 0.0) for k, v in self._totals.items()}
