@@ -139,12 +139,16 @@ class CameraWorker:
                 if self._pictured >= PICTURES:
                     return  # a picture, not a count: the overlay misses it rather than the node its memory
                 self._pictured += 1
-            # full: the oldest goes, and the hole it leaves in the numbers is down time there
-            if len(self._outbox) >= OUTBOX and isinstance(self._outbox.popleft()[2], ev.Pictured):
-                self._pictured -= 1
+            if len(self._outbox) >= OUTBOX:  # the oldest goes: the hole it leaves in the numbers is down time
+                self._let_go()
             self._seq += 1
             self._outbox.append((self._seq, self.engine.made_by, light))
             self._changed.notify_all()
+
+    def _let_go(self) -> None:
+        """The oldest record out of the outbox (the caller holds `_changed`)."""
+        if isinstance(self._outbox.popleft()[2], ev.Pictured):
+            self._pictured -= 1
 
     def _clock_from(self, frame: Frame) -> float:
         """Moved here from a lost worker: the first frame's time on the camera's clock is the last
@@ -168,8 +172,7 @@ class CameraWorker:
         deadline = time.monotonic() + wait_s
         with self._changed:
             while self._outbox and self._outbox[0][0] <= after:
-                if isinstance(self._outbox.popleft()[2], ev.Pictured):
-                    self._pictured -= 1
+                self._let_go()
             while not self._outbox and not self._ended and (left := deadline - time.monotonic()) > 0:
                 self._changed.wait(left)
             records = tuple(itertools.islice(self._outbox, TAKE_MAX))
