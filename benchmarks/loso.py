@@ -67,7 +67,7 @@ from training.labels import read_labels
 from training.model import load_backbone
 from training.shots import same_shot_as, signature
 from training.split import Folds
-from training.suggest import choose, kmeans
+from training.suggest import choose, kmeans, open_frames, unit_rows
 from training.train import TrainConfig, fit_heads, fit_recipe, multi_hot
 from training.tune import head_inputs, top
 
@@ -173,11 +173,7 @@ def choose_kcenter(
     order (one seed, one list).
     """
     count = len(uncertain)
-    labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    open_ = ~labelled
-    for i in np.flatnonzero(labelled):
-        open_[same_shot_as(signatures, int(i))] = False
+    labelled, unit, open_ = open_frames(features, signatures, labelled)
     candidates = np.flatnonzero(open_)
     if not len(candidates):
         return []
@@ -220,12 +216,7 @@ def choose_least_certain_of_groups(
     gives its least certain frame, and groups come first that are big, uncertain on average and
     far from every labelled frame.
     """
-    count = len(uncertain)
-    labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    open_ = ~labelled
-    for i in np.flatnonzero(labelled):
-        open_[same_shot_as(signatures, int(i))] = False
+    labelled, unit, open_ = open_frames(features, signatures, labelled)
     candidates = np.flatnonzero(open_)
     if not len(candidates):
         return []
@@ -262,7 +253,7 @@ def choose_typical_quarter(
     """A candidate between the two: n k-means groups over every frame, in the product's order;
     each offers the least certain of its quarter nearest its centre; the least certain frames
     left fill in for groups emptied by shot closures."""
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(features)
     k = min(n, len(uncertain))
     assign, centres = kmeans(unit, k, seed)
     sizes = np.bincount(assign, minlength=k)

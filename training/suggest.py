@@ -60,6 +60,23 @@ class Suggestion:
     space: str  # what "far apart" was measured in: "backbone features" or "thumbnails"
 
 
+def unit_rows(features: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (cosine similarity is then a dot product)."""
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+def open_frames(
+    features: np.ndarray, signatures: np.ndarray, labelled: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labelled as a mask, unit features, open mask): the frames a pick may still take, neither
+    labelled nor of a labelled frame's shot."""
+    labelled = np.zeros(len(features), bool) if labelled is None else np.asarray(labelled, bool)
+    open_ = ~labelled
+    for i in np.flatnonzero(labelled):
+        open_[same_shot_as(signatures, int(i))] = False
+    return labelled, unit_rows(features), open_
+
+
 def choose(
     uncertain: np.ndarray,
     features: np.ndarray,
@@ -80,12 +97,7 @@ def choose(
     when shots close every frame of a group, later rounds take the next typical frame of the
     groups in the same order.
     """
-    count = len(uncertain)
-    labelled = np.zeros(count, bool) if labelled is None else np.asarray(labelled, bool)
-    unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-    open_ = ~labelled
-    for i in np.flatnonzero(labelled):
-        open_[same_shot_as(signatures, int(i))] = False
+    labelled, unit, open_ = open_frames(features, signatures, labelled)
     candidates = np.flatnonzero(open_)
     if not len(candidates) or n < 1:
         return []
