@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -290,3 +290,18 @@ def sampled(source, every_s: float, skip: bool = True) -> list[tuple[float, np.n
     finally:
         source.close()
     return out
+
+
+def write_labelled_frames(
+    directory: Path, count: int, label_of: Callable[[int], int], size: tuple[int, int], noise: int = 40
+) -> Path:
+    """`count` noisy colour frames `frameI.jpg` and their labels.csv in `directory`, as `extract`
+    and a person labelling would leave them."""
+    import cv2
+
+    rows = ["Image_ID,Class"]
+    for i in range(count):
+        cv2.imwrite(str(directory / f"frame{i}.jpg"), color_frame(label_of(i), size, noise=noise, seed=i))
+        rows.append(f"frame{i}.jpg,{label_of(i)}")
+    (directory / "labels.csv").write_text("\n".join(rows) + "\n")
+    return directory

@@ -14,7 +14,7 @@ from stream.errors import BadInputError, ModelError
 from stream.model.card import CHANNEL_ORDER
 from stream.model.card_metrics import read_card_metrics
 from stream.model.engine import Engine
-from tests.helpers import color_frame
+from tests.helpers import color_frame, write_labelled_frames
 from training.evaluate import evaluate
 from training.train import TrainConfig, train
 
@@ -29,22 +29,7 @@ def label_of(i: int) -> int:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("frames")
-    rows = ["Image_ID,Class"]
-    for i in range(N_FRAMES):
-        cv2.imwrite(str(directory / f"frame{i}.jpg"), color_frame(label_of(i), (48, 40), noise=40, seed=i))
-        rows.append(f"frame{i}.jpg,{label_of(i)}")
-    (directory / "labels.csv").write_text("\n".join(rows) + "\n")
-    return directory
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCREENTIME_CACHE", str(path))
-    yield path
-    mp.undo()
+    return write_labelled_frames(tmp_path_factory.mktemp("frames"), N_FRAMES, label_of, (48, 40))
 
 
 @pytest.fixture(scope="module")

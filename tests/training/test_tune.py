@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from stream.model.engine import Engine
-from tests.helpers import color_frame
+from tests.helpers import write_labelled_frames
 from training.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow
@@ -34,22 +34,7 @@ def label_of(i: int) -> int:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("frames")
-    rows = ["Image_ID,Class"]
-    for i in range(N_FRAMES):
-        cv2.imwrite(str(directory / f"frame{i}.jpg"), color_frame(label_of(i), (40, 36), noise=40, seed=i))
-        rows.append(f"frame{i}.jpg,{label_of(i)}")
-    (directory / "labels.csv").write_text("\n".join(rows) + "\n")
-    return directory
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cache")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SCREENTIME_CACHE", str(path))
-    yield path
-    mp.undo()
+    return write_labelled_frames(tmp_path_factory.mktemp("frames"), N_FRAMES, label_of, (40, 36))
 
 
 def config_for(dataset, output, **kwargs) -> TrainConfig:
