@@ -61,6 +61,7 @@ import_tensorflow_quietly()
 import keras
 
 from benchmarks.shift_data import shift_sets
+from stream import defaults
 from stream.model.margin import uncertainty
 from training.images import path_crops, read_images
 from training.labels import read_labels
@@ -72,7 +73,7 @@ from training.train import TrainConfig, fit_heads, fit_recipe, multi_hot
 from training.tune import head_inputs, top
 
 CLASSES = ("neither", "jerry", "tom")
-CUT = "conv3"  # one cache serves both recipes: maps up to block5_conv2
+CUT = "conv3"  # one cache serves the frozen and conv3 recipes: maps up to block5_conv2 (block5: block4_pool)
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,14 @@ class Part:
         return Part(self.name, labels, self.times[idx], self.maps[idx], self.signatures[idx], self.pooled[idx])
 
 
-def load(name: str, frames: Path, labels: Path, bb) -> Part:
+def load(name: str, frames: Path, labels: Path, bb, cut: str = CUT) -> Part:
     from training.tune import frozen_maps
 
     data = read_labels(labels, frames, len(CLASSES))
     crops = path_crops(data.paths, "auto")
-    maps = frozen_maps(bb, data.paths, CUT, crops=crops, progress=False)
+    maps = frozen_maps(bb, data.paths, cut, crops=crops, progress=False)
     shots = np.stack([signature(im) for im in read_images(data.paths, crops)])
-    pooled = head_inputs(top(bb, CUT, maps.shape[-1]), maps, "global")  # frozen: the same for every fit
+    pooled = head_inputs(top(bb, cut, maps.shape[-1]), maps, "global")  # frozen: the same for every fit
     return Part(name, list(data.labels), np.asarray(data.times_s, float), maps, shots, pooled)
 
 
@@ -114,7 +115,16 @@ def score(labels: list[tuple[int, ...]], probs: np.ndarray) -> tuple[float, floa
 class Model:
     """One recipe trained on some parts: predicts probabilities and pooled features from maps."""
 
-    def __init__(self, bb, parts: list[Part], tune: str, head: str, seed: int) -> None:
+    def __init__(
+        self,
+        bb,
+        parts: list[Part],
+        tune: str,
+        head: str,
+        seed: int,
+        tune_epochs: int = defaults.TUNE_EPOCHS,
+        tune_rate: float = defaults.TUNE_RATE,
+    ) -> None:
         keras.backend.clear_session()
         labels = [lab for p in parts for lab in p.labels]
         self.multi = any(len(lab) > 1 for lab in labels) or head == "spatial"
@@ -125,12 +135,14 @@ class Model:
             frames=Path("."), labels=None, output=Path("x.keras"), classes=CLASSES, progress=False, seed=seed
         )
         config.augment, config.tune, config.head = (), tune, head
+        config.tune_epochs, config.tune_rate = tune_epochs, tune_rate
         self.head = head
         started = time.perf_counter()
-        if tune == "block5":
-            raise SystemExit("--tunes block5 needs maps up to block4_pool: this benchmark caches up to block5_conv2")
+        cut = "block5" if maps.shape[-1] == 512 else CUT  # block4_pool alone, or beside block5_conv2
+        if tune not in ("none", cut):
+            raise SystemExit(f"--tunes {tune} and block5 need maps cut at other layers: measure block5 on its own")
         if tune == "none":
-            self.top = top(bb, CUT, maps.shape[-1])  # block5_conv3 with its ImageNet weights
+            self.top = top(bb, cut, maps.shape[-1])  # block 5 (or its conv3) with the ImageNet weights
             x = np.concatenate([p.pooled for p in parts]) if head == "global" else head_inputs(self.top, maps, head)
             self.heads, _, _ = fit_heads(x, y, config, self.multi, [], folds)
             self.tuning: dict = {}
@@ -500,11 +512,13 @@ def part_loso(bb, train: Part, segs: list[Part], args, seed: int, console: Conso
     for col in ("held out", "recipe", "k", "accuracy", "worst error", "fit s", "tuning"):
         table.add_column(col, justify="left" if col in ("held out", "recipe", "tuning") else "right")
     for s, seg in enumerate(segs):
+        if args.segments and seg.name not in args.segments.split(","):
+            continue
         others = [train, *(p for j, p in enumerate(segs) if j != s)]
         for tune in args.tunes.split(","):
             for head in args.heads.split(","):
                 recipe = f"{tune}/{head}"
-                model = Model(bb, others, tune, head, seed)
+                model = Model(bb, others, tune, head, seed, args.tune_epochs, args.tune_rate)
                 probs, features = model.predict(seg)
                 acc, worst = score(seg.labels, probs)
                 table.add_row(
@@ -516,7 +530,8 @@ def part_loso(bb, train: Part, segs: list[Part], args, seed: int, console: Conso
                 for k in [int(k) for k in args.ks.split(",") if k and int(k) > 0]:
                     picked = pick("suggest", seg, k, probs, features, model.multi, seed)
                     rest = np.setdiff1d(np.arange(len(seg.labels)), picked)
-                    again = Model(bb, with_picks(others, seg, picked), tune, head, seed)
+                    rate = (args.tune_epochs, args.tune_rate)
+                    again = Model(bb, with_picks(others, seg, picked), tune, head, seed, *rate)
                     acc, worst = score([seg.labels[i] for i in rest], again.predict(seg.take(rest))[0])
                     table.add_row(
                         "", recipe, str(k), f"{acc:.3f}", f"{worst:.1%}", f"{again.seconds:.0f}", _tuning(again.tuning)
@@ -545,6 +560,8 @@ def main() -> int:
     parser.add_argument("--parts", default="suggest,picks,loso")
     parser.add_argument("--tunes", default="none,conv3")
     parser.add_argument("--heads", default="global")
+    parser.add_argument("--tune-epochs", type=int, default=defaults.TUNE_EPOCHS, help="loso part: as train's")
+    parser.add_argument("--tune-rate", type=float, default=defaults.TUNE_RATE, help="loso part: as train's")
     parser.add_argument("--ks", default="20", help="labelled frames of the held-out segment (loso part)")
     parser.add_argument("--suggest-ks", default="10,20,40")
     parser.add_argument("--suggest-segments", default="", help="only these segments in the suggest part (S08,S10)")
@@ -554,7 +571,7 @@ def main() -> int:
     parser.add_argument(
         "--strategies", default="suggest", help=f"rules measured against uniform picks: {','.join(CHOOSERS)}"
     )
-    parser.add_argument("--segments", default="", help="only these held-out segments in the picks part")
+    parser.add_argument("--segments", default="", help="only these held-out segments (picks and loso parts)")
     parser.add_argument(
         "--table-only", action="store_true", help="picks part: print the table of --results, fit nothing"
     )
@@ -564,8 +581,9 @@ def main() -> int:
     size = tuple(int(v) for v in args.input_size.split("x"))
     bb = load_backbone(size, args.backbone_weights)  # type: ignore[arg-type]
     started = time.perf_counter()
-    train = load("train", args.data / "train", args.data / "train" / "mapping.csv", bb)
-    segs = [load(name, frames, labels, bb) for name, frames, labels in shift_sets(args.data / "shift")]
+    cut = "block5" if "block5" in args.tunes.split(",") and "loso" in args.parts.split(",") else CUT
+    train = load("train", args.data / "train", args.data / "train" / "mapping.csv", bb, cut)
+    segs = [load(name, frames, labels, bb, cut) for name, frames, labels in shift_sets(args.data / "shift")]
     console.print(f"frozen maps of {len(train.labels) + sum(len(s.labels) for s in segs)} frames (cache): "
                   f"{time.perf_counter() - started:.0f} s")  # fmt: skip
     parts = args.parts.split(",")

@@ -122,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="global: pooled features; spatial: class presence per map position, pooled over positions "
         f"(multi-label) (default {defaults.HEAD})",
     )
+    p.add_argument(
+        "--tune-epochs",
+        type=int,
+        default=defaults.TUNE_EPOCHS,
+        help=f"with --tune: epochs with the tuned layers learning (default {defaults.TUNE_EPOCHS})",
+    )
+    p.add_argument(
+        "--tune-rate",
+        type=float,
+        default=defaults.TUNE_RATE,
+        help=f"with --tune: their learning rate (default {defaults.TUNE_RATE:g})",
+    )
     _add_crop(p)
 
     p = sub.add_parser("export", help="convert a trained model to a self-describing ONNX file")
@@ -282,6 +294,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         crop=args.crop,
         tune=args.tune,
         head=args.head,
+        tune_epochs=args.tune_epochs,
+        tune_rate=args.tune_rate,
         **{k: v for k, v in given.items() if v is not None},
     )
     result = train(config)

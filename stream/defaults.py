@@ -54,6 +54,8 @@ CROP = "auto"
 # features, one verdict per frame; spatial: class presence per map position, pooled over positions).
 TUNE = "none"
 TUNES = ("none", "conv3", "block5")
+TUNE_EPOCHS = 4  # epochs with the tuned layers learning, after the head settles
+TUNE_RATE = 1e-5  # their learning rate: low, so the ImageNet filters are adjusted, not replaced
 HEAD = "global"
 HEADS = ("global", "spatial")
 AUDIT_N = 20  # frames `audit --draw` draws for a person to label

@@ -146,6 +146,18 @@ def test_train_label_errors_are_one_line(tmp_path, csv_text, fragment):
     assert_one_line_error(result, fragment)
 
 
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [(["--tune-rate", "-1"], "--tune-rate -1: must be above 0"), (["--tune-epochs", "0"], "--tune-epochs must be")],
+)
+def test_train_tuning_settings_are_checked_before_anything_runs(tmp_path, flags, fragment):
+    (tmp_path / "frame0.jpg").write_bytes(b"x")
+    (tmp_path / "labels.csv").write_text("Image_ID,Class\nframe0.jpg,1\n")
+    frames = ["--frames", str(tmp_path), "-o", str(tmp_path / "m.keras"), "--backbone-weights", "random"]
+    assert_one_line_error(screentime("train", *frames, "--tune", "conv3", *flags), fragment)
+    assert not (tmp_path / "m.keras").exists()
+
+
 def test_sigterm_mid_run_leaves_a_complete_report(tmp_path, color_model):
     # Long enough (with the overlay encode) that the run is still going when the signal arrives.
     long_clip = write_color_video(

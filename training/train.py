@@ -67,7 +67,8 @@ class TrainConfig:
     crop: str | Crop = CROP  # black bars: each set's own, found (auto), none, or one fixed area
     tune: str = defaults.TUNE  # VGG16 layers that learn the labelled sets (training.tune)
     head: str = defaults.HEAD  # global: pooled features; spatial: presence per map position
-    tune_epochs: int = 4  # epochs with the tuned layers learning (after the head settles)
+    tune_epochs: int = defaults.TUNE_EPOCHS  # epochs with the tuned layers learning (after the head settles)
+    tune_rate: float = defaults.TUNE_RATE  # their learning rate
 
     def validate(self) -> None:
         if len(self.classes) < 2:
@@ -83,7 +84,9 @@ class TrainConfig:
         if self.head not in defaults.HEADS:
             raise BadInputError(f"--head {self.head}: choose one of {', '.join(defaults.HEADS)}")
         if self.tune_epochs < 1:
-            raise BadInputError("tune_epochs must be at least 1")
+            raise BadInputError("--tune-epochs must be at least 1")
+        if not 0 < self.tune_rate <= 0.1:
+            raise BadInputError(f"--tune-rate {self.tune_rate:g}: must be above 0 and at most 0.1")
         self.label_sets()
         try:
             check_writable(self.output)
@@ -322,7 +325,7 @@ def fit_recipe(
             split.checkpoint,
             multi,
             views,
-            TuneSettings(epochs=config.tune_epochs),
+            TuneSettings(epochs=config.tune_epochs, learning_rate=config.tune_rate),
             config.label_smoothing,
             weights,
             config.head,

@@ -23,6 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from stream import defaults
 from stream.frames.crop import Crop
 from training.features import cached_pass
 from training.model import Backbone, CaffePreprocess, PoolMaps
@@ -42,9 +43,9 @@ TRAIN_COST = 3.0  # a training step costs about three forward passes (forward, g
 
 @dataclass(frozen=True)
 class TuneSettings:
-    epochs: int = 4  # passes over the training frames with the block learning
+    epochs: int = defaults.TUNE_EPOCHS  # passes over the training frames with the block learning
     settle_epochs: int = 30  # the head alone first, on frozen features
-    learning_rate: float = 1e-5
+    learning_rate: float = defaults.TUNE_RATE
     batch_size: int = 16
     shift: int = 1  # augmentation: maps moved by up to this many cells (16 px at the input)
     patience: int = 2

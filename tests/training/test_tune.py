@@ -57,7 +57,7 @@ def config_for(dataset, output, **kwargs) -> TrainConfig:
 
 @pytest.fixture(scope="module")
 def tuned(dataset, cache, tmp_path_factory):
-    return train(config_for(dataset, tmp_path_factory.mktemp("model") / "tuned.keras", tune="conv3"))
+    return train(config_for(dataset, tmp_path_factory.mktemp("model") / "tuned.keras", tune="conv3", tune_rate=3e-5))
 
 
 def vgg_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
@@ -79,6 +79,7 @@ def test_tuning_changes_the_tuned_layer_and_nothing_frozen(tuned):
     record = tuned.metrics["tuning"]
     assert record["layers"] == ["block5_conv3"] and record["epochs"] >= 1 and record["device"] in ("cpu", "gpu")
     assert record["sets"] and record["frames"] > 0 and record["seconds"] > 0
+    assert record["learning_rate"] == 3e-5  # the rate asked for, and the card says so
     assert "only fold 0's frames are held out" in tuned.card_metrics.cross_validation_method
 
 
@@ -98,6 +99,7 @@ def test_tuned_export_matches_keras_and_the_card_says_what_was_tuned(tuned, data
     engine = Engine(out.path, "cpu")
     assert engine.card.tuned is not None and engine.card.tuned.layers == ("block5_conv3",)
     assert engine.card.tuned.sets == (str(dataset.resolve()),)
+    assert engine.card.tuned.learning_rate == 3e-5
     assert engine.card.head == "global"
     # The graph's outputs on frames, against Keras with the tuned weights.
     frames = load_images([dataset / f"frame{i}.jpg" for i in range(8)], (32, 32))
@@ -128,6 +130,10 @@ def test_tune_and_head_are_checked(dataset, tmp_path):
     with pytest.raises(BadInputError, match="--head"):
         config_for(dataset, tmp_path / "m.keras", head="local").validate()
     assert json.dumps(config_for(dataset, tmp_path / "m.keras").tune) == '"none"'
+    with pytest.raises(BadInputError, match="--tune-rate 0: must be above 0"):
+        config_for(dataset, tmp_path / "m.keras", tune_rate=0.0).validate()
+    with pytest.raises(BadInputError, match="--tune-epochs must be at least 1"):
+        config_for(dataset, tmp_path / "m.keras", tune_epochs=0).validate()
 
 
 def corner_frame(i: int, present: bool, size: int = 96) -> np.ndarray:
