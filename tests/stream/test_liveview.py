@@ -174,9 +174,11 @@ def test_watch_with_a_view_over_several_files_one_of_them_broken(tmp_path, color
     pages = []
     with pytest.raises(Exception, match="1 of 2 sources failed"):
         for _ in run:
-            if not pages:  # served while the run goes on
-                pages.append(get(run.view.url))
-    status, page = pages[0]
+            deadline = time.monotonic() + 10  # the sources start on their own threads: wait for both tiles
+            while not pages or (pages[-1][1].count(b"<figure>") < 2 and time.monotonic() < deadline):
+                pages.append(get(run.view.url))  # served while the run goes on
+                time.sleep(0.02)
+    status, page = pages[-1]
     assert status == 200 and page.count(b"<figure>") == 2 and str(truncated).encode() in page
     assert [r.source for r in run.reports] == [str(clip)]
     assert not view_threads()
