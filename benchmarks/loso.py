@@ -560,6 +560,13 @@ def main() -> int:
     parser.add_argument("--parts", default="suggest,picks,loso")
     parser.add_argument("--tunes", default="none,conv3")
     parser.add_argument("--heads", default="global")
+    parser.add_argument(
+        "--cut",
+        choices=("auto", "conv3", "block5"),
+        default="auto",
+        help="the frozen maps cached: conv3 = up to block5_conv2 (the frozen and conv3 recipes), block5 = "
+        "block4_pool (the frozen and block5 recipes); auto: block5 when the loso part tunes it",
+    )
     parser.add_argument("--tune-epochs", type=int, default=defaults.TUNE_EPOCHS, help="loso part: as train's")
     parser.add_argument("--tune-rate", type=float, default=defaults.TUNE_RATE, help="loso part: as train's")
     parser.add_argument("--ks", default="20", help="labelled frames of the held-out segment (loso part)")
@@ -581,7 +588,8 @@ def main() -> int:
     size = tuple(int(v) for v in args.input_size.split("x"))
     bb = load_backbone(size, args.backbone_weights)  # type: ignore[arg-type]
     started = time.perf_counter()
-    cut = "block5" if "block5" in args.tunes.split(",") and "loso" in args.parts.split(",") else CUT
+    tunes_block5 = "block5" in args.tunes.split(",") and "loso" in args.parts.split(",")
+    cut = args.cut if args.cut != "auto" else "block5" if tunes_block5 else CUT
     train = load("train", args.data / "train", args.data / "train" / "mapping.csv", bb, cut)
     segs = [load(name, frames, labels, bb, cut) for name, frames, labels in shift_sets(args.data / "shift")]
     console.print(f"frozen maps of {len(train.labels) + sum(len(s.labels) for s in segs)} frames (cache): "
