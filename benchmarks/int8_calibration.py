@@ -21,15 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import onnxruntime as ort
-from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-from onnxruntime.quantization.shape_inference import quant_pre_process
+from onnxruntime.quantization import CalibrationMethod
 from rich.console import Console
 from rich.table import Table
 
 from benchmarks.loso import CLASSES, Model, load
 from benchmarks.shift_data import shift_sets
 from export.onnx_export import card_for, convert, write_card
-from export.quantize import BACKBONE_OPS, _FrameReader
+from export.quantize import quantize_backbone
 from stream.model.card import PROBS_OUTPUT
 from training.images import load_images, set_crop
 from training.labels import read_labels
@@ -85,26 +84,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        fp32, prepared = out / "fp32.onnx", out / "prepared.onnx"
+        fp32 = out / "fp32.onnx"
         keras_model = assemble(bb, model.heads)
         convert(keras_model, fp32)
         write_card(fp32, card_for(keras_model, {"classes": list(CLASSES), "background": 0}))
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         reference = {name: probs(fp32, frames) for name, (frames, _) in segs.items()}
         for i, (label, method, extra, frames) in enumerate(calibrations):
             int8 = out / f"int8-{i}.onnx"
-            quantize_static(
-                str(prepared),
-                str(int8),
-                _FrameReader("frames", frames),
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=list(BACKBONE_OPS),
-                per_channel=True,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                calibrate_method=method,
-                extra_options=extra,
-            )
+            quantize_backbone(fp32, int8, frames, method, extra)
             cells = []
             for name, (seg, labels) in segs.items():
                 verdict, ref = probs(int8, seg).argmax(1), reference[name].argmax(1)

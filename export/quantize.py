@@ -12,7 +12,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from export.onnx_files import onnx_probs, sample_frames, write_card
@@ -35,11 +41,15 @@ class _FrameReader(CalibrationDataReader):
         return next(self._batches, None)
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Path, card: ModelCard, limit: int = 64) -> float:
-    """Write the INT8 model; return the share of frames where its class equals fp32's."""
-    if not calibration.is_dir():
-        raise BadInputError(f"{calibration}: no such calibration directory")
-    frames = sample_frames(calibration, card.input_size, limit=limit)
+def quantize_backbone(
+    fp32_path: Path,
+    int8_path: Path,
+    frames: np.ndarray,
+    method: CalibrationMethod = CalibrationMethod.MinMax,
+    extra_options: dict | None = None,
+) -> None:
+    """Write `fp32_path`'s INT8 twin, its backbone calibrated on `frames` (MinMax: the other
+    methods measured no better on held-out frames, benchmarks/int8_calibration.py)."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
@@ -52,7 +62,17 @@ def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Path, card: Mod
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            calibrate_method=method,
+            extra_options=extra_options or {},
         )
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, calibration: Path, card: ModelCard, limit: int = 64) -> float:
+    """Write the INT8 model; return the share of frames where its class equals fp32's."""
+    if not calibration.is_dir():
+        raise BadInputError(f"{calibration}: no such calibration directory")
+    frames = sample_frames(calibration, card.input_size, limit=limit)
+    quantize_backbone(fp32_path, int8_path, frames)
     agreement = float(np.mean(onnx_probs(int8_path, frames).argmax(1) == onnx_probs(fp32_path, frames).argmax(1)))
     quantization = {
         "type": "int8 static QDQ per-channel, backbone only (heads fp32)",
