@@ -28,6 +28,7 @@ from rich.table import Table
 from benchmarks.loso import CLASSES, Model, load
 from benchmarks.shift_data import shift_sets
 from export.onnx_export import card_for, convert, write_card
+from export.onnx_files import sample_frames
 from export.quantize import quantize_backbone
 from stream.model.card import PROBS_OUTPUT
 from training.images import load_images, set_crop
@@ -49,11 +50,6 @@ def frames_of(directory: Path, labels: Path, size: tuple[int, int]) -> tuple[np.
     return load_images(data.paths, size, set_crop(directory, data.paths)), list(data.labels)
 
 
-def spread(frames: np.ndarray, n: int) -> np.ndarray:
-    """`n` frames evenly spread, as export.onnx_files.sample_frames takes them."""
-    return frames[np.linspace(0, len(frames) - 1, min(n, len(frames))).round().astype(int)]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="DATA with train/ and shift/")
@@ -66,16 +62,20 @@ def main() -> int:
     bb = load_backbone(size, args.backbone_weights)
     model = Model(bb, [load("train", args.data / "train", args.data / "train" / "mapping.csv", bb, "block5")], "none",
                   "global", seed=0)  # fmt: skip
-    train, _ = frames_of(args.data / "train", args.data / "train" / "mapping.csv", size)
-    segs = {name: frames_of(d, labels, size) for name, d, labels in shift_sets(args.data / "shift")}
+    shift = shift_sets(args.data / "shift")
+    segs = {name: frames_of(d, labels, size) for name, d, labels in shift}
+
+    def calibration(n: int) -> np.ndarray:  # the frames `export --int8 --calibration train/` takes
+        return sample_frames(args.data / "train", size, limit=n)
+
     calibrations = [
-        ("MinMax, 64 train/ frames (shipped)", CalibrationMethod.MinMax, {}, spread(train, 64)),
-        ("MinMax, 256 train/ frames", CalibrationMethod.MinMax, {}, spread(train, 256)),
+        ("MinMax, 64 train/ frames (shipped)", CalibrationMethod.MinMax, {}, calibration(64)),
+        ("MinMax, 256 train/ frames", CalibrationMethod.MinMax, {}, calibration(256)),
         ("Percentile 99.99, 64 train/ frames", CalibrationMethod.Percentile, {"CalibPercentile": 99.99},
-         spread(train, 64)),
-        ("Entropy, 64 train/ frames", CalibrationMethod.Entropy, {}, spread(train, 64)),
+         calibration(64)),
+        ("Entropy, 64 train/ frames", CalibrationMethod.Entropy, {}, calibration(64)),
         ("MinMax, 32 train/ + 8 of each segment", CalibrationMethod.MinMax, {},
-         np.concatenate([spread(train, 32)] + [spread(f, 8) for f, _ in segs.values()])),
+         np.concatenate([calibration(32)] + [sample_frames(d, size, limit=8) for _, d, _ in shift])),
     ]  # fmt: skip
     table = Table(title="INT8 against fp32 on the shift/ segments (held out): agreement | INT8 accuracy (fp32's)")
     table.add_column("calibration")

@@ -530,8 +530,8 @@ def part_loso(bb, train: Part, segs: list[Part], args, seed: int, console: Conso
                 for k in [int(k) for k in args.ks.split(",") if k and int(k) > 0]:
                     picked = pick("suggest", seg, k, probs, features, model.multi, seed)
                     rest = np.setdiff1d(np.arange(len(seg.labels)), picked)
-                    rate = (args.tune_epochs, args.tune_rate)
-                    again = Model(bb, with_picks(others, seg, picked), tune, head, seed, *rate)
+                    picks = with_picks(others, seg, picked)
+                    again = Model(bb, picks, tune, head, seed, args.tune_epochs, args.tune_rate)
                     acc, worst = score([seg.labels[i] for i in rest], again.predict(seg.take(rest))[0])
                     table.add_row(
                         "", recipe, str(k), f"{acc:.3f}", f"{worst:.1%}", f"{again.seconds:.0f}", _tuning(again.tuning)
